@@ -1,0 +1,39 @@
+"""Gated linear units (arXiv 2002.05202): input width 2*d split as [gate, value], output width d."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actbench.activations.base import split_gate
+from actbench.activations.registry import register
+
+PAPER = "arXiv:2002.05202"
+
+
+@register("swiglu", family="glu", gated=True, paper=PAPER)
+class SwiGLU(nn.Module):
+    """SwiGLU: [a, b] = split(x); f(x) = silu(a) * b"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = split_gate(x)
+        return F.silu(gate) * value
+
+
+@register("geglu", family="glu", gated=True, paper=PAPER)
+class GeGLU(nn.Module):
+    """GeGLU: [a, b] = split(x); f(x) = gelu(a) * b  (exact erf GELU)"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = split_gate(x)
+        return F.gelu(gate) * value
+
+
+@register("reglu", family="glu", gated=True, paper=PAPER)
+class ReGLU(nn.Module):
+    """ReGLU: [a, b] = split(x); f(x) = relu(a) * b"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = split_gate(x)
+        return F.relu(gate) * value

@@ -1,0 +1,125 @@
+"""Piecewise-linear and piecewise-polynomial activations: the ReLU family."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actbench.activations.base import FP32Params, compute_dtype, scalar_param
+from actbench.activations.registry import register
+
+
+@register("relu", family="relu", paper="Nair & Hinton, ICML 2010")
+class ReLU(nn.Module):
+    """ReLU: f(x) = max(x, 0)"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x)
+
+
+@register("relu2", family="relu", paper="arXiv:2109.08668")
+class ReLU2(nn.Module):
+    """Squared ReLU (Primer, arXiv 2109.08668): f(x) = max(x, 0)^2"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).square()
+
+
+@register("leaky_relu2", family="relu", paper="modded-nanogpt speedrun (community)")
+class LeakyReLU2(nn.Module):
+    """Squared leaky ReLU, popular in small-LM speedruns: f(x) = leaky_relu(x, slope)^2, slope 0.5"""
+
+    def __init__(self, negative_slope: float = 0.5):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, self.negative_slope).square()
+
+
+@register("leaky_relu", family="relu", paper="Maas et al., ICML 2013")
+class LeakyReLU(nn.Module):
+    """Leaky ReLU: f(x) = x if x > 0 else slope x, slope 0.01"""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+
+@register("prelu", family="relu", params=("a",), paper="arXiv:1502.01852")
+class PReLU(FP32Params):
+    """PReLU (arXiv 1502.01852): f(x) = x if x > 0 else a x, one trainable a (init 0.25)"""
+
+    def __init__(self, a: float = 0.25):
+        super().__init__()
+        self.a = scalar_param(a)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.to(compute_dtype(x))
+        return torch.where(xf > 0, xf, self.a * xf).to(x.dtype)
+
+
+@register("elu", family="relu", paper="arXiv:1511.07289")
+class ELU(nn.Module):
+    """ELU (arXiv 1511.07289): f(x) = x if x > 0 else alpha expm1(x), alpha 1"""
+
+    def __init__(self, alpha: float = 1.0):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.elu(x, self.alpha)
+
+
+class _HysteresisReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, threshold: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.threshold = threshold
+        return F.relu(x)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return g * (x > -ctx.threshold).to(g.dtype), None
+
+
+@register("helu", family="relu", paper="Kimhi et al., Hysteresis Activation Function for Efficient Inference, 2024")
+class HeLU(nn.Module):
+    """HeLU, hysteresis ReLU: forward f(x) = max(x, 0); backward passes the gradient
+    where x > -t (not only x > 0), so units just below zero keep learning. t = 0.05.
+    The backward is deliberately not the derivative of the forward (custom autograd).
+    """
+
+    def __init__(self, threshold: float = 0.05):
+        super().__init__()
+        if threshold < 0:
+            raise ValueError("threshold must be >= 0")
+        self.threshold = threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _HysteresisReLU.apply(x, self.threshold)
+
+
+@register("smelu", family="relu", paper="arXiv:2010.09458")
+class SmeLU(nn.Module):
+    """SmeLU, smooth ReLU (arXiv 2010.09458) with half-width beta (default 1):
+
+        f(x) = 0                         x <= -beta
+        f(x) = (x + beta)^2 / (4 beta)   |x| <= beta
+        f(x) = x                         x >= beta
+    """
+
+    def __init__(self, beta: float = 1.0):
+        super().__init__()
+        if beta <= 0:
+            raise ValueError("beta must be > 0")
+        self.beta = beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mid = torch.clamp(x, -self.beta, self.beta).add(self.beta).square().div(4 * self.beta)
+        return torch.where(x >= self.beta, x, mid)

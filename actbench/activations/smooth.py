@@ -1,0 +1,113 @@
+"""Smooth activations: GELU, SiLU/Swish, Mish, GoLU, SAU, VeLU."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actbench.activations.base import FP32Params, compute_dtype, scalar_param
+from actbench.activations.registry import register
+
+
+@register("gelu", family="smooth", paper="arXiv:1606.08415")
+class GELU(nn.Module):
+    """GELU (arXiv 1606.08415), exact: f(x) = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x)
+
+
+@register("gelu_tanh", family="smooth", paper="arXiv:1606.08415")
+class GELUTanh(nn.Module):
+    """GELU, tanh approximation: f(x) = x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate="tanh")
+
+
+@register("silu", family="smooth", paper="arXiv:1702.03118")
+class SiLU(nn.Module):
+    """SiLU (arXiv 1702.03118): f(x) = x sigmoid(x)"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x)
+
+
+@register("swish", family="smooth", params=("beta",), paper="arXiv:1710.05941")
+class Swish(FP32Params):
+    """Swish-beta (arXiv 1710.05941): f(x) = x sigmoid(beta x), trainable beta (init 1)"""
+
+    def __init__(self, beta: float = 1.0):
+        super().__init__()
+        self.beta = scalar_param(beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.to(compute_dtype(x))
+        return (xf * torch.sigmoid(self.beta * xf)).to(x.dtype)
+
+
+@register("mish", family="smooth", paper="arXiv:1908.08681")
+class Mish(nn.Module):
+    """Mish (arXiv 1908.08681): f(x) = x tanh(softplus(x))"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.mish(x)
+
+
+@register("golu", family="smooth", paper="arXiv:2502.03654")
+class GoLU(nn.Module):
+    """GoLU, Gompertz linear unit (arXiv 2502.03654): f(x) = x exp(-exp(-x))
+
+    exp(-x) is evaluated at max(x, -30): below that f and f' are 0 to fp32 precision, and the
+    clamp keeps exp from overflowing (which would give 0 * inf = nan in the gradient).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.exp(-torch.exp(-torch.clamp(x, min=-30.0)))
+
+
+@register("sau", family="smooth", paper="arXiv:2109.13210")
+class SAU(nn.Module):
+    """SAU, smooth activation unit (arXiv 2109.13210): Leaky ReLU (slope alpha) convolved with a
+    Gaussian of standard deviation sigma, in closed form, with z = x / sigma:
+
+        f(x) = alpha x + (1 - alpha) (x Phi(z) + sigma phi(z))
+
+    Phi, phi: standard normal CDF and density. Defaults alpha = 0.01, sigma = 1 (fixed).
+    """
+
+    def __init__(self, alpha: float = 0.01, sigma: float = 1.0):
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError("sigma must be > 0")
+        self.alpha, self.sigma = alpha, sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x / self.sigma
+        cdf = 0.5 * (1 + torch.erf(z * (1 / math.sqrt(2))))
+        pdf = torch.exp(-0.5 * z * z) * (1 / math.sqrt(2 * math.pi))
+        return self.alpha * x + (1 - self.alpha) * (x * cdf + self.sigma * pdf)
+
+
+@register("velu", family="smooth", paper="Shakarami et al., VeLU: Variance-enhanced Learning Unit, 2025")
+class VeLU(nn.Module):
+    """VeLU, variance-enhanced learning unit, ArcTan-Sin form. Formula used here:
+
+        f(x) = relu(x) + alpha arctan(beta sin(x) / sqrt(Var(x) + eps))
+
+    Var is the (biased) variance over the last dimension, so the unit adapts to the spread of
+    its input; alpha = 0.1, beta = 1, eps = 1e-5. This is actbench's reading of the paper's
+    ArcTan-Sin construction; the paper's Wasserstein-2 regulariser is not included.
+    """
+
+    def __init__(self, alpha: float = 0.1, beta: float = 1.0, eps: float = 1e-5):
+        super().__init__()
+        self.alpha, self.beta, self.eps = alpha, beta, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.to(compute_dtype(x))
+        scale = torch.rsqrt(xf.var(dim=-1, unbiased=False, keepdim=True) + self.eps)
+        return (F.relu(xf) + self.alpha * torch.atan(self.beta * torch.sin(xf) * scale)).to(x.dtype)

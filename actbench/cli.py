@@ -1,0 +1,83 @@
+"""The actbench command line: a thin Typer shell over the library (no logic beyond arguments)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from actbench import __version__
+from actbench.errors import UserError
+
+try:  # typer >= 0.20 vendors click; older typer uses click itself
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc
+
+app = typer.Typer(
+    help="Benchmark activation functions: kernels, memory, and small-LM quality at matched compute.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+lm_app = typer.Typer(help="Language-model suites: matching and planning.", no_args_is_help=True)
+data_app = typer.Typer(help="Corpora and token shards.", no_args_is_help=True)
+app.add_typer(lm_app, name="lm")
+app.add_typer(data_app, name="data")
+console = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"actbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    plugin: list[str] = typer.Option([], "--plugin", help="Import MODULE to register extra activations (repeatable)."),
+) -> None:
+    from actbench.activations import load_plugin
+
+    for module in plugin:
+        load_plugin(module)
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Table of every registered activation."""
+    from actbench.report import activation_table
+
+    console.print(activation_table())
+
+
+@app.command()
+def info(name: str = typer.Argument(..., help="Activation name, e.g. xielu.")) -> None:
+    """Formula, defaults, parameters and implementations of one activation."""
+    from actbench.report import activation_info
+
+    console.print(activation_info(name))
+
+
+def main() -> None:
+    """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    err = Console(stderr=True)
+    try:
+        rv = app(standalone_mode=False)
+    except UserError as e:
+        err.print(f"actbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click_exc.UsageError as e:
+        err.print(f"actbench: error: {e.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click_exc.Exit as e:
+        sys.exit(e.exit_code)
+    except (click_exc.Abort, KeyboardInterrupt):
+        err.print("actbench: interrupted")
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
