@@ -64,6 +64,37 @@ def info(name: str = typer.Argument(..., help="Activation name, e.g. xielu.")) -
     console.print(activation_info(name))
 
 
+@app.command()
+def run(
+    suite: Path = typer.Argument(..., help="Suite YAML file, e.g. suites/smoke.yaml."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default results/<suite name>)."),
+    executor: str = typer.Option("ray", "--executor", help="ray (default) or inline (in-process, for debugging)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Join a Ray cluster: 'auto' or ray://host:10001."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the expanded trials and resources; run nothing."),
+    rerun: bool = typer.Option(False, "--rerun", help="Run trials again even if already recorded ok."),
+    checkpoints: Optional[str] = typer.Option(None, "--checkpoints", help="Checkpoint storage every node can reach (default <out>/checkpoints)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a default: --set steps=20 (repeatable)."),
+) -> None:
+    """Run a suite: expand its trials, schedule them, record every outcome."""
+    from actbench.report import print_summary, trial_table
+    from actbench.results import ResultStore
+    from actbench.runner import make_executor, run_suite
+    from actbench.suite import load_suite, parse_overrides
+
+    s = load_suite(suite, parse_overrides(set_))
+    if dry_run:
+        console.print(trial_table(s))
+        return
+    out_dir = out or Path("results") / s.name
+    ex = make_executor(executor, address)
+    try:
+        result = run_suite(s, ResultStore(out_dir), ex, rerun=rerun, checkpoint_dir=checkpoints or str(out_dir / "checkpoints"))
+    finally:
+        ex.shutdown()
+    print_summary(result, out_dir, console)
+    raise typer.Exit(result.exit_code)
+
+
 def main() -> None:
     """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     err = Console(stderr=True)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from rich.console import Group
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from actbench import activations
+
+if TYPE_CHECKING:
+    from actbench.runner import SweepResult
+    from actbench.suite import Suite
 
 
 def activation_table() -> Table:
@@ -37,3 +44,44 @@ def activation_info(name: str) -> Panel:
         lines.append(Text(f"impl {impl}: " + ("available" if why is None else f"unavailable here ({why})")))
     lines.append(Text(f"paper: {s.paper or '-'}"))
     return Panel(Group(*lines), title=name)
+
+
+def trial_table(suite: "Suite") -> Table:
+    """The expanded trials of a suite and the resources each asks for (`run --dry-run`)."""
+    from actbench.runner import varying_fields
+
+    r = suite.spec.resources
+    keys = varying_fields(suite)
+    t = Table(title=f"{suite.name}: {len(suite.trials)} {suite.spec.kind} trial(s); each asks "
+                    f"cpus={r.cpus:g} gpus={r.gpus:g} timeout_s={r.timeout_s:g} retries={r.retries}")
+    t.add_column("#", justify="right")
+    t.add_column("trial id")
+    for k in keys:
+        t.add_column(k)
+    for i, trial in enumerate(suite.trials):
+        cfg = trial.config_dict()
+        t.add_row(str(i), trial.id, *(str(cfg.get(k)) for k in keys))
+    return t
+
+
+def print_summary(result: "SweepResult", out_dir: Path, console: Console) -> None:
+    """Counts by status, and the trials that did not succeed with the reason."""
+    recs = result.records
+    counts: dict[str, int] = {}
+    for r in recs:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    parts = [f"{n} {s}" for s, n in sorted(counts.items())] or ["nothing to run"]
+    if result.skipped:
+        parts.append(f"{result.skipped} already done")
+    console.print(f"[bold]{', '.join(parts)}[/]; results in {out_dir}/trials.jsonl")
+    bad = [r for r in recs if r["status"] != "ok"]
+    if bad:
+        t = Table(title="trials that did not succeed")
+        for col in ("trial id", "status", "config", "reason", "traceback"):
+            t.add_column(col)
+        for r in bad:
+            err = r.get("error") or {}
+            cfg = ", ".join(f"{k}={v}" for k, v in r["config"].items() if k not in ("impls", "modes"))
+            reason = f"{err.get('type', '')}: {err.get('message', '')}".strip(": ") or r.get("note", "")
+            t.add_row(r["trial_id"], r["status"], cfg, reason, err.get("traceback_file") or "")
+        console.print(t)

@@ -1,0 +1,216 @@
+"""Running a suite: the driver loop shared by every executor, and the per-trial wrapper.
+
+`execute_trial` runs on the worker (in-process for `inline`, a Ray task otherwise): it builds the
+kind's config, runs it, and classifies the outcome (`ok`, `failed`, `oom`, `diverged`,
+`timeout`) into a plain dict; it never raises. `run_suite` is the driver: it submits no more
+trials than the executor can run at once (so a trial's submit time is its start time, which the
+timeout is measured from), appends each finished trial to the store, shows progress, cancels
+trials past `timeout_s`, and on Ctrl-C cancels what runs while keeping what finished.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from actbench.errors import UserError
+from actbench.results import OK, ResultStore, fingerprint
+from actbench.suite import Resources, Suite, Trial
+
+
+class TrialTimeout(Exception):
+    """Raised inside a trial that ran past its timeout (inline executor)."""
+
+
+def _is_oom(e: BaseException) -> bool:
+    import torch
+
+    if isinstance(e, torch.OutOfMemoryError):
+        return True
+    return isinstance(e, RuntimeError) and ("out of memory" in str(e).lower() or "can't allocate memory" in str(e))
+
+
+def _finite(metrics: dict[str, Any]) -> bool:
+    return all(not (isinstance(v, float) and not math.isfinite(v)) for v in metrics.values())
+
+
+def execute_trial(kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None = None) -> dict[str, Any]:
+    """Run one trial where this process is; return its outcome as a plain dict (never raises)."""
+    from actbench.benchmarks import TrialContext, kind_spec
+
+    started = time.time()
+    env = dict(fingerprint())
+    try:
+        import ray
+
+        if ray.is_initialized() and ray.get_runtime_context().get_task_id():
+            ctx = ray.get_runtime_context()
+            env["ray_node_id"] = ctx.get_node_id()
+            env["ray_gpu_ids"] = [str(g) for g in ray.get_gpu_ids()]
+    except ImportError:
+        pass
+    out: dict[str, Any] = {"metrics": {}, "rows": [], "series": {}, "error": None, "traceback": None, "note": ""}
+    try:
+        spec = kind_spec(kind)
+        cfg = spec.config_model.model_validate(config)
+        ckpt = Path(checkpoint_dir) / trial_id if checkpoint_dir else None
+        result = spec.run(cfg, TrialContext(trial_id=trial_id, checkpoint_dir=ckpt))
+        out.update(metrics=result.metrics, rows=result.rows, series=result.series, note=result.note)
+        status = result.status
+        if status == OK and not _finite(result.metrics):
+            bad = [k for k, v in result.metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+            status, out["note"] = "diverged", f"non-finite metrics: {', '.join(bad)}"
+    except TrialTimeout as e:
+        status, out["error"] = "timeout", {"type": "TrialTimeout", "message": str(e)}
+    except BaseException as e:  # noqa: BLE001 - every failure becomes a record, the sweep goes on
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        status = "oom" if _is_oom(e) else "failed"
+        out["error"] = {"type": type(e).__name__, "message": str(e).strip().splitlines()[0][:500] if str(e).strip() else ""}
+        out["traceback"] = traceback.format_exc()
+    out.update(status=status, started_at=started, ended_at=time.time(), env=env)
+    return out
+
+
+class Executor(Protocol):
+    """How trials get run: inline in this process, or as Ray tasks."""
+
+    name: str
+
+    def capacity(self, resources: Resources) -> int: ...
+    def submit(self, trial: Trial, checkpoint_dir: str | None) -> Any: ...
+    def poll(self, timeout: float) -> list[tuple[Any, dict[str, Any]]]: ...
+    def cancel(self, handle: Any) -> None: ...
+    def shutdown(self) -> None: ...
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: records appended this run, trials skipped as already done."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 0 if all(r["status"] == OK for r in self.records) else 1
+
+
+def _label(trial: Trial, varying: list[str]) -> str:
+    cfg = trial.config_dict()
+    return " ".join(f"{k}={cfg[k]}" for k in varying if k in cfg) or trial.id
+
+
+def varying_fields(suite: Suite) -> list[str]:
+    keys = [*suite.spec.matrix, *suite.spec.zip]
+    if len(suite.spec.seed_list) > 1:
+        keys.append("seed")
+    return keys
+
+
+def run_suite(
+    suite: Suite,
+    store: ResultStore,
+    executor: Executor,
+    *,
+    rerun: bool = False,
+    checkpoint_dir: str | None = None,
+    console: Console | None = None,
+) -> SweepResult:
+    """Run every trial of `suite` not already recorded as successful in `store`."""
+    console = console or Console(stderr=True)
+    done_ids = set() if rerun else store.successful_ids()
+    todo = deque(t for t in suite.trials if t.id not in done_ids)
+    result = SweepResult(skipped=len(suite.trials) - len(todo))
+    if result.skipped:
+        console.print(f"resume: {result.skipped} trial(s) already recorded ok in {store.root}, skipping (--rerun to force)")
+    if not todo:
+        return result
+    cap = executor.capacity(suite.spec.resources)
+    if cap < 1:
+        r = suite.spec.resources
+        raise UserError(f"{suite.path}: resources: no node can run a trial asking for {r.cpus:g} CPU(s) and {r.gpus:g} GPU(s)")
+    attempts = store.attempts()
+    run_id = uuid.uuid4().hex[:8]
+    varying = varying_fields(suite)
+    inflight: dict[Any, tuple[Trial, float]] = {}
+    counts = {"ok": 0, "bad": 0}
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("ok {task.fields[ok]} | not ok {task.fields[bad]} | running {task.fields[running]}"),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
+    )
+
+    def finish(trial: Trial, out: dict[str, Any]) -> None:
+        attempts[trial.id] = attempts.get(trial.id, 0) + 1
+        record = {
+            "trial_id": trial.id, "suite": suite.name, "kind": trial.kind, "config": trial.config_dict(),
+            "status": out["status"], "metrics": out.get("metrics") or {}, "rows": out.get("rows") or [],
+            "error": out.get("error"), "note": out.get("note", ""), "started_at": out.get("started_at"),
+            "ended_at": out.get("ended_at", time.time()), "attempt": attempts[trial.id], "run_id": run_id,
+            "executor": executor.name, "env": out.get("env") or {},
+        }
+        if record["started_at"] and record["ended_at"]:
+            record["duration_s"] = round(record["ended_at"] - record["started_at"], 3)
+        store.append(record, series=out.get("series"), traceback=out.get("traceback"))
+        result.records.append(record)
+        ok = record["status"] == OK
+        counts["ok" if ok else "bad"] += 1
+        why = "" if ok else f" ({(record['error'] or {}).get('type') or record['note'] or ''})"
+        mark = f"[{'green' if ok else 'red'}]{record['status']:>8}[/]"
+        console.print(f"{mark} {trial.kind} {_label(trial, varying)} {record.get('duration_s', 0):.1f}s{why}", highlight=False)
+
+    with progress:
+        task = progress.add_task(suite.name, total=len(todo), ok=0, bad=0, running=0)
+        try:
+            while todo or inflight:
+                cap = executor.capacity(suite.spec.resources) if todo else cap
+                while todo and len(inflight) < max(cap, 1):
+                    trial = todo.popleft()
+                    inflight[executor.submit(trial, checkpoint_dir)] = (trial, time.time())
+                progress.update(task, running=len(inflight))
+                for handle, out in executor.poll(timeout=0.25):
+                    trial, _ = inflight.pop(handle)
+                    finish(trial, out)
+                now = time.time()
+                for handle, (trial, t0) in list(inflight.items()):
+                    if now - t0 > trial.resources.timeout_s:
+                        executor.cancel(handle)
+                        inflight.pop(handle)
+                        msg = f"ran past timeout_s={trial.resources.timeout_s:g}; cancelled"
+                        finish(trial, {"status": "timeout", "error": {"type": "TrialTimeout", "message": msg}, "started_at": t0})
+                progress.update(task, completed=counts["ok"] + counts["bad"], ok=counts["ok"], bad=counts["bad"], running=len(inflight))
+        except KeyboardInterrupt:
+            result.interrupted = True
+            for handle in list(inflight):
+                executor.cancel(handle)
+            console.print(f"interrupted: {len(result.records)} finished trial(s) kept, {len(inflight)} running trial(s) cancelled")
+    return result
+
+
+def make_executor(name: str, address: str | None = None) -> Executor:
+    """`inline` (in this process) or `ray` (embedded local Ray, or the cluster at `address`)."""
+    if name == "inline":
+        if address:
+            raise UserError("--address needs --executor ray")
+        from actbench.runner.local import InlineExecutor
+
+        return InlineExecutor()
+    if name == "ray":
+        from actbench.runner.ray import RayExecutor
+
+        return RayExecutor(address=address)
+    raise UserError(f"--executor: unknown executor {name!r} (use ray or inline)")
