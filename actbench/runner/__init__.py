@@ -2,17 +2,22 @@
 
 `execute_trial` runs on the worker (in-process for `inline`, a Ray task otherwise): it builds the
 kind's config, runs it, and classifies the outcome (`ok`, `failed`, `oom`, `diverged`,
-`timeout`) into a plain dict; it never raises. `run_suite` is the driver: it submits no more
-trials than the executor can run at once (so a trial's submit time is its start time, which the
-timeout is measured from), appends each finished trial to the store, shows progress, cancels
-trials past `timeout_s`, and on Ctrl-C cancels what runs while keeping what finished.
+`timeout`) into a plain dict; it never raises. The timeout is enforced where the trial runs
+(SIGALRM, measured from the trial's own start, so worker start-up does not count); a trial stuck
+inside native code past `timeout_s` plus a grace period is force-cancelled by the driver.
+`run_suite` is the driver: it submits no more trials than the executor can run at once, appends
+each finished trial to the store, shows progress, and on Ctrl-C cancels what runs while keeping
+what finished.
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -43,7 +48,33 @@ def _finite(metrics: dict[str, Any]) -> bool:
     return all(not (isinstance(v, float) and not math.isfinite(v)) for v in metrics.values())
 
 
-def execute_trial(kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None = None) -> dict[str, Any]:
+@contextmanager
+def _alarm(seconds: float | None):
+    """Raise TrialTimeout in this (main) thread after `seconds`; a no-op off the main thread."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise TrialTimeout(f"ran past timeout_s={seconds:g}")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def backstop_s(timeout_s: float) -> float:
+    """How long the driver waits before force-cancelling a trial that ignores its alarm."""
+    return timeout_s + max(60.0, 0.25 * timeout_s)
+
+
+def execute_trial(
+    kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None = None, timeout_s: float | None = None
+) -> dict[str, Any]:
     """Run one trial where this process is; return its outcome as a plain dict (never raises)."""
     from actbench.benchmarks import TrialContext, kind_spec
 
@@ -63,7 +94,8 @@ def execute_trial(kind: str, config: dict[str, Any], trial_id: str, checkpoint_d
         spec = kind_spec(kind)
         cfg = spec.config_model.model_validate(config)
         ckpt = Path(checkpoint_dir) / trial_id if checkpoint_dir else None
-        result = spec.run(cfg, TrialContext(trial_id=trial_id, checkpoint_dir=ckpt))
+        with _alarm(timeout_s):
+            result = spec.run(cfg, TrialContext(trial_id=trial_id, checkpoint_dir=ckpt))
         out.update(metrics=result.metrics, rows=result.rows, series=result.series, note=result.note)
         status = result.status
         if status == OK and not _finite(result.metrics):
@@ -187,10 +219,10 @@ def run_suite(
                     finish(trial, out)
                 now = time.time()
                 for handle, (trial, t0) in list(inflight.items()):
-                    if now - t0 > trial.resources.timeout_s:
+                    if now - t0 > backstop_s(trial.resources.timeout_s):
                         executor.cancel(handle)
                         inflight.pop(handle)
-                        msg = f"ran past timeout_s={trial.resources.timeout_s:g}; cancelled"
+                        msg = f"no result {now - t0:.0f}s after submission (timeout_s={trial.resources.timeout_s:g}); force-cancelled"
                         finish(trial, {"status": "timeout", "error": {"type": "TrialTimeout", "message": msg}, "started_at": t0})
                 progress.update(task, completed=counts["ok"] + counts["bad"], ok=counts["ok"], bad=counts["bad"], running=len(inflight))
         except KeyboardInterrupt:

@@ -1,17 +1,15 @@
 """The inline executor: trials run one at a time in this process (for debugging and CI).
 
-Timeouts use SIGALRM, which interrupts Python code between bytecodes; a trial stuck inside one
-long native call is interrupted when that call returns.
+The timeout (SIGALRM, see `execute_trial`) interrupts Python code between bytecodes; a trial
+stuck inside one long native call is interrupted when that call returns.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections import deque
 from typing import Any
 
-from actbench.runner import TrialTimeout, execute_trial
+from actbench.runner import execute_trial
 from actbench.suite import Resources, Trial
 
 
@@ -34,23 +32,7 @@ class InlineExecutor:
         if not self._queue:
             return []
         handle, trial, ckpt = self._queue.popleft()
-        return [(handle, self._run(trial, ckpt))]
-
-    def _run(self, trial: Trial, ckpt: str | None) -> dict[str, Any]:
-        seconds = trial.resources.timeout_s
-        if threading.current_thread() is not threading.main_thread():
-            return execute_trial(trial.kind, trial.config_dict(), trial.id, ckpt)
-
-        def on_alarm(signum: int, frame: Any) -> None:
-            raise TrialTimeout(f"ran past timeout_s={seconds:g}")
-
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            return execute_trial(trial.kind, trial.config_dict(), trial.id, ckpt)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        return [(handle, execute_trial(trial.kind, trial.config_dict(), trial.id, ckpt, trial.resources.timeout_s))]
 
     def cancel(self, handle: Any) -> None:
         self._queue = deque(q for q in self._queue if q[0] != handle)

@@ -4,7 +4,8 @@ With no address an embedded local Ray is started (no dashboard, quiet logs, this
 and GPUs) and shut down afterwards; with `--address auto` or `ray://host:10001` an existing
 cluster is joined and never started. If Ray is already initialised in this process (tests,
 notebooks), that instance is used as it is. A worker or node that dies is retried by Ray up to
-`retries` times; a trial past `timeout_s` is force-cancelled (its worker process is killed).
+`retries` times; a trial that ignores its in-worker timeout is force-cancelled by the driver
+(its worker process is killed).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from actbench.suite import Resources, Trial
 
 
 @ray.remote
-def _trial_task(kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None) -> dict[str, Any]:
-    return execute_trial(kind, config, trial_id, checkpoint_dir)
+def _trial_task(kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None, timeout_s: float) -> dict[str, Any]:
+    return execute_trial(kind, config, trial_id, checkpoint_dir, timeout_s)
 
 
 class RayExecutor:
@@ -72,7 +73,7 @@ class RayExecutor:
         ref = _trial_task.options(
             num_cpus=r.cpus, num_gpus=r.gpus, max_retries=r.retries, retry_exceptions=False,
             name=f"actbench:{trial.kind}:{trial.id}",
-        ).remote(trial.kind, trial.config_dict(), trial.id, checkpoint_dir)
+        ).remote(trial.kind, trial.config_dict(), trial.id, checkpoint_dir, r.timeout_s)
         self._inflight.add(ref)
         return ref
 

@@ -1,0 +1,178 @@
+"""The runners with real Ray and real failures: statuses, exclusivity, retries, kill -9, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import ray
+
+from actbench.results import ResultStore, iter_records, load
+from actbench.runner import run_suite
+from actbench.runner.local import InlineExecutor
+from actbench.runner.ray import RayExecutor
+from actbench.suite import load_suite
+
+
+def probe_suite(tmp_path: Path, body: str, name: str = "p") -> Path:
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(f"name: {name}\nkind: probe\n{body}")
+    return p
+
+
+FAILURES = """\
+zip:
+  tag: [a, b, c, d, e, f]
+  fail: [none, raise, nan, hang, oom, none]
+resources:
+  cpus: 1
+  timeout_s: 4
+  retries: 0
+"""
+EXPECTED = {"a": "ok", "b": "failed", "c": "diverged", "d": "timeout", "e": "oom", "f": "ok"}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real local Ray with 2 CPUs and 2 fake GPUs."""
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def statuses(result) -> dict[str, str]:
+    return {r["config"]["tag"]: r["status"] for r in result.records}
+
+
+def test_injected_failures_inline(tmp_path):
+    suite = load_suite(probe_suite(tmp_path, FAILURES))
+    store = ResultStore(tmp_path / "out")
+    result = run_suite(suite, store, InlineExecutor())
+    assert statuses(result) == EXPECTED
+    assert result.exit_code == 1
+    failed = next(r for r in result.records if r["status"] == "failed")
+    assert failed["error"]["type"] == "ValueError" and "injected failure" in failed["error"]["message"]
+    tb = (store.root / failed["error"]["traceback_file"]).read_text()
+    assert "Traceback" in tb and "injected failure" in tb
+
+
+def test_injected_failures_ray_and_worker_death_retry(tmp_path, local_ray):
+    suite = load_suite(probe_suite(tmp_path, FAILURES))
+    result = run_suite(suite, ResultStore(tmp_path / "out"), RayExecutor())
+    assert statuses(result) == EXPECTED
+    # a worker that dies is retried by Ray: the first attempt exits, the retry succeeds
+    marker = tmp_path / "died-once"
+    body = f"zip:\n  tag: [x, y]\n  fail: [exit, exit]\n  fail_marker: ['{marker}', '{tmp_path / 'never'}']\n"
+    retry = load_suite(probe_suite(tmp_path, body + "resources:\n  retries: 1\n", "r"))
+    result = run_suite(retry, ResultStore(tmp_path / "r"), RayExecutor())
+    assert statuses(result) == {"x": "ok", "y": "ok"}
+    no_retry = load_suite(probe_suite(tmp_path, "matrix:\n  fail: [exit]\nresources:\n  retries: 0\n", "n"))
+    result = run_suite(no_retry, ResultStore(tmp_path / "n"), RayExecutor())
+    assert result.records[0]["status"] == "failed"
+    assert "Worker" in result.records[0]["error"]["type"] or "Crash" in result.records[0]["error"]["type"]
+
+
+def test_fake_gpus_are_placed_exclusively(tmp_path, local_ray):
+    body = "matrix:\n  tag: [a, b, c, d, e]\ndefaults:\n  sleep_s: 1.0\nresources:\n  gpus: 1\n  cpus: 0.5\n"
+    suite = load_suite(probe_suite(tmp_path, body))
+    result = run_suite(suite, ResultStore(tmp_path / "out"), RayExecutor())
+    assert all(r["status"] == "ok" for r in result.records)
+    spans = [(r["metrics"]["t_start"], r["metrics"]["t_end"], r["metrics"]["gpu_ids"]) for r in result.records]
+    for s, e, gpus in spans:
+        assert gpus in ("0", "1"), gpus
+    for s1, _, _ in spans:  # at every trial start: who is running, and on which GPU
+        active = [g for s, e, g in spans if s <= s1 < e]
+        assert 1 <= len(active) <= 2
+        assert len(set(active)) == len(active)  # never the same GPU twice at once
+
+
+def test_torn_line_is_tolerated_and_next_append_is_whole(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append({"trial_id": "a", "attempt": 1, "status": "ok", "config": {}})
+    with open(store.path, "ab") as f:
+        f.write(b'{"trial_id": "b", "att')  # crash mid-write
+    assert [r["trial_id"] for r in store.records()] == ["a"]
+    store.append({"trial_id": "c", "attempt": 1, "status": "ok", "config": {}})
+    with pytest.warns(UserWarning, match="torn record"):
+        assert [r["trial_id"] for r in store.records()] == ["a", "c"]
+
+
+def _run_cli(args, **kw):
+    return subprocess.Popen([sys.executable, "-c", "from actbench.cli import main; main()", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_sigkill_driver_mid_sweep_then_resume_records_each_trial_once(tmp_path):
+    if ray.is_initialized():
+        ray.shutdown()
+    body = "matrix:\n  tag: [t0, t1, t2, t3, t4, t5, t6, t7]\ndefaults:\n  sleep_s: 0.8\nresources:\n  cpus: 1\n"
+    suite_path = probe_suite(tmp_path, body)
+    out = tmp_path / "out"
+    proc = _run_cli(["run", str(suite_path), "--out", str(out)], start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if (out / "trials.jsonl").exists() and len((out / "trials.jsonl").read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("driver recorded nothing: " + (proc.stderr.read() if proc.poll() is not None else ""))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        first = list(iter_records(out / "trials.jsonl"))
+        assert 2 <= len(first) < 8
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the embedded Ray of the killed driver
+        except ProcessLookupError:
+            pass
+    again = _run_cli(["run", str(suite_path), "--out", str(out)])
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert f"resume: {len(first)} trial(s) already recorded ok" in err.replace("\n", " ")
+    recs = list(iter_records(out / "trials.jsonl"))
+    ids = [r["trial_id"] for r in recs if r["status"] == "ok"]
+    assert len(ids) == len(set(ids)) == 8
+    assert len(load(out)) == 8
+
+
+def test_node_removed_while_trial_runs_is_retried_elsewhere(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        doomed = cluster.add_node(num_cpus=1)
+        ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+        cluster.wait_for_nodes()
+        doomed_id = doomed.node_id
+        suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [survivor]\ndefaults:\n  sleep_s: 4\nresources:\n  retries: 2\n"))
+
+        results = []
+        sweep = threading.Thread(target=lambda: results.append(run_suite(suite, ResultStore(tmp_path / "out"), RayExecutor())))
+        sweep.start()
+        deadline = time.time() + 60  # wait until the trial runs on the doomed node, then replace the node
+        while time.time() < deadline and ray.available_resources().get("CPU", 0) > 0:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        cluster.remove_node(doomed)
+        sweep.join(timeout=240)
+        rec = results[0].records[0]
+        assert rec["status"] == "ok", rec
+        assert rec["env"]["ray_node_id"] != doomed_id
+        assert rec["metrics"]["t_start"] > time.time() - 60
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
