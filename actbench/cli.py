@@ -28,7 +28,7 @@ lm_app = typer.Typer(help="Language-model suites: matching and planning.", no_ar
 data_app = typer.Typer(help="Corpora and token shards.", no_args_is_help=True)
 app.add_typer(lm_app, name="lm")
 app.add_typer(data_app, name="data")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _version(value: bool) -> None:
@@ -88,11 +88,27 @@ def run(
     out_dir = out or Path("results") / s.name
     ex = make_executor(executor, address)
     try:
-        result = run_suite(s, ResultStore(out_dir), ex, rerun=rerun, checkpoint_dir=checkpoints or str(out_dir / "checkpoints"))
+        result = run_suite(s, ResultStore(out_dir), ex, rerun=rerun, checkpoint_dir=checkpoints or str(out_dir / "checkpoints"),
+                           console=Console(stderr=True, width=None if sys.stderr.isatty() else 160))
     finally:
         ex.shutdown()
     print_summary(result, out_dir, console)
     raise typer.Exit(result.exit_code)
+
+
+@lm_app.command("plan")
+def lm_plan(
+    suite: Path = typer.Argument(..., help="An lm suite YAML file."),
+    set_: list[str] = typer.Option([], "--set", help="Override a default: --set d_model=256 (repeatable)."),
+) -> None:
+    """Matched d_ff per activation, parameters, FLOPs/token, and estimated GPU-hours."""
+    from actbench.report import plan_table
+    from actbench.suite import load_suite, parse_overrides
+
+    s = load_suite(suite, parse_overrides(set_))
+    if s.spec.kind != "lm":
+        raise UserError(f"{suite}: kind: lm plan needs an lm suite, got {s.spec.kind!r}")
+    console.print(plan_table(s))
 
 
 def main() -> None:

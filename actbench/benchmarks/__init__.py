@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from actbench import activations
 from actbench.errors import UserError
 
-_BUILTIN_KINDS = ("kernel", "memory", "probe")
+_BUILTIN_KINDS = ("kernel", "memory", "lm", "probe")
 
 
 class TrialConfig(BaseModel):
