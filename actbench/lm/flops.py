@@ -3,7 +3,7 @@
 FLOPs per token of one forward pass, counting a multiply-add as 2 FLOPs:
 - matmuls: 2 x (weights used), i.e. attention 8 d^2, MLP 2 (k d d_ff) with k = 3 gated / 2
   plain, and the LM head 2 d V per layer-stack;
-- attention scores and values: 4 T d per layer, over the full T x T matrix, as
+- attention scores and values: 4 T d per layer over the full T x T matrix, as
   torch.utils.flop_counter counts scaled_dot_product_attention (a causal kernel does half);
 - activation elementwise: a rough op count per element (`ACT_OPS`), reported separately and
   not used for matching (it is < 1% of the matmul FLOPs at these widths).
