@@ -111,6 +111,132 @@ def lm_plan(
     console.print(plan_table(s))
 
 
+@data_app.command("prepare")
+def data_prepare(
+    out: Path = typer.Option(..., "--out", help="Folder for the shards."),
+    text: Optional[Path] = typer.Option(None, "--text", help="A local .txt file or folder of them (offline)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="A Hugging Face dataset, e.g. HuggingFaceFW/fineweb-edu (network)."),
+    config: Optional[str] = typer.Option(None, "--config", help="The dataset's config, e.g. sample-10BT."),
+    split: str = typer.Option("train", "--split"),
+    field: str = typer.Option("text", "--field", help="The column holding the text."),
+    tokenizer: str = typer.Option("gpt2", "--tokenizer", help="byte, a hub tokenizer name (gpt2), or a tokenizer.json path."),
+    prefix: str = typer.Option("fineweb", "--prefix", help="Shard names: <prefix>_val_000000.bin, <prefix>_train_000001.bin, ..."),
+    shard_tokens: int = typer.Option(100_000_000, "--shard-tokens", min=1),
+    val_tokens: int = typer.Option(10_000_000, "--val-tokens", min=1),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop after this many tokens."),
+) -> None:
+    """Tokenise text into uint16 shards in the modded-nanogpt layout (256 x int32 header: magic
+    20240520, version 1, token count; then the tokens), as suites with `data: {source: bin}` read."""
+    from actbench.lm.data import _text_files, hf_texts, prepare_shards
+
+    if (text is None) == (dataset is None):
+        raise UserError("data prepare: give exactly one of --text or --dataset")
+    texts = (f.read_text(encoding="utf-8", errors="replace") for f in _text_files(str(text))) if text else hf_texts(dataset, config, split, field)
+    files = prepare_shards(texts, out, tokenizer, prefix, shard_tokens, val_tokens, max_tokens)
+    console.print(f"wrote {len(files)} shard(s) to {out}: {', '.join(f.name for f in files[:4])}{' ...' if len(files) > 4 else ''}")
+
+
+@app.command()
+def compare(
+    names: list[str] = typer.Argument(..., help="Activations; the first is the baseline."),
+    results: Path = typer.Option(Path("results"), "--results", help="Folder searched for results (every trials.jsonl below it)."),
+    fmt: str = typer.Option("rich", "--format", help="rich (default), md, csv or json."),
+) -> None:
+    """Compare activations across every recorded kernel, memory and lm result."""
+    from actbench.report import compare_frames, compare_tables, markdown, missing_hints, verdicts
+
+    if fmt not in ("rich", "md", "csv", "json"):
+        raise UserError(f"--format: unknown format {fmt!r} (rich, md, csv, json)")
+    frames = compare_frames(names, results)
+    lines = verdicts(frames, names)
+    for kind, df in frames.items():
+        if df.empty:
+            continue
+        if fmt == "rich":
+            continue
+        if fmt == "md":
+            print(f"### {kind}\n\n{markdown(df.drop(columns=[c for c in ('values',) if c in df]))}\n")
+            print("\n".join(f"- {line}" for line in lines.get(kind, [])) + "\n")
+        elif fmt == "csv":
+            print(f"# {kind}")
+            print(df.to_csv(index=False), end="")
+        else:
+            print(df.assign(kind=kind).to_json(orient="records"))
+    if fmt == "rich":
+        for table in compare_tables(frames, names):
+            console.print(table)
+        for kind, kl in lines.items():
+            for line in kl:
+                console.print(f"[bold]{kind}[/]: {line}")
+    for hint in missing_hints(frames, names):
+        Console(stderr=True, width=200).print(hint, highlight=False)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A results folder, e.g. results/llm_tiny."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write plots, HTML and exports (default RUN_DIR/report)."),
+) -> None:
+    """Summary, failures, comparisons, PNG plots, an HTML page and CSV/Parquet exports of a run."""
+    from actbench.report import build_report, compare_tables, verdicts
+
+    r = build_report(run_dir, out)
+    console.print(r["summary"].to_string(index=False))
+    if not r["failures"].empty:
+        console.print("[bold red]trials that did not succeed[/]")
+        console.print(r["failures"].to_string(index=False))
+    if r["names"]:
+        for table in compare_tables(r["frames"], r["names"]):
+            console.print(table)
+        for kind, lines in verdicts(r["frames"], r["names"]).items():
+            for line in lines:
+                console.print(f"[bold]{kind}[/]: {line}")
+    console.print(f"wrote {r['html']}, {len(r['images'])} plot(s), exports: {', '.join(p.name for p in r['exports'])}")
+
+
+@app.command()
+def regress(
+    run_dir: Path = typer.Argument(..., help="The results folder of the run to check."),
+    baseline: Path = typer.Option(..., "--baseline", help="Baseline records, e.g. results/baselines/h100.jsonl."),
+    threshold: float = typer.Option(0.05, "--threshold", min=0, help="Relative change that counts (the run's own noise counts if larger)."),
+    bpb_tolerance: float = typer.Option(0.02, "--bpb-tolerance", min=0, help="Validation bits per byte that count as worse or better."),
+    summary: Optional[Path] = typer.Option(None, "--summary", help="Also write the markdown summary here (e.g. $GITHUB_STEP_SUMMARY)."),
+    update_baseline: bool = typer.Option(False, "--update-baseline", help="Write this run's ok records as the new baseline instead."),
+) -> None:
+    """Compare a run with a baseline from the same GPU model; exit 1 on SLOW, WORSE or failed trials."""
+    from actbench.report import regress as regress_run
+    from actbench.report import regress_failed, regress_markdown
+    from actbench.results import write_baseline
+
+    if update_baseline:
+        n = write_baseline(run_dir, baseline)
+        console.print(f"wrote {n} ok record(s) of {run_dir} to {baseline}")
+        return
+    df = regress_run(baseline, run_dir, threshold, bpb_tolerance)
+    text = regress_markdown(df, baseline, run_dir)
+    print(text)
+    if summary:
+        with open(summary, "a") as f:
+            f.write(text)
+    raise typer.Exit(1 if regress_failed(df) else 0)
+
+
+@app.command("plot-activation")
+def plot_activation(
+    names: list[str] = typer.Argument(..., help="Activations to draw."),
+    out: Path = typer.Option(Path("activations.png"), "--out", help="PNG file to write."),
+    lo: float = typer.Option(-4.0, "--min"),
+    hi: float = typer.Option(4.0, "--max"),
+) -> None:
+    """Draw f(x) and f'(x) of activations (gated ones with value 1)."""
+    from actbench import activations
+    from actbench.plots import activation_shapes
+
+    for n in names:
+        activations.spec(n)
+    console.print(f"wrote {activation_shapes(names, out, lo, hi)}")
+
+
 def main() -> None:
     """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     err = Console(stderr=True)

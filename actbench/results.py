@@ -114,7 +114,8 @@ def result_dirs(root: str | Path) -> list[Path]:
 def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:
     """Records under `path` (a results folder or a folder of them) as one flat DataFrame.
 
-    One column per config field (`activation`, `size`, ...) and per metric (`metric.<name>`);
+    One column per config field (`activation`, `size`, ...) and per metric (`metric.<name>`),
+    plus `gpu_name` ("cpu" for CPU runs) and `hostname`;
     with `latest_only`, the last attempt of each (results folder, trial id) is kept.
     """
     frames = []
@@ -130,7 +131,7 @@ def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:
             err = r.get("error") or {}
             row["error_type"], row["error_message"] = err.get("type"), err.get("message")
             env = r.get("env") or {}
-            row["gpu_name"], row["hostname"] = env.get("gpu_name"), env.get("hostname")
+            row["gpu_name"], row["hostname"] = env.get("gpu_name") or "cpu", env.get("hostname")
             row["results_dir"] = str(d)
             rows.append(row)
         frames.append(pd.DataFrame(rows))
@@ -153,7 +154,7 @@ def load_rows(path: str | Path) -> pd.DataFrame:
             if r.get("status") != OK:
                 continue
             base = {"trial_id": r["trial_id"], "suite": r.get("suite"), "kind": r.get("kind"), **r.get("config", {}),
-                    "gpu_name": (r.get("env") or {}).get("gpu_name"), "results_dir": str(d)}
+                    "gpu_name": (r.get("env") or {}).get("gpu_name") or "cpu", "results_dir": str(d)}
             out.extend({**base, **row} for row in r.get("rows") or [])
     return pd.DataFrame(out)
 
@@ -203,3 +204,18 @@ def _git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def write_baseline(run_dir: str | Path, baseline: str | Path) -> int:
+    """Write the latest ok record of every trial under `run_dir` to `baseline` (replacing it)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for d in result_dirs(run_dir):
+        for r in iter_records(d / RECORDS):
+            latest[r["trial_id"]] = r
+    ok = [r for r in latest.values() if r.get("status") == OK]
+    path = Path(baseline)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, default=_json_default) + "\n" for r in ok))
+    os.replace(tmp, path)
+    return len(ok)

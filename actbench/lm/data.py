@@ -255,3 +255,70 @@ def validation_windows(tokens: np.ndarray, seq_len: int, n_tokens: int) -> tuple
     x = torch.from_numpy(chunk[:-1].reshape(count, seq_len).copy())
     y = torch.from_numpy(chunk[1:].reshape(count, seq_len).copy())
     return x, y
+
+
+def _encoder(tokenizer: str):  # noqa: ANN202
+    """(encode(text) -> token ids, end-of-text id or None) for `byte`, `gpt2`, or a tokenizer.json."""
+    if tokenizer == "byte":
+        return (lambda t: list(t.encode("utf-8"))), None
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as e:
+        raise UserError("--tokenizer needs the `tokenizers` package (pip install 'actbench[hf]')") from e
+    try:
+        tok = Tokenizer.from_file(tokenizer) if Path(tokenizer).is_file() else Tokenizer.from_pretrained(tokenizer)
+    except Exception as e:  # noqa: BLE001 - the hub or the network said no
+        raise UserError(f"--tokenizer {tokenizer}: cannot load it ({str(e).splitlines()[0][:200]}); offline, pass a tokenizer.json file") from e
+    eot = tok.token_to_id("<|endoftext|>")
+    return (lambda t: tok.encode(t).ids), eot
+
+
+def prepare_shards(texts, out_dir: str | Path, tokenizer: str = "byte", prefix: str = "data",  # noqa: ANN001
+                   shard_tokens: int = 100_000_000, val_tokens: int = 10_000_000, max_tokens: int | None = None) -> list[Path]:
+    """Tokenise an iterable of documents into modded-nanogpt shards: the first `val_tokens` go to
+    `<prefix>_val_000000.bin`, the rest to `<prefix>_train_000001.bin`, ... Documents are
+    preceded by the end-of-text token when the tokenizer has one."""
+    encode, eot = _encoder(tokenizer)
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    buf: list[int] = []
+    total, index = 0, 0
+
+    def flush(limit: int) -> None:
+        nonlocal buf, index
+        name = f"{prefix}_{'val' if index == 0 else 'train'}_{index:06d}.bin"
+        write_shard(out_dir / name, np.asarray(buf[:limit], dtype=np.uint16))
+        written.append(out_dir / name)
+        buf = buf[limit:]
+        index += 1
+
+    for text in texts:
+        ids = ([eot] if eot is not None else []) + encode(text)
+        if max_tokens is not None:
+            ids = ids[: max_tokens - total]
+        buf.extend(ids)
+        total += len(ids)
+        while len(buf) >= (val_tokens if index == 0 else shard_tokens):
+            flush(val_tokens if index == 0 else shard_tokens)
+        if max_tokens is not None and total >= max_tokens:
+            break
+    if buf:
+        flush(len(buf))
+    if index < 2:
+        raise UserError(f"only {total} tokens: not enough for a validation shard of {val_tokens} and a training shard")
+    return written
+
+
+def hf_texts(dataset: str, config: str | None, split: str, field: str):  # noqa: ANN201
+    """Stream the `field` of a Hugging Face dataset (needs `datasets` and the network)."""
+    try:
+        import datasets
+    except ImportError as e:
+        raise UserError("--dataset needs the `datasets` package (pip install 'actbench[hf]')") from e
+    try:
+        ds = datasets.load_dataset(dataset, name=config, split=split, streaming=True)
+        for row in ds:
+            yield row[field]
+    except (ConnectionError, OSError) as e:
+        raise UserError(f"--dataset {dataset}: cannot download it ({str(e).splitlines()[0][:200]}); "
+                        "no network here? prepare shards where there is one and copy them") from e
