@@ -1,0 +1,69 @@
+"""The kernel and memory kinds run for real on CPU (Triton through the interpreter)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from actbench.benchmarks import TrialContext
+from actbench.benchmarks.kernel import KernelConfig
+from actbench.benchmarks.kernel import run as run_kernel
+from actbench.benchmarks.memory import MemoryConfig
+from actbench.benchmarks.memory import run as run_memory
+from actbench.kernels import xielu as kx
+from actbench.lm.data import read_shard
+
+
+def test_kernel_trial_rows_bytes_and_copy_percentages():
+    cfg = KernelConfig(activation="swiglu", impls=["eager", "compile"], dtype="float32", size=4096, width=64, rep_ms=5, warmup_ms=1, device="cpu")
+    out = run_kernel(cfg, TrialContext("k"))
+    rows = {(r["impl"], r["mode"]): r for r in out.rows}
+    assert set(rows) == {("copy", "copy")} | {(i, m) for i in ("eager", "compile") for m in ("forward", "backward", "full")}
+    fwd = rows[("eager", "forward")]
+    assert fwd["gated"] and fwd["input_elems"] == 8192 and fwd["output_elems"] == 4096
+    assert fwd["bytes"] == (8192 + 4096) * 4 and rows[("eager", "full")]["bytes"] == (8192 + 4096 + 2 * 8192 + 4096) * 4
+    for r in out.rows:
+        assert r["ms_p20"] <= r["ms_p50"] <= r["ms_p80"]
+        assert r["gbps"] == pytest.approx(r["bytes"] / (r["ms_p50"] * 1e-3) / 1e9)
+    assert "triton" not in {r["impl"] for r in out.rows}
+
+
+@pytest.mark.skipif(kx.unavailable_reason() is not None, reason="triton unavailable")
+def test_kernel_trial_times_the_triton_impl():
+    cfg = KernelConfig(activation="xielu", impls=["triton"], dtype="bfloat16", size=8192, width=1024, rep_ms=5, warmup_ms=1, modes=["forward"])
+    out = run_kernel(cfg, TrialContext("t"))
+    assert [r["impl"] for r in out.rows] == ["copy", "triton"]
+
+
+@pytest.mark.skipif(kx.unavailable_reason() is not None, reason="triton unavailable")
+def test_memory_trial_fused_xielu_saves_two_bytes_per_element_in_bf16():
+    cfg = MemoryConfig(activation="xielu", impls=["eager", "triton"], dtype="bfloat16", size=1 << 16, width=1024)
+    out = run_memory(cfg, TrialContext("m"))
+    saved = {r["impl"]: r["saved_bytes_per_elem"] for r in out.rows}
+    assert saved["triton"] == pytest.approx(2.0, abs=1e-3)  # x only (plus two fp32 scalars)
+    assert saved["eager"] > 8  # fp32 intermediates of the eager formula
+    assert all(r["peak_fwd_mb"] is None for r in out.rows)  # peak needs CUDA
+
+
+def test_memory_trial_relu2_and_gated():
+    out = run_memory(MemoryConfig(activation="relu2", impls=["eager"], dtype="float32", size=4096, width=64), TrialContext("r"))
+    assert out.rows[0]["saved_bytes_per_elem"] == pytest.approx(4.0)  # relu(x) only: relu and square share it
+    out = run_memory(MemoryConfig(activation="reglu", impls=["eager"], dtype="float32", size=4096, width=64), TrialContext("g"))
+    assert out.rows[0]["gated"] and out.rows[0]["input_elems"] == 8192
+
+
+def test_data_prepare_cli_writes_readable_shards(tmp_path):
+    (tmp_path / "a.txt").write_text("hello world " * 5000)
+    (tmp_path / "b.txt").write_text("lorem ipsum " * 5000)
+    r = subprocess.run([sys.executable, "-c", "from actbench.cli import main; main()", "data", "prepare", "--text", str(tmp_path),
+                        "--out", str(tmp_path / "shards"), "--tokenizer", "byte", "--prefix", "t", "--val-tokens", "20000",
+                        "--shard-tokens", "30000"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    files = sorted((tmp_path / "shards").glob("*.bin"))
+    assert [f.name for f in files] == ["t_train_000001.bin", "t_train_000002.bin", "t_train_000003.bin", "t_val_000000.bin"]
+    val = read_shard(tmp_path / "shards" / "t_val_000000.bin")
+    assert len(val) == 20000 and bytes(np.asarray(val[:5], dtype=np.uint8)) == b"hello"
+    assert sum(len(read_shard(f)) for f in files) == 120000
