@@ -63,7 +63,7 @@ def test_data_prepare_cli_writes_readable_shards(tmp_path):
                         "--shard-tokens", "30000"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     files = sorted((tmp_path / "shards").glob("*.bin"))
-    assert [f.name for f in files] == ["t_train_000001.bin", "t_train_000002.bin", "t_train_000003.bin", "t_val_000000.bin"]
+    assert [f.name for f in files] == [f"t_train_00000{i}.bin" for i in (1, 2, 3, 4)] + ["t_val_000000.bin"]
     val = read_shard(tmp_path / "shards" / "t_val_000000.bin")
     assert len(val) == 20000 and bytes(np.asarray(val[:5], dtype=np.uint8)) == b"hello"
     assert sum(len(read_shard(f)) for f in files) == 120000
