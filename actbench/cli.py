@@ -87,6 +87,8 @@ def run(
         return
     out_dir = out or Path("results") / s.name
     ex = make_executor(executor, address)
+    if getattr(ex, "owns_ray", False):
+        console.print(f"embedded Ray started in {ex.startup_s:.1f}s")
     try:
         result = run_suite(s, ResultStore(out_dir), ex, rerun=rerun, checkpoint_dir=checkpoints or str(out_dir / "checkpoints"),
                            console=Console(stderr=True, width=None if sys.stderr.isatty() else 160))

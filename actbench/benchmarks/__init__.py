@@ -9,10 +9,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 import torch
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from actbench import activations
 from actbench.errors import UserError
@@ -27,19 +27,16 @@ class TrialConfig(BaseModel):
     seed: int = 0
 
 
-class ActivationField(BaseModel):
-    """Mixin: an `activation` field validated against the registry."""
+def _registered_activation(name: str) -> str:
+    try:
+        activations.spec(name)
+    except UserError as e:
+        raise ValueError(str(e)) from None
+    return name
 
-    activation: str
 
-    @field_validator("activation")
-    @classmethod
-    def _registered(cls, v: str) -> str:
-        try:
-            activations.spec(v)
-        except UserError as e:
-            raise ValueError(str(e)) from None
-        return v
+ActivationName = Annotated[str, AfterValidator(_registered_activation)]
+"""A config field holding the name of a registered activation."""
 
 
 @dataclass

@@ -14,13 +14,14 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from actbench import activations
-from actbench.benchmarks import DTYPES, ActivationField, TrialConfig, pick_device
+from actbench.benchmarks import DTYPES, ActivationName, TrialConfig, pick_device
 from actbench.suite import Resources
 
 Impl = Literal["eager", "compile", "triton"]
 
 
-class ElementwiseConfig(TrialConfig, ActivationField):
+class ElementwiseConfig(TrialConfig):
+    activation: ActivationName
     impls: list[Impl] = Field(default_factory=lambda: ["eager", "compile", "triton"], min_length=1)
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     size: PositiveInt

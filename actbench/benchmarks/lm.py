@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from actbench import activations
-from actbench.benchmarks import ActivationField, TrialConfig, TrialContext, TrialOutput, register_kind
-from actbench.errors import UserError
+from actbench.benchmarks import ActivationName, TrialConfig, TrialContext, TrialOutput, register_kind
 from actbench.lm.data import DataConfig
 
 
-class LMConfig(TrialConfig, ActivationField):
+class LMConfig(TrialConfig):
+    activation: ActivationName
     impl: Literal["eager", "compile", "triton", "auto"] = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     d_model: PositiveInt = 128
@@ -25,7 +24,7 @@ class LMConfig(TrialConfig, ActivationField):
     n_heads: PositiveInt = 4
     seq_len: PositiveInt = 128
     d_ff: PositiveInt | None = None
-    reference: str = "relu2"
+    reference: ActivationName = "relu2"
     reference_d_ff: PositiveInt | None = None
     ff_multiple: PositiveInt = 64
     tied_embeddings: bool = True
@@ -48,15 +47,6 @@ class LMConfig(TrialConfig, ActivationField):
     checkpoint_every: int = Field(0, ge=0)
     compile: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
-
-    @field_validator("reference")
-    @classmethod
-    def _reference_registered(cls, v: str) -> str:
-        try:
-            activations.spec(v)
-        except UserError as e:
-            raise ValueError(str(e)) from None
-        return v
 
     @model_validator(mode="after")
     def _resolve(self) -> "LMConfig":

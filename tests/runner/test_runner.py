@@ -176,3 +176,25 @@ def test_node_removed_while_trial_runs_is_retried_elsewhere(tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_ctrl_c_keeps_finished_trials_cancels_running_ones_and_exits_130(tmp_path):
+    if ray.is_initialized():
+        ray.shutdown()
+    body = "matrix:\n  tag: [t0, t1, t2, t3, t4, t5]\ndefaults:\n  sleep_s: 1.5\nresources:\n  cpus: 1\n"
+    suite_path = probe_suite(tmp_path, body)
+    out = tmp_path / "out"
+    proc = _run_cli(["run", str(suite_path), "--out", str(out)])
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "trials.jsonl").exists() and (out / "trials.jsonl").read_text().strip()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted:" in err and "running trial(s) cancelled" in err
+    kept = list(iter_records(out / "trials.jsonl"))
+    assert 1 <= len(kept) < 6 and all(r["status"] == "ok" for r in kept)
+    again = _run_cli(["run", str(suite_path), "--out", str(out)])
+    again.communicate(timeout=300)
+    ids = [r["trial_id"] for r in iter_records(out / "trials.jsonl")]
+    assert again.returncode == 0 and len(ids) == len(set(ids)) == 6
