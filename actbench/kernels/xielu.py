@@ -117,7 +117,8 @@ if _IMPORT_ERROR is None:
         dx = torch.empty_like(x)
         n = x.numel()
         programs = max(triton.cdiv(n, BWD_BLOCK), 1)
-        partial = torch.zeros((programs, 2), dtype=torch.float32, device=x.device)
+        # every program writes its own slot, so only an empty input needs the zeros
+        partial = (torch.empty if n else torch.zeros)((programs, 2), dtype=torch.float32, device=x.device)
         if n:
             _xielu_bwd_kernel[(programs,)](
                 g, x, dx, partial, alpha_p_raw, alpha_n_raw, n, beta, eps, BLOCK=BWD_BLOCK, num_warps=8

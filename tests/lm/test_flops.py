@@ -54,3 +54,17 @@ def test_analytic_flops_equal_the_flop_counter(activation, d_ff, tied):
         model(idx)
     assert counter.get_total_flops() == flops.count(cfg, 32).flops_per_token * idx.numel()
     assert flops.count(cfg, 32).params == sum(p.numel() for p in model.parameters())
+
+
+def test_lm_plan_cli_shows_the_paper_match():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    suite = Path(__file__).resolve().parents[2] / "suites" / "llm_fineweb.yaml"
+    r = subprocess.run([sys.executable, "-c", "from actbench.cli import main; main()", "lm", "plan", str(suite)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = {line.split("│")[1].strip(): line for line in r.stdout.splitlines() if line.startswith("│")}
+    assert "4608" in lines["xielu"] and "3072" in lines["swiglu (gated)"]
+    assert lines["xielu"].count("+0.00%") == 1 and "84.935M" in lines["swiglu (gated)"]

@@ -109,3 +109,11 @@ def test_killed_trial_resumes_from_its_checkpoint_with_the_same_loss_curve(tmp_p
     np.testing.assert_allclose(np.array(sa["val"]), np.array(sb["val"]), rtol=1e-5, atol=1e-6)
     assert a["metrics"]["val_bpb"] == pytest.approx(b["metrics"]["val_bpb"], rel=1e-5)
     assert not list(ckpts.glob("*/ckpt.pt"))  # removed once the trial finished
+
+
+def test_non_finite_loss_stops_the_trial_as_diverged_with_the_step():
+    cfg = LMConfig(activation="relu2", tokens=40 * 8 * 32, norm="none", lr=1e4, grad_clip=0, warmup_frac=0, **TINY)
+    out = train(cfg, TrialContext(trial_id="d"))
+    assert out.status == "diverged"
+    assert out.note.startswith("non-finite loss at step ")
+    assert out.metrics["steps"] < 40
