@@ -95,14 +95,15 @@ def plan_table(suite: "Suite") -> Table:
 
     df = plan(suite.trials)
     t = Table(title=f"{suite.name}: matched MLPs (GPU-hours at 40% MFU of an H100's 989 bf16 TFLOP/s)")
-    for col in ("activation", "d_ff", "params", "MLP params", "FLOPs/token", "vs reference", "tokens/trial", "trials", "GPU-h/trial"):
+    for col in ("activation", "d_ff", "params", "MLP params", "FLOPs/token", "act FLOPs/token", "vs reference", "tokens/trial", "trials", "GPU-h/trial"):
         t.add_column(col, justify="left" if col == "activation" else "right")
     for r in df.itertuples():
         diff = f"{r.diff_pct:+.2f}%"
         t.add_row(r.activation + (" (gated)" if r.gated else ""), str(r.d_ff), f"{r.params / 1e6:.3f}M", f"{r.mlp_params / 1e6:.3f}M",
-                  f"{r.flops_per_token / 1e6:.2f}M", diff if abs(r.diff_pct) <= 0.5 else f"[red]{diff}[/]",
-                  f"{r.tokens / 1e6:.2f}M", str(r.trials), f"{r.gpu_hours_per_trial:.4f}")
-    t.caption = f"reference: {df['reference'].iloc[0]}; red: more than 0.5% off (pick another ff_multiple)" if len(df) else None
+                  f"{r.flops_per_token / 1e6:.2f}M", f"{r.act_flops_per_token / 1e3:.1f}K", diff if abs(r.diff_pct) <= 0.5 else f"[red]{diff}[/]",
+                  f"{r.tokens / 1e6:.2f}M", str(r.trials), f"{r.gpu_hours_per_trial:.3g}")
+    t.caption = (f"reference: {df['reference'].iloc[0]}; FLOPs/token: forward matmuls and attention (x3 to train); act FLOPs: "
+                 "approximate elementwise ops of the activation, not matched; red: more than 0.5% off (pick another ff_multiple)") if len(df) else None
     return t
 
 

@@ -26,7 +26,6 @@ import actbench
 
 RECORDS = "trials.jsonl"
 OK = "ok"
-STATUSES = ("ok", "failed", "oom", "diverged", "timeout", "cancelled")
 
 
 class ResultStore:

@@ -33,7 +33,6 @@ ACT_OPS = {  # approximate forward elementwise ops per output element
 class Counts:
     params: int
     mlp_params: int
-    non_embedding_params: int
     flops_per_token: float  # forward, matmuls + attention
     act_flops_per_token: float  # forward, activation elementwise (approximate)
 
@@ -58,7 +57,7 @@ def count(cfg: ModelConfig, seq_len: int) -> Counts:
     params = embed + head + layers * per_layer + norm
     flops = layers * (2 * (4 * d * d + mlp) + 4 * seq_len * d) + 2 * d * vocab
     act = layers * ff * ACT_OPS.get(cfg.activation, 5)
-    return Counts(params=params, mlp_params=layers * mlp, non_embedding_params=params - embed - head,
+    return Counts(params=params, mlp_params=layers * mlp,
                   flops_per_token=float(flops), act_flops_per_token=float(act))
 
 
@@ -96,6 +95,7 @@ def plan(trials: list, assumed_mfu: float = 0.4, peak_tflops: float = 989.0) -> 
         row = {
             "activation": c.activation, "gated": activations.spec(c.activation).gated, "d_ff": c.d_ff,
             "params": n.params, "mlp_params": n.mlp_params, "flops_per_token": n.flops_per_token,
+            "act_flops_per_token": n.act_flops_per_token,
             "diff_pct": mismatch_pct(c.activation, c.d_ff, c.reference, ref_d_ff), "reference": f"{c.reference} d_ff={ref_d_ff}",
             "tokens": c.steps * c.tokens_per_step, "trials": 1,
             "gpu_hours_per_trial": n.train_flops_per_token * c.steps * c.tokens_per_step / (assumed_mfu * peak_tflops * 1e12) / 3600,
