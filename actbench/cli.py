@@ -145,31 +145,20 @@ def compare(
     fmt: str = typer.Option("rich", "--format", help="rich (default), md, csv or json."),
 ) -> None:
     """Compare activations across every recorded kernel, memory and lm result."""
-    from actbench.report import compare_frames, compare_tables, markdown, missing_hints, verdicts
+    from actbench.report import compare_frames, compare_tables, compare_text, missing_hints, verdicts
 
     if fmt not in ("rich", "md", "csv", "json"):
         raise UserError(f"--format: unknown format {fmt!r} (rich, md, csv, json)")
     frames = compare_frames(names, results)
     lines = verdicts(frames, names)
-    for kind, df in frames.items():
-        if df.empty:
-            continue
-        if fmt == "rich":
-            continue
-        if fmt == "md":
-            print(f"### {kind}\n\n{markdown(df.drop(columns=[c for c in ('values',) if c in df]))}\n")
-            print("\n".join(f"- {line}" for line in lines.get(kind, [])) + "\n")
-        elif fmt == "csv":
-            print(f"# {kind}")
-            print(df.to_csv(index=False), end="")
-        else:
-            print(df.assign(kind=kind).to_json(orient="records"))
     if fmt == "rich":
         for table in compare_tables(frames, names):
             console.print(table)
-        for kind, kl in lines.items():
-            for line in kl:
+        for kind, kind_lines in lines.items():
+            for line in kind_lines:
                 console.print(f"[bold]{kind}[/]: {line}")
+    else:
+        print(compare_text(frames, lines, fmt))
     for hint in missing_hints(frames, names):
         Console(stderr=True, width=200).print(hint, highlight=False)
 

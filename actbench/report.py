@@ -356,6 +356,22 @@ def compare_tables(frames: dict[str, "pd.DataFrame"], names: list[str]) -> list[
     return tables
 
 
+def compare_text(frames: dict[str, "pd.DataFrame"], lines: dict[str, list[str]], fmt: str) -> str:
+    """compare_frames as markdown (tables and verdicts), CSV sections, or JSON lines (one per kind)."""
+    parts = []
+    for kind, df in frames.items():
+        if df.empty:
+            continue
+        if fmt == "md":
+            verdict = "\n".join(f"- {line}" for line in lines.get(kind, []))
+            parts.append(f"### {kind}\n\n{markdown(df.drop(columns=[c for c in ('values',) if c in df]))}\n\n{verdict}\n")
+        elif fmt == "csv":
+            parts.append(f"# {kind}\n{df.to_csv(index=False)}")
+        else:
+            parts.append(df.assign(kind=kind).to_json(orient="records"))
+    return "\n".join(parts)
+
+
 def markdown(df: "pd.DataFrame") -> str:
     """A GitHub markdown table of a DataFrame."""
     cols = [str(c) for c in df.columns]
