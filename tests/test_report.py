@@ -97,7 +97,7 @@ def test_compare_frames_on_cpu_suite_results(cpu_results):
     assert lm.loc[lm["activation"] == "xielu", "p_value"].notna().all()
     assert lm.loc[lm["activation"] == "relu2", "delta"].isna().all()
     assert lm["params"].nunique() <= 2 and lm["flops_per_token"].nunique() == 1  # matched
-    assert (lm["churn"] > 0).all()
+    assert lm["churn"].between(0, 1).all()  # present for every pair of seeds; exact values are tested above
     lines = report.verdicts(frames, ["relu2", "xielu", "swiglu"])
     assert len(lines["lm"]) == 2 and all("Welch p=" in line for line in lines["lm"])
 
