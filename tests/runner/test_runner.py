@@ -111,21 +111,25 @@ def _run_cli(args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_sigkill_driver_mid_sweep_then_resume_records_each_trial_once(tmp_path):
+def _start_sweep_and_wait_for_records(tmp_path: Path, trials: int, sleep_s: float, records: int, **popen) -> tuple[subprocess.Popen, Path, Path]:
+    """Start `actbench run` on a probe suite in a subprocess; return once `records` are stored."""
     if ray.is_initialized():
         ray.shutdown()
-    body = "matrix:\n  tag: [t0, t1, t2, t3, t4, t5, t6, t7]\ndefaults:\n  sleep_s: 0.8\nresources:\n  cpus: 1\n"
-    suite_path = probe_suite(tmp_path, body)
+    tags = ", ".join(f"t{i}" for i in range(trials))
+    suite_path = probe_suite(tmp_path, f"matrix:\n  tag: [{tags}]\ndefaults:\n  sleep_s: {sleep_s}\nresources:\n  cpus: 1\n")
     out = tmp_path / "out"
-    proc = _run_cli(["run", str(suite_path), "--out", str(out)], start_new_session=True)
+    proc = _run_cli(["run", str(suite_path), "--out", str(out)], **popen)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (out / "trials.jsonl").exists() and len((out / "trials.jsonl").read_text().splitlines()) >= records:
+            return proc, suite_path, out
+        time.sleep(0.05)
+    pytest.fail("driver recorded nothing: " + (proc.stderr.read() if proc.poll() is not None else ""))
+
+
+def test_sigkill_driver_mid_sweep_then_resume_records_each_trial_once(tmp_path):
+    proc, suite_path, out = _start_sweep_and_wait_for_records(tmp_path, trials=8, sleep_s=0.8, records=2, start_new_session=True)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if (out / "trials.jsonl").exists() and len((out / "trials.jsonl").read_text().splitlines()) >= 2:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("driver recorded nothing: " + (proc.stderr.read() if proc.poll() is not None else ""))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         first = list(iter_records(out / "trials.jsonl"))
@@ -179,15 +183,7 @@ def test_node_removed_while_trial_runs_is_retried_elsewhere(tmp_path):
 
 
 def test_ctrl_c_keeps_finished_trials_cancels_running_ones_and_exits_130(tmp_path):
-    if ray.is_initialized():
-        ray.shutdown()
-    body = "matrix:\n  tag: [t0, t1, t2, t3, t4, t5]\ndefaults:\n  sleep_s: 1.5\nresources:\n  cpus: 1\n"
-    suite_path = probe_suite(tmp_path, body)
-    out = tmp_path / "out"
-    proc = _run_cli(["run", str(suite_path), "--out", str(out)])
-    deadline = time.time() + 120
-    while time.time() < deadline and not ((out / "trials.jsonl").exists() and (out / "trials.jsonl").read_text().strip()):
-        time.sleep(0.05)
+    proc, suite_path, out = _start_sweep_and_wait_for_records(tmp_path, trials=6, sleep_s=1.5, records=1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
