@@ -387,7 +387,6 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> dict[str
     """Summary, failures, comparison tables, PNG plots, HTML page, CSV/Parquet exports."""
     import json
 
-    import pandas as pd
 
     from actbench import plots
     from actbench.results import load, load_rows

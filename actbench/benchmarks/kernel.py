@@ -8,6 +8,7 @@ reported as a percentage of a device copy of the input measured in the same tria
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -68,7 +69,7 @@ def run(cfg: KernelConfig, ctx: TrialContext) -> TrialOutput:
         y_keep = module(x)
         fns = {
             "forward": lambda: module(x),
-            "backward": lambda: y_keep.backward(g, retain_graph=True),
+            "backward": partial(y_keep.backward, g, retain_graph=True),
             "full": lambda: module(x).backward(g),
         }
         for mode in cfg.modes:
