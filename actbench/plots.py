@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from actbench import activations  # noqa: E402
-from actbench.results import ResultStore, iter_records, result_dirs  # noqa: E402
+from actbench.results import ResultStore, latest_records  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -54,14 +54,8 @@ def activation_shapes(names: list[str], path: Path, lo: float = -4.0, hi: float 
 
 def _lm_series(root: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(record, series) of the latest ok attempt of every lm trial in every results folder."""
-    out = []
-    for d in result_dirs(root):
-        store = ResultStore(d)
-        latest: dict[str, dict[str, Any]] = {}
-        for r in iter_records(store.path):
-            latest[r["trial_id"]] = r
-        out += [(r, store.series(r)) for r in latest.values() if r.get("kind") == "lm" and r.get("status") == "ok" and r.get("series_file")]
-    return out
+    return [(r, ResultStore(d).series(r)) for d, r in latest_records(root)
+            if r.get("kind") == "lm" and r.get("status") == "ok" and r.get("series_file")]
 
 
 def _band(ax: plt.Axes, curves: list[np.ndarray], label: str) -> None:

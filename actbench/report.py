@@ -448,16 +448,13 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
     import pandas as pd
 
     from actbench.errors import UserError
-    from actbench.results import RECORDS, iter_records, result_dirs
+    from actbench.results import gpu_name, iter_records, latest_records
 
     base_path = Path(baseline)
     if not base_path.is_file():
         raise UserError(f"--baseline {baseline}: no such file (create one with --update-baseline)")
     base = {r["trial_id"]: r for r in iter_records(base_path) if r.get("status") == "ok"}
-    current: dict[str, dict] = {}
-    for d in result_dirs(run_dir):
-        for r in iter_records(d / RECORDS):
-            current[r["trial_id"]] = r
+    current = {r["trial_id"]: r for _, r in latest_records(run_dir)}
     out = []
 
     def add(rec: dict, label: str, metric: str, b: float, c: float, verdict: str, noise: float | None = None) -> None:
@@ -466,7 +463,6 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
                     "current": c, "change_pct": change, "noise_pct": None if noise is None else noise * 100, "verdict": verdict})
 
     for tid, rec in current.items():
-        gpu = (rec.get("env") or {}).get("gpu_name") or "cpu"
         label = " ".join(f"{k}={v}" for k, v in rec["config"].items() if k in ("activation", "dtype", "size", "seed"))
         if rec.get("status") != "ok":
             out.append({"trial_id": tid, "kind": rec["kind"], "what": label, "metric": "status", "verdict": f"FAILED ({rec['status']})"})
@@ -474,7 +470,7 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
         b = base.get(tid)
         if b is None:
             continue
-        if ((b.get("env") or {}).get("gpu_name") or "cpu") != gpu:
+        if gpu_name(b) != gpu_name(rec):
             out.append({"trial_id": tid, "kind": rec["kind"], "what": label, "metric": "-", "verdict": "SKIPPED (different GPU)"})
             continue
         if rec["kind"] == "kernel":

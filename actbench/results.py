@@ -110,6 +110,21 @@ def result_dirs(root: str | Path) -> list[Path]:
     return sorted({p.parent for p in root.rglob(RECORDS)}) if root.exists() else []
 
 
+def gpu_name(record: dict[str, Any]) -> str:
+    """The GPU model a record ran on; "cpu" for CPU runs."""
+    return (record.get("env") or {}).get("gpu_name") or "cpu"
+
+
+def latest_records(root: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """(results folder, record) for the last attempt of every trial id in each folder below root."""
+    for d in result_dirs(root):
+        latest: dict[str, dict[str, Any]] = {}
+        for r in iter_records(d / RECORDS):
+            latest[r["trial_id"]] = r
+        for r in latest.values():
+            yield d, r
+
+
 def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:
     """Records under `path` (a results folder or a folder of them) as one flat DataFrame.
 
@@ -129,8 +144,7 @@ def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:
             row.update({f"metric.{k}": v for k, v in (r.get("metrics") or {}).items()})
             err = r.get("error") or {}
             row["error_type"], row["error_message"] = err.get("type"), err.get("message")
-            env = r.get("env") or {}
-            row["gpu_name"], row["hostname"] = env.get("gpu_name") or "cpu", env.get("hostname")
+            row["gpu_name"], row["hostname"] = gpu_name(r), (r.get("env") or {}).get("hostname")
             row["results_dir"] = str(d)
             rows.append(row)
         frames.append(pd.DataFrame(rows))
@@ -145,16 +159,12 @@ def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:
 def load_rows(path: str | Path) -> pd.DataFrame:
     """Long-format measurement rows (kernel and memory kinds) joined with their trial config."""
     out = []
-    for d in result_dirs(path):
-        latest: dict[str, dict[str, Any]] = {}
-        for r in iter_records(d / RECORDS):
-            latest[r["trial_id"]] = r
-        for r in latest.values():
-            if r.get("status") != OK:
-                continue
-            base = {"trial_id": r["trial_id"], "suite": r.get("suite"), "kind": r.get("kind"), **r.get("config", {}),
-                    "gpu_name": (r.get("env") or {}).get("gpu_name") or "cpu", "results_dir": str(d)}
-            out.extend({**base, **row} for row in r.get("rows") or [])
+    for d, r in latest_records(path):
+        if r.get("status") != OK:
+            continue
+        base = {"trial_id": r["trial_id"], "suite": r.get("suite"), "kind": r.get("kind"), **r.get("config", {}),
+                "gpu_name": gpu_name(r), "results_dir": str(d)}
+        out.extend({**base, **row} for row in r.get("rows") or [])
     return pd.DataFrame(out)
 
 
@@ -207,10 +217,7 @@ def _git_commit() -> str | None:
 
 def write_baseline(run_dir: str | Path, baseline: str | Path) -> int:
     """Write the latest ok record of every trial under `run_dir` to `baseline` (replacing it)."""
-    latest: dict[str, dict[str, Any]] = {}
-    for d in result_dirs(run_dir):
-        for r in iter_records(d / RECORDS):
-            latest[r["trial_id"]] = r
+    latest = {r["trial_id"]: r for _, r in latest_records(run_dir)}
     ok = [r for r in latest.values() if r.get("status") == OK]
     path = Path(baseline)
     path.parent.mkdir(parents=True, exist_ok=True)

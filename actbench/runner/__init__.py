@@ -17,9 +17,9 @@ import signal
 import threading
 import time
 import traceback
-from contextlib import contextmanager
 import uuid
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +33,7 @@ from actbench.suite import Resources, Suite, Trial
 
 
 class TrialTimeout(Exception):
-    """Raised inside a trial that ran past its timeout (inline executor)."""
+    """Raised inside a trial (by its SIGALRM) that ran past its timeout."""
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -42,10 +42,6 @@ def _is_oom(e: BaseException) -> bool:
     if isinstance(e, torch.OutOfMemoryError):
         return True
     return isinstance(e, RuntimeError) and ("out of memory" in str(e).lower() or "can't allocate memory" in str(e))
-
-
-def _finite(metrics: dict[str, Any]) -> bool:
-    return all(not (isinstance(v, float) and not math.isfinite(v)) for v in metrics.values())
 
 
 @contextmanager
@@ -98,8 +94,8 @@ def execute_trial(
             result = spec.run(cfg, TrialContext(trial_id=trial_id, checkpoint_dir=ckpt))
         out.update(metrics=result.metrics, rows=result.rows, series=result.series, note=result.note)
         status = result.status
-        if status == OK and not _finite(result.metrics):
-            bad = [k for k, v in result.metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        bad = [k for k, v in result.metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        if status == OK and bad:
             status, out["note"] = "diverged", f"non-finite metrics: {', '.join(bad)}"
     except TrialTimeout as e:
         status, out["error"] = "timeout", {"type": "TrialTimeout", "message": str(e)}
