@@ -29,6 +29,7 @@ data_app = typer.Typer(help="Corpora and token shards.", no_args_is_help=True)
 app.add_typer(lm_app, name="lm")
 app.add_typer(data_app, name="data")
 console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _version(value: bool) -> None:
@@ -91,7 +92,7 @@ def run(
         console.print(f"embedded Ray started in {ex.startup_s:.1f}s")
     try:
         result = run_suite(s, ResultStore(out_dir), ex, rerun=rerun, checkpoint_dir=checkpoints or str(out_dir / "checkpoints"),
-                           console=Console(stderr=True, width=None if sys.stderr.isatty() else 160))
+                           console=err_console)
     finally:
         ex.shutdown()
     print_summary(result, out_dir, console)
@@ -160,7 +161,7 @@ def compare(
     else:
         print(compare_text(frames, lines, fmt))
     for hint in missing_hints(frames, names):
-        Console(stderr=True, width=200).print(hint, highlight=False)
+        err_console.print(hint, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -230,18 +231,17 @@ def plot_activation(
 
 def main() -> None:
     """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
-    err = Console(stderr=True)
     try:
         rv = app(standalone_mode=False)
     except UserError as e:
-        err.print(f"actbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(f"actbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except click_exc.UsageError as e:
-        err.print(f"actbench: error: {e.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(f"actbench: error: {e.format_message()}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except click_exc.Exit as e:
         sys.exit(e.exit_code)
     except (click_exc.Abort, KeyboardInterrupt):
-        err.print("actbench: interrupted")
+        err_console.print("actbench: interrupted")
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)

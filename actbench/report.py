@@ -185,7 +185,6 @@ def _memory_frame(rows: "pd.DataFrame", names: list[str]) -> "pd.DataFrame":
 
 def lm_groups(trials: "pd.DataFrame") -> "pd.DataFrame":
     """One row per (suite, activation, model setup) of ok lm trials, aggregated over seeds."""
-    import json
 
     import pandas as pd
 
@@ -202,7 +201,7 @@ def lm_groups(trials: "pd.DataFrame") -> "pd.DataFrame":
         preds = []
         for rec in g.itertuples():
             if isinstance(getattr(rec, "series_file", None), str):
-                preds.append(json.loads((ResultStore(rec.results_dir).root / rec.series_file).read_text()).get("val_argmax", []))
+                preds.append(ResultStore(rec.results_dir).series({"series_file": rec.series_file}).get("val_argmax", []))
         metric = "metric.val_bpb" if g["metric.val_bpb"].notna().any() else "metric.val_loss"
         m, half, n = mean_ci(g[metric])
         ppl, ppl_half, _ = mean_ci(g["metric.val_ppl"])

@@ -14,7 +14,7 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from actbench import activations
-from actbench.benchmarks import DTYPES, ActivationName, TrialConfig, pick_device
+from actbench.benchmarks import DTYPES, ActivationName, TrialConfig
 from actbench.suite import Resources
 
 Impl = Literal["eager", "compile", "triton"]
@@ -52,8 +52,9 @@ def make_inputs(cfg: ElementwiseConfig, device: torch.device) -> tuple[torch.Ten
     return x.to(dtype).requires_grad_(), g.to(dtype), gated
 
 
-def available_impls(cfg: ElementwiseConfig) -> tuple[list[str], dict[str, str]]:
-    """Impls of cfg.impls that this activation has and can run here; reasons for the others."""
+def available_impls(cfg: ElementwiseConfig) -> tuple[list[str], str]:
+    """Impls of cfg.impls that this activation has and can run here, and a note saying why the
+    others are skipped."""
     spec = activations.spec(cfg.activation)
     ok, skipped = [], {}
     for impl in cfg.impls:
@@ -63,7 +64,7 @@ def available_impls(cfg: ElementwiseConfig) -> tuple[list[str], dict[str, str]]:
             skipped[impl] = why
         else:
             ok.append(impl)
-    return ok, skipped
+    return ok, "; ".join(f"{i}: {why}" for i, why in skipped.items())
 
 
 def build_module(cfg: ElementwiseConfig, impl: str, device: torch.device, x: torch.Tensor, g: torch.Tensor) -> nn.Module:
@@ -74,6 +75,3 @@ def build_module(cfg: ElementwiseConfig, impl: str, device: torch.device, x: tor
     module.zero_grad(set_to_none=True)
     return module
 
-
-def resolve_device(cfg: ElementwiseConfig) -> torch.device:
-    return pick_device(cfg.device)

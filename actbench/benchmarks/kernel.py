@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from pydantic import Field, PositiveFloat
 
-from actbench.benchmarks import TrialContext, TrialOutput, register_kind
-from actbench.benchmarks.elementwise import ElementwiseConfig, available_impls, build_module, make_inputs, resolve_device
+from actbench.benchmarks import TrialContext, TrialOutput, pick_device, register_kind
+from actbench.benchmarks.elementwise import ElementwiseConfig, available_impls, build_module, make_inputs
 
 MODES = ("forward", "backward", "full")
 
@@ -48,7 +48,7 @@ def time_ms(fn: Callable[[], Any], device: torch.device, cfg: KernelConfig, rese
 
 @register_kind("kernel", KernelConfig)
 def run(cfg: KernelConfig, ctx: TrialContext) -> TrialOutput:
-    device = resolve_device(cfg)
+    device = pick_device(cfg.device)
     x, g, gated = make_inputs(cfg, device)
     es = x.element_size()
     n_in, n_out = x.numel(), g.numel()
@@ -62,7 +62,7 @@ def run(cfg: KernelConfig, ctx: TrialContext) -> TrialOutput:
     rows: list[dict[str, Any]] = [{"impl": "copy", "mode": "copy", "ms_p20": copy[0], "ms_p50": copy[1], "ms_p80": copy[2],
                                    "bytes": 2 * n_in * es, "gbps": copy_gbps, "pct_copy": 100.0, **common}]
     metrics: dict[str, Any] = {"copy.gbps": copy_gbps, "copy.ms_p50": copy[1]}
-    impls, skipped = available_impls(cfg)
+    impls, note = available_impls(cfg)
     for impl in impls:
         module = build_module(cfg, impl, device, x, g)
         reset = [x, *module.parameters()]
@@ -80,5 +80,4 @@ def run(cfg: KernelConfig, ctx: TrialContext) -> TrialOutput:
             metrics[f"{impl}.{mode}.ms_p50"] = p50
             metrics[f"{impl}.{mode}.pct_copy"] = 100.0 * gbps / copy_gbps
         del y_keep
-    note = "; ".join(f"{i}: {why}" for i, why in skipped.items())
     return TrialOutput(metrics=metrics, rows=rows, note=note)

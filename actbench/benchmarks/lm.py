@@ -13,6 +13,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from actbench.benchmarks import ActivationName, TrialConfig, TrialContext, TrialOutput, register_kind
 from actbench.lm.data import DataConfig
+from actbench.lm.model import ModelConfig
 
 
 class LMConfig(TrialConfig):
@@ -69,6 +70,13 @@ class LMConfig(TrialConfig):
     @property
     def steps(self) -> int:
         return self.tokens // self.tokens_per_step
+
+    def to_model(self, vocab_size: int) -> ModelConfig:
+        """The Llama this trial trains, for a corpus of `vocab_size` tokens."""
+        return ModelConfig(
+            vocab_size=vocab_size, d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads, d_ff=self.d_ff,
+            activation=self.activation, impl=self.impl, max_seq_len=self.seq_len, tied_embeddings=self.tied_embeddings, norm=self.norm,
+        )
 
     @property
     def expected_vocab_size(self) -> int:

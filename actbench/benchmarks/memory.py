@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from actbench.benchmarks import TrialContext, TrialOutput, register_kind
-from actbench.benchmarks.elementwise import ElementwiseConfig, available_impls, build_module, make_inputs, resolve_device
+from actbench.benchmarks import TrialContext, TrialOutput, pick_device, register_kind
+from actbench.benchmarks.elementwise import ElementwiseConfig, available_impls, build_module, make_inputs
 
 MB = 2**20
 
@@ -56,9 +56,9 @@ def peak_mb(module: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> tuple[
 
 @register_kind("memory", MemoryConfig)
 def run(cfg: MemoryConfig, ctx: TrialContext) -> TrialOutput:
-    device = resolve_device(cfg)
+    device = pick_device(cfg.device)
     x, g, gated = make_inputs(cfg, device)
-    impls, skipped = available_impls(cfg)
+    impls, note = available_impls(cfg)
     rows: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {}
     common = {"gated": gated, "input_elems": x.numel(), "output_elems": g.numel(), "device": device.type}
@@ -70,5 +70,4 @@ def run(cfg: MemoryConfig, ctx: TrialContext) -> TrialOutput:
         metrics[f"{impl}.saved_bytes_per_elem"] = per_elem
         if fwd is not None:
             metrics[f"{impl}.peak_fwd_mb"], metrics[f"{impl}.peak_fwd_bwd_mb"] = fwd, total
-    note = "; ".join(f"{i}: {why}" for i, why in skipped.items())
     return TrialOutput(metrics=metrics, rows=rows, note=note)

@@ -88,9 +88,7 @@ def plan(trials: list, assumed_mfu: float = 0.4, peak_tflops: float = 989.0) -> 
         if key in seen:
             seen[key]["trials"] += 1
             continue
-        mcfg = ModelConfig(vocab_size=c.expected_vocab_size, d_model=c.d_model, n_layers=c.n_layers, n_heads=c.n_heads,
-                           d_ff=c.d_ff, activation=c.activation, max_seq_len=c.seq_len, tied_embeddings=c.tied_embeddings, norm=c.norm)
-        n = count(mcfg, c.seq_len)
+        n = count(c.to_model(c.expected_vocab_size), c.seq_len)
         ref_d_ff = c.reference_d_ff or 4 * c.d_model
         row = {
             "activation": c.activation, "gated": activations.spec(c.activation).gated, "d_ff": c.d_ff,

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from actbench.benchmarks import TrialContext, TrialOutput, pick_device
 from actbench.lm import flops
 from actbench.lm.data import batch, load_corpus, validation_windows
-from actbench.lm.model import Llama, ModelConfig
+from actbench.lm.model import Llama
 
 if TYPE_CHECKING:
     from actbench.benchmarks.lm import LMConfig
@@ -169,10 +169,7 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
     device = pick_device(cfg.device)
     corpus = load_corpus(cfg.data)
     torch.manual_seed(cfg.seed)
-    mcfg = ModelConfig(
-        vocab_size=corpus.vocab_size, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff,
-        activation=cfg.activation, impl=cfg.impl, max_seq_len=cfg.seq_len, tied_embeddings=cfg.tied_embeddings, norm=cfg.norm,
-    )
+    mcfg = cfg.to_model(corpus.vocab_size)
     model = Llama(mcfg).to(device)
     opt = make_optimizer(model, cfg)
     counts = flops.count(mcfg, cfg.seq_len)
@@ -187,8 +184,8 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
         state = saved["state"]
         state["resumed_from"] = state["step"]
 
-    def log_eval(step: int) -> dict[str, Any]:
-        ev = evaluate(model, vx, vy, device, cfg.batch_size, corpus.bytes_per_token)
+    def log_eval(step: int, churn_tokens: int = 0) -> dict[str, Any]:
+        ev = evaluate(model, vx, vy, device, cfg.batch_size, corpus.bytes_per_token, churn_tokens)
         state["val"].append([step, ev["val_loss"], ev["val_bpb"]])
         state["alphas"].extend([step, i, ap, an] for i, (ap, an) in enumerate(_alphas(model)))
         return ev
@@ -230,9 +227,7 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
         if ckpt_path and cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and not last:
             _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state}, ckpt_path)
 
-    final = evaluate(model, vx, vy, device, cfg.batch_size, corpus.bytes_per_token, cfg.churn_tokens)
-    state["val"].append([state["step"], final["val_loss"], final["val_bpb"]])
-    state["alphas"].extend([state["step"], i, ap, an] for i, (ap, an) in enumerate(_alphas(model)))
+    final = log_eval(state["step"], cfg.churn_tokens)
     tokens_per_s = state["timed_tokens"] / state["train_time"] if state["train_time"] > 0 else None
     peak = peak_flops(device)
     mfu = counts.train_flops_per_token * tokens_per_s / peak if peak and tokens_per_s else None
