@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -13,9 +14,9 @@ from actbench import __version__
 from actbench.errors import UserError
 
 try:  # typer >= 0.20 vendors click; older typer uses click itself
-    from typer._click import exceptions as click_exc
+    from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover
-    from click import exceptions as click_exc
+    from click.exceptions import ClickException
 
 app = typer.Typer(
     help="Benchmark activation functions: kernels, memory, and small-LM quality at matched compute.",
@@ -52,7 +53,7 @@ def _main(
 @app.command("list")
 def list_cmd() -> None:
     """Table of every registered activation."""
-    from actbench.report import activation_table
+    from actbench.report.tables import activation_table
 
     console.print(activation_table())
 
@@ -60,7 +61,7 @@ def list_cmd() -> None:
 @app.command()
 def info(name: str = typer.Argument(..., help="Activation name, e.g. xielu.")) -> None:
     """Formula, defaults, parameters and implementations of one activation."""
-    from actbench.report import activation_info
+    from actbench.report.tables import activation_info
 
     console.print(activation_info(name))
 
@@ -77,7 +78,7 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="Override a default: --set steps=20 (repeatable)."),
 ) -> None:
     """Run a suite: expand its trials, schedule them, record every outcome."""
-    from actbench.report import print_summary, trial_table
+    from actbench.report.tables import print_summary, trial_table
     from actbench.results import ResultStore
     from actbench.runner import make_executor, run_suite
     from actbench.suite import load_suite, parse_overrides
@@ -105,7 +106,7 @@ def lm_plan(
     set_: list[str] = typer.Option([], "--set", help="Override a default: --set d_model=256 (repeatable)."),
 ) -> None:
     """Matched d_ff per activation, parameters, FLOPs/token, and estimated GPU-hours."""
-    from actbench.report import plan_table
+    from actbench.report.tables import plan_table
     from actbench.suite import load_suite, parse_overrides
 
     s = load_suite(suite, parse_overrides(set_))
@@ -146,7 +147,7 @@ def compare(
     fmt: str = typer.Option("rich", "--format", help="rich (default), md, csv or json."),
 ) -> None:
     """Compare activations across every recorded kernel, memory and lm result."""
-    from actbench.report import compare_frames, compare_tables, compare_text, missing_hints, verdicts
+    from actbench.report.compare import compare_frames, compare_tables, compare_text, missing_hints, verdicts
 
     if fmt not in ("rich", "md", "csv", "json"):
         raise UserError(f"--format: unknown format {fmt!r} (rich, md, csv, json)")
@@ -170,7 +171,8 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write plots, HTML and exports (default RUN_DIR/report)."),
 ) -> None:
     """Summary, failures, comparisons, PNG plots, an HTML page and CSV/Parquet exports of a run."""
-    from actbench.report import build_report, compare_tables, verdicts
+    from actbench.report.compare import compare_tables, verdicts
+    from actbench.report.html import build_report
 
     r = build_report(run_dir, out)
     console.print(r["summary"].to_string(index=False))
@@ -196,8 +198,8 @@ def regress(
     update_baseline: bool = typer.Option(False, "--update-baseline", help="Write this run's ok records as the new baseline instead."),
 ) -> None:
     """Compare a run with a baseline from the same GPU model; exit 1 on SLOW, WORSE or failed trials."""
-    from actbench.report import regress as regress_run
-    from actbench.report import regress_failed, regress_markdown
+    from actbench.report.regression import regress as regress_run
+    from actbench.report.regression import regress_failed, regress_markdown
     from actbench.results import write_baseline
 
     if update_baseline:
@@ -222,26 +224,41 @@ def plot_activation(
 ) -> None:
     """Draw f(x) and f'(x) of activations (gated ones with value 1)."""
     from actbench import activations
-    from actbench.plots import activation_shapes
+    from actbench.report.plots import activation_shapes
 
     for n in names:
         activations.spec(n)
     console.print(f"wrote {activation_shapes(names, out, lo, hi)}")
 
 
+def _error(message: str) -> None:
+    err_console.print(f"actbench: error: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
 def main() -> None:
-    """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    """Console entry point: bad input is one line on stderr and exit code 2; an internal error is
+    one line naming the file that holds its traceback, exit code 1. Never a traceback."""
     try:
         rv = app(standalone_mode=False)
     except UserError as e:
-        err_console.print(f"actbench: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        _error(str(e))
         sys.exit(2)
-    except click_exc.UsageError as e:
-        err_console.print(f"actbench: error: {e.format_message()}", markup=False, highlight=False, soft_wrap=True)
+    except ClickException as e:  # usage errors, bad parameters, unreadable files given as arguments
+        _error(e.format_message())
         sys.exit(2)
-    except click_exc.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except (click_exc.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("actbench: interrupted")
         sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - a bug: one line, the traceback in a file
+        import tempfile
+        import traceback
+
+        fd, path = tempfile.mkstemp(prefix="actbench-error-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(traceback.format_exc())
+        _error(f"internal error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''} "
+               f"(traceback in {path})")
+        sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

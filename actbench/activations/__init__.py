@@ -1,4 +1,4 @@
-"""Activation registry: `build`, `names`, `spec`, `register`, plugins."""
+"""Activation registry: `build`, `names`, `spec`, `register`, plugins (torch is imported lazily)."""
 
 from actbench.activations.registry import (
     ActivationSpec,

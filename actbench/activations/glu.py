@@ -7,12 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from actbench.activations.base import split_gate
-from actbench.activations.registry import register
-
-PAPER = "arXiv:2002.05202"
 
 
-@register("swiglu", family="glu", gated=True, paper=PAPER)
 class SwiGLU(nn.Module):
     """SwiGLU: [a, b] = split(x); f(x) = silu(a) * b"""
 
@@ -21,7 +17,6 @@ class SwiGLU(nn.Module):
         return F.silu(gate) * value
 
 
-@register("geglu", family="glu", gated=True, paper=PAPER)
 class GeGLU(nn.Module):
     """GeGLU: [a, b] = split(x); f(x) = gelu(a) * b  (exact erf GELU)"""
 
@@ -30,7 +25,6 @@ class GeGLU(nn.Module):
         return F.gelu(gate) * value
 
 
-@register("reglu", family="glu", gated=True, paper=PAPER)
 class ReGLU(nn.Module):
     """ReGLU: [a, b] = split(x); f(x) = relu(a) * b"""
 

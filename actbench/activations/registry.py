@@ -1,9 +1,11 @@
 """The activation registry: every activation is registered once, with its metadata.
 
-`register` decorates an `nn.Module` class; `build(name, impl)` makes a module. Implementations:
-`eager` (the module itself), `compile` (the module under `torch.compile`), `triton` where a
-fused kernel is registered with `register_impl`, and `auto` (triton on a CUDA device where a
-kernel exists, otherwise eager). Third-party activations arrive through the entry-point group
+Built-in activations are declared in `actbench.activations.catalog` by import path, so listing
+them, matching MLP widths or validating a suite never imports torch; a module is imported when
+one of its activations is built or its formula is shown. Plugins register a class directly with
+the `register` decorator. Implementations: `eager` (the module itself), `compile` (the module
+under `torch.compile`), extra ones such as `triton` given by import path, and `auto` (see
+`resolve_impl`). Third-party activations arrive through the entry-point group
 `actbench.activations` or `load_plugin("some.module")`.
 """
 
@@ -12,31 +14,66 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import sys
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from typing import Callable
-
-import torch
-from torch import nn
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from actbench.errors import UserError
 
+if TYPE_CHECKING:
+    from torch import nn
+
 ENTRY_POINT_GROUP = "actbench.activations"
-_BUILTIN_MODULES = ("xielu", "relu", "smooth", "glu")
+
+
+def import_target(target: str | Callable[..., Any]) -> Any:
+    """The object named by `module:attribute` (or `target` itself when it is not a string)."""
+    if not isinstance(target, str):
+        return target
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _compiled(cls: type) -> Callable[..., "nn.Module"]:
+    def make(**kwargs: object) -> "nn.Module":
+        import torch
+
+        return torch.compile(cls(**kwargs))
+
+    return make
 
 
 @dataclass
 class ActivationSpec:
-    """Metadata of one registered activation."""
+    """Metadata of one registered activation. `target` is the module class or its import path;
+    `impls` and `availability` map extra implementations to factories / checks (or their paths)."""
 
     name: str
-    cls: type[nn.Module]
+    target: str | type
     family: str
     gated: bool
     params: tuple[str, ...]
     paper: str | None
-    impls: dict[str, Callable[..., nn.Module]] = field(default_factory=dict)
-    availability: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    impls: dict[str, str | Callable[..., Any]] = field(default_factory=dict)
+    availability: dict[str, str | Callable[[], str | None]] = field(default_factory=dict)
+    plugin: str | None = None
+
+    @property
+    def cls(self) -> type["nn.Module"]:
+        return import_target(self.target)
+
+    @property
+    def impl_names(self) -> list[str]:
+        return ["eager", "compile", *self.impls]
+
+    def factory(self, impl: str) -> Callable[..., "nn.Module"]:
+        if impl == "eager":
+            return self.cls
+        if impl == "compile":
+            return _compiled(self.cls)
+        return import_target(self.impls[impl])
 
     @property
     def formula(self) -> str:
@@ -45,20 +82,23 @@ class ActivationSpec:
     @property
     def defaults(self) -> dict[str, object]:
         sig = inspect.signature(self.cls.__init__)
-        return {
-            k: p.default
-            for k, p in sig.parameters.items()
-            if k != "self" and p.default is not inspect.Parameter.empty
-        }
+        return {k: p.default for k, p in sig.parameters.items() if k != "self" and p.default is not inspect.Parameter.empty}
 
     def unavailable_reason(self, impl: str) -> str | None:
         """Why `impl` cannot run on this machine, or None when it can."""
         check = self.availability.get(impl)
-        return check() if check else None
+        return import_target(check)() if check else None
 
 
 _REGISTRY: dict[str, ActivationSpec] = {}
 _loaded = False
+
+
+def _add(spec: ActivationSpec) -> None:
+    old = _REGISTRY.get(spec.name)
+    if old is not None and old.target is not spec.target and old.target != spec.target:
+        raise ValueError(f"activation {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
 
 
 def register(
@@ -68,38 +108,25 @@ def register(
     gated: bool = False,
     params: tuple[str, ...] = (),
     paper: str | None = None,
-) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: register an activation module under `name`.
+) -> Callable[[type["nn.Module"]], type["nn.Module"]]:
+    """Class decorator: register an activation module under `name` (plugins use this).
 
     `gated` modules take width 2*d, split as [gate, value], and return width d.
     `params` names the trainable parameters; `paper` is an arXiv id or a citation.
     """
 
-    def deco(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
-            raise ValueError(f"activation {name!r} is already registered")
-        _REGISTRY[name] = ActivationSpec(
-            name=name,
-            cls=cls,
-            family=family,
-            gated=gated,
-            params=tuple(params),
-            paper=paper,
-            impls={"eager": cls, "compile": lambda **kw: torch.compile(cls(**kw))},
-        )
+    def deco(cls: type["nn.Module"]) -> type["nn.Module"]:
+        _add(ActivationSpec(name=name, target=cls, family=family, gated=gated, params=tuple(params), paper=paper,
+                            plugin=cls.__module__))
         return cls
 
     return deco
 
 
-def register_impl(
-    name: str,
-    impl: str,
-    factory: Callable[..., nn.Module],
-    unavailable_reason: Callable[[], str | None] | None = None,
-) -> None:
+def register_impl(name: str, impl: str, factory: str | Callable[..., Any],
+                  unavailable_reason: str | Callable[[], str | None] | None = None) -> None:
     """Add an implementation (e.g. `triton`) to an already registered activation."""
-    s = _REGISTRY[name]
+    s = spec(name)
     s.impls[impl] = factory
     if unavailable_reason is not None:
         s.availability[impl] = unavailable_reason
@@ -110,9 +137,12 @@ def _ensure_loaded() -> None:
     if _loaded:
         return
     _loaded = True
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(f"actbench.activations.{mod}")
-    importlib.import_module("actbench.kernels.xielu")
+    from importlib.metadata import entry_points
+
+    from actbench.activations.catalog import BUILTINS
+
+    for entry in BUILTINS:
+        _add(ActivationSpec(**entry))
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()
@@ -121,12 +151,24 @@ def _ensure_loaded() -> None:
 
 
 def load_plugin(module: str) -> None:
-    """Import a module whose import registers activations (CLI: --plugin)."""
+    """Import a module whose import registers activations (CLI: --plugin). The current folder
+    is importable, as for `python -m`, so a plugin file next to the user works."""
     _ensure_loaded()
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         importlib.import_module(module)
     except ImportError as e:
         raise UserError(f"--plugin {module}: cannot import: {e}") from e
+    except Exception as e:  # noqa: BLE001 - the plugin's own code failed
+        raise UserError(f"--plugin {module}: failed while importing: {type(e).__name__}: {e}") from e
+
+
+def plugin_modules() -> list[str]:
+    """Modules that registered activations through `register` (to load them in workers too)."""
+    _ensure_loaded()
+    return sorted({s.plugin for s in _REGISTRY.values() if s.plugin})
 
 
 def names() -> list[str]:
@@ -135,39 +177,46 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def closest(name: str, n: int = 3) -> list[str]:
-    return difflib.get_close_matches(name, names(), n=n, cutoff=0.5)
+def closest(name: str, candidates: list[str] | None = None, n: int = 3) -> list[str]:
+    return difflib.get_close_matches(name, candidates if candidates is not None else names(), n=n, cutoff=0.5)
 
 
-def unknown_message(name: str) -> str:
-    near = closest(name)
+def unknown_message(name: str, candidates: list[str] | None = None) -> str:
+    near = closest(name, candidates)
     hint = f" (did you mean {', '.join(repr(c) for c in near)}?)" if near else ""
     return f"unknown activation {name!r}{hint}"
 
 
 def spec(name: str) -> ActivationSpec:
-    """Metadata for `name`; a KeyError-like UserError naming the closest names when unknown."""
+    """Metadata for `name`; a UserError naming the closest names when unknown."""
     _ensure_loaded()
     if name not in _REGISTRY:
         raise UserError(unknown_message(name))
     return _REGISTRY[name]
 
 
-def resolve_impl(name: str, impl: str) -> str:
-    """Map `auto` to the best implementation that runs here; validate the others."""
+@cache
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_impl(name: str, impl: str, device: str | None = None) -> str:
+    """Map `auto` to the implementation to use on `device` (default: CUDA when visible): the
+    fused kernel on a real GPU where one exists, eager otherwise. Validate the others."""
     s = spec(name)
-    if impl == "auto":  # the fused kernel on a real GPU; the interpreter is for tests only
-        if "triton" in s.impls and torch.cuda.is_available() and s.unavailable_reason("triton") is None:
+    if impl == "auto":
+        on_cuda = _cuda() if device is None else device == "cuda"
+        if "triton" in s.impls and on_cuda and s.unavailable_reason("triton") is None:
             return "triton"
         return "eager"
-    if impl not in s.impls:
-        raise UserError(
-            f"activation {name!r} has no implementation {impl!r} (it has: {', '.join(s.impls)})"
-        )
+    if impl not in s.impl_names:
+        raise UserError(f"activation {name!r} has no implementation {impl!r} (it has: {', '.join(s.impl_names)})")
     return impl
 
 
-def build(name: str, impl: str = "eager", **kwargs: object) -> nn.Module:
+def build(name: str, impl: str = "eager", **kwargs: object) -> "nn.Module":
     """Construct activation `name` with implementation `impl` (eager|compile|triton|auto)."""
     s = spec(name)
     impl = resolve_impl(name, impl)
@@ -175,6 +224,6 @@ def build(name: str, impl: str = "eager", **kwargs: object) -> nn.Module:
     if reason is not None:
         raise UserError(f"activation {name!r} impl {impl!r} cannot run here: {reason}")
     try:
-        return s.impls[impl](**kwargs)
+        return s.factory(impl)(**kwargs)
     except TypeError as e:
         raise UserError(f"activation {name!r}: bad arguments {kwargs}: {e}") from e

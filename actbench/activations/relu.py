@@ -7,10 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from actbench.activations.base import FP32Params, compute_dtype, scalar_param
-from actbench.activations.registry import register
 
 
-@register("relu", family="relu", paper="Nair & Hinton, ICML 2010")
 class ReLU(nn.Module):
     """ReLU: f(x) = max(x, 0)"""
 
@@ -18,7 +16,6 @@ class ReLU(nn.Module):
         return F.relu(x)
 
 
-@register("relu2", family="relu", paper="arXiv:2109.08668")
 class ReLU2(nn.Module):
     """Squared ReLU (Primer, arXiv 2109.08668): f(x) = max(x, 0)^2"""
 
@@ -26,7 +23,6 @@ class ReLU2(nn.Module):
         return F.relu(x).square()
 
 
-@register("leaky_relu2", family="relu", paper="modded-nanogpt speedrun (community)")
 class LeakyReLU2(nn.Module):
     """Squared leaky ReLU, popular in small-LM speedruns: f(x) = leaky_relu(x, slope)^2, slope 0.5"""
 
@@ -38,7 +34,6 @@ class LeakyReLU2(nn.Module):
         return F.leaky_relu(x, self.negative_slope).square()
 
 
-@register("leaky_relu", family="relu", paper="Maas et al., ICML 2013")
 class LeakyReLU(nn.Module):
     """Leaky ReLU: f(x) = x if x > 0 else slope x, slope 0.01"""
 
@@ -50,7 +45,6 @@ class LeakyReLU(nn.Module):
         return F.leaky_relu(x, self.negative_slope)
 
 
-@register("prelu", family="relu", params=("a",), paper="arXiv:1502.01852")
 class PReLU(FP32Params):
     """PReLU (arXiv 1502.01852): f(x) = x if x > 0 else a x, one trainable a (init 0.25)"""
 
@@ -63,7 +57,6 @@ class PReLU(FP32Params):
         return torch.where(xf > 0, xf, self.a * xf).to(x.dtype)
 
 
-@register("elu", family="relu", paper="arXiv:1511.07289")
 class ELU(nn.Module):
     """ELU (arXiv 1511.07289): f(x) = x if x > 0 else alpha expm1(x), alpha 1"""
 
@@ -88,7 +81,6 @@ class _HysteresisReLU(torch.autograd.Function):
         return g * (x > -ctx.threshold).to(g.dtype), None
 
 
-@register("helu", family="relu", paper="Kimhi et al., Hysteresis Activation Function for Efficient Inference, 2024")
 class HeLU(nn.Module):
     """HeLU, hysteresis ReLU: forward f(x) = max(x, 0); backward passes the gradient
     where x > -t (not only x > 0), so units just below zero keep learning. t = 0.05.
@@ -105,7 +97,6 @@ class HeLU(nn.Module):
         return _HysteresisReLU.apply(x, self.threshold)
 
 
-@register("smelu", family="relu", paper="arXiv:2010.09458")
 class SmeLU(nn.Module):
     """SmeLU, smooth ReLU (arXiv 2010.09458) with half-width beta (default 1):
 

@@ -9,10 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from actbench.activations.base import FP32Params, compute_dtype, scalar_param
-from actbench.activations.registry import register
 
 
-@register("gelu", family="smooth", paper="arXiv:1606.08415")
 class GELU(nn.Module):
     """GELU (arXiv 1606.08415), exact: f(x) = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2"""
 
@@ -20,7 +18,6 @@ class GELU(nn.Module):
         return F.gelu(x)
 
 
-@register("gelu_tanh", family="smooth", paper="arXiv:1606.08415")
 class GELUTanh(nn.Module):
     """GELU, tanh approximation: f(x) = x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2"""
 
@@ -28,7 +25,6 @@ class GELUTanh(nn.Module):
         return F.gelu(x, approximate="tanh")
 
 
-@register("silu", family="smooth", paper="arXiv:1702.03118")
 class SiLU(nn.Module):
     """SiLU (arXiv 1702.03118): f(x) = x sigmoid(x)"""
 
@@ -36,7 +32,6 @@ class SiLU(nn.Module):
         return F.silu(x)
 
 
-@register("swish", family="smooth", params=("beta",), paper="arXiv:1710.05941")
 class Swish(FP32Params):
     """Swish-beta (arXiv 1710.05941): f(x) = x sigmoid(beta x), trainable beta (init 1)"""
 
@@ -49,7 +44,6 @@ class Swish(FP32Params):
         return (xf * torch.sigmoid(self.beta * xf)).to(x.dtype)
 
 
-@register("mish", family="smooth", paper="arXiv:1908.08681")
 class Mish(nn.Module):
     """Mish (arXiv 1908.08681): f(x) = x tanh(softplus(x))"""
 
@@ -57,7 +51,6 @@ class Mish(nn.Module):
         return F.mish(x)
 
 
-@register("golu", family="smooth", paper="arXiv:2502.03654")
 class GoLU(nn.Module):
     """GoLU, Gompertz linear unit (arXiv 2502.03654): f(x) = x exp(-exp(-x))
 
@@ -69,7 +62,6 @@ class GoLU(nn.Module):
         return x * torch.exp(-torch.exp(-torch.clamp(x, min=-30.0)))
 
 
-@register("sau", family="smooth", paper="arXiv:2109.13210")
 class SAU(nn.Module):
     """SAU, smooth activation unit (arXiv 2109.13210): Leaky ReLU (slope alpha) convolved with a
     Gaussian of standard deviation sigma, in closed form, with z = x / sigma:
@@ -92,7 +84,6 @@ class SAU(nn.Module):
         return self.alpha * x + (1 - self.alpha) * (x * cdf + self.sigma * pdf)
 
 
-@register("velu", family="smooth", paper="Shakarami et al., VeLU: Variance-enhanced Learning Unit, 2025")
 class VeLU(nn.Module):
     """VeLU, variance-enhanced learning unit, ArcTan-Sin form. Formula used here:
 

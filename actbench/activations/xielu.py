@@ -10,9 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from actbench.activations.base import FP32Params, compute_dtype, inv_softplus, scalar_param
-from actbench.activations.registry import register
-
-PAPER = "arXiv:2411.13010"
 
 
 class _ExpandedIntegral(FP32Params):
@@ -32,7 +29,6 @@ class _ExpandedIntegral(FP32Params):
         return F.softplus(self.alpha_p_raw), self.beta + F.softplus(self.alpha_n_raw)
 
 
-@register("xielu", family="xielu", params=("alpha_p_raw", "alpha_n_raw"), paper=PAPER)
 class XIELU(_ExpandedIntegral):
     """xIELU, expanded integral of the ELU (arXiv 2411.13010):
 
@@ -52,7 +48,6 @@ class XIELU(_ExpandedIntegral):
         return torch.where(xf > 0, pos, neg).to(x.dtype)
 
 
-@register("xiprelu", family="xielu", params=("alpha_p_raw", "alpha_n_raw"), paper=PAPER + " (v3)")
 class XIPReLU(_ExpandedIntegral):
     """xIPReLU, expanded integral of the PReLU (arXiv 2411.13010 v3), xIELU without the exponential:
 
@@ -72,7 +67,6 @@ class XIPReLU(_ExpandedIntegral):
         return torch.where(xf > 0, ap * xf * xf, 0.5 * an * xf * xf).add(self.beta * xf).to(x.dtype)
 
 
-@register("xsilu", family="xielu", params=("a",), paper=PAPER)
 class XSiLU(FP32Params):
     """xSiLU, the expanded SiLU baseline of arXiv 2411.13010:
 

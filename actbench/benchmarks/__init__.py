@@ -1,7 +1,8 @@
 """Trial kinds: each kind is a config model plus a function `(config, context) -> TrialOutput`.
 
 A kind registers itself with `register_kind`; the suite parser and the runners look kinds up by
-name and know nothing else about them, so a new kind is a new module here.
+name and know nothing else about them, so a new kind is a new module here. A built-in kind's
+module is imported when a suite of that kind is loaded (the lm kind's config is torch-free).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
-import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from actbench import activations
@@ -41,10 +41,18 @@ ActivationName = Annotated[str, AfterValidator(_registered_activation)]
 
 @dataclass
 class TrialContext:
-    """What the runner gives a trial besides its config."""
+    """What the runner gives a trial besides its config. `progress`, when set, receives live
+    progress (a dict: step, total_steps, train_loss, val_bpb, tokens_per_s, ...); it may be
+    called often and must be cheap (the runner's sink throttles what it forwards)."""
 
     trial_id: str
     checkpoint_dir: Path | None = None
+    progress: Callable[[dict[str, Any]], None] | None = None
+
+    def report(self, **values: Any) -> None:
+        """Send live progress to the driver, if anything listens."""
+        if self.progress is not None:
+            self.progress(values)
 
 
 @dataclass
@@ -80,31 +88,15 @@ def register_kind(name: str, config_model: type[TrialConfig]) -> Callable[[Calla
     return deco
 
 
-def _load() -> None:
-    for mod in _BUILTIN_KINDS:
-        if mod not in _KINDS:
-            importlib.import_module(f"actbench.benchmarks.{mod}")
-
-
 def kind_names() -> list[str]:
-    _load()
-    return sorted(_KINDS)
+    return sorted({*_BUILTIN_KINDS, *_KINDS})
 
 
 def kind_spec(name: str) -> KindSpec:
-    _load()
+    """The kind called `name`; a built-in kind's module is imported on first use."""
+    if name not in _KINDS and name in _BUILTIN_KINDS:
+        importlib.import_module(f"actbench.benchmarks.{name}")
     if name not in _KINDS:
-        raise UserError(f"unknown trial kind {name!r} (known: {', '.join(sorted(_KINDS))})")
+        raise UserError(f"unknown trial kind {name!r} (known: {', '.join(kind_names())})")
     return _KINDS[name]
 
-
-def pick_device(requested: str) -> torch.device:
-    """`auto` is CUDA when a GPU is visible to this process, else CPU."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but no GPU is visible to this trial")
-    return torch.device(requested)
-
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

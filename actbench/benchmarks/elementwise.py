@@ -14,7 +14,8 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from actbench import activations
-from actbench.benchmarks import DTYPES, ActivationName, TrialConfig
+from actbench.benchmarks import ActivationName, TrialConfig
+from actbench.benchmarks.device import DTYPES
 from actbench.suite import Resources
 
 Impl = Literal["eager", "compile", "triton"]
@@ -58,7 +59,7 @@ def available_impls(cfg: ElementwiseConfig) -> tuple[list[str], str]:
     spec = activations.spec(cfg.activation)
     ok, skipped = [], {}
     for impl in cfg.impls:
-        if impl not in spec.impls:
+        if impl not in spec.impl_names:
             skipped[impl] = "not registered for this activation"
         elif (why := spec.unavailable_reason(impl)) is not None:
             skipped[impl] = why

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from pydantic import Field, PositiveFloat
 
-from actbench.benchmarks import TrialContext, TrialOutput, pick_device, register_kind
+from actbench.benchmarks import TrialContext, TrialOutput, register_kind
+from actbench.benchmarks.device import pick_device
 from actbench.benchmarks.elementwise import ElementwiseConfig, available_impls, build_module, make_inputs
 
 MODES = ("forward", "backward", "full")

@@ -1,88 +1,12 @@
 """The `lm` kind: train a small Llama with one activation and measure validation bits per byte.
 
-d_ff is resolved when the config is validated: given explicitly, or matched to `reference` at
-`reference_d_ff` (MLP parameters and FLOPs equal to within the rounding to `ff_multiple`), so the
-resolved width is part of the trial id. Training itself lives in `actbench.lm.train`.
+The config is `actbench.lm.config.LMConfig`; training lives in `actbench.lm.train`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
-
-from actbench.benchmarks import ActivationName, TrialConfig, TrialContext, TrialOutput, register_kind
-from actbench.lm.data import DataConfig
-from actbench.lm.model import ModelConfig
-
-
-class LMConfig(TrialConfig):
-    activation: ActivationName
-    impl: Literal["eager", "compile", "triton", "auto"] = "auto"
-    data: DataConfig = Field(default_factory=DataConfig)
-    d_model: PositiveInt = 128
-    n_layers: PositiveInt = 2
-    n_heads: PositiveInt = 4
-    seq_len: PositiveInt = 128
-    d_ff: PositiveInt | None = None
-    reference: ActivationName = "relu2"
-    reference_d_ff: PositiveInt | None = None
-    ff_multiple: PositiveInt = 64
-    tied_embeddings: bool = True
-    norm: Literal["rms", "none"] = "rms"
-    batch_size: PositiveInt = 16
-    grad_accum: PositiveInt = 1
-    tokens: PositiveInt = 1_000_000
-    lr: PositiveFloat = 3e-3
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    schedule: Literal["wsd", "cosine"] = "wsd"
-    warmup_frac: float = Field(0.05, ge=0, lt=1)
-    decay_frac: float = Field(0.2, ge=0, le=1)
-    weight_decay: float = Field(0.1, ge=0)
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.95, ge=0, lt=1)
-    grad_clip: float = Field(1.0, ge=0)
-    eval_every: PositiveInt = 100
-    eval_tokens: PositiveInt = 32768
-    churn_tokens: int = Field(8192, ge=0)
-    checkpoint_every: int = Field(0, ge=0)
-    compile: bool = False
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-
-    @model_validator(mode="after")
-    def _resolve(self) -> "LMConfig":
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise ValueError(f"d_model {self.d_model} must split into {self.n_heads} heads of even size")
-        if self.steps < 1:
-            raise ValueError(f"tokens {self.tokens} is less than one step of {self.tokens_per_step} tokens")
-        if self.d_ff is None:
-            from actbench.lm.flops import match_d_ff
-
-            ref = self.reference_d_ff or 4 * self.d_model
-            object.__setattr__(self, "reference_d_ff", ref)
-            object.__setattr__(self, "d_ff", match_d_ff(self.activation, self.d_model, self.reference, ref, self.ff_multiple))
-        return self
-
-    @property
-    def tokens_per_step(self) -> int:
-        return self.batch_size * self.seq_len * self.grad_accum
-
-    @property
-    def steps(self) -> int:
-        return self.tokens // self.tokens_per_step
-
-    def to_model(self, vocab_size: int) -> ModelConfig:
-        """The Llama this trial trains, for a corpus of `vocab_size` tokens."""
-        return ModelConfig(
-            vocab_size=vocab_size, d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads, d_ff=self.d_ff,
-            activation=self.activation, impl=self.impl, max_seq_len=self.seq_len, tied_embeddings=self.tied_embeddings, norm=self.norm,
-        )
-
-    @property
-    def expected_vocab_size(self) -> int:
-        if self.data.vocab_size:
-            return self.data.vocab_size
-        return self.data.bpe_vocab_size if self.data.tokenizer == "bpe" else 256
+from actbench.benchmarks import TrialContext, TrialOutput, register_kind
+from actbench.lm.config import LMConfig
 
 
 @register_kind("lm", LMConfig)

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from actbench.benchmarks import TrialContext, TrialOutput, pick_device, register_kind
+from actbench.benchmarks import TrialContext, TrialOutput, register_kind
+from actbench.benchmarks.device import pick_device
 from actbench.benchmarks.elementwise import ElementwiseConfig, available_impls, build_module, make_inputs
 
 MB = 2**20

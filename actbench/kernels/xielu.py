@@ -22,7 +22,6 @@ import os
 
 import torch
 
-from actbench.activations.registry import register_impl
 from actbench.activations.xielu import XIELU
 
 try:
@@ -163,5 +162,3 @@ class XIELUTriton(XIELU):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return xielu_triton(x, self.alpha_p_raw, self.alpha_n_raw, self.beta, self.eps)
 
-
-register_impl("xielu", "triton", XIELUTriton, unavailable_reason)

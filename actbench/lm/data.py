@@ -26,35 +26,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actbench.errors import UserError
+from actbench.lm.config import DataConfig
 
 MAGIC, VERSION, HEADER_INTS = 20240520, 1, 256
 
 
-class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    source: Literal["shakespeare", "text", "bin"] = "shakespeare"
-    path: str | None = None
-    val_path: str | None = None
-    tokenizer: Literal["byte", "bpe"] = "byte"
-    bpe_vocab_size: int = Field(4096, ge=260, le=65535)
-    val_fraction: float = Field(0.1, gt=0, lt=0.5)
-    vocab_size: int | None = Field(None, ge=2, le=65536)
-    bytes_per_token: float | None = Field(None, gt=0)
-
-    @model_validator(mode="after")
-    def _shards_need_vocab(self) -> "DataConfig":
-        if self.source == "bin" and not self.vocab_size:
-            raise ValueError("source 'bin' needs vocab_size (e.g. 50257 for GPT-2 tokens)")
-        if self.source in ("text", "bin") and not self.path:
-            raise ValueError(f"source {self.source!r} needs path")
-        return self
 
 
 @dataclass

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from actbench import activations
-from actbench.lm.model import ModelConfig
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from actbench.lm.config import ModelConfig
 
 ACT_OPS = {  # approximate forward elementwise ops per output element
     "relu": 1, "relu2": 2, "leaky_relu2": 3, "leaky_relu": 2, "prelu": 2, "helu": 1, "elu": 4, "smelu": 5,
@@ -46,7 +47,7 @@ def mlp_width_factor(activation: str) -> int:
     return 3 if activations.spec(activation).gated else 2
 
 
-def count(cfg: ModelConfig, seq_len: int) -> Counts:
+def count(cfg: "ModelConfig", seq_len: int) -> Counts:
     d, ff, layers, vocab = cfg.d_model, cfg.d_ff, cfg.n_layers, cfg.vocab_size
     act_params = len(activations.spec(cfg.activation).params)
     norm = d if cfg.norm == "rms" else 0

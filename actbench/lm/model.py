@@ -11,37 +11,12 @@ RMSNorm weights 1. Activation parameters keep their own init (xIELU: alpha_p = a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from actbench import activations
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    vocab_size: int = 256
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 512
-    activation: str = "relu2"
-    impl: str = "eager"
-    max_seq_len: int = 256
-    tied_embeddings: bool = True
-    norm: Literal["rms", "none"] = "rms"
-    rope_base: float = 10000.0
-
-    @property
-    def gated(self) -> bool:
-        return activations.spec(self.activation).gated
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+from actbench.lm.config import ModelConfig
 
 
 class RMSNorm(nn.Module):

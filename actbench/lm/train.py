@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from actbench.benchmarks import TrialContext, TrialOutput, pick_device
+from actbench.benchmarks import TrialContext, TrialOutput
+from actbench.benchmarks.device import pick_device
 from actbench.lm import flops
 from actbench.lm.data import batch, load_corpus, validation_windows
 from actbench.lm.model import Llama
 
 if TYPE_CHECKING:
-    from actbench.benchmarks.lm import LMConfig
+    from actbench.lm.config import LMConfig
 
 PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peak per GPU, by name fragment (first match wins)
     "H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "GH200": 989.0, "B200": 2250.0, "A100": 312.0,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from actbench.benchmarks import TrialContext
-from actbench.benchmarks.lm import LMConfig
+from actbench.lm.config import LMConfig
 from actbench.lm.train import lr_at, train
 from actbench.results import ResultStore, iter_records
 

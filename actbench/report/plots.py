@@ -13,7 +13,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
 from actbench import activations  # noqa: E402
 from actbench.results import ResultStore, latest_records  # noqa: E402
@@ -29,6 +28,8 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 def activation_shapes(names: list[str], path: Path, lo: float = -4.0, hi: float = 4.0) -> Path:
     """f(x) and f'(x) of each activation (gated ones as f([x, 1]), i.e. the gate with value 1)."""
+    import torch
+
     fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(11, 4.2))
     x = torch.linspace(lo, hi, 801, dtype=torch.float64)
     for name in names:

@@ -1,0 +1,105 @@
+"""What the CLI prints about the registry, suites, runs and plans: rich tables of activations,
+expanded trials, sweep summaries and matched-MLP plans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from actbench import activations
+
+if TYPE_CHECKING:
+    from actbench.runner import SweepResult
+    from actbench.suite import Suite
+
+
+def activation_table() -> Table:
+    """Rich table of every registered activation."""
+    t = Table(title="actbench activations", caption="whether an implementation runs here: actbench info NAME")
+    for col in ("name", "family", "gated", "trainable params", "implementations", "paper"):
+        t.add_column(col)
+    for name in activations.names():
+        s = activations.spec(name)
+        t.add_row(name, s.family, "yes" if s.gated else "", ", ".join(s.params), ", ".join(s.impl_names), s.paper or "")
+    return t
+
+
+def activation_info(name: str) -> Panel:
+    """Formula, defaults, parameters and implementations of one activation."""
+    s = activations.spec(name)
+    lines = [
+        Text(s.formula),
+        Text(""),
+        Text(f"family: {s.family}    gated: {'yes (input 2*d -> d, split [gate, value])' if s.gated else 'no'}"),
+        Text(f"defaults: {s.defaults or '-'}"),
+        Text(f"trainable parameters (fp32): {', '.join(s.params) or '-'}"),
+    ]
+    for impl in s.impl_names:
+        why = s.unavailable_reason(impl)
+        lines.append(Text(f"impl {impl}: " + ("available" if why is None else f"unavailable here ({why})")))
+    lines.append(Text(f"paper: {s.paper or '-'}"))
+    return Panel(Group(*lines), title=name)
+
+
+def trial_table(suite: "Suite") -> Table:
+    """The expanded trials of a suite and the resources each asks for (`run --dry-run`)."""
+    from actbench.runner import varying_fields
+
+    r = suite.spec.resources
+    keys = varying_fields(suite)
+    t = Table(title=f"{suite.name}: {len(suite.trials)} {suite.spec.kind} trial(s); each asks "
+                    f"cpus={r.cpus:g} gpus={r.gpus:g} timeout_s={r.timeout_s:g} retries={r.retries}")
+    t.add_column("#", justify="right")
+    t.add_column("trial id")
+    for k in keys:
+        t.add_column(k)
+    for i, trial in enumerate(suite.trials):
+        cfg = trial.config_dict()
+        t.add_row(str(i), trial.id, *(str(cfg.get(k)) for k in keys))
+    return t
+
+
+def print_summary(result: "SweepResult", out_dir: Path, console: Console) -> None:
+    """Counts by status, and the trials that did not succeed with the reason."""
+    recs = result.records
+    counts: dict[str, int] = {}
+    for r in recs:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    parts = [f"{n} {s}" for s, n in sorted(counts.items())] or ["nothing to run"]
+    if result.skipped:
+        parts.append(f"{result.skipped} already done")
+    console.print(f"[bold]{', '.join(parts)}[/]; results in {out_dir}/trials.jsonl")
+    bad = [r for r in recs if r["status"] != "ok"]
+    if bad:
+        t = Table(title="trials that did not succeed")
+        for col in ("trial id", "status", "config", "reason", "traceback"):
+            t.add_column(col)
+        for r in bad:
+            err = r.get("error") or {}
+            cfg = ", ".join(f"{k}={v}" for k, v in r["config"].items() if k not in ("impls", "modes"))
+            reason = f"{err.get('type', '')}: {err.get('message', '')}".strip(": ") or r.get("note", "")
+            t.add_row(r["trial_id"], r["status"], cfg, reason, err.get("traceback_file") or "")
+        console.print(t)
+
+
+def plan_table(suite: "Suite") -> Table:
+    """`actbench lm plan`: matched widths, counts, difference from the reference, cost."""
+    from actbench.lm.flops import plan
+
+    df = plan(suite.trials)
+    t = Table(title=f"{suite.name}: matched MLPs (GPU-hours at 40% MFU of an H100's 989 bf16 TFLOP/s)")
+    for col in ("activation", "d_ff", "params", "MLP params", "FLOPs/token", "act FLOPs/token", "vs reference", "tokens/trial", "trials", "GPU-h/trial"):
+        t.add_column(col, justify="left" if col == "activation" else "right")
+    for r in df.itertuples():
+        diff = f"{r.diff_pct:+.2f}%"
+        t.add_row(r.activation + (" (gated)" if r.gated else ""), str(r.d_ff), f"{r.params / 1e6:.3f}M", f"{r.mlp_params / 1e6:.3f}M",
+                  f"{r.flops_per_token / 1e6:.2f}M", f"{r.act_flops_per_token / 1e3:.1f}K", diff if abs(r.diff_pct) <= 0.5 else f"[red]{diff}[/]",
+                  f"{r.tokens / 1e6:.2f}M", str(r.trials), f"{r.gpu_hours_per_trial:.3g}")
+    t.caption = (f"reference: {df['reference'].iloc[0]}; FLOPs/token: forward matmuls and attention (x3 to train); act FLOPs: "
+                 "approximate elementwise ops of the activation, not matched; red: more than 0.5% off (pick another ff_multiple)") if len(df) else None
+    return t
