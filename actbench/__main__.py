@@ -1,0 +1,5 @@
+"""`python -m actbench` runs the command line."""
+
+from actbench.cli import main
+
+main()
