@@ -14,15 +14,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from actbench import activations
-from actbench.benchmarks import ActivationName, TrialConfig
+from actbench.benchmarks import ActivationName, ExistingPath, TrialConfig
 from actbench.lm.flops import match_d_ff
 
 
 class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     source: Literal["shakespeare", "text", "bin"] = "shakespeare"
-    path: str | None = None
-    val_path: str | None = None
+    path: ExistingPath | None = None
+    val_path: ExistingPath | None = None
     tokenizer: Literal["byte", "bpe"] = "byte"
     bpe_vocab_size: int = Field(4096, ge=260, le=65535)
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
