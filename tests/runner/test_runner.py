@@ -68,15 +68,20 @@ def test_injected_failures_ray_and_worker_death_retry(tmp_path, local_ray):
     suite = load_suite(probe_suite(tmp_path, FAILURES))
     result = run_suite(suite, ResultStore(tmp_path / "out"), RayExecutor())
     assert statuses(result) == EXPECTED
-    # a worker that dies is retried by Ray: the first attempt exits, the retry succeeds
-    marker = tmp_path / "died-once"
-    body = f"zip:\n  tag: [x, y]\n  fail: [exit, exit]\n  fail_marker: ['{marker}', '{tmp_path / 'never'}']\n"
+    # a worker that dies is retried by the driver, and every attempt is recorded: the first
+    # attempt exits (its marker is created in the trial's own folder), the retry succeeds
+    body = "zip:\n  tag: [x, y]\n  fail: [exit, exit]\n  fail_marker: [died-once, died-once]\n"
     retry = load_suite(probe_suite(tmp_path, body + "resources:\n  retries: 1\n", "r"))
     result = run_suite(retry, ResultStore(tmp_path / "r"), RayExecutor())
-    assert statuses(result) == {"x": "ok", "y": "ok"}
-    no_retry = load_suite(probe_suite(tmp_path, "matrix:\n  fail: [exit]\nresources:\n  retries: 0\n", "n"))
+    assert statuses(result) == {"x": "ok", "y": "ok"} and result.exit_code == 0
+    by_tag = {tag: [(r["attempt"], r["status"]) for r in result.records if r["config"]["tag"] == tag] for tag in "xy"}
+    assert by_tag == {"x": [(1, "failed"), (2, "ok")], "y": [(1, "failed"), (2, "ok")]}
+    for t in retry.trials:
+        assert (tmp_path / "r" / "checkpoints" / t.id / "died-once").exists()
+    assert [r["attempt"] for r in ResultStore(tmp_path / "r").records()].count(2) == 2
+    no_retry = load_suite(probe_suite(tmp_path, "matrix:\n  fail: [exit]\nresources:\n  retries: 2\n", "n"))
     result = run_suite(no_retry, ResultStore(tmp_path / "n"), RayExecutor())
-    assert result.records[0]["status"] == "failed"
+    assert [(r["attempt"], r["status"]) for r in result.records] == [(1, "failed"), (2, "failed"), (3, "failed")]
     assert "Worker" in result.records[0]["error"]["type"] or "Crash" in result.records[0]["error"]["type"]
 
 
@@ -172,8 +177,8 @@ def test_node_removed_while_trial_runs_is_retried_elsewhere(tmp_path):
         cluster.wait_for_nodes()
         cluster.remove_node(doomed)
         sweep.join(timeout=240)
-        rec = results[0].records[0]
-        assert rec["status"] == "ok", rec
+        lost, rec = results[0].records  # the attempt on the removed node is recorded, then its retry
+        assert (lost["attempt"], lost["status"], rec["attempt"], rec["status"]) == (1, "failed", 2, "ok"), results[0].records
         assert rec["env"]["ray_node_id"] != doomed_id
         assert rec["metrics"]["t_start"] > time.time() - 60
     finally:
