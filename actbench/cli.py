@@ -98,7 +98,7 @@ def run(
     store = ResultStore(out_dir)
     with store.lock() as note:  # the folder is writable and no other run writes it, before anything starts
         if note:
-            err_console.print(f"{out_dir}: {note}", highlight=False)
+            err_console.print(f"{out_dir}: {note}", highlight=False, soft_wrap=True)
         with _output_to(None if verbose else out_dir / "run.log"):
             ex = make_executor(executor, address, verbose)
             try:

@@ -16,8 +16,8 @@ process (tests, notebooks), that instance is used as it is.
 
 Retries belong to the driver (Ray's max_retries=0): an attempt lost to a dead worker or node comes
 back with `lost: True`, `run_suite` records it and submits the trial again, so every attempt is
-counted. Plugin modules a trial needs travel with its task (runtime_env py_modules) unless they
-are installed packages. While trials run the GCS is probed; unreachable for CLUSTER_LOST_S it
+counted. Plugin modules travel with the job (runtime_env py_modules) unless they are installed
+packages; each trial imports those its activations come from. While trials run the GCS is probed; unreachable for CLUSTER_LOST_S it
 raises ClusterLost. A trial that ignores its in-worker timeout is force-cancelled by the driver
 (its worker process is killed).
 """
@@ -31,7 +31,6 @@ import sys
 import sysconfig
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import ray
@@ -91,18 +90,22 @@ def _token_available() -> bool:
                 or (Path.home() / ".ray" / "auth_token").exists())
 
 
-def _shipped(modules: list[str]) -> list[ModuleType]:
-    """The top-level modules or packages of `modules` that are not installed packages (those
-    are assumed installed on every node), to send with a task."""
+def _plugins_env() -> dict[str, Any] | None:
+    """The job's runtime environment: every plugin module that registered activations, as its
+    top-level module (a .py file) or package (a folder), unless it is an installed package
+    (assumed installed on every node); Ray uploads them to every worker, on any node."""
+    from actbench.activations.registry import plugin_modules
+
     site = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
-    out: dict[str, ModuleType] = {}
-    for name in modules:
+    out: set[str] = set()
+    for name in plugin_modules():
         top = sys.modules.get(name.split(".")[0])
         file = getattr(top, "__file__", None)
         if top is None or not file or any(Path(file).resolve().is_relative_to(s) for s in site):
             continue
-        out[top.__name__] = top
-    return list(out.values())
+        paths = list(getattr(top, "__path__", []))
+        out.add(paths[0] if len(paths) == 1 else file)
+    return {"py_modules": sorted(out)} if out else None
 
 
 class RayExecutor:
@@ -125,7 +128,7 @@ class RayExecutor:
                 os.environ["RAY_AUTH_MODE"] = "token"
                 _refresh_auth()
             try:
-                ray.init(address=address, logging_level="ERROR", log_to_driver=log_to_driver)
+                ray.init(address=address, logging_level="ERROR", log_to_driver=log_to_driver, runtime_env=_plugins_env())
             except (ConnectionError, RuntimeError, ValueError, RayError) as e:
                 self._restore_env()
                 raise UserError(f"--address {address}: cannot join the Ray cluster: {str(e).strip().splitlines()[0]} "
@@ -136,7 +139,8 @@ class RayExecutor:
             os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
             _refresh_auth()
             init_kwargs.setdefault("num_cpus", os.cpu_count())
-            ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=log_to_driver, **init_kwargs)
+            ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=log_to_driver, runtime_env=_plugins_env(),
+                     **init_kwargs)
             self.owns_ray = True
             self._how = "embedded Ray on this machine (private token)"
         self.startup_s = time.time() - t0
@@ -178,12 +182,9 @@ class RayExecutor:
 
     def submit(self, trial: Trial, checkpoint_dir: str | None) -> ray.ObjectRef:
         r = trial.resources
-        plugins = trial_plugins(trial)
-        options: dict[str, Any] = dict(num_cpus=r.cpus, num_gpus=r.gpus, max_retries=0, retry_exceptions=False,
-                                       name=f"actbench:{trial.kind}:{trial.id}")
-        if shipped := _shipped(plugins):
-            options["runtime_env"] = {"py_modules": shipped}
-        ref = _trial_task.options(**options).remote(trial.kind, trial.config_dict(), trial.id, checkpoint_dir, r.timeout_s, r.cpus, plugins)
+        ref = _trial_task.options(
+            num_cpus=r.cpus, num_gpus=r.gpus, max_retries=0, retry_exceptions=False, name=f"actbench:{trial.kind}:{trial.id}",
+        ).remote(trial.kind, trial.config_dict(), trial.id, checkpoint_dir, r.timeout_s, r.cpus, trial_plugins(trial))
         self._inflight.add(ref)
         return ref
 

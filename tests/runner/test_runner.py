@@ -198,3 +198,47 @@ def test_ctrl_c_keeps_finished_trials_cancels_running_ones_and_exits_130(tmp_pat
     again.communicate(timeout=300)
     ids = [r["trial_id"] for r in iter_records(out / "trials.jsonl")]
     assert again.returncode == 0 and len(ids) == len(set(ids)) == 6
+
+
+def test_each_trial_gets_the_threads_its_cpus_grant_also_on_a_reused_worker(tmp_path, local_ray):
+    import torch
+
+    threads = {}
+    for cpus in (2, 1, 2):  # Ray keeps idle workers: a 1-CPU trial may land on one a 2-CPU trial used
+        suite = load_suite(probe_suite(tmp_path, f"matrix:\n  tag: [a, b]\nresources:\n  cpus: {cpus}\n"))
+        result = run_suite(suite, ResultStore(tmp_path / f"out{cpus}"), RayExecutor(), rerun=True)
+        threads.setdefault(cpus, set()).update(r["env"]["torch_threads"] for r in result.records)
+    assert threads == {1: {1}, 2: {2}}
+    before = torch.get_num_threads()
+    suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [a]\nresources:\n  cpus: 3.5\n", "i"))
+    (rec,) = run_suite(suite, ResultStore(tmp_path / "inline"), InlineExecutor()).records
+    assert rec["env"]["torch_threads"] == 3 and torch.get_num_threads() == before
+
+
+def test_write_failure_stops_the_sweep_rolls_back_and_cancels_running_trials(tmp_path, local_ray, monkeypatch):
+    """The disk fills up halfway through writing a record (an OSError injected at the store's
+    own os.write of trials.jsonl, after half the line went to disk)."""
+    import errno
+
+    from actbench.errors import UserError
+
+    real_write = os.write
+
+    def disk_full_halfway(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("trials.jsonl"):
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    store = ResultStore(tmp_path / "out")
+    store.append({"trial_id": "earlier", "attempt": 1, "status": "ok", "config": {}})
+    before = store.path.read_bytes()
+    monkeypatch.setattr(os, "write", disk_full_halfway)
+    suite = load_suite(probe_suite(tmp_path, "zip:\n  tag: [fast, slow]\n  sleep_s: [0, 120]\n"))
+    t0 = time.time()
+    with pytest.raises(UserError, match=r"cannot write results to .*trials.jsonl: No space left on device; stopped: 0 record\(s\) "
+                                        r"of this run are kept, .* runs again next time; 1 running trial\(s\) cancelled$"):
+        run_suite(suite, store, RayExecutor())
+    monkeypatch.undo()
+    assert store.path.read_bytes() == before  # the half-written line is gone
+    assert time.time() - t0 < 100  # the slow trial was cancelled, not waited for
