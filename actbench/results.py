@@ -47,7 +47,7 @@ class ResultStore:
     def lock(self) -> Iterator[str | None]:
         """Hold the folder for writing, exclusively: an flock on LOCK, which records this
         process's pid, host and start time. Checks that the folder is writable (creates it, writes
-        the lock file, opens trials.jsonl for appending) before anything runs. Yields a note when
+        the lock file, opens an existing trials.jsonl for appending) before anything runs. Yields a note when
         it took over a lock that a dead run never released; UserError when another run holds it
         or the folder is not writable. Re-entrant within one store."""
         if self._lock_fd is not None:
@@ -74,7 +74,8 @@ class ResultStore:
             os.ftruncate(fd, 0)
             os.pwrite(fd, mine.encode(), 0)
             os.fsync(fd)
-            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+            if self.path.exists():  # else it is created beside the lock file, which was just written
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND))
         except OSError as e:
             os.close(fd)
             raise UserError(f"{self.root}: results folder is not writable: {e.strerror or e}") from e

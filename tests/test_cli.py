@@ -77,9 +77,13 @@ def test_unwritable_results_folder_fails_before_anything_runs(tmp_path):
 def test_write_failure_mid_sweep_keeps_whole_lines_and_resumes(tmp_path):
     """A real partial write: a file-size limit (RLIMIT_FSIZE binds root too) lets the next record
     only half in; the append is rolled back, the sweep stops in one line, and a rerun finishes."""
+    from actbench.results import ResultStore
+    from actbench.runner import run_suite
+    from actbench.runner.local import InlineExecutor
+    from actbench.suite import load_suite
+
     out = tmp_path / "out"
-    r = cli("run", str(probe(tmp_path, "matrix:\n  tag: [a]\n")), "--executor", "inline", "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    run_suite(load_suite(probe(tmp_path, "matrix:\n  tag: [a]\n")), ResultStore(out), InlineExecutor())
     before = (out / "trials.jsonl").read_bytes()
     limit = len(before) * 3 // 2
     suite = probe(tmp_path, "matrix:\n  tag: [a, b, c]\n")
@@ -133,26 +137,29 @@ def test_second_run_into_the_same_folder_is_refused_and_a_stale_lock_is_taken_ov
 
 
 def test_plugin_activation_runs_in_ray_workers_and_ray_output_goes_to_the_log(tmp_path):
-    """The README's my_acts.py through the default Ray executor; a worker that dies is recorded
-    as a lost attempt and retried, and Ray's messages about it land in <out>/run.log."""
+    """The README's my_acts.py through the default Ray executor, plus a plugin activation that
+    kills its worker: that trial's lost attempts are each recorded and retried, and Ray's
+    messages about the dead worker land in <out>/run.log, not in the terminal."""
     (tmp_path / "my_acts.py").write_text(
         'import torch\nfrom actbench.activations import register\n\n\n@register("cube", family="poly", paper="none")\n'
         'class Cube(torch.nn.Module):\n    """f(x) = x^3"""\n\n    def forward(self, x):\n        return x ** 3\n')
+    (tmp_path / "crash_acts.py").write_text(
+        'import os\nimport torch\nfrom actbench.activations import register\n\n\n@register("boom", family="test")\n'
+        'class Boom(torch.nn.Module):\n    def forward(self, x):\n        os._exit(3)\n')
     (tmp_path / "k.yaml").write_text("name: k\nkind: kernel\ndefaults: {impls: [eager], width: 64, rep_ms: 2, warmup_ms: 1, "
-                                     "size: 4096, dtype: float32, device: cpu}\nmatrix:\n  activation: [cube]\nresources: {cpus: 1}\n")
-    r = cli("--plugin", "my_acts", "run", "k.yaml", "--out", "out", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr + r.stdout
+                                     "size: 4096, dtype: float32, device: cpu}\nmatrix:\n  activation: [cube, boom]\n"
+                                     "resources: {cpus: 1, retries: 1}\n")
+    r = cli("--plugin", "my_acts", "--plugin", "crash_acts", "run", "k.yaml", "--out", "out", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr + r.stdout
     assert "embedded Ray on this machine (private token)" in r.stdout and "1 node(s)" in r.stdout
-    (rec,) = iter_records(tmp_path / "out" / "trials.jsonl")
-    assert rec["status"] == "ok" and rec["metrics"]["eager.forward.ms_p50"] > 0
-    assert rec["env"]["torch_threads"] == 1 and "deterministic_algorithms" in rec["env"]
-
-    suite = probe(tmp_path, "matrix:\n  fail: [exit]\n  fail_marker: [once]\nresources:\n  retries: 1\n")
-    r = cli("run", str(suite), "--out", str(tmp_path / "died"))
-    assert r.returncode == 0, r.stderr
-    assert [(x["attempt"], x["status"]) for x in iter_records(tmp_path / "died" / "trials.jsonl")] == [(1, "failed"), (2, "ok")]
+    recs = list(iter_records(tmp_path / "out" / "trials.jsonl"))
+    cube = [x for x in recs if x["config"]["activation"] == "cube"]
+    assert [x["status"] for x in cube] == ["ok"] and cube[0]["metrics"]["eager.forward.ms_p50"] > 0
+    assert cube[0]["env"]["torch_threads"] == 1 and "deterministic_algorithms" in cube[0]["env"]
+    boom = [(x["attempt"], x["status"], x["error"]["type"]) for x in recs if x["config"]["activation"] == "boom"]
+    assert boom == [(1, "failed", "WorkerCrashedError"), (2, "failed", "WorkerCrashedError")]
     assert "(raylet)" not in r.stdout + r.stderr and "\x1b[33m" not in r.stdout
-    assert "A worker died or was killed" in (tmp_path / "died" / "run.log").read_text()
+    assert "A worker died or was killed" in (tmp_path / "out" / "run.log").read_text()
 
 
 def test_address_with_nothing_listening_fails_at_once(tmp_path):

@@ -257,7 +257,7 @@ def _sweep(suite: Suite, store: ResultStore, executor: Executor, rerun: bool, ch
         why = "" if ok else f" ({(record['error'] or {}).get('type') or record['note'] or ''})"
         if retry:
             todo.appendleft(trial)
-            why += f", lost: attempt {tries[trial.id] + 1} of {trial.resources.retries + 1} follows"
+            why += f"; its worker or node was lost, retrying: attempt {tries[trial.id] + 1} of {trial.resources.retries + 1}"
         else:
             counts["ok" if ok else "bad"] += 1
         mark = f"[{'green' if ok else 'red'}]{record['status']:>8}[/]"

@@ -29,6 +29,7 @@ import secrets
 import socket
 import sys
 import sysconfig
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,12 @@ class RayExecutor:
         """How many trials with these resources fit on the alive nodes at once (cached 2 s)."""
         if self._cap and time.time() - self._cap[0] < 2.0:
             return self._cap[1]
+        self._check_cluster()
+        nodes = self._nodes()
+        if nodes is None:  # no answer: keep the last count; the GCS probe decides whether the cluster is gone
+            return self._cap[1] if self._cap else 0
         total = 0
-        for node in ray.nodes():
+        for node in nodes:
             if not node.get("Alive"):
                 continue
             res = node.get("Resources", {})
@@ -179,6 +184,23 @@ class RayExecutor:
             total += fits
         self._cap = (time.time(), total)
         return total
+
+    @staticmethod
+    def _nodes(wait_s: float = 5.0) -> list[dict[str, Any]] | None:
+        """ray.nodes(), or None without an answer within `wait_s`: asked from a daemon thread,
+        because Ray blocks that call while its GCS is gone (until it kills the process at 60 s)."""
+        answer: list[list[dict[str, Any]]] = []
+
+        def ask() -> None:
+            try:
+                answer.append(ray.nodes())
+            except Exception:  # noqa: BLE001 - no answer is the answer
+                pass
+
+        asker = threading.Thread(target=ask, daemon=True)
+        asker.start()
+        asker.join(wait_s)
+        return answer[0] if answer else None
 
     def submit(self, trial: Trial, checkpoint_dir: str | None) -> ray.ObjectRef:
         r = trial.resources

@@ -45,20 +45,29 @@ def _kill(pids: list[int]) -> None:
 
 
 def test_join_a_cluster_started_the_readme_way_then_lose_it(tmp_path):
+    """Head: `ray start --head` on a machine with ~/.ray/auth_token; second node: the README's
+    `RAY_AUTH_MODE=token RAY_AUTH_TOKEN=... ray start --address`; then actbench joins by
+    HOST:PORT, says what it joined, and ends in one line, keeping what finished, when the head dies."""
     home = tmp_path / "home"
     (home / ".ray").mkdir(parents=True)
-    (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))  # a machine where Ray made a token before
+    token = secrets.token_hex(32)
+    (home / ".ray" / "auth_token").write_text(token)  # a machine where Ray made a token before
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH") and k != "RAY_ADDRESS"}
     env.update(HOME=str(home), RAY_USAGE_STATS_ENABLED="0")
-    temp = tempfile.mkdtemp(prefix="abr", dir="/tmp")  # short: Ray's socket paths live below it
+    temps = [tempfile.mkdtemp(prefix="abr", dir="/tmp") for _ in range(2)]  # short: Ray's socket paths live below them
     port = _free_port()
+    ray_cli = str(Path(sys.executable).with_name("ray"))
     try:
-        head = subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={port}", f"--temp-dir={temp}",
-                               "--num-cpus=2", "--include-dashboard=false"], env=env, capture_output=True, text=True, timeout=180)
+        head = subprocess.run([ray_cli, "start", "--head", f"--port={port}", f"--temp-dir={temps[0]}", "--num-cpus=2",
+                               "--include-dashboard=false"], env=env, capture_output=True, text=True, timeout=180)
         assert head.returncode == 0, head.stderr
         assert "Token authentication is enabled" in head.stdout + head.stderr
+        node = subprocess.run([ray_cli, "start", f"--address=127.0.0.1:{port}", f"--temp-dir={temps[1]}", "--num-cpus=1"],
+                              env={**env, "HOME": str(tmp_path), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token},
+                              capture_output=True, text=True, timeout=180)
+        assert node.returncode == 0, node.stderr
         suite = tmp_path / "p.yaml"
-        suite.write_text("name: p\nkind: probe\nmatrix:\n  tag: [a, b, c, d, e, f]\ndefaults:\n  sleep_s: 1.5\nresources:\n  cpus: 1\n")
+        suite.write_text("name: p\nkind: probe\nzip:\n  tag: [a, b, c, d]\n  sleep_s: [0, 600, 600, 600]\nresources:\n  cpus: 1\n")
         out = tmp_path / "out"
         proc = subprocess.Popen([sys.executable, "-c", "from actbench.cli import main; main()", "run", str(suite),
                                  "--address", f"127.0.0.1:{port}", "--out", str(out)],
@@ -68,19 +77,20 @@ def test_join_a_cluster_started_the_readme_way_then_lose_it(tmp_path):
             if (out / "trials.jsonl").exists() and (out / "trials.jsonl").read_text().count("\n") >= 1:
                 break
             time.sleep(0.05)
-        _kill(_pids_mentioning(temp))  # the head node dies
+        _kill(_pids_mentioning(temps[0]))  # the head node dies
         stdout, stderr = proc.communicate(timeout=180)
-        assert f"joined the Ray cluster at " in stdout and f":{port}, ready in " in stdout and "1 node(s), 2 CPU(s), 0 GPU(s)" in stdout
-        assert proc.returncode == 2, stderr
+        assert f"joined the Ray cluster at " in stdout and f":{port}, ready in " in stdout and "2 node(s), 3 CPU(s), 0 GPU(s)" in stdout
+        assert proc.returncode == 2, stderr + (out / "run.log").read_text()[-3000:]
         last = stderr.strip().splitlines()[-1]
         assert last.startswith(f"actbench: error: lost the connection to the Ray cluster: its GCS at ") and "Traceback" not in stderr
         kept = list(iter_records(out / "trials.jsonl"))
-        assert kept and all(r["status"] == "ok" for r in kept)
+        assert ("a", "ok") in {(r["config"]["tag"], r["status"]) for r in kept}  # plus attempts lost with the head
         assert f"{len(kept)} record(s) of this run are kept" in last
         assert (out / "trials.jsonl").read_bytes().endswith(b"\n")
     finally:
-        _kill(_pids_mentioning(temp))
-        shutil.rmtree(temp, ignore_errors=True)
+        for temp in temps:
+            _kill(_pids_mentioning(temp))
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_embedded_ray_refuses_callers_without_its_private_token():
