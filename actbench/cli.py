@@ -99,6 +99,8 @@ def run(
     with store.lock() as note:  # the folder is writable and no other run writes it, before anything starts
         if note:
             err_console.print(f"{out_dir}: {note}", highlight=False, soft_wrap=True)
+        if checkpoints and "://" not in checkpoints:
+            _check_writable(Path(checkpoints), "--checkpoints")
         with _output_to(None if verbose else out_dir / "run.log"):
             ex = make_executor(executor, address, verbose)
             try:
@@ -109,6 +111,18 @@ def run(
                 ex.shutdown()
     print_summary(result, out_dir, console)
     raise typer.Exit(result.exit_code)
+
+
+def _check_writable(folder: Path, flag: str) -> None:
+    """UserError unless `folder` exists or can be made, and takes a file."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"{flag} {folder}: not writable: {e.strerror or e}") from e
 
 
 @contextmanager

@@ -13,12 +13,14 @@ to the last whole line before the error is raised.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import platform
 import socket
 import subprocess
+import tempfile
 import time
 import warnings
 from functools import lru_cache
@@ -56,9 +58,9 @@ class ResultStore:
         lock_path = self.root / LOCK
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as e:
-            raise UserError(f"{self.root}: results folder is not writable: {e.strerror or e}") from e
+            raise _not_writable(self.root, e) from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -74,11 +76,11 @@ class ResultStore:
             os.ftruncate(fd, 0)
             os.pwrite(fd, mine.encode(), 0)
             os.fsync(fd)
-            if self.path.exists():  # else it is created beside the lock file, which was just written
-                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND))
+            if self.path.exists() or self.path.is_symlink():  # else it is created beside the lock file, just written
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW))
         except OSError as e:
             os.close(fd)
-            raise UserError(f"{self.root}: results folder is not writable: {e.strerror or e}") from e
+            raise _not_writable(self.root, e) from e
         self._lock_fd = fd
         try:
             yield f"took over the lock of {previous}, which ended without releasing it" if previous else None
@@ -98,7 +100,7 @@ class ResultStore:
         if traceback:
             record.setdefault("error", {})["traceback_file"] = self._write_side(f"errors/{tid}.{attempt}.txt", traceback)
         line = (json.dumps(record, default=_json_default, allow_nan=True) + "\n").encode()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             end = os.lseek(fd, 0, os.SEEK_END)
             if end and os.pread(fd, 1, end - 1) != b"\n":  # a torn line from a crash: terminate it, keep ours whole
@@ -117,26 +119,32 @@ class ResultStore:
         return record
 
     def _write_side(self, rel: str, text: str) -> str:
+        """Write a side file atomically, through a fresh temporary file (never through a link)."""
         p = self.root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".tmp")
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
         try:
-            tmp.write_text(text)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
             os.replace(tmp, p)
         except OSError:
-            tmp.unlink(missing_ok=True)
+            Path(tmp).unlink(missing_ok=True)
             raise
         return rel
 
     def records(self) -> list[dict[str, Any]]:
         return list(iter_records(self.path))
 
+    def _trial_records(self) -> Iterator[dict[str, Any]]:
+        """Records that name a trial (anything else in the file is ignored here)."""
+        return (r for r in iter_records(self.path) if isinstance(r, dict) and isinstance(r.get("trial_id"), str))
+
     def successful_ids(self) -> set[str]:
-        return {r["trial_id"] for r in self.records() if r.get("status") == OK}
+        return {r["trial_id"] for r in self._trial_records() if r.get("status") == OK}
 
     def attempts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for r in self.records():
+        for r in self._trial_records():
             counts[r["trial_id"]] = counts.get(r["trial_id"], 0) + 1
         return counts
 
@@ -231,6 +239,11 @@ def load_rows(path: str | Path) -> pd.DataFrame:
                 "gpu_name": gpu_name(r), "results_dir": str(d)}
         out.extend({**base, **row} for row in r.get("rows") or [])
     return pd.DataFrame(out)
+
+
+def _not_writable(root: Path, e: OSError) -> UserError:
+    why = "a symbolic link is in the way (refusing to write through it)" if e.errno == errno.ELOOP else e.strerror or str(e)
+    return UserError(f"{root}: results folder is not writable: {why}")
 
 
 def _lock_holder(fd: int) -> str:

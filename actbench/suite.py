@@ -52,8 +52,15 @@ class Resources(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     gpus: float = Field(0, ge=0, le=1024)
     cpus: float = Field(1, gt=0, le=1024)
-    timeout_s: float = Field(3600, gt=0, le=30 * 86400)
+    timeout_s: float = Field(3600, ge=0.1, le=30 * 86400)
     retries: int = Field(1, ge=0, le=20)
+
+    @field_validator("gpus", "cpus")
+    @classmethod
+    def _ray_precision(cls, v: float) -> float:
+        if abs(v * 10_000 - round(v * 10_000)) > 1e-6:
+            raise ValueError(f"{v!r} is not a multiple of 0.0001 (the precision of Ray's resources)")
+        return v
 
 
 class SuiteFile(BaseModel):

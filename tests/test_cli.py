@@ -72,6 +72,16 @@ def test_unwritable_results_folder_fails_before_anything_runs(tmp_path):
     assert r.returncode == 2
     assert one_error_line(r) == f"actbench: error: {blocker / 'out'}: results folder is not writable: Not a directory"
     assert "Ray" not in r.stdout  # refused before starting Ray
+    r = cli("run", str(suite), "--out", str(tmp_path / "ok"), "--checkpoints", str(blocker / "ckpt"))
+    assert r.returncode == 2 and one_error_line(r) == f"actbench: error: --checkpoints {blocker / 'ckpt'}: not writable: Not a directory"
+    planted = tmp_path / "planted"  # a lock file planted as a link to a file of the user's
+    planted.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (planted / LOCK).symlink_to(victim)
+    r = cli("run", str(suite), "--out", str(planted))
+    assert r.returncode == 2 and "results folder is not writable: a symbolic link is in the way" in one_error_line(r)
+    assert victim.read_text() == "precious"
 
 
 def test_write_failure_mid_sweep_keeps_whole_lines_and_resumes(tmp_path):

@@ -65,18 +65,18 @@ class LMConfig(TrialConfig):
     activation: ActivationName
     impl: Literal["eager", "compile", "triton", "auto"] = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
-    d_model: PositiveInt = 128
-    n_layers: PositiveInt = 2
-    n_heads: PositiveInt = 4
-    seq_len: PositiveInt = 128
-    d_ff: PositiveInt | None = None
+    d_model: int = Field(128, gt=0, le=65536)
+    n_layers: int = Field(2, gt=0, le=1024)
+    n_heads: int = Field(4, gt=0, le=1024)
+    seq_len: int = Field(128, gt=0, le=2**20)
+    d_ff: int | None = Field(None, gt=0, le=2**20)
     reference: ActivationName = "relu2"
-    reference_d_ff: PositiveInt | None = None
-    ff_multiple: PositiveInt = 64
+    reference_d_ff: int | None = Field(None, gt=0, le=2**20)
+    ff_multiple: int = Field(64, gt=0, le=65536)
     tied_embeddings: bool = True
     norm: Literal["rms", "none"] = "rms"
-    batch_size: PositiveInt = 16
-    grad_accum: PositiveInt = 1
+    batch_size: int = Field(16, gt=0, le=2**20)
+    grad_accum: int = Field(1, gt=0, le=65536)
     tokens: PositiveInt = 1_000_000
     lr: PositiveFloat = 3e-3
     min_lr_ratio: float = Field(0.1, ge=0, le=1)

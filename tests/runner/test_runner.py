@@ -242,3 +242,13 @@ def test_write_failure_stops_the_sweep_rolls_back_and_cancels_running_trials(tmp
     monkeypatch.undo()
     assert store.path.read_bytes() == before  # the half-written line is gone
     assert time.time() - t0 < 100  # the slow trial was cancelled, not waited for
+
+
+def test_resume_ignores_lines_that_are_not_trial_records(tmp_path):
+    store = ResultStore(tmp_path / "out")
+    store.root.mkdir()
+    store.path.write_text('[1, 2, 3]\n42\n{"status": "ok"}\n{"trial_id": 7, "status": "ok"}\n')
+    suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [a, b]\n"))
+    result = run_suite(suite, store, InlineExecutor())
+    assert [r["attempt"] for r in result.records] == [1, 1] and result.exit_code == 0
+    assert run_suite(suite, store, InlineExecutor()).skipped == 2
