@@ -184,7 +184,7 @@ def _check_shape(text: str, where: str, limit: int, numbered: bool = True) -> No
             continue
         values += 1
         if values > 10 * limit:
-            raise UserError(f"{at}: more than {10 * limit:,} values; a suite cannot expand to at most {limit:,} trials with that")
+            raise UserError(f"{at}: more than {10 * limit:,} values in one suite (the trial limit is {limit:,})")
         if stack:
             stack[-1][0] += 1
             if stack[-1][0] > stack[-1][1]:
@@ -222,12 +222,12 @@ def _load_yaml(text: str, where: str, limit: int, numbered: bool = True) -> tupl
 def _read_text(path: Path) -> str:
     """The suite file as text: UTF-8 (a UTF-8 byte order mark is allowed) and not too large."""
     try:
-        size = path.stat().st_size
-        if size > MAX_SUITE_BYTES:
-            raise UserError(f"{path}: {size:,} bytes is too large for a suite (the limit is {MAX_SUITE_BYTES:,})")
-        raw = path.read_bytes()
+        with open(path, "rb") as f:  # never more than the limit, even from a device such as /dev/zero
+            raw = f.read(MAX_SUITE_BYTES + 1)
     except OSError as e:
         raise UserError(f"{path}: cannot read suite: {e.strerror or e}") from e
+    if len(raw) > MAX_SUITE_BYTES:
+        raise UserError(f"{path}: too large for a suite (more than {MAX_SUITE_BYTES:,} bytes)")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw:
         raise UserError(f"{path}: not UTF-8 text (it looks like UTF-16 or a binary file); save it as UTF-8")
     try:

@@ -199,8 +199,12 @@ def test_huge_files_and_the_trial_limit_flag(tmp_path):
     p = tmp_path / "s.yaml"
     with open(p, "w") as f:  # an 8M-item list
         f.write("name: t\nkind: probe\nseeds: [" + "1, " * 8_000_000 + "2]\nmatrix:\n  tag: [a]\n")
-    with pytest.raises(UserError, match=r"s.yaml: [\d,]+ bytes is too large for a suite"):
+    with pytest.raises(UserError, match=r"s.yaml: too large for a suite \(more than 16,777,216 bytes\)"):
         load_suite(p)
+    with pytest.raises(UserError, match=r"^/dev/zero: too large for a suite"):  # an endless file is read no further than the limit
+        load_suite("/dev/zero")
+    with pytest.raises(UserError, match=r": cannot read suite: Is a directory"):
+        load_suite(tmp_path)
     body = "name: t\nkind: probe\nmatrix:\n  tag: [a, b, c]\nseeds: 4\n"
     with pytest.raises(UserError, match="expands to 12 trials .* the limit is 10 "):
         load_suite(write(tmp_path, body), max_trials=10)
