@@ -5,14 +5,11 @@ workers, and Ray's own output kept out of the terminal."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import pytest
 
 from actbench.results import LOCK, iter_records
 
