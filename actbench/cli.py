@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
 
 from actbench import __version__
 from actbench.errors import UserError
+from actbench.suite import MAX_TRIALS
 
 try:  # typer >= 0.20 vendors click; older typer uses click itself
     from typer._click.exceptions import ClickException
@@ -70,12 +73,16 @@ def info(name: str = typer.Argument(..., help="Activation name, e.g. xielu.")) -
 def run(
     suite: Path = typer.Argument(..., help="Suite YAML file, e.g. suites/smoke.yaml."),
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default results/<suite name>)."),
-    executor: str = typer.Option("ray", "--executor", help="ray (default) or inline (in-process, for debugging)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Join a Ray cluster: 'auto' or ray://host:10001."),
+    executor: str = typer.Option("ray", "--executor", help="ray (default: each trial in its own worker process) or inline "
+                                 "(in this process, one at a time, for debugging: a trial that kills its process ends the sweep)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Join a Ray cluster: HOST:PORT, auto, or ray://HOST:10001."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the expanded trials and resources; run nothing."),
     rerun: bool = typer.Option(False, "--rerun", help="Run trials again even if already recorded ok."),
     checkpoints: Optional[str] = typer.Option(None, "--checkpoints", help="Checkpoint storage every node can reach (default <out>/checkpoints)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a default: --set steps=20 (repeatable)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field for every trial: --set steps=20, --set seed=3, "
+                                   "--set resources.cpus=2 (a swept field becomes that one value; repeatable)."),
+    max_trials: int = typer.Option(MAX_TRIALS, "--max-trials", min=1, help="Refuse suites that expand to more trials."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show Ray's and the trials' own output here instead of <out>/run.log."),
 ) -> None:
     """Run a suite: expand its trials, schedule them, record every outcome."""
     from actbench.report.tables import print_summary, trial_table
@@ -83,21 +90,70 @@ def run(
     from actbench.runner import make_executor, run_suite
     from actbench.suite import load_suite, parse_overrides
 
-    s = load_suite(suite, parse_overrides(set_))
+    s = load_suite(suite, parse_overrides(set_), max_trials=max_trials)
     if dry_run:
         console.print(trial_table(s))
         return
     out_dir = out or Path("results") / s.name
-    ex = make_executor(executor, address)
-    if getattr(ex, "owns_ray", False):
-        console.print(f"embedded Ray started in {ex.startup_s:.1f}s")
-    try:
-        result = run_suite(s, ResultStore(out_dir), ex, rerun=rerun, checkpoint_dir=checkpoints or str(out_dir / "checkpoints"),
-                           console=err_console)
-    finally:
-        ex.shutdown()
+    store = ResultStore(out_dir)
+    with store.lock() as note:  # the folder is writable and no other run writes it, before anything starts
+        if note:
+            err_console.print(f"{out_dir}: {note}", highlight=False, soft_wrap=True)
+        if checkpoints and "://" not in checkpoints:
+            _check_writable(Path(checkpoints), "--checkpoints")
+        with _output_to(None if verbose else out_dir / "run.log"):
+            ex = make_executor(executor, address, verbose)
+            try:
+                console.print(ex.describe(), highlight=False)
+                result = run_suite(s, store, ex, rerun=rerun, checkpoint_dir=checkpoints or str(out_dir / "checkpoints"),
+                                   console=err_console)
+            finally:
+                ex.shutdown()
     print_summary(result, out_dir, console)
     raise typer.Exit(result.exit_code)
+
+
+def _check_writable(folder: Path, flag: str) -> None:
+    """UserError unless `folder` exists or can be made, and takes a file."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"{flag} {folder}: not writable: {e.strerror or e}") from e
+
+
+@contextmanager
+def _output_to(log: Path | None) -> Iterator[None]:
+    """While running, whatever else writes to this process's stdout and stderr (Ray's C++ and
+    Python logs, raylet messages about dead workers, trials' prints) goes to `log`; actbench's
+    own consoles keep writing to the terminal. A no-op when `log` is None."""
+    if log is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    terminals = {fd: os.fdopen(os.dup(saved[fd]), "w") for fd in (1, 2)}
+    with open(log, "ab") as f:
+        f.write(f"--- actbench run, pid {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        f.flush()
+        console.file, err_console.file = terminals[1], terminals[2]
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, dup in saved.items():
+            os.dup2(dup, fd)
+            os.close(dup)
+        console.file = err_console.file = None  # type: ignore[assignment]
+        for t in terminals.values():
+            t.close()
 
 
 @lm_app.command("plan")
@@ -109,7 +165,7 @@ def lm_plan(
     from actbench.report.tables import plan_table
     from actbench.suite import load_suite, parse_overrides
 
-    s = load_suite(suite, parse_overrides(set_))
+    s = load_suite(suite, parse_overrides(set_), check_paths=False)
     if s.spec.kind != "lm":
         raise UserError(f"{suite}: kind: lm plan needs an lm suite, got {s.spec.kind!r}")
     console.print(plan_table(s))

@@ -4,17 +4,24 @@ Layout of a results folder (only the driver writes it):
     trials.jsonl            one JSON record per finished trial attempt, flushed and fsynced
     series/<trial_id>.json  large per-step series (loss curves, alpha traces)
     errors/<trial_id>.<attempt>.txt   tracebacks of failed attempts
+    .actbench.lock          held (flock) by the run writing here: its pid, host and start time
 A torn last line (a crash mid-write) is skipped on read and newline-terminated before the next
-append, so no later record is lost.
+append, so no later record is lost; an append that fails (disk full, read-only) is rolled back
+to the last whole line before the error is raised.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
 import platform
 import socket
 import subprocess
+import tempfile
+import time
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -23,8 +30,10 @@ from typing import Any, Iterator
 import pandas as pd
 
 import actbench
+from actbench.errors import UserError
 
 RECORDS = "trials.jsonl"
+LOCK = ".actbench.lock"
 OK = "ok"
 
 
@@ -34,44 +43,108 @@ class ResultStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.path = self.root / RECORDS
+        self._lock_fd: int | None = None
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[str | None]:
+        """Hold the folder for writing, exclusively: an flock on LOCK, which records this
+        process's pid, host and start time. Checks that the folder is writable (creates it, writes
+        the lock file, opens an existing trials.jsonl for appending) before anything runs. Yields a note when
+        it took over a lock that a dead run never released; UserError when another run holds it
+        or the folder is not writable. Re-entrant within one store."""
+        if self._lock_fd is not None:
+            yield None
+            return
+        lock_path = self.root / LOCK
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            raise _not_writable(self.root, e) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            if isinstance(e, BlockingIOError):
+                raise UserError(f"{self.root}: results folder is in use by another actbench run ({holder}); "
+                                "wait for it to finish or choose another --out") from None
+            raise UserError(f"{self.root}: cannot lock the results folder: {e.strerror or e}") from e
+        previous = _lock_holder(fd)
+        try:
+            mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, mine.encode(), 0)
+            os.fsync(fd)
+            if self.path.exists() or self.path.is_symlink():  # else it is created beside the lock file, just written
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW))
+        except OSError as e:
+            os.close(fd)
+            raise _not_writable(self.root, e) from e
+        self._lock_fd = fd
+        try:
+            yield f"took over the lock of {previous}, which ended without releasing it" if previous else None
+        finally:
+            self._lock_fd = None
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # releases the flock
 
     def append(self, record: dict[str, Any], series: dict[str, Any] | None = None, traceback: str | None = None) -> dict[str, Any]:
-        """Write side files first, then the record line (flushed and fsynced). Returns the record."""
+        """Write side files first, then the record line (fsynced). Returns the record. On an
+        OSError the file is cut back to where it was, so no torn line is left behind."""
         self.root.mkdir(parents=True, exist_ok=True)
         tid, attempt = record["trial_id"], record["attempt"]
         if series:
             record["series_file"] = self._write_side(f"series/{tid}.json", json.dumps(series))
         if traceback:
             record.setdefault("error", {})["traceback_file"] = self._write_side(f"errors/{tid}.{attempt}.txt", traceback)
-        line = json.dumps(record, default=_json_default, allow_nan=True) + "\n"
-        with open(self.path, "a+b") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() > 0:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":  # a torn line from a crash: terminate it, keep ours whole
-                    f.write(b"\n")
-            f.write(line.encode())
-            f.flush()
-            os.fsync(f.fileno())
+        line = (json.dumps(record, default=_json_default, allow_nan=True) + "\n").encode()
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            end = os.lseek(fd, 0, os.SEEK_END)
+            if end and os.pread(fd, 1, end - 1) != b"\n":  # a torn line from a crash: terminate it, keep ours whole
+                line = b"\n" + line
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, end)
+                raise
+        finally:
+            os.close(fd)
         return record
 
     def _write_side(self, rel: str, text: str) -> str:
+        """Write a side file atomically, through a fresh temporary file (never through a link)."""
         p = self.root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, p)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, p)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return rel
 
     def records(self) -> list[dict[str, Any]]:
         return list(iter_records(self.path))
 
+    def _trial_records(self) -> Iterator[dict[str, Any]]:
+        """Records that name a trial (anything else in the file is ignored here)."""
+        return (r for r in iter_records(self.path) if isinstance(r, dict) and isinstance(r.get("trial_id"), str))
+
     def successful_ids(self) -> set[str]:
-        return {r["trial_id"] for r in self.records() if r.get("status") == OK}
+        return {r["trial_id"] for r in self._trial_records() if r.get("status") == OK}
 
     def attempts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for r in self.records():
+        for r in self._trial_records():
             counts[r["trial_id"]] = counts.get(r["trial_id"], 0) + 1
         return counts
 
@@ -168,9 +241,40 @@ def load_rows(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-@lru_cache(maxsize=1)
+def _not_writable(root: Path, e: OSError) -> UserError:
+    why = "a symbolic link is in the way (refusing to write through it)" if e.errno == errno.ELOOP else e.strerror or str(e)
+    return UserError(f"{root}: results folder is not writable: {why}")
+
+
+def _lock_holder(fd: int) -> str:
+    """Who a lock file names, as text ("" when it names no one)."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"null")
+        return f"pid {info['pid']} on host {info['host']}, started {info['started']}"
+    except (OSError, ValueError, TypeError, KeyError):
+        return ""
+
+
 def fingerprint() -> dict[str, Any]:
-    """Where a trial ran: host, GPU, driver/CUDA, library versions, git commit of a checkout."""
+    """Where and how a trial ran: host, GPU, driver/CUDA, library versions, git commit of a
+    checkout, and this process's torch threads and determinism settings (which change results
+    bitwise, and can differ per trial)."""
+    import torch
+
+    return {
+        **_machine_fingerprint(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }
+
+
+@lru_cache(maxsize=1)
+def _machine_fingerprint() -> dict[str, Any]:
     import torch
 
     env: dict[str, Any] = {

@@ -5,8 +5,17 @@ registered in `actbench.benchmarks`) built from `defaults`, one point of `matrix
 one row of `zip` (lists advance together) and one seed. The id of a trial is a hash of its
 fully resolved config, so the same trial in a later run has the same id.
 
+A suite may come from anyone, so reading it is bounded and strict: UTF-8 only, at most
+MAX_SUITE_BYTES; plain YAML data with no aliases (`*name` is refused, which rules out alias bombs
+and recursive structures), no duplicate keys, at most MAX_DEPTH levels of nesting and no list or
+mapping longer than the trial limit; numbers follow YAML 1.2 (`1e-3` is a float, not a string).
+Values are validated strictly (a boolean or a string is never a number; numbers are finite and
+bounded) and paths that a trial reads must exist. The trials are counted before any is built: a
+suite of more than `max_trials` (MAX_TRIALS unless raised with `--max-trials`) is refused.
+
 Every error names the file, the line where YAML gives one, and the field, e.g.
-`suites/x.yaml:7: matrix.activation: unknown activation 'xielo' (did you mean 'xielu'?)`.
+`suites/x.yaml:7: matrix.activation: unknown activation 'xielo' (did you mean 'xielu'?)`;
+an error in a `--set` value names the flag instead: `--set size: Input should be a valid integer`.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,22 +35,39 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from actbench.benchmarks import TrialConfig, kind_names, kind_spec
 from actbench.errors import UserError
 
+MAX_TRIALS = 100_000
+"""Default limit on the trials of one suite (`actbench run --max-trials N` raises it)."""
+MAX_SUITE_BYTES = 16 * 2**20
+MAX_DEPTH = 32
+MAX_SEED = 2**32 - 1
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+_SET_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_FLOAT_EXP = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+_YamlBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class Resources(BaseModel):
     """What each trial asks the scheduler for."""
 
-    model_config = ConfigDict(extra="forbid")
-    gpus: float = Field(0, ge=0)
-    cpus: float = Field(1, gt=0)
-    timeout_s: float = Field(3600, gt=0)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    gpus: float = Field(0, ge=0, le=1024)
+    cpus: float = Field(1, gt=0, le=1024)
+    timeout_s: float = Field(3600, ge=0.1, le=30 * 86400)
     retries: int = Field(1, ge=0, le=20)
+
+    @field_validator("gpus", "cpus")
+    @classmethod
+    def _ray_precision(cls, v: float) -> float:
+        if abs(v * 10_000 - round(v * 10_000)) > 1e-6:
+            raise ValueError(f"{v!r} is not a multiple of 0.0001 (the precision of Ray's resources)")
+        return v
 
 
 class SuiteFile(BaseModel):
     """The top level of a suite YAML file."""
 
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    name: str
     description: str = ""
     kind: str
     defaults: dict[str, Any] = Field(default_factory=dict)
@@ -48,6 +76,13 @@ class SuiteFile(BaseModel):
     seeds: list[int] | int = 1
     resources: Resources = Field(default_factory=Resources)
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not NAME_PATTERN.fullmatch(v):
+            raise ValueError(f"{v!r} is not a plain name: letters, digits, '_' and '-' (no '.', '/' or spaces), e.g. llm_tiny")
+        return v
+
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, v: str) -> str:
@@ -55,14 +90,26 @@ class SuiteFile(BaseModel):
             raise ValueError(f"unknown trial kind {v!r} (known: {', '.join(kind_names())})")
         return v
 
-    @field_validator("seeds")
+    @field_validator("seeds", mode="before")
     @classmethod
-    def _seeds(cls, v: list[int] | int) -> list[int] | int:
-        if isinstance(v, int) and v < 1:
-            raise ValueError("seeds must be a positive count or a list of seeds")
-        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+    def _seeds(cls, v: Any) -> Any:
+        def is_int(x: Any) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool)
+
+        if is_int(v) and v >= 1:
+            return v
+        if not isinstance(v, list):
+            raise ValueError(f"seeds must be a positive count or a list of seeds, got {v!r}"[:200])
+        if not v or len(set(map(repr, v))) != len(v):
             raise ValueError("seeds must be a non-empty list without repeats")
+        bad = next((x for x in v if not (is_int(x) and 0 <= x <= MAX_SEED)), None)
+        if bad is not None:
+            raise ValueError(f"a seed is an integer from 0 to {MAX_SEED}, got {bad!r}"[:200])
         return v
+
+    @property
+    def n_seeds(self) -> int:
+        return self.seeds if isinstance(self.seeds, int) else len(self.seeds)
 
     @property
     def seed_list(self) -> list[int]:
@@ -101,8 +148,97 @@ def trial_id(kind: str, config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _line_index(text: str) -> dict[tuple[str, ...], int]:
-    """Map each mapping key path (and list item path) in the YAML text to its 1-based line."""
+class _Loader(_YamlBase):  # type: ignore[misc,valid-type]
+    """yaml's safe loader (libyaml when present) with YAML 1.2 exponent floats and no duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (lines {seen[key]} and {line})", key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_EXP, list("-+0123456789"))
+
+
+def _check_shape(text: str, where: str, limit: int, numbered: bool = True) -> None:
+    """Stream the YAML events and refuse aliases, deep nesting and huge collections before
+    anything is built, so a hostile file costs little time and memory."""
+    stack: list[list[int]] = []  # [entries so far, entries allowed] per open collection
+    values = 0
+    for event in yaml.parse(text, Loader=_YamlBase):
+        at = f"{where}:{event.start_mark.line + 1}" if numbered and event.start_mark else where
+        if isinstance(event, yaml.AliasEvent):
+            raise UserError(f"{at}: alias *{event.anchor} is not allowed in a suite (write the value out in full)")
+        if isinstance(event, yaml.CollectionEndEvent):
+            stack.pop()
+            continue
+        if not isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)):
+            continue
+        values += 1
+        if values > 10 * limit:
+            raise UserError(f"{at}: more than {10 * limit:,} values in one suite (the trial limit is {limit:,})")
+        if stack:
+            stack[-1][0] += 1
+            if stack[-1][0] > stack[-1][1]:
+                raise UserError(f"{at}: a list or mapping with more than {limit:,} entries exceeds the trial limit ({limit:,})")
+        if isinstance(event, yaml.CollectionStartEvent):
+            stack.append([0, 2 * limit if isinstance(event, yaml.MappingStartEvent) else limit])
+            if len(stack) > MAX_DEPTH:
+                raise UserError(f"{at}: nested deeper than {MAX_DEPTH} levels")
+
+
+def _yaml_error(where: str, e: yaml.YAMLError, numbered: bool) -> UserError:
+    mark = getattr(e, "problem_mark", None)
+    at = f"{where}:{mark.line + 1}" if mark and numbered else where
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return UserError(f"{at}: invalid YAML: {problem}")
+
+
+def _load_yaml(text: str, where: str, limit: int, numbered: bool = True) -> tuple[Any, yaml.Node | None]:
+    """The data of one YAML document and its node tree (for line numbers); UserError otherwise.
+    `where` starts each error; `numbered` adds the line (a file, not a --set value)."""
+    try:
+        _check_shape(text, where, limit, numbered)
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+            return (loader.construct_document(root) if root is not None else None), root
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        raise _yaml_error(where, e, numbered) from None
+    except (ValueError, OverflowError) as e:  # a scalar yaml cannot convert, e.g. an integer of 5000 digits
+        raise UserError(f"{where}: invalid value: {str(e).splitlines()[0]}") from None
+
+
+def _read_text(path: Path) -> str:
+    """The suite file as text: UTF-8 (a UTF-8 byte order mark is allowed) and not too large."""
+    try:
+        with open(path, "rb") as f:  # never more than the limit, even from a device such as /dev/zero
+            raw = f.read(MAX_SUITE_BYTES + 1)
+    except OSError as e:
+        raise UserError(f"{path}: cannot read suite: {e.strerror or e}") from e
+    if len(raw) > MAX_SUITE_BYTES:
+        raise UserError(f"{path}: too large for a suite (more than {MAX_SUITE_BYTES:,} bytes)")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw:
+        raise UserError(f"{path}: not UTF-8 text (it looks like UTF-16 or a binary file); save it as UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8") from None
+
+
+def _line_index(root: yaml.Node | None) -> dict[tuple[str, ...], int]:
+    """Map each mapping key path (and list item path) of the node tree to its 1-based line."""
     lines: dict[tuple[str, ...], int] = {}
 
     def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
@@ -116,20 +252,23 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
             for i, item in enumerate(node.value):
                 walk(item, (*path, str(i)))
 
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
     if root is not None:
         walk(root, ())
     return lines
 
 
 class _Located:
-    """Formats errors as `file:line: field: message`."""
+    """Formats errors as `file:line: field: message`, or `--set key: message` for a value that
+    came from the command line (`flags` maps the location of each such value to its flag)."""
 
-    def __init__(self, path: Path, lines: dict[tuple[str, ...], int]):
-        self.path, self.lines = path, lines
+    def __init__(self, path: Path, lines: dict[tuple[str, ...], int], flags: dict[tuple[str, ...], str] | None = None):
+        self.path, self.lines, self.flags = path, lines, flags or {}
 
     def error(self, loc: tuple[str | int, ...], msg: str) -> UserError:
         keys = tuple(str(p) for p in loc)
+        for prefix, flag in self.flags.items():
+            if keys[: len(prefix)] == prefix or (len(keys) >= 2 and prefix[: len(keys)] == keys):
+                return UserError(f"{flag}: {msg}")
         line = None
         for n in range(len(keys), -1, -1):
             if keys[:n] in self.lines:
@@ -146,38 +285,32 @@ def _pydantic_msg(err: dict[str, Any]) -> str:
         msg = msg.removeprefix(prefix)
     if err["type"] == "extra_forbidden":
         msg = "unknown field"
+    elif "input" in err and err["type"] not in ("missing", "value_error", "assertion_error") and not isinstance(err["input"], (dict, list)):
+        msg = f"{msg}, got {err['input']!r}"[:300]
     return msg
 
 
-def load_suite(path: str | Path, overrides: dict[str, Any] | None = None) -> Suite:
-    """Parse, validate and expand a suite file. Raises UserError with file, line and field."""
+def load_suite(
+    path: str | Path, overrides: dict[str, Any] | None = None, *, max_trials: int = MAX_TRIALS, check_paths: bool = True
+) -> Suite:
+    """Parse, validate and expand a suite file. Raises UserError with file, line and field.
+
+    `overrides` are `--set` values (see `parse_overrides`); `check_paths` checks that the files
+    a trial reads exist (off for `lm plan`, which reads none)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise UserError(f"{path}: cannot read suite: {e.strerror or e}") from e
-    try:
-        data = yaml.safe_load(text)
-        lines = _line_index(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"{where}: invalid YAML: {problem}") from e
-    loc = _Located(path, lines)
+    data, root = _load_yaml(_read_text(path), str(path), max_trials)
     if not isinstance(data, dict):
-        raise loc.error((), f"a suite must be a mapping, got {type(data).__name__}")
+        raise _Located(path, _line_index(root)).error((), f"a suite must be a mapping, got {type(data).__name__}")
+    loc = _Located(path, _line_index(root), _apply_overrides(data, overrides or {}))
     try:
         spec = SuiteFile.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         raise loc.error(tuple(err["loc"]), _pydantic_msg(err)) from None
-    if overrides:
-        spec.defaults.update(overrides)
-    return Suite(path=path, spec=spec, trials=_expand(spec, loc))
+    return Suite(path=path, spec=spec, trials=_expand(spec, loc, max_trials, check_paths))
 
 
-def _expand(spec: SuiteFile, loc: _Located) -> list[Trial]:
+def _expand(spec: SuiteFile, loc: _Located, max_trials: int, check_paths: bool) -> list[Trial]:
     kind = kind_spec(spec.kind)
     fields = set(kind.config_model.model_fields)
     if not spec.matrix and not spec.zip:
@@ -199,16 +332,23 @@ def _expand(spec: SuiteFile, loc: _Located) -> list[Trial]:
     zip_lengths = {len(v) for v in spec.zip.values()}
     if len(zip_lengths) > 1:
         raise loc.error(("zip",), f"lists must have equal lengths, got {sorted(zip_lengths)}")
+    axes = [*(len(v) for v in spec.matrix.values()), *zip_lengths, spec.n_seeds]
+    total = math.prod(axes)
+    if total > max_trials:
+        shape = " x ".join([*(f"{k} {len(v)}" for k, v in spec.matrix.items()), *(f"zip {n}" for n in zip_lengths), f"seeds {spec.n_seeds}"])
+        raise loc.error(("matrix",) if spec.matrix else ("zip",),
+                        f"the suite expands to {total:,} trials ({shape}); the limit is {max_trials:,} (raise it with --max-trials)")
     zip_rows = [dict(zip(spec.zip, row)) for row in zip(*spec.zip.values())] or [{}]
     grid = [dict(zip(spec.matrix, combo)) for combo in itertools.product(*spec.matrix.values())]
+    context = {"check_paths": check_paths}
 
     trials: list[Trial] = []
     seen: set[str] = set()
     for point in grid:
-        for zrow in zip_rows:
+        for row, zrow in enumerate(zip_rows):
             for seed in spec.seed_list:
                 raw = {**spec.defaults, **point, **zrow, "seed": seed}
-                config = _validate_trial(kind.config_model, raw, spec, point, zrow, loc)
+                config = _validate_trial(kind.config_model, raw, spec, point, (row, zrow), loc, context)
                 kind_check = getattr(config, "check_resources", None)
                 if kind_check is not None:
                     problem = kind_check(spec.resources)
@@ -223,35 +363,86 @@ def _expand(spec: SuiteFile, loc: _Located) -> list[Trial]:
     return trials
 
 
-def _validate_trial(model: type[TrialConfig], raw: dict[str, Any], spec: SuiteFile, point: dict, zrow: dict, loc: _Located) -> TrialConfig:
+def _validate_trial(model: type[TrialConfig], raw: dict[str, Any], spec: SuiteFile, point: dict, zrow: tuple[int, dict],
+                    loc: _Located, context: dict[str, Any]) -> TrialConfig:
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, context=context)
     except ValidationError as e:
         err = e.errors()[0]
-        key = str(err["loc"][0]) if err["loc"] else ""
+        key, rest = (str(err["loc"][0]), tuple(err["loc"][1:])) if err["loc"] else ("", ())
+        row, zvalues = zrow
         if key in point:
-            path: tuple[str | int, ...] = ("matrix", key, spec.matrix[key].index(point[key]))
-        elif key in zrow:
-            path = ("zip", key)
+            path: tuple[str | int, ...] = ("matrix", key, spec.matrix[key].index(point[key]), *rest)
+        elif key in zvalues:
+            path = ("zip", key, row, *rest)
         elif key in spec.defaults:
-            path = ("defaults", key)
+            path = ("defaults", key, *rest)
         else:
             path = ("defaults", key) if key else ("defaults",)
         msg = _pydantic_msg(err)
-        if err["type"] == "missing":
+        if err["type"] == "missing" and not rest:
             msg = f"required for kind {spec.kind!r}: set it in defaults, matrix or zip"
         raise loc.error(path, msg) from None
 
 
+_FIXED = {"name": "use --out to choose the results folder", "kind": "it picks the schema of the whole suite",
+          "description": "edit the file", "defaults": "set one field, e.g. --set steps=20",
+          "matrix": "set one field, e.g. --set activation=xielu", "zip": "set one field, e.g. --set size=4096"}
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`--set key=value` pairs (values parsed as YAML scalars) into a dict of defaults."""
+    """`--set key=value` pairs into a dict; values are parsed as YAML (the suite's rules)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set {item}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise UserError(f"--set {item}: cannot parse value: {e}") from e
+        key = key.strip()
+        if not sep or not _SET_KEY.fullmatch(key):
+            raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set steps=20 or --set resources.cpus=2")
+        out[key], _ = _load_yaml(value, f"--set {key}", MAX_TRIALS, numbered=False)
     return out
+
+
+def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[tuple[str, ...], str]:
+    """Write `--set` values into the raw suite: a field swept by matrix or zip becomes that one
+    value (the axis is replaced), `seed` / `seeds` replace the seeds, `resources.X` one resource,
+    any other key a default (dotted keys reach into nested configs: data.path). Returns where
+    each value went, so that an error in it names its flag."""
+    flags: dict[tuple[str, ...], str] = {}
+    for key, value in overrides.items():
+        parts = tuple(key.split("."))
+        flag = f"--set {key}"
+        if parts[0] in _FIXED:
+            raise UserError(f"{flag}: the suite's {parts[0]} cannot be set from the command line ({_FIXED[parts[0]]})")
+        if key in ("seed", "seeds"):
+            data["seeds"] = [value] if key == "seed" else value
+            flags[("seeds",)] = flag
+            continue
+        if parts[0] == "resources":
+            if len(parts) != 2:
+                raise UserError(f"{flag}: set one resource, e.g. --set resources.cpus=2")
+            _container(data, ("resources",), flag)[parts[1]] = value
+            flags[parts] = flag
+            continue
+        for block in ("matrix", "zip"):
+            axes = data.get(block)
+            if isinstance(axes, dict) and parts[0] in axes:
+                if len(parts) > 1:
+                    raise UserError(f"{flag}: {parts[0]} is swept in {block}; set the whole value, --set {parts[0]}=...")
+                n = len(axes[parts[0]]) if block == "zip" and isinstance(axes[parts[0]], list) else 1
+                axes[parts[0]] = [value] * n
+                flags[(block, parts[0])] = flag
+                break
+        else:
+            _container(data, ("defaults", *parts[:-1]), flag)[parts[-1]] = value
+            flags[("defaults", *parts)] = flag
+    return flags
+
+
+def _container(data: dict[str, Any], path: tuple[str, ...], flag: str) -> dict[str, Any]:
+    """The mapping at `path` inside the raw suite, created when absent."""
+    node = data
+    for part in path:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"{flag}: {'.'.join(path)} is not a mapping in the suite")
+    return node

@@ -72,7 +72,7 @@ BAD = [
     ("name: t\nkind: kernal\nmatrix:\n  activation: [xielu]\n", r"s.yaml:2: kind: unknown trial kind 'kernal'"),
     ("name: t\nkind: kernel\nmatrix:\n  activation: [xielu]\ncolour: red\n", r"s.yaml:5: colour: unknown field"),
     ("kind: kernel\nmatrix:\n  activation: [xielu]\n", r"name: Field required"),
-    ("name: 'a b/c'\nkind: kernel\nmatrix:\n  activation: [xielu]\n", r"s.yaml:1: name: String should match"),
+    ("name: 'a b/c'\nkind: kernel\nmatrix:\n  activation: [xielu]\n", r"s.yaml:1: name: 'a b/c' is not a plain name"),
     ("name: t\nkind: kernel\nmatrix:\n  activation: [xielo]\n  size: [4]\n",
      r"s.yaml:4: matrix.activation: unknown activation 'xielo' \(did you mean 'xielu'"),
     ("name: t\nkind: kernel\nmatrix: {}\n", r"s.yaml:3: matrix: empty"),
@@ -98,7 +98,7 @@ BAD = [
     ("name: t\nkind: kernel\nmatrix:\n  activation: [xielu]\n  size: [4]\n  seed: [1]\n", r"matrix.seed: use the top-level `seeds`"),
     ("name: t\nkind: kernel\nmatrix:\n  activation: [xielu]\n  size: [4]\n  modes: [[sideways]]\n", r"matrix.modes: Input should be 'forward'"),
     ("name: t\nkind: kernel\nmatrix:\n  activation: [xielu]\n  size: [4]\n  impls: [[fast]]\n", r"matrix.impls: Input should be 'eager'"),
-    ("name: t\nkind: kernel\nmatrix:\n  activation: [xielu]\n  size: [4]\nresources:\n  timeout_s: 0\n", r"resources.timeout_s: Input should be greater than 0"),
+    ("name: t\nkind: kernel\nmatrix:\n  activation: [xielu]\n  size: [4]\nresources:\n  timeout_s: 0\n", r"resources.timeout_s: Input should be greater than or equal to 0.1"),
     ("name: t\nkind: probe\nmatrix:\n  fail: [sometimes]\n", r"s.yaml:4: matrix.fail: Input should be"),
     ("name: t\nkind: kernel\nmatrix:\n  activation: [xielu]\n  size: [4]\n!!python/object:os.system ls: 1\n", r"invalid YAML"),
 ]
@@ -138,3 +138,193 @@ def test_cli_bad_suite_exit_2_no_traceback_and_results_untouched(tmp_path):
     assert (out / "trials.jsonl").read_bytes() == before
     r = run("run", str(good), "--dry-run")
     assert r.returncode == 0 and "probe trial(s)" in r.stdout
+
+
+# --- hostile and huge suites: each is refused in one line naming the file, before anything is built
+
+PROBE = "name: t\nkind: probe\nmatrix:\n  tag: [a]\n"
+
+
+@pytest.mark.parametrize("raw,pattern", [
+    ("name: caf\xe9\nkind: probe\nmatrix:\n  tag: [a]\n".encode("latin-1"), r"s.yaml:1: not UTF-8 text \(byte 0xe9\)"),
+    (PROBE.encode("utf-16"), r"s.yaml: not UTF-8 text \(it looks like UTF-16"),
+    (PROBE.encode("utf-16-le"), r"s.yaml: not UTF-8 text"),
+    (b"name: t\nkind: probe\ndescription: \xff\nmatrix:\n  tag: [a]\n", r"s.yaml:3: not UTF-8 text \(byte 0xff\)"),
+], ids=["latin1", "utf16", "utf16-no-bom", "invalid-byte"])
+def test_files_that_are_not_utf8(tmp_path, raw, pattern):
+    p = tmp_path / "s.yaml"
+    p.write_bytes(raw)
+    with pytest.raises(UserError, match=pattern):
+        load_suite(p)
+    p.write_bytes(b"\xef\xbb\xbf" + PROBE.encode())  # a UTF-8 byte order mark is fine
+    assert len(load_suite(p).trials) == 1
+
+
+def billion_laughs(levels: int = 9) -> str:
+    lines = ["name: t", "kind: probe", 'x0: &x0 ["lol"]']
+    lines += [f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines + [f"matrix:\n  tag: *x{levels}\n"])
+
+
+@pytest.mark.parametrize("text,pattern", [
+    (billion_laughs(), r"s.yaml:4: alias \*x0 is not allowed"),
+    ("name: t\nkind: probe\ndefaults: &x {self: *x}\nmatrix:\n  tag: [a]\n", r"s.yaml:3: alias \*x is not allowed"),
+    ("name: t\nkind: probe\nmatrix:\n  tag: &t [a]\nzip:\n  sleep_s: *t\n", r"s.yaml:6: alias \*t"),
+    ("name: t\nkind: probe\nmatrix:\n  tag: [" + "[" * 40 + "]" * 40 + "]\n", r"s.yaml:4: nested deeper than 32 levels"),
+])
+def test_aliases_and_deep_nesting_are_refused(tmp_path, text, pattern):
+    with pytest.raises(UserError, match=pattern):
+        load_suite(write(tmp_path, text))
+
+
+def test_duplicate_keys_name_both_lines(tmp_path):
+    with pytest.raises(UserError, match=r"s.yaml:5: invalid YAML: duplicate key 'name' \(lines 1 and 5\)"):
+        load_suite(write(tmp_path, "name: t\nkind: probe\nmatrix:\n  tag: [a]\nname: u\n"))
+    with pytest.raises(UserError, match=r"s.yaml:5: invalid YAML: duplicate key 'tag' \(lines 4 and 5\)"):
+        load_suite(write(tmp_path, "name: t\nkind: probe\nmatrix:\n  tag: [a]\n  tag: [b]\n"))
+
+
+@pytest.mark.parametrize("body,pattern", [
+    ("matrix:\n  tag: [a]\nseeds: 100000000000\n", r"s.yaml:3: matrix: the suite expands to 100,000,000,000 trials \(tag 1 x seeds 100000000000\); the limit is 100,000"),
+    ("matrix:\n  tag: [" + ", ".join(f"a{i}" for i in range(1000)) + "]\n  sleep_s: [" + ", ".join(str(i) for i in range(1000)) + "]\n",
+     r"the suite expands to 1,000,000 trials \(tag 1000 x sleep_s 1000 x seeds 1\)"),
+    ("zip:\n  tag: [" + ", ".join("a" for _ in range(100_001)) + "]\n", r"s.yaml:4: a list or mapping with more than 100,000 entries"),
+])
+def test_trials_are_counted_before_they_are_built(tmp_path, body, pattern):
+    with pytest.raises(UserError, match=pattern):
+        load_suite(write(tmp_path, "name: t\nkind: probe\n" + body))
+
+
+def test_huge_files_and_the_trial_limit_flag(tmp_path):
+    p = tmp_path / "s.yaml"
+    with open(p, "w") as f:  # an 8M-item list
+        f.write("name: t\nkind: probe\nseeds: [" + "1, " * 8_000_000 + "2]\nmatrix:\n  tag: [a]\n")
+    with pytest.raises(UserError, match=r"s.yaml: too large for a suite \(more than 16,777,216 bytes\)"):
+        load_suite(p)
+    with pytest.raises(UserError, match=r"^/dev/zero: too large for a suite"):  # an endless file is read no further than the limit
+        load_suite("/dev/zero")
+    with pytest.raises(UserError, match=r": cannot read suite: Is a directory"):
+        load_suite(tmp_path)
+    body = "name: t\nkind: probe\nmatrix:\n  tag: [a, b, c]\nseeds: 4\n"
+    with pytest.raises(UserError, match="expands to 12 trials .* the limit is 10 "):
+        load_suite(write(tmp_path, body), max_trials=10)
+    assert len(load_suite(write(tmp_path, body), max_trials=12).trials) == 12
+
+
+KERNEL = "name: t\nkind: kernel\ndefaults:\n  width: 4\n  impls: [eager]\nmatrix:\n  activation: [relu2]\n"
+
+
+@pytest.mark.parametrize("text,pattern", [
+    (KERNEL + "  size: [1e24]\n", r"s.yaml:8: matrix.size: Input should be a valid integer, got 1e\+24"),
+    (KERNEL + "  size: [18446744073709551616]\n", r"s.yaml:8: matrix.size: Input should be less than or equal to 17179869184"),
+    (KERNEL + "  size: [true]\n", r"s.yaml:8: matrix.size: Input should be a valid integer, got True"),
+    (KERNEL + "  size: ['8']\n", r"s.yaml:8: matrix.size: Input should be a valid integer, got '8'"),
+    (KERNEL + "  size: [8]\n  rep_ms: [.inf]\n", r"s.yaml:9: matrix.rep_ms: Input should be a finite number"),
+    (KERNEL + "  size: [8]\n  rep_ms: [1e9]\n", r"s.yaml:9: matrix.rep_ms: Input should be less than or equal to 60000"),
+    (KERNEL + "  size: [8]\nresources:\n  timeout_s: .inf\n", r"s.yaml:10: resources.timeout_s: Input should be a finite number"),
+    (KERNEL + "  size: [8]\nresources:\n  timeout_s: 1e400\n", r"s.yaml:10: resources.timeout_s: Input should be a finite number"),
+    (KERNEL + "  size: [8]\nresources:\n  cpus: .nan\n", r"s.yaml:10: resources.cpus: Input should be a finite number"),
+    (KERNEL + "  size: [8]\nresources:\n  retries: true\n", r"s.yaml:10: resources.retries: Input should be a valid integer"),
+    (KERNEL + "  size: [8]\nresources:\n  cpus: 1e-9\n", r"s.yaml:10: resources.cpus: 1e-09 is not a multiple of 0.0001"),
+    (KERNEL + "  size: [8]\nresources:\n  timeout_s: 1e-300\n", r"s.yaml:10: resources.timeout_s: Input should be greater than or equal to 0.1"),
+    ("name: t\nkind: lm\ndefaults:\n  d_model: 1099511627776\nmatrix:\n  activation: [relu2]\n",
+     r"s.yaml:4: defaults.d_model: Input should be less than or equal to 65536"),
+    (KERNEL + "  size: [8]\nseeds: [true]\n", r"s.yaml:9: seeds: a seed is an integer from 0 to 4294967295, got True"),
+    (KERNEL + "  size: [8]\nseeds: [1e24]\n", r"s.yaml:9: seeds: a seed is an integer"),
+    (KERNEL + "  size: [8]\nseeds: 2.5\n", r"s.yaml:9: seeds: seeds must be a positive count or a list of seeds, got 2.5"),
+    ("name: t\nkind: probe\nmatrix:\n  sleep_s: [1e300]\n", r"s.yaml:4: matrix.sleep_s: Input should be less than or equal to 86400"),
+    ("name: t\nkind: probe\nmatrix:\n  tag: [a]\n  fail: [raise]\n  fail_marker: [/tmp/x]\n",
+     r"s.yaml:6: matrix.fail_marker: '/tmp/x': a plain file name"),
+    ("name: t\nkind: probe\nmatrix:\n  fail_marker: ['..']\n", r"matrix.fail_marker: '..': a plain file name"),
+    ("name: t\nkind: lm\ndefaults:\n  data: {source: text, path: /nonexistent/corpus}\nmatrix:\n  activation: [relu2]\n",
+     r"s.yaml:4: defaults.data.path: no file or folder matches '/nonexistent/corpus'"),
+    ("name: t\nkind: lm\ndefaults:\n  data: {source: bin, vocab_size: true, path: /}\nmatrix:\n  activation: [relu2]\n",
+     r"s.yaml:4: defaults.data.vocab_size: Input should be a valid integer"),
+    ("name: t\nkind: lm\ndefaults:\n  lr: .inf\nmatrix:\n  activation: [relu2]\n", r"s.yaml:4: defaults.lr: Input should be a finite number"),
+    ("name: t\nkind: lm\ndefaults:\n  tokens: 100000000000000000000\nmatrix:\n  activation: [relu2]\n",
+     r"s.yaml:4: defaults.tokens: 1e\+20 is out of range"),
+    ("name: t\nkind: lm\ndefaults:\n  tokens: 1" + "0" * 5000 + "\nmatrix:\n  activation: [relu2]\n", r"s.yaml: invalid value: Exceeds the limit"),
+] + [(f"name: '{n}'\nkind: probe\nmatrix:\n  tag: [a]\n", r"s.yaml:1: name: .* is not a plain name") for n in ("..", ".", "a/b", "a.b", "", "/etc")],
+    ids=lambda v: None)
+def test_values_are_strict_finite_bounded_and_paths_exist(tmp_path, text, pattern):
+    with pytest.raises(UserError) as e:
+        load_suite(write(tmp_path, text))
+    assert "\n" not in str(e.value)
+    import re
+
+    assert re.search(pattern, str(e.value)), str(e.value)
+
+
+def test_yaml_12_floats_and_paths_checked_only_when_running(tmp_path):
+    s = load_suite(write(tmp_path, "name: t\nkind: lm\ndefaults:\n  lr: 3e-3\n  tokens: 20480\nmatrix:\n  activation: [relu2]\n"))
+    assert s.trials[0].config.lr == 0.003
+    plan_only = "name: t\nkind: lm\ndefaults:\n  data: {source: text, path: /nonexistent/corpus}\nmatrix:\n  activation: [relu2]\n"
+    assert load_suite(write(tmp_path, plan_only), check_paths=False).trials[0].config.data.path == "/nonexistent/corpus"
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "shard_000.bin").write_bytes(b"")
+    globbed = f"name: t\nkind: lm\ndefaults:\n  data: {{source: bin, vocab_size: 256, path: '{corpus}/shard_*.bin'}}\nmatrix:\n  activation: [relu2]\n"
+    assert load_suite(write(tmp_path, globbed)).trials
+
+
+# --- --set: a value replaces an axis, the seeds or a resource, or is refused; never ignored
+
+SWEEP = """\
+name: t
+kind: probe
+defaults:
+  sleep_s: 0
+matrix:
+  tag: [a, b, c]
+zip:
+  fail: [none, raise]
+  sleep_s: [0, 0.5]
+seeds: 2
+resources:
+  cpus: 1
+"""
+
+
+def test_set_replaces_axes_seeds_and_resources(tmp_path):
+    p = write(tmp_path, SWEEP.replace("defaults:\n  sleep_s: 0\n", ""))
+    assert len(load_suite(p).trials) == 3 * 2 * 2
+    s = load_suite(p, parse_overrides(["tag=z"]))
+    assert {t.config.tag for t in s.trials} == {"z"} and len(s.trials) == 2 * 2
+    s = load_suite(p, parse_overrides(["fail=none"]))
+    assert {t.config.fail for t in s.trials} == {"none"} and {t.config.sleep_s for t in s.trials} == {0, 0.5}
+    s = load_suite(p, parse_overrides(["seed=7", "resources.cpus=2", "resources.timeout_s=9"]))
+    assert {t.config.seed for t in s.trials} == {7} and len(s.trials) == 3 * 2
+    assert s.spec.resources.cpus == 2 and s.spec.resources.timeout_s == 9
+    assert {t.config.seed for t in load_suite(p, parse_overrides(["seeds=[3, 4, 5]"])).trials} == {3, 4, 5}
+    s = load_suite(write(tmp_path, "name: t\nkind: lm\nmatrix:\n  activation: [relu2]\n", "lm.yaml"),
+                   parse_overrides(["data.source=text", f"data.path={tmp_path}", "tokens=20480"]))
+    assert s.trials[0].config.data.path == str(tmp_path)
+
+
+@pytest.mark.parametrize("item,pattern", [
+    ("tag=[1, 2]", r"^--set tag: Input should be a valid string$"),
+    ("sleep_s=abc", r"^--set sleep_s: Input should be a valid number, got 'abc'$"),
+    ("sleep_s=true", r"^--set sleep_s: Input should be a valid number, got True$"),
+    ("colour=red", r"^--set colour: unknown field for kind 'probe'"),
+    ("seeds=0", r"^--set seeds: seeds must be a positive count"),
+    ("seed=-1", r"^--set seed: a seed is an integer from 0"),
+    ("resources.cpus=0", r"^--set resources.cpus: Input should be greater than 0"),
+    ("resources.memory=3", r"^--set resources.memory: unknown field$"),
+    ("resources=3", r"^--set resources: set one resource"),
+    ("name=x", r"^--set name: the suite's name cannot be set .*--out"),
+    ("matrix=x", r"^--set matrix: the suite's matrix cannot be set"),
+    ("tag.x=1", r"^--set tag.x: tag is swept in matrix; set the whole value"),
+    ("sleep_s.x=1", r"^--set sleep_s.x: sleep_s is swept in zip"),
+    ("data.path=x", r"^--set data.path: unknown field for kind 'probe'"),
+    ("tag=[unclosed", r"^--set tag: invalid YAML: did not find expected ',' or ']'$"),
+    ("tag=*x", r"^--set tag: alias \*x is not allowed"),
+    ("=3", r"^--set =3: expected KEY=VALUE"),
+    ("../x=3", r"^--set ../x=3: expected KEY=VALUE"),
+])
+def test_set_errors_name_the_flag(tmp_path, item, pattern):
+    p = write(tmp_path, SWEEP)
+    with pytest.raises(UserError) as e:
+        load_suite(p, parse_overrides([item]))
+    import re
+
+    assert re.search(pattern, str(e.value)) and "\n" not in str(e.value), str(e.value)

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from actbench.errors import UserError
 
@@ -165,10 +165,12 @@ def load_plugin(module: str) -> None:
         raise UserError(f"--plugin {module}: failed while importing: {type(e).__name__}: {e}") from e
 
 
-def plugin_modules() -> list[str]:
-    """Modules that registered activations through `register` (to load them in workers too)."""
+def plugin_modules(names: Iterable[str] | None = None) -> list[str]:
+    """Modules that registered activations through `register` (to import them where trials run):
+    all of them, or those that registered any of `names` (other strings are ignored)."""
     _ensure_loaded()
-    return sorted({s.plugin for s in _REGISTRY.values() if s.plugin})
+    specs = _REGISTRY.values() if names is None else [_REGISTRY[n] for n in set(names) if n in _REGISTRY]
+    return sorted({s.plugin for s in specs if s.plugin})
 
 
 def names() -> list[str]:

@@ -7,24 +7,37 @@ module is imported when a suite of that kind is loaded (the lm kind's config is 
 
 from __future__ import annotations
 
+import glob
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from actbench import activations
 from actbench.errors import UserError
 
 _BUILTIN_KINDS = ("kernel", "memory", "lm", "probe")
+MAX_NUMBER = 2**53
+"""No number in a trial config is larger in magnitude (an integer beyond it is not exact in JSON)."""
 
 
 class TrialConfig(BaseModel):
-    """Base of every kind's config: unknown keys are rejected; every trial has a seed."""
+    """Base of every kind's config: unknown keys are rejected; every trial has a seed. Types are
+    strict (a boolean or a string is never a number) and numbers finite and within MAX_NUMBER;
+    a kind bounds its own fields more tightly where a value decides what a trial allocates."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     seed: int = 0
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) > MAX_NUMBER:
+            shown = f"{v:.3g}" if isinstance(v, float) else f"{float(v):.3g}" if v.bit_length() < 1000 else "a huge integer"
+            raise ValueError(f"{shown} is out of range (at most 2**53 in magnitude)")
+        return v
 
 
 def _registered_activation(name: str) -> str:
@@ -37,6 +50,19 @@ def _registered_activation(name: str) -> str:
 
 ActivationName = Annotated[str, AfterValidator(_registered_activation)]
 """A config field holding the name of a registered activation."""
+
+
+def _existing_path(value: str, info: ValidationInfo) -> str:
+    if (info.context or {}).get("check_paths") and "://" not in value:
+        found = glob.glob(value) if glob.has_magic(value) else Path(value).exists()
+        if not found:
+            raise ValueError(f"no file or folder matches {value!r} (a relative path is relative to the current folder)")
+    return value
+
+
+ExistingPath = Annotated[str, AfterValidator(_existing_path)]
+"""A config field holding a local path (or glob) that a trial reads: when a suite is loaded for
+running, it must exist (an fsspec URI such as s3://... is not checked)."""
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from actbench import activations
@@ -25,8 +25,8 @@ class ElementwiseConfig(TrialConfig):
     activation: ActivationName
     impls: list[Impl] = Field(default_factory=lambda: ["eager", "compile", "triton"], min_length=1)
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
-    size: PositiveInt
-    width: PositiveInt = 1024
+    size: int = Field(gt=0, le=2**34)
+    width: int = Field(1024, gt=0, le=2**24)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")

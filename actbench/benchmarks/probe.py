@@ -2,29 +2,37 @@
 
 It reports where it ran (host, Ray node, GPU ids), can sleep, and can fail on purpose
 (`fail: raise | nan | hang | exit | oom`) so that failure handling is tested for real:
-`exit` kills the worker process, which Ray retries; `hang` sleeps past any timeout.
+`exit` kills the worker process (the driver records the lost attempt and retries it); `hang` sleeps past any timeout.
 `fail_marker`, when set, makes the failure happen only while that file does not exist yet
-(the trial creates it before failing), i.e. the first attempt fails and a retry succeeds.
+(the trial creates it before failing), i.e. the first attempt fails and a retry succeeds. It is a
+plain file name inside the trial's own folder (`<checkpoints>/<trial id>/`), never a path.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
-from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from actbench.benchmarks import TrialConfig, TrialContext, TrialOutput, register_kind
 
 
 class ProbeConfig(TrialConfig):
-    sleep_s: float = Field(0.0, ge=0)
+    sleep_s: float = Field(0.0, ge=0, le=86400)
     fail: Literal["none", "raise", "nan", "hang", "exit", "oom"] = "none"
     fail_marker: str | None = None
     tag: str = ""
+
+    @field_validator("fail_marker")
+    @classmethod
+    def _plain_file_name(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", v):
+            raise ValueError(f"{v!r}: a plain file name (it lives in the trial's own folder), e.g. failed-once")
+        return v
 
 
 @register_kind("probe", ProbeConfig)
@@ -32,7 +40,10 @@ def run(cfg: ProbeConfig, ctx: TrialContext) -> TrialOutput:
     started = time.time()
     failing = cfg.fail != "none"
     if failing and cfg.fail_marker:
-        marker = Path(cfg.fail_marker)
+        if ctx.checkpoint_dir is None:
+            raise ValueError("fail_marker needs the trial's own folder (run it with a checkpoint folder)")
+        ctx.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        marker = ctx.checkpoint_dir / cfg.fail_marker
         failing = not marker.exists()
         marker.touch()
     if failing and cfg.fail == "exit":

@@ -14,15 +14,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from actbench import activations
-from actbench.benchmarks import ActivationName, TrialConfig
+from actbench.benchmarks import ActivationName, ExistingPath, TrialConfig
 from actbench.lm.flops import match_d_ff
 
 
 class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     source: Literal["shakespeare", "text", "bin"] = "shakespeare"
-    path: str | None = None
-    val_path: str | None = None
+    path: ExistingPath | None = None
+    val_path: ExistingPath | None = None
     tokenizer: Literal["byte", "bpe"] = "byte"
     bpe_vocab_size: int = Field(4096, ge=260, le=65535)
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
@@ -65,18 +65,18 @@ class LMConfig(TrialConfig):
     activation: ActivationName
     impl: Literal["eager", "compile", "triton", "auto"] = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
-    d_model: PositiveInt = 128
-    n_layers: PositiveInt = 2
-    n_heads: PositiveInt = 4
-    seq_len: PositiveInt = 128
-    d_ff: PositiveInt | None = None
+    d_model: int = Field(128, gt=0, le=65536)
+    n_layers: int = Field(2, gt=0, le=1024)
+    n_heads: int = Field(4, gt=0, le=1024)
+    seq_len: int = Field(128, gt=0, le=2**20)
+    d_ff: int | None = Field(None, gt=0, le=2**20)
     reference: ActivationName = "relu2"
-    reference_d_ff: PositiveInt | None = None
-    ff_multiple: PositiveInt = 64
+    reference_d_ff: int | None = Field(None, gt=0, le=2**20)
+    ff_multiple: int = Field(64, gt=0, le=65536)
     tied_embeddings: bool = True
     norm: Literal["rms", "none"] = "rms"
-    batch_size: PositiveInt = 16
-    grad_accum: PositiveInt = 1
+    batch_size: int = Field(16, gt=0, le=2**20)
+    grad_accum: int = Field(1, gt=0, le=65536)
     tokens: PositiveInt = 1_000_000
     lr: PositiveFloat = 3e-3
     min_lr_ratio: float = Field(0.1, ge=0, le=1)

@@ -65,12 +65,14 @@ def trial_table(suite: "Suite") -> Table:
 
 
 def print_summary(result: "SweepResult", out_dir: Path, console: Console) -> None:
-    """Counts by status, and the trials that did not succeed with the reason."""
-    recs = result.records
+    """Counts by status (of each trial's last attempt), and the trials that did not succeed with the reason."""
+    recs = result.final_records
     counts: dict[str, int] = {}
     for r in recs:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     parts = [f"{n} {s}" for s, n in sorted(counts.items())] or ["nothing to run"]
+    if len(result.records) > len(recs):
+        parts.append(f"{len(result.records) - len(recs)} earlier attempt(s) recorded")
     if result.skipped:
         parts.append(f"{result.skipped} already done")
     console.print(f"[bold]{', '.join(parts)}[/]; results in {out_dir}/trials.jsonl")

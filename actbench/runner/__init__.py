@@ -1,13 +1,19 @@
 """Running a suite: the driver loop shared by every executor, and the per-trial wrapper.
 
-`execute_trial` runs on the worker (in-process for `inline`, a Ray task otherwise): it builds the
-kind's config, runs it, and classifies the outcome (`ok`, `failed`, `oom`, `diverged`,
-`timeout`) into a plain dict; it never raises. The timeout is enforced where the trial runs
-(SIGALRM, measured from the trial's own start, so worker start-up does not count); a trial stuck
-inside native code past `timeout_s` plus a grace period is force-cancelled by the driver.
-`run_suite` is the driver: it submits no more trials than the executor can run at once, appends
-each finished trial to the store, shows progress, and on Ctrl-C cancels what runs while keeping
-what finished.
+`execute_trial` runs on the worker (in-process for `inline`, a Ray task otherwise): it imports
+the plugin modules the trial's activations come from, sets torch's threads to what the trial's
+`cpus` grant (max(1, floor(cpus)), on every trial, also on a reused worker), builds the kind's
+config, runs it, and classifies the outcome (`ok`, `failed`, `oom`, `diverged`, `timeout`) into
+a plain dict; it never raises. The timeout is enforced where the trial runs (SIGALRM, measured
+from the trial's own start, so worker start-up does not count); a trial stuck inside native code
+past `timeout_s` plus a grace period is force-cancelled by the driver.
+
+`run_suite` is the driver: it holds the results folder's lock, submits no more trials than the
+executor can run at once, appends every attempt to the store, and shows progress. An attempt
+*lost* to its worker or node dying (the executor marks it `lost`) is recorded as failed and
+submitted again, up to `retries` times, so every attempt is counted. On Ctrl-C it cancels what
+runs and keeps what finished; when results cannot be written or the cluster is lost it cancels
+what runs and raises a one-line UserError, having kept every record already written.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from actbench.errors import UserError
 from actbench.results import OK, ResultStore, fingerprint
 from actbench.suite import Resources, Suite, Trial
+
+
+class ClusterLost(UserError):
+    """The executor lost its cluster (raised by `Executor.poll`); finished records are kept."""
 
 
 class TrialTimeout(Exception):
@@ -68,13 +78,33 @@ def backstop_s(timeout_s: float) -> float:
     return timeout_s + max(60.0, 0.25 * timeout_s)
 
 
+def trial_threads(cpus: float) -> int:
+    """The torch threads a trial granted `cpus` CPUs runs with."""
+    return max(1, int(cpus))
+
+
+def trial_plugins(trial: Trial) -> list[str]:
+    """Plugin modules that registered the activations this trial names (to import where it runs)."""
+    from actbench.activations.registry import plugin_modules
+
+    return plugin_modules([v for v in trial.config_dict().values() if isinstance(v, str)])
+
+
 def execute_trial(
-    kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None = None, timeout_s: float | None = None
+    kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None = None, timeout_s: float | None = None,
+    cpus: float | None = None, plugins: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Run one trial where this process is; return its outcome as a plain dict (never raises)."""
+    """Run one trial where this process is; return its outcome as a plain dict (never raises).
+    `cpus` sets torch's threads for this trial (restored afterwards); `plugins` are imported first."""
+    import torch
+
+    from actbench.activations import load_plugin
     from actbench.benchmarks import TrialContext, kind_spec
 
     started = time.time()
+    threads_before = torch.get_num_threads()
+    if cpus is not None:
+        torch.set_num_threads(trial_threads(cpus))
     env = dict(fingerprint())
     try:
         import ray
@@ -87,6 +117,8 @@ def execute_trial(
         pass
     out: dict[str, Any] = {"metrics": {}, "rows": [], "series": {}, "error": None, "traceback": None, "note": ""}
     try:
+        for module in plugins:
+            load_plugin(module)
         spec = kind_spec(kind)
         cfg = spec.config_model.model_validate(config)
         ckpt = Path(checkpoint_dir) / trial_id if checkpoint_dir else None
@@ -105,15 +137,20 @@ def execute_trial(
         status = "oom" if _is_oom(e) else "failed"
         out["error"] = {"type": type(e).__name__, "message": str(e).strip().splitlines()[0][:500] if str(e).strip() else ""}
         out["traceback"] = traceback.format_exc()
+    finally:
+        torch.set_num_threads(threads_before)
     out.update(status=status, started_at=started, ended_at=time.time(), env=env)
     return out
 
 
 class Executor(Protocol):
-    """How trials get run: inline in this process, or as Ray tasks."""
+    """How trials get run: inline in this process, or as Ray tasks. `poll` returns outcomes as
+    `execute_trial` makes them, with `lost: True` for an attempt lost to its worker or node
+    dying (run again by the driver); it raises ClusterLost when the cluster is gone."""
 
     name: str
 
+    def describe(self) -> str: ...
     def capacity(self, resources: Resources) -> int: ...
     def submit(self, trial: Trial, checkpoint_dir: str | None) -> Any: ...
     def poll(self, timeout: float) -> list[tuple[Any, dict[str, Any]]]: ...
@@ -123,17 +160,22 @@ class Executor(Protocol):
 
 @dataclass
 class SweepResult:
-    """What a sweep did: records appended this run, trials skipped as already done."""
+    """What a sweep did: records appended this run (every attempt), trials skipped as already done."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
     interrupted: bool = False
 
     @property
+    def final_records(self) -> list[dict[str, Any]]:
+        """The last attempt of each trial run this time."""
+        return list({r["trial_id"]: r for r in self.records}.values())
+
+    @property
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 0 if all(r["status"] == OK for r in self.records) else 1
+        return 0 if all(r["status"] == OK for r in self.final_records) else 1
 
 
 def _label(trial: Trial, varying: list[str]) -> str:
@@ -157,8 +199,16 @@ def run_suite(
     checkpoint_dir: str | None = None,
     console: Console | None = None,
 ) -> SweepResult:
-    """Run every trial of `suite` not already recorded as successful in `store`."""
+    """Run every trial of `suite` not already recorded as successful in `store` (whose lock it
+    holds meanwhile). `checkpoint_dir` (default <store>/checkpoints) holds each trial's folder."""
     console = console or Console(stderr=True)
+    with store.lock() as note:
+        if note:
+            console.print(f"{store.root}: {note}")
+        return _sweep(suite, store, executor, rerun, checkpoint_dir or str(store.root / "checkpoints"), console)
+
+
+def _sweep(suite: Suite, store: ResultStore, executor: Executor, rerun: bool, checkpoint_dir: str, console: Console) -> SweepResult:
     done_ids = set() if rerun else store.successful_ids()
     todo = deque(t for t in suite.trials if t.id not in done_ids)
     result = SweepResult(skipped=len(suite.trials) - len(todo))
@@ -171,6 +221,7 @@ def run_suite(
         r = suite.spec.resources
         raise UserError(f"{suite.path}: resources: no node can run a trial asking for {r.cpus:g} CPU(s) and {r.gpus:g} GPU(s)")
     attempts = store.attempts()
+    tries: dict[str, int] = {}
     run_id = uuid.uuid4().hex[:8]
     varying = varying_fields(suite)
     inflight: dict[Any, tuple[Trial, float]] = {}
@@ -184,6 +235,7 @@ def run_suite(
 
     def finish(trial: Trial, out: dict[str, Any]) -> None:
         attempts[trial.id] = attempts.get(trial.id, 0) + 1
+        tries[trial.id] = tries.get(trial.id, 0) + 1
         record = {
             "trial_id": trial.id, "suite": suite.name, "kind": trial.kind, "config": trial.config_dict(),
             "status": out["status"], "metrics": out.get("metrics") or {}, "rows": out.get("rows") or [],
@@ -193,13 +245,30 @@ def run_suite(
         }
         if record["started_at"] and record["ended_at"]:
             record["duration_s"] = round(record["ended_at"] - record["started_at"], 3)
-        store.append(record, series=out.get("series"), traceback=out.get("traceback"))
+        try:
+            store.append(record, series=out.get("series"), traceback=out.get("traceback"))
+        except OSError as e:
+            raise UserError(f"cannot write results to {store.path}: {e.strerror or e}; stopped: {len(result.records)} record(s) "
+                            f"of this run are kept, the trial that just finished ({trial.id}) was not recorded and runs again "
+                            "next time") from e
         result.records.append(record)
         ok = record["status"] == OK
-        counts["ok" if ok else "bad"] += 1
+        retry = out.get("lost") and tries[trial.id] <= trial.resources.retries
         why = "" if ok else f" ({(record['error'] or {}).get('type') or record['note'] or ''})"
+        if retry:
+            todo.appendleft(trial)
+            why += f"; its worker or node was lost, retrying: attempt {tries[trial.id] + 1} of {trial.resources.retries + 1}"
+        else:
+            counts["ok" if ok else "bad"] += 1
         mark = f"[{'green' if ok else 'red'}]{record['status']:>8}[/]"
         console.print(f"{mark} {trial.kind} {_label(trial, varying)} {record.get('duration_s', 0):.1f}s{why}", highlight=False)
+
+    def cancel_all() -> int:
+        n = len(inflight)
+        for handle in list(inflight):
+            executor.cancel(handle)
+        inflight.clear()
+        return n
 
     with progress:
         task = progress.add_task(suite.name, total=len(todo), ok=0, bad=0, running=0)
@@ -223,14 +292,18 @@ def run_suite(
                 progress.update(task, completed=counts["ok"] + counts["bad"], ok=counts["ok"], bad=counts["bad"], running=len(inflight))
         except KeyboardInterrupt:
             result.interrupted = True
-            for handle in list(inflight):
-                executor.cancel(handle)
-            console.print(f"interrupted: {len(result.records)} finished trial(s) kept, {len(inflight)} running trial(s) cancelled")
+            n = cancel_all()
+            console.print(f"interrupted: {len(result.records)} finished trial(s) kept, {n} running trial(s) cancelled")
+        except ClusterLost as e:
+            raise ClusterLost(f"{e}; {len(result.records)} record(s) of this run are kept, {len(inflight)} running trial(s) lost") from e
+        except UserError as e:  # e.g. results cannot be written
+            raise UserError(f"{e}; {cancel_all()} running trial(s) cancelled") from e
     return result
 
 
-def make_executor(name: str, address: str | None = None) -> Executor:
-    """`inline` (in this process) or `ray` (embedded local Ray, or the cluster at `address`)."""
+def make_executor(name: str, address: str | None = None, verbose: bool = False) -> Executor:
+    """`inline` (in this process) or `ray` (embedded local Ray, or the cluster at `address`);
+    `verbose` streams the workers' output to this terminal."""
     if name == "inline":
         if address:
             raise UserError("--address needs --executor ray")
@@ -240,5 +313,5 @@ def make_executor(name: str, address: str | None = None) -> Executor:
     if name == "ray":
         from actbench.runner.ray import RayExecutor
 
-        return RayExecutor(address=address)
+        return RayExecutor(address=address, log_to_driver=verbose)
     raise UserError(f"--executor: unknown executor {name!r} (use ray or inline)")

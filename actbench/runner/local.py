@@ -1,7 +1,12 @@
-"""The inline executor: trials run one at a time in this process (for debugging and CI).
+"""The inline executor: trials run one at a time in this process, for debugging (a debugger,
+a profiler, prints) and quick CI runs.
 
-The timeout (SIGALRM, see `execute_trial`) interrupts Python code between bytecodes; a trial
-stuck inside one long native call is interrupted when that call returns.
+Nothing isolates a trial from the driver: a trial that ends its process (os._exit, a segfault, the
+OOM killer) ends the sweep there. Every record written before it is kept and the trial itself
+runs again next time; the default Ray executor runs each trial in a worker process instead and
+records such a death as a failed attempt. The timeout (SIGALRM, see `execute_trial`) interrupts
+Python code between bytecodes; a trial stuck inside one long native call is interrupted when
+that call returns.
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from actbench.runner import execute_trial
+from actbench.runner import execute_trial, trial_plugins
 from actbench.suite import Resources, Trial
 
 
 class InlineExecutor:
     name = "inline"
+
+    def describe(self) -> str:
+        return "inline executor: trials run one at a time in this process (debugging; no isolation)"
 
     def __init__(self) -> None:
         self._queue: deque[tuple[int, Trial, str | None]] = deque()
@@ -32,7 +40,8 @@ class InlineExecutor:
         if not self._queue:
             return []
         handle, trial, ckpt = self._queue.popleft()
-        return [(handle, execute_trial(trial.kind, trial.config_dict(), trial.id, ckpt, trial.resources.timeout_s))]
+        r = trial.resources
+        return [(handle, execute_trial(trial.kind, trial.config_dict(), trial.id, ckpt, r.timeout_s, r.cpus, trial_plugins(trial)))]
 
     def cancel(self, handle: Any) -> None:
         self._queue = deque(q for q in self._queue if q[0] != handle)

@@ -1,63 +1,180 @@
 """The Ray executor: each trial is one Ray task with the suite's CPUs and GPUs.
 
-With no address an embedded local Ray is started (no dashboard, quiet logs, this machine's CPUs
-and GPUs) and shut down afterwards; with `--address auto` or `ray://host:10001` an existing
-cluster is joined and never started. If Ray is already initialised in this process (tests,
-notebooks), that instance is used as it is. A worker or node that dies is retried by Ray up to
-`retries` times; a trial that ignores its in-worker timeout is force-cancelled by the driver
+Embedded (no `--address`): a local Ray sized to this machine is started and shut down afterwards,
+without a dashboard and with token authentication on a fresh random token that only this run's
+processes hold (in their environment; nothing is written to ~/.ray), so no other process, user
+or machine can submit work to it. Ray 2.60 has no option to bind its servers to loopback: GCS,
+raylet, object manager and worker gRPC ports listen on all interfaces, the runtime-env agent on
+this machine's IP, and each refuses a caller without the token (see the README).
+
+Joining (`--address HOST:PORT`, `auto`, or `ray://HOST:10001`): the address must accept a TCP
+connection within CONNECT_TIMEOUT_S, else a one-line error; then Ray is joined with token
+authentication whenever a token is available (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
+~/.ray/auth_token), as Ray itself does only for `auto`: `ray start --head` in Ray 2.60 enables
+token authentication as soon as ~/.ray/auth_token exists. If Ray is already initialised in this
+process (tests, notebooks), that instance is used as it is.
+
+Retries belong to the driver (Ray's max_retries=0): an attempt lost to a dead worker or node comes
+back with `lost: True`, `run_suite` records it and submits the trial again, so every attempt is
+counted. Plugin modules travel with the job (runtime_env py_modules) unless they are installed
+packages; each trial imports those its activations come from. While trials run the GCS is probed; unreachable for CLUSTER_LOST_S it
+raises ClusterLost. A trial that ignores its in-worker timeout is force-cancelled by the driver
 (its worker process is killed).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import socket
+import sys
+import sysconfig
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayError
+from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayError, TaskCancelledError
 
 from actbench.errors import UserError
-from actbench.runner import execute_trial
+from actbench.runner import ClusterLost, execute_trial, trial_plugins
 from actbench.suite import Resources, Trial
+
+CONNECT_TIMEOUT_S = 5.0
+CLUSTER_LOST_S = 10.0
+_PROBE_EVERY_S = 2.0
+_AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
 
 
 @ray.remote
-def _trial_task(kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None, timeout_s: float) -> dict[str, Any]:
-    return execute_trial(kind, config, trial_id, checkpoint_dir, timeout_s)
+def _trial_task(kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None, timeout_s: float,
+                cpus: float, plugins: list[str]) -> dict[str, Any]:
+    return execute_trial(kind, config, trial_id, checkpoint_dir, timeout_s, cpus, plugins)
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a Ray address: HOST:PORT, ray://HOST:PORT, or `auto` (the cluster Ray
+    would pick: RAY_ADDRESS, else the last `ray start` on this machine)."""
+    if address == "auto":
+        from ray._private.services import canonicalize_bootstrap_address
+
+        try:
+            address = canonicalize_bootstrap_address("auto") or ""
+        except (ConnectionError, ValueError) as e:
+            raise UserError(f"--address auto: {str(e).splitlines()[0]}") from None
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    return (host.strip("[]"), int(port)) if sep and port.isdigit() else None
+
+
+def _unreachable(host: str, port: int, timeout: float) -> str | None:
+    """Why nothing accepts a TCP connection at host:port, or None when something does."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as e:
+        return e.strerror or str(e) or type(e).__name__
+
+
+def _refresh_auth() -> None:
+    """Make Ray (already imported) re-read RAY_AUTH_MODE and its token."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:  # a Ray without token authentication
+        return
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def _token_available() -> bool:
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                or (Path.home() / ".ray" / "auth_token").exists())
+
+
+def _plugins_env() -> dict[str, Any] | None:
+    """The job's runtime environment: every plugin module that registered activations, as its
+    top-level module (a .py file) or package (a folder), unless it is an installed package
+    (assumed installed on every node); Ray uploads them to every worker, on any node."""
+    from actbench.activations.registry import plugin_modules
+
+    site = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
+    out: set[str] = set()
+    for name in plugin_modules():
+        top = sys.modules.get(name.split(".")[0])
+        file = getattr(top, "__file__", None)
+        if top is None or not file or any(Path(file).resolve().is_relative_to(s) for s in site):
+            continue
+        paths = list(getattr(top, "__path__", []))
+        out.add(paths[0] if len(paths) == 1 else file)
+    return {"py_modules": sorted(out)} if out else None
 
 
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, address: str | None = None, **init_kwargs: Any):
-        self.owns_ray = False
+    def __init__(self, address: str | None = None, log_to_driver: bool = False, **init_kwargs: Any):
+        self.owns_ray = False  # this executor started the cluster
+        self._connected_here = not ray.is_initialized()
+        self._saved_env = {k: os.environ.get(k) for k in _AUTH_ENV}
         t0 = time.time()
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if ray.is_initialized():
-            pass
+            self._how = "the Ray instance already running in this process"
         elif address:
+            target = _host_port(address)
+            if target and (why := _unreachable(*target, CONNECT_TIMEOUT_S)):
+                raise UserError(f"--address {address}: nothing accepts connections at {target[0]}:{target[1]} ({why}); "
+                                "is the cluster up and the port right?")
+            if "RAY_AUTH_MODE" not in os.environ and _token_available():
+                os.environ["RAY_AUTH_MODE"] = "token"
+                _refresh_auth()
             try:
-                ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                raise UserError(f"--address {address}: cannot join the Ray cluster: {str(e).splitlines()[0]}") from e
+                ray.init(address=address, logging_level="ERROR", log_to_driver=log_to_driver, runtime_env=_plugins_env())
+            except (ConnectionError, RuntimeError, ValueError, RayError) as e:
+                self._restore_env()
+                raise UserError(f"--address {address}: cannot join the Ray cluster: {str(e).strip().splitlines()[0]} "
+                                "(a cluster with token authentication needs its token here: RAY_AUTH_TOKEN or ~/.ray/auth_token)") from e
+            self._how = f"joined the Ray cluster at {self._gcs_address() or address}"
         else:
+            os.environ["RAY_AUTH_MODE"] = "token"
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+            _refresh_auth()
             init_kwargs.setdefault("num_cpus", os.cpu_count())
-            ray.init(
-                include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="ERROR",
-                log_to_driver=False, **init_kwargs,
-            )
+            ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=log_to_driver, runtime_env=_plugins_env(),
+                     **init_kwargs)
             self.owns_ray = True
+            self._how = "embedded Ray on this machine (private token)"
         self.startup_s = time.time() - t0
+        self._probe_target = _host_port(self._gcs_address() or address or "")
+        self._probe_at = 0.0
+        self._unreachable_since: float | None = None
         self._cap: tuple[float, int] | None = None
         self._inflight: set[ray.ObjectRef] = set()
+
+    @staticmethod
+    def _gcs_address() -> str | None:
+        try:
+            return ray.get_runtime_context().gcs_address
+        except Exception:  # noqa: BLE001 - Ray Client has no GCS address here
+            return None
+
+    def describe(self) -> str:
+        """Which Ray this is and what it holds: nodes, CPUs, GPUs."""
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        res = ray.cluster_resources()
+        return (f"{self._how}, ready in {self.startup_s:.1f}s: {len(nodes)} node(s), "
+                f"{res.get('CPU', 0):g} CPU(s), {res.get('GPU', 0):g} GPU(s)")
 
     def capacity(self, resources: Resources) -> int:
         """How many trials with these resources fit on the alive nodes at once (cached 2 s)."""
         if self._cap and time.time() - self._cap[0] < 2.0:
             return self._cap[1]
+        self._check_cluster()
+        nodes = self._nodes()
+        if nodes is None:  # no answer: keep the last count; the GCS probe decides whether the cluster is gone
+            return self._cap[1] if self._cap else 0
         total = 0
-        for node in ray.nodes():
+        for node in nodes:
             if not node.get("Alive"):
                 continue
             res = node.get("Resources", {})
@@ -68,12 +185,28 @@ class RayExecutor:
         self._cap = (time.time(), total)
         return total
 
+    @staticmethod
+    def _nodes(wait_s: float = 5.0) -> list[dict[str, Any]] | None:
+        """ray.nodes(), or None without an answer within `wait_s`: asked from a daemon thread,
+        because Ray blocks that call while its GCS is gone (until it kills the process at 60 s)."""
+        answer: list[list[dict[str, Any]]] = []
+
+        def ask() -> None:
+            try:
+                answer.append(ray.nodes())
+            except Exception:  # noqa: BLE001 - no answer is the answer
+                pass
+
+        asker = threading.Thread(target=ask, daemon=True)
+        asker.start()
+        asker.join(wait_s)
+        return answer[0] if answer else None
+
     def submit(self, trial: Trial, checkpoint_dir: str | None) -> ray.ObjectRef:
         r = trial.resources
         ref = _trial_task.options(
-            num_cpus=r.cpus, num_gpus=r.gpus, max_retries=r.retries, retry_exceptions=False,
-            name=f"actbench:{trial.kind}:{trial.id}",
-        ).remote(trial.kind, trial.config_dict(), trial.id, checkpoint_dir, r.timeout_s)
+            num_cpus=r.cpus, num_gpus=r.gpus, max_retries=0, retry_exceptions=False, name=f"actbench:{trial.kind}:{trial.id}",
+        ).remote(trial.kind, trial.config_dict(), trial.id, checkpoint_dir, r.timeout_s, r.cpus, trial_plugins(trial))
         self._inflight.add(ref)
         return ref
 
@@ -82,6 +215,7 @@ class RayExecutor:
         if not self._inflight:
             time.sleep(timeout)
             return []
+        self._check_cluster()
         refs = list(self._inflight)
         ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
         if ready:
@@ -92,16 +226,33 @@ class RayExecutor:
             done.append((ref, self._outcome(ref)))
         return done
 
+    def _check_cluster(self) -> None:
+        """Raise ClusterLost when the GCS has not accepted a connection for CLUSTER_LOST_S."""
+        now = time.time()
+        if self._probe_target is None or now - self._probe_at < _PROBE_EVERY_S:
+            return
+        self._probe_at = now
+        why = _unreachable(*self._probe_target, _PROBE_EVERY_S)
+        if why is None:
+            self._unreachable_since = None
+            return
+        self._unreachable_since = self._unreachable_since or now
+        if now - self._unreachable_since >= CLUSTER_LOST_S:
+            host, port = self._probe_target
+            raise ClusterLost(f"lost the connection to the Ray cluster: its GCS at {host}:{port} has not answered for "
+                              f"{now - self._unreachable_since:.0f}s ({why})")
+
     @staticmethod
     def _outcome(ref: ray.ObjectRef) -> dict[str, Any]:
-        """The trial's own record, or one made from the error Ray raised (dead worker or node)."""
+        """The trial's own record, or one made from the error Ray raised: a dead worker or node
+        (`lost`, run again by the driver) or a cancellation."""
         try:
             return ray.get(ref, timeout=60)
         except (RayError, GetTimeoutError) as e:
             status = "oom" if isinstance(e, OutOfMemoryError) else "failed"
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             return {"status": status, "error": {"type": type(e).__name__, "message": first[:500]},
-                    "traceback": str(e), "ended_at": time.time()}
+                    "traceback": str(e), "ended_at": time.time(), "lost": not isinstance(e, TaskCancelledError)}
 
     def cancel(self, handle: ray.ObjectRef) -> None:
         self._inflight.discard(handle)
@@ -111,5 +262,16 @@ class RayExecutor:
             pass  # already finished
 
     def shutdown(self) -> None:
-        if self.owns_ray and ray.is_initialized():
+        if self._connected_here and ray.is_initialized():
             ray.shutdown()
+        self._restore_env()
+
+    def _restore_env(self) -> None:
+        if all(os.environ.get(k) == v for k, v in self._saved_env.items()):
+            return
+        for k, v in self._saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _refresh_auth()

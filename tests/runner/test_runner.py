@@ -68,15 +68,20 @@ def test_injected_failures_ray_and_worker_death_retry(tmp_path, local_ray):
     suite = load_suite(probe_suite(tmp_path, FAILURES))
     result = run_suite(suite, ResultStore(tmp_path / "out"), RayExecutor())
     assert statuses(result) == EXPECTED
-    # a worker that dies is retried by Ray: the first attempt exits, the retry succeeds
-    marker = tmp_path / "died-once"
-    body = f"zip:\n  tag: [x, y]\n  fail: [exit, exit]\n  fail_marker: ['{marker}', '{tmp_path / 'never'}']\n"
+    # a worker that dies is retried by the driver, and every attempt is recorded: the first
+    # attempt exits (its marker is created in the trial's own folder), the retry succeeds
+    body = "zip:\n  tag: [x, y]\n  fail: [exit, exit]\n  fail_marker: [died-once, died-once]\n"
     retry = load_suite(probe_suite(tmp_path, body + "resources:\n  retries: 1\n", "r"))
     result = run_suite(retry, ResultStore(tmp_path / "r"), RayExecutor())
-    assert statuses(result) == {"x": "ok", "y": "ok"}
-    no_retry = load_suite(probe_suite(tmp_path, "matrix:\n  fail: [exit]\nresources:\n  retries: 0\n", "n"))
+    assert statuses(result) == {"x": "ok", "y": "ok"} and result.exit_code == 0
+    by_tag = {tag: [(r["attempt"], r["status"]) for r in result.records if r["config"]["tag"] == tag] for tag in "xy"}
+    assert by_tag == {"x": [(1, "failed"), (2, "ok")], "y": [(1, "failed"), (2, "ok")]}
+    for t in retry.trials:
+        assert (tmp_path / "r" / "checkpoints" / t.id / "died-once").exists()
+    assert [r["attempt"] for r in ResultStore(tmp_path / "r").records()].count(2) == 2
+    no_retry = load_suite(probe_suite(tmp_path, "matrix:\n  fail: [exit]\nresources:\n  retries: 2\n", "n"))
     result = run_suite(no_retry, ResultStore(tmp_path / "n"), RayExecutor())
-    assert result.records[0]["status"] == "failed"
+    assert [(r["attempt"], r["status"]) for r in result.records] == [(1, "failed"), (2, "failed"), (3, "failed")]
     assert "Worker" in result.records[0]["error"]["type"] or "Crash" in result.records[0]["error"]["type"]
 
 
@@ -172,8 +177,8 @@ def test_node_removed_while_trial_runs_is_retried_elsewhere(tmp_path):
         cluster.wait_for_nodes()
         cluster.remove_node(doomed)
         sweep.join(timeout=240)
-        rec = results[0].records[0]
-        assert rec["status"] == "ok", rec
+        lost, rec = results[0].records  # the attempt on the removed node is recorded, then its retry
+        assert (lost["attempt"], lost["status"], rec["attempt"], rec["status"]) == (1, "failed", 2, "ok"), results[0].records
         assert rec["env"]["ray_node_id"] != doomed_id
         assert rec["metrics"]["t_start"] > time.time() - 60
     finally:
@@ -193,3 +198,57 @@ def test_ctrl_c_keeps_finished_trials_cancels_running_ones_and_exits_130(tmp_pat
     again.communicate(timeout=300)
     ids = [r["trial_id"] for r in iter_records(out / "trials.jsonl")]
     assert again.returncode == 0 and len(ids) == len(set(ids)) == 6
+
+
+def test_each_trial_gets_the_threads_its_cpus_grant_also_on_a_reused_worker(tmp_path, local_ray):
+    import torch
+
+    threads = {}
+    for cpus in (2, 1, 2):  # Ray keeps idle workers: a 1-CPU trial may land on one a 2-CPU trial used
+        suite = load_suite(probe_suite(tmp_path, f"matrix:\n  tag: [a, b]\nresources:\n  cpus: {cpus}\n"))
+        result = run_suite(suite, ResultStore(tmp_path / f"out{cpus}"), RayExecutor(), rerun=True)
+        threads.setdefault(cpus, set()).update(r["env"]["torch_threads"] for r in result.records)
+    assert threads == {1: {1}, 2: {2}}
+    before = torch.get_num_threads()
+    suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [a]\nresources:\n  cpus: 3.5\n", "i"))
+    (rec,) = run_suite(suite, ResultStore(tmp_path / "inline"), InlineExecutor()).records
+    assert rec["env"]["torch_threads"] == 3 and torch.get_num_threads() == before
+
+
+def test_write_failure_stops_the_sweep_rolls_back_and_cancels_running_trials(tmp_path, local_ray, monkeypatch):
+    """The disk fills up halfway through writing a record (an OSError injected at the store's
+    own os.write of trials.jsonl, after half the line went to disk)."""
+    import errno
+
+    from actbench.errors import UserError
+
+    real_write = os.write
+
+    def disk_full_halfway(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("trials.jsonl"):
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    store = ResultStore(tmp_path / "out")
+    store.append({"trial_id": "earlier", "attempt": 1, "status": "ok", "config": {}})
+    before = store.path.read_bytes()
+    monkeypatch.setattr(os, "write", disk_full_halfway)
+    suite = load_suite(probe_suite(tmp_path, "zip:\n  tag: [fast, slow]\n  sleep_s: [0, 120]\n"))
+    t0 = time.time()
+    with pytest.raises(UserError, match=r"cannot write results to .*trials.jsonl: No space left on device; stopped: 0 record\(s\) "
+                                        r"of this run are kept, .* runs again next time; 1 running trial\(s\) cancelled$"):
+        run_suite(suite, store, RayExecutor())
+    monkeypatch.undo()
+    assert store.path.read_bytes() == before  # the half-written line is gone
+    assert time.time() - t0 < 100  # the slow trial was cancelled, not waited for
+
+
+def test_resume_ignores_lines_that_are_not_trial_records(tmp_path):
+    store = ResultStore(tmp_path / "out")
+    store.root.mkdir()
+    store.path.write_text('[1, 2, 3]\n42\n{"status": "ok"}\n{"trial_id": 7, "status": "ok"}\n')
+    suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [a, b]\n"))
+    result = run_suite(suite, store, InlineExecutor())
+    assert [r["attempt"] for r in result.records] == [1, 1] and result.exit_code == 0
+    assert run_suite(suite, store, InlineExecutor()).skipped == 2
