@@ -118,6 +118,13 @@ class ResultStore:
             os.close(fd)
         return record
 
+    def save_suite(self, name: str, data: dict[str, Any]) -> str:
+        """Keep the suite a run used (after --set) as `suites/<name>.yaml`, so that compare and
+        report can read its reference, tuning and ladder later."""
+        import yaml
+
+        return self._write_side(f"suites/{name}.yaml", yaml.safe_dump(data, sort_keys=False))
+
     def _write_side(self, rel: str, text: str) -> str:
         """Write a side file atomically, through a fresh temporary file (never through a link)."""
         p = self.root / rel

@@ -1,9 +1,11 @@
-"""Suites: the YAML schema, expansion into trials (grid x zip x seeds), and stable trial ids.
+"""Suites: the YAML schema, expansion into trials (grid x zip x ladder x seeds), and stable trial ids.
 
 A suite file names one trial kind; every trial is that kind's config model (a pydantic model
 registered in `actbench.benchmarks`) built from `defaults`, one point of `matrix` (crossed),
-one row of `zip` (lists advance together) and one seed. The id of a trial is a hash of its
-fully resolved config, so the same trial in a later run has the same id.
+one row of `zip` (lists advance together), one rung of `ladder` (lm only, `actbench.ladder`) and
+one seed. The id of a trial is a hash of its fully resolved config, so the same trial in a later
+run has the same id. A suite with `tune:` (`actbench.tuning`) runs in stages: tuning trials
+first, then the final trials at each group's best values, decided from the recorded results.
 
 A suite may come from anyone, so reading it is bounded and strict: UTF-8 only, at most
 MAX_SUITE_BYTES; plain YAML data with no aliases (`*name` is refused, which rules out alias bombs
@@ -25,15 +27,17 @@ import itertools
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from actbench import tuning
 from actbench.benchmarks import TrialConfig, kind_names, kind_spec
 from actbench.errors import UserError
+from actbench.ladder import RUNG_FIELDS, LadderSpec, rung_overrides
 
 MAX_TRIALS = 100_000
 """Default limit on the trials of one suite (`actbench run --max-trials N` raises it)."""
@@ -75,6 +79,8 @@ class SuiteFile(BaseModel):
     zip: dict[str, list[Any]] = Field(default_factory=dict)
     seeds: list[int] | int = 1
     resources: Resources = Field(default_factory=Resources)
+    tune: tuning.TuneSpec | None = None
+    ladder: LadderSpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -131,15 +137,38 @@ class Trial:
 
 @dataclass(frozen=True)
 class Suite:
-    """A parsed suite and its expanded trials."""
+    """A parsed suite and its expanded trials: all of them, or for a tuned suite those of the
+    first tuning stage (the later stages depend on results; see `stages`)."""
 
     path: Path
     spec: SuiteFile
     trials: list[Trial]
+    build: Callable[[int, dict[str, Any], int, float], Trial] | None = None
+    groups: int = 0
+    labels: list[str] = field(default_factory=list)
+    raw: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def stages(self, metric_of: Callable[[], dict[str, float | None]]) -> Iterator[tuning.Stage]:
+        """The stages to run in order; `metric_of()` (recorded trial id -> the tuning metric, or
+        None when it did not succeed) is read between stages, after the runner ran the last one."""
+        if self.spec.tune is None or self.build is None:
+            yield tuning.Stage("trials", self.trials, [])
+            return
+        yield from tuning.stages(self.spec.tune, self.groups, self.spec.seed_list, self.build, metric_of)
+
+    def final_stage(self, metric_of: dict[str, float | None]) -> tuning.Stage | None:
+        """The final stage as the recorded results decide it, or None while a tuning stage has
+        trials without a record (read-only: for compare and report)."""
+        for stage in self.stages(lambda: metric_of):
+            if stage.name == "final" or self.spec.tune is None:
+                return stage
+            if any(t.id not in metric_of for t in stage.trials):
+                return None
+        return None
 
 
 def trial_id(kind: str, config: dict[str, Any]) -> str:
@@ -307,82 +336,126 @@ def load_suite(
     except ValidationError as e:
         err = e.errors()[0]
         raise loc.error(tuple(err["loc"]), _pydantic_msg(err)) from None
-    return Suite(path=path, spec=spec, trials=_expand(spec, loc, max_trials, check_paths))
+    return _expand(path, data, spec, loc, max_trials, check_paths)
 
 
-def _expand(spec: SuiteFile, loc: _Located, max_trials: int, check_paths: bool) -> list[Trial]:
+def _expand(path: Path, data: dict[str, Any], spec: SuiteFile, loc: _Located, max_trials: int, check_paths: bool) -> Suite:
     kind = kind_spec(spec.kind)
     fields = set(kind.config_model.model_fields)
+    unknown = f"unknown field for kind {spec.kind!r} (fields: {', '.join(sorted(fields))})"
     if not spec.matrix and not spec.zip:
         raise loc.error(("matrix",), "empty: list at least one field to sweep (matrix or zip)")
     for block in ("matrix", "zip"):
         for key, values in getattr(spec, block).items():
             if key not in fields:
-                raise loc.error((block, key), f"unknown field for kind {spec.kind!r} (fields: {', '.join(sorted(fields))})")
+                raise loc.error((block, key), unknown)
             if not values:
                 raise loc.error((block, key), "empty list")
             if key == "seed":
                 raise loc.error((block, key), "use the top-level `seeds` instead")
     for key in spec.defaults:
         if key not in fields:
-            raise loc.error(("defaults", key), f"unknown field for kind {spec.kind!r} (fields: {', '.join(sorted(fields))})")
+            raise loc.error(("defaults", key), unknown)
     both = set(spec.matrix) & set(spec.zip)
     if both:
         raise loc.error(("zip", sorted(both)[0]), "appears in both matrix and zip")
     zip_lengths = {len(v) for v in spec.zip.values()}
     if len(zip_lengths) > 1:
         raise loc.error(("zip",), f"lists must have equal lengths, got {sorted(zip_lengths)}")
-    axes = [*(len(v) for v in spec.matrix.values()), *zip_lengths, spec.n_seeds]
-    total = math.prod(axes)
-    if total > max_trials:
-        shape = " x ".join([*(f"{k} {len(v)}" for k, v in spec.matrix.items()), *(f"zip {n}" for n in zip_lengths), f"seeds {spec.n_seeds}"])
-        raise loc.error(("matrix",) if spec.matrix else ("zip",),
-                        f"the suite expands to {total:,} trials ({shape}); the limit is {max_trials:,} (raise it with --max-trials)")
-    zip_rows = [dict(zip(spec.zip, row)) for row in zip(*spec.zip.values())] or [{}]
-    grid = [dict(zip(spec.matrix, combo)) for combo in itertools.product(*spec.matrix.values())]
+    ladder_rows = _ladder_rows(spec, fields, loc)
+    _check_tune(spec, kind.budget_field, fields, loc)
+    groups = math.prod([*(len(v) for v in spec.matrix.values()), *zip_lengths, len(ladder_rows)])
+    tuned = 0 if spec.tune is None else (
+        len(spec.tune.grid()) * len(spec.tune.tune_seeds(spec.seed_list)) * len(spec.tune.rung_budgets()))
+    per_group = spec.n_seeds + tuned
+    if groups * per_group > max_trials:
+        shape = " x ".join([*(f"{k} {len(v)}" for k, v in spec.matrix.items()), *(f"zip {n}" for n in zip_lengths),
+                            *([f"ladder {len(ladder_rows)}"] if spec.ladder else []),
+                            f"(seeds {spec.n_seeds} + tuning {tuned})" if tuned else f"seeds {spec.n_seeds}"])
+        raise loc.error(("matrix",) if spec.matrix else ("zip",), f"the suite expands to {groups * per_group:,} trials ({shape}); "
+                        f"the limit is {max_trials:,} (raise it with --max-trials)")
+    zip_rows = [{k: (v, ("zip", k, i)) for k, v in zip(spec.zip, row)} for i, row in enumerate(zip(*spec.zip.values()))] or [{}]
+    grid = [{k: (v, ("matrix", k, i)) for k, (i, v) in zip(spec.matrix, combo)}
+            for combo in itertools.product(*(list(enumerate(vs)) for vs in spec.matrix.values()))]
+    points = [{**{k: (v, ("defaults", k)) for k, v in spec.defaults.items()}, **g, **z, **lad}
+              for g in grid for z in zip_rows for lad in ladder_rows]
     context = {"check_paths": check_paths}
 
-    trials: list[Trial] = []
-    seen: set[str] = set()
-    for point in grid:
-        for row, zrow in enumerate(zip_rows):
-            for seed in spec.seed_list:
-                raw = {**spec.defaults, **point, **zrow, "seed": seed}
-                config = _validate_trial(kind.config_model, raw, spec, point, (row, zrow), loc, context)
-                kind_check = getattr(config, "check_resources", None)
-                if kind_check is not None:
-                    problem = kind_check(spec.resources)
-                    if problem:
-                        raise loc.error(("resources", problem[0]), problem[1])
-                cfg = config.model_dump(mode="json")
-                tid = trial_id(spec.kind, cfg)
-                if tid in seen:
-                    continue
-                seen.add(tid)
-                trials.append(Trial(id=tid, kind=spec.kind, config=config, resources=spec.resources))
-    return trials
+    def build(group: int, overrides: dict[str, Any], seed: int, budget: float) -> Trial:
+        point = {**points[group], **{k: (v, ("tune", k)) for k, v in overrides.items()}, "seed": (seed, ("seeds",))}
+        config = _validate_trial(kind.config_model, point, spec.kind, loc, context)
+        if budget < 1:
+            full = getattr(config, kind.budget_field)
+            scaled = max(1, int(full * budget)) if isinstance(full, int) else full * budget
+            point[kind.budget_field] = (scaled, ("tune", "budget"))
+            config = _validate_trial(kind.config_model, point, spec.kind, loc, context)
+        problem = getattr(config, "check_resources", lambda r: None)(spec.resources)
+        if problem:
+            raise loc.error(("resources", problem[0]), problem[1])
+        return Trial(id=trial_id(spec.kind, config.model_dump(mode="json")), kind=spec.kind, config=config, resources=spec.resources)
+
+    if spec.tune is None:
+        trials = _unique([build(g, {}, seed, 1.0) for g in range(len(points)) for seed in spec.seed_list])
+    else:
+        first = next(tuning.stages(spec.tune, len(points), spec.seed_list, build, dict))
+        trials = _unique(first.trials)
+    labels = [" ".join(f"{k}={v}" for k, (v, where) in p.items() if where[0] in ("matrix", "zip", "ladder")) for p in points]
+    return Suite(path=path, spec=spec, trials=trials, build=build, groups=len(points), labels=labels, raw=data)
 
 
-def _validate_trial(model: type[TrialConfig], raw: dict[str, Any], spec: SuiteFile, point: dict, zrow: tuple[int, dict],
-                    loc: _Located, context: dict[str, Any]) -> TrialConfig:
+def _unique(trials: list[Trial]) -> list[Trial]:
+    """Trials in order, each id once (two points may resolve to the same config)."""
+    return list({t.id: t for t in trials}.values())
+
+
+def _ladder_rows(spec: SuiteFile, fields: set[str], loc: _Located) -> list[dict[str, tuple[Any, tuple]]]:
+    """The fields every ladder rung sets (with where they come from), or one empty row."""
+    if spec.ladder is None:
+        return [{}]
+    if not {"d_model", "n_layers", "n_heads", "tokens"} <= fields:
+        raise loc.error(("ladder",), f"a ladder needs a kind with model sizes (lm), not {spec.kind!r}")
+    for block in ("matrix", "zip"):
+        clash = sorted(set(getattr(spec, block)) & set(RUNG_FIELDS))
+        if clash:
+            raise loc.error((block, clash[0]), "set by every ladder rung: sweep it in the ladder instead")
     try:
-        return model.model_validate(raw, context=context)
+        rows = rung_overrides(spec.ladder, spec.defaults)
+    except (ValueError, ValidationError) as e:
+        msg = _pydantic_msg(e.errors()[0]) if isinstance(e, ValidationError) else str(e)
+        raise loc.error(("ladder",), msg) from None
+    return [{k: (v, ("ladder", "rungs" if spec.ladder.rungs else "widths", i)) for k, v in row.items()} for i, row in enumerate(rows)]
+
+
+def _check_tune(spec: SuiteFile, budget_field: str | None, fields: set[str], loc: _Located) -> None:
+    t = spec.tune
+    if t is None:
+        return
+    for key in t.fields:
+        if key not in fields or key == "seed":
+            raise loc.error(("tune", key), f"not a field that can be tuned for kind {spec.kind!r} (fields: {', '.join(sorted(fields))})")
+        if key in spec.matrix or key in spec.zip:
+            raise loc.error(("tune", key), "also swept in matrix or zip: tune it or sweep it, not both")
+    if (t.budget < 1 or t.halving) and budget_field is None:
+        raise loc.error(("tune", "budget"), f"kind {spec.kind!r} has no budget to scale: use budget 1 without halving")
+    if isinstance(t.seeds, list) and not set(t.seeds) <= set(spec.seed_list):
+        raise loc.error(("tune", "seeds"), "tuning seeds must be among the suite's seeds")
+    if isinstance(t.seeds, int) and t.seeds > spec.n_seeds:
+        raise loc.error(("tune", "seeds"), f"{t.seeds} tuning seeds but the suite has {spec.n_seeds}")
+
+
+def _validate_trial(model: type[TrialConfig], point: dict[str, tuple[Any, tuple]], kind: str, loc: _Located,
+                    context: dict[str, Any]) -> TrialConfig:
+    """Validate one trial's config; an error names where its field was set."""
+    try:
+        return model.model_validate({k: v for k, (v, _) in point.items()}, context=context)
     except ValidationError as e:
         err = e.errors()[0]
         key, rest = (str(err["loc"][0]), tuple(err["loc"][1:])) if err["loc"] else ("", ())
-        row, zvalues = zrow
-        if key in point:
-            path: tuple[str | int, ...] = ("matrix", key, spec.matrix[key].index(point[key]), *rest)
-        elif key in zvalues:
-            path = ("zip", key, row, *rest)
-        elif key in spec.defaults:
-            path = ("defaults", key, *rest)
-        else:
-            path = ("defaults", key) if key else ("defaults",)
+        where = point[key][1] if key in point else (("defaults", key) if key else ("defaults",))
         msg = _pydantic_msg(err)
         if err["type"] == "missing" and not rest:
-            msg = f"required for kind {spec.kind!r}: set it in defaults, matrix or zip"
-        raise loc.error(path, msg) from None
+            msg = f"required for kind {kind!r}: set it in defaults, matrix or zip"
+        raise loc.error((*where, *rest), msg) from None
 
 
 _FIXED = {"name": "use --out to choose the results folder", "kind": "it picks the schema of the whole suite",

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -146,15 +146,6 @@ def on_edge(spec: TuneSpec, values: tuple[Any, ...]) -> list[str]:
 
 
 @dataclass
-class Stage:
-    """Trials to run before the next stage can be decided."""
-
-    name: str
-    trials: list[Any]
-    candidates: list[Candidate]
-
-
-@dataclass
 class Decision:
     """What tuning chose for one group, and how every value scored at the last rung."""
 
@@ -164,12 +155,22 @@ class Decision:
     edges: list[str]
 
 
+@dataclass
+class Stage:
+    """Trials to run before the next stage can be decided; the final stage carries the decisions."""
+
+    name: str
+    trials: list[Any]
+    candidates: list[Candidate]
+    decisions: list[Decision] = field(default_factory=list)
+
+
 def stages(spec: TuneSpec, groups: int, suite_seeds: list[int],
            make_trial: Callable[[int, dict[str, Any], int, float], Any],
-           metric_of: Callable[[], dict[str, float | None]]):  # noqa: ANN201 - a generator of Stage, returning decisions
+           metric_of: Callable[[], dict[str, float | None]]) -> Iterator[Stage]:
     """Yield the tuning rungs and then the final stage; before each next stage, `metric_of()` is
     read (the runner has run the yielded trials by then). `make_trial(group, overrides, seed,
-    budget_fraction)` builds one trial. Returns (StopIteration.value) the decisions per group."""
+    budget_fraction)` builds one trial."""
     names = list(spec.fields)
     alive = {g: spec.grid() for g in range(groups)}
     ranked: dict[int, list[Score]] = {}
@@ -186,5 +187,16 @@ def stages(spec: TuneSpec, groups: int, suite_seeds: list[int],
         best = alive[g][0] if alive[g] else None
         decisions.append(Decision(g, best, ranked.get(g, []), on_edge(spec, best) if best else []))
     final = [make_trial(d.group, dict(zip(names, d.values)), s, 1.0) for d in decisions if d.values is not None for s in suite_seeds]
-    yield Stage("final", final, [])
-    return decisions
+    yield Stage("final", final, [], decisions)
+
+
+def metric_values(records: list[dict[str, Any]], metric: str) -> dict[str, float | None]:
+    """Trial id -> `metric` of its latest record (None when that record is not ok or lacks it)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for r in records:
+        latest[r["trial_id"]] = r
+    out: dict[str, float | None] = {}
+    for tid, r in latest.items():
+        value = (r.get("metrics") or {}).get(metric) if r.get("status") == "ok" else None
+        out[tid] = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+    return out

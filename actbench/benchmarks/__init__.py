@@ -96,19 +96,23 @@ class TrialOutput:
 
 @dataclass(frozen=True)
 class KindSpec:
+    """A trial kind. `budget_field` names the config field that sets how much work a trial does
+    (lm: tokens), which tuning scales down for its cheaper trials."""
+
     name: str
     config_model: type[TrialConfig]
     run: Callable[[Any, TrialContext], TrialOutput]
+    budget_field: str | None = None
 
 
 _KINDS: dict[str, KindSpec] = {}
 
 
-def register_kind(name: str, config_model: type[TrialConfig]) -> Callable[[Callable], Callable]:
+def register_kind(name: str, config_model: type[TrialConfig], budget_field: str | None = None) -> Callable[[Callable], Callable]:
     """Decorator for a kind's run function."""
 
     def deco(fn: Callable[[Any, TrialContext], TrialOutput]) -> Callable:
-        _KINDS[name] = KindSpec(name, config_model, fn)
+        _KINDS[name] = KindSpec(name, config_model, fn, budget_field)
         return fn
 
     return deco

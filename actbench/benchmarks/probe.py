@@ -6,6 +6,10 @@ It reports where it ran (host, Ray node, GPU ids), can sleep, and can fail on pu
 `fail_marker`, when set, makes the failure happen only while that file does not exist yet
 (the trial creates it before failing), i.e. the first attempt fails and a retry succeeds. It is a
 plain file name inside the trial's own folder (`<checkpoints>/<trial id>/`), never a path.
+
+It also reports a synthetic objective with a known optimum, for testing tuning: metric
+`objective` = (x - optimum)^2 + noise / sqrt(budget) * z, with z a standard normal drawn from
+(seed, x), so more budget means less noise and the same trial always gives the same value.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ class ProbeConfig(TrialConfig):
     fail: Literal["none", "raise", "nan", "hang", "exit", "oom"] = "none"
     fail_marker: str | None = None
     tag: str = ""
+    x: float = Field(0.0, ge=-1e6, le=1e6)
+    optimum: float = Field(0.0, ge=-1e6, le=1e6)
+    noise: float = Field(0.0, ge=0, le=1e6)
+    budget: float = Field(1.0, gt=0, le=1e6)
 
     @field_validator("fail_marker")
     @classmethod
@@ -35,7 +43,14 @@ class ProbeConfig(TrialConfig):
         return v
 
 
-@register_kind("probe", ProbeConfig)
+def _normal(seed: int, x: float) -> float:
+    """A standard normal draw that depends only on (seed, x)."""
+    import random
+
+    return random.Random(f"{seed}:{x!r}").gauss(0.0, 1.0)
+
+
+@register_kind("probe", ProbeConfig, budget_field="budget")
 def run(cfg: ProbeConfig, ctx: TrialContext) -> TrialOutput:
     started = time.time()
     failing = cfg.fail != "none"
@@ -69,6 +84,7 @@ def run(cfg: ProbeConfig, ctx: TrialContext) -> TrialOutput:
     return TrialOutput(
         metrics={
             "value": float("nan") if failing and cfg.fail == "nan" else 1.0,
+            "objective": (cfg.x - cfg.optimum) ** 2 + cfg.noise / cfg.budget**0.5 * _normal(cfg.seed, cfg.x),
             "host": socket.gethostname(), "pid": os.getpid(), "gpu_ids": gpu_ids,
             "t_start": started, "t_end": time.time(),
         }

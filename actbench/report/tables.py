@@ -61,6 +61,12 @@ def trial_table(suite: "Suite") -> Table:
     for i, trial in enumerate(suite.trials):
         cfg = trial.config_dict()
         t.add_row(str(i), trial.id, *(str(cfg.get(k)) for k in keys))
+    if suite.spec.tune is not None:
+        tune = suite.spec.tune
+        rungs = len(tune.rung_budgets())
+        t.caption = (f"these are the tuning trials ({', '.join(tune.fields)}" + (f", successive halving in {rungs} rungs: later rungs "
+                     "keep the best values" if rungs > 1 else "") + f"); then the final stage: {suite.groups} group(s) x "
+                     f"{suite.spec.n_seeds} seed(s) at each group's best values, decided from these results")
     return t
 
 

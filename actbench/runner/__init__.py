@@ -33,6 +33,8 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from actbench import tuning
+from actbench.benchmarks import kind_spec
 from actbench.errors import UserError
 from actbench.results import OK, ResultStore, fingerprint
 from actbench.suite import Resources, Suite, Trial
@@ -184,10 +186,18 @@ def _label(trial: Trial, varying: list[str]) -> str:
 
 
 def varying_fields(suite: Suite) -> list[str]:
-    keys = [*suite.spec.matrix, *suite.spec.zip]
-    if len(suite.spec.seed_list) > 1:
+    """Config fields that differ between the suite's trials (to label them)."""
+    spec = suite.spec
+    keys = [*spec.matrix, *spec.zip]
+    if spec.ladder is not None:
+        keys += ["d_model", "n_layers", "tokens"]
+    if spec.tune is not None:
+        keys += list(spec.tune.fields)
+        if len(spec.tune.rung_budgets()) > 1 or spec.tune.budget < 1:
+            keys.append(kind_spec(spec.kind).budget_field or "")
+    if len(spec.seed_list) > 1:
         keys.append("seed")
-    return keys
+    return list(dict.fromkeys(k for k in keys if k))
 
 
 def run_suite(
@@ -209,13 +219,41 @@ def run_suite(
 
 
 def _sweep(suite: Suite, store: ResultStore, executor: Executor, rerun: bool, checkpoint_dir: str, console: Console) -> SweepResult:
+    """Run the suite's stages in order (one stage unless it is tuned), each decided from the
+    records of the stages before it."""
+    result = SweepResult()
+    if suite.raw is not None:
+        store.save_suite(suite.name, suite.raw)
+    tune = suite.spec.tune
+    for stage in suite.stages(lambda: tuning.metric_values(store.records(), tune.metric if tune else "")):
+        if tune is not None:
+            _describe_stage(stage, suite, console)
+        _run_stage(stage.trials, suite, store, executor, rerun, checkpoint_dir, console, result)
+        if result.interrupted:
+            break
+    return result
+
+
+def _describe_stage(stage: tuning.Stage, suite: Suite, console: Console) -> None:
+    """What a tuning stage is about to run; before the final stage, what tuning chose."""
+    fields = list(suite.spec.tune.fields) if suite.spec.tune else []
+    for d in stage.decisions:
+        chosen = "no value succeeded: its final trials are not run" if d.values is None else \
+            ", ".join(f"{k}={v}" for k, v in zip(fields, d.values))
+        console.print(f"tuned {suite.labels[d.group]}: {chosen}" + "".join(f"  [yellow]warning: {e}[/]" for e in d.edges), highlight=False)
+    console.print(f"[bold]stage: {stage.name}[/] ({len(stage.trials)} trial(s))", highlight=False)
+
+
+def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: Executor, rerun: bool, checkpoint_dir: str,
+               console: Console, result: SweepResult) -> None:
     done_ids = set() if rerun else store.successful_ids()
-    todo = deque(t for t in suite.trials if t.id not in done_ids)
-    result = SweepResult(skipped=len(suite.trials) - len(todo))
-    if result.skipped:
-        console.print(f"resume: {result.skipped} trial(s) already recorded ok in {store.root}, skipping (--rerun to force)")
+    todo = deque(t for t in trials if t.id not in done_ids)
+    skipped = len(trials) - len(todo)
+    result.skipped += skipped
+    if skipped:
+        console.print(f"resume: {skipped} trial(s) already recorded ok in {store.root}, skipping (--rerun to force)")
     if not todo:
-        return result
+        return
     cap = executor.capacity(suite.spec.resources)
     if cap < 1:
         r = suite.spec.resources
@@ -298,7 +336,6 @@ def _sweep(suite: Suite, store: ResultStore, executor: Executor, rerun: bool, ch
             raise ClusterLost(f"{e}; {len(result.records)} record(s) of this run are kept, {len(inflight)} running trial(s) lost") from e
         except UserError as e:  # e.g. results cannot be written
             raise UserError(f"{e}; {cancel_all()} running trial(s) cancelled") from e
-    return result
 
 
 def make_executor(name: str, address: str | None = None, verbose: bool = False) -> Executor:
