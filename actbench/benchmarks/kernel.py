@@ -4,9 +4,10 @@ Timing: `warmup_ms` of calls first, then repeats for at least `rep_ms` (and at l
 MIN_REPEATS of them); each row reports the p20 / p50 / p80 of the per-call time over the
 repeats, the number of repeats and of calls per repeat.
 - CUDA: triton.testing.do_bench (L2 flushed before every call, one call per repeat).
-- CPU: torch.utils.benchmark.Timer blocks of `calls_per_repeat` calls, sized so that a block
-  lasts >= CPU_BLOCK_MS (timer overhead < 0.1%), with torch's thread count pinned to the one
-  this trial runs with (recorded per row as `threads`) while warming up and measuring.
+- CPU: blocks of `calls_per_repeat` calls timed with the stdlib's timeit (perf_counter, gc off),
+  sized from the warm-up so that a block lasts >= CPU_BLOCK_MS (timer overhead < 0.1%), with
+  torch's thread count pinned to the one this trial runs with (recorded per row as `threads`)
+  while warming up and measuring.
 
 `noisy` (per row): the repeats are too spread for a ratio to mean anything, i.e.
 (p80 - p20) / p50 > NOISY_SPREAD, or fewer than MIN_REPEATS repeats. A 20% spread between the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+import timeit
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Literal
@@ -32,7 +34,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 import torch
 from pydantic import Field, PositiveFloat
-from torch.utils.benchmark import Timer
+from torch.utils.benchmark.utils.common import set_torch_threads
 
 from actbench.benchmarks import TrialContext, TrialOutput, register_kind
 from actbench.benchmarks.device import pick_device
@@ -94,22 +96,23 @@ def time_ms(fn: Callable[[], Any], device: torch.device, cfg: KernelConfig, rese
             t.grad = None
         fn()
 
-    timer = Timer(stmt="call()", globals={"call": call}, num_threads=threads)
-    per_repeat = max(1, math.ceil(CPU_BLOCK_MS / warm_up(timer, cfg.warmup_ms)))
-    times: list[float] = []
-    measured_end = time.perf_counter() + cfg.rep_ms / 1e3
-    while len(times) < MIN_REPEATS or time.perf_counter() < measured_end:
-        times.append(timer.timeit(per_repeat).times[0] * 1e3)
+    timer = timeit.Timer(call)  # the stdlib's: perf_counter, gc off while timing
+    with set_torch_threads(threads):
+        per_repeat = max(1, math.ceil(CPU_BLOCK_MS / warm_up(timer, cfg.warmup_ms)))
+        times: list[float] = []
+        measured_end = time.perf_counter() + cfg.rep_ms / 1e3
+        while len(times) < MIN_REPEATS or time.perf_counter() < measured_end:
+            times.append(timer.timeit(per_repeat) / per_repeat * 1e3)
     return Timing.of(times, per_repeat)
 
 
-def warm_up(timer: Timer, warmup_ms: float) -> float:
+def warm_up(timer: timeit.Timer, warmup_ms: float) -> float:
     """Run timer's statement until warmup_ms have passed (at least once); its mean time per call
     in ms."""
     calls, spent = 0, 0.0
     end = time.perf_counter() + warmup_ms / 1e3
     while calls == 0 or time.perf_counter() < end:
-        spent += timer.timeit(1).times[0]
+        spent += timer.timeit(1)
         calls += 1
     return spent / calls * 1e3
 

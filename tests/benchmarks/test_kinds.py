@@ -50,16 +50,19 @@ def test_noisy_flag_against_known_spreads():
     assert Timing.of(np.ones(MIN_REPEATS - 1), 4).noisy and not Timing.of(np.ones(MIN_REPEATS), 4).noisy
 
 
-def test_cpu_timing_warms_up_then_repeats_blocks():
+def test_cpu_timing_warms_up_then_repeats_blocks_with_pinned_threads():
     """CPU: warmup_ms of calls before the first measured one (it used to be ignored), then at
-    least MIN_REPEATS blocks of calls_per_repeat calls each."""
-    stamps: list[float] = []
+    least MIN_REPEATS blocks of calls_per_repeat calls each, all at the trial's thread count
+    (restored afterwards)."""
+    calls: list[tuple[float, int]] = []
     cfg = KernelConfig(activation="relu", size=64, width=64, warmup_ms=60, rep_ms=1, device="cpu")
-    t = time_ms(lambda: stamps.append(time.perf_counter()), torch.device("cpu"), cfg, [], threads=1)
+    before = torch.get_num_threads()
+    t = time_ms(lambda: calls.append((time.perf_counter(), torch.get_num_threads())), torch.device("cpu"), cfg, [], threads=1)
+    assert torch.get_num_threads() == before
     measured = t.repeats * t.calls_per_repeat
     assert t.repeats >= MIN_REPEATS and t.calls_per_repeat > 1  # a no-op takes far below CPU_BLOCK_MS
-    assert len(stamps) > measured
-    assert stamps[-measured] - stamps[0] >= 0.9 * 60e-3
+    assert len(calls) > measured and {n for _, n in calls} == {1}
+    assert calls[-measured][0] - calls[0][0] >= 0.9 * 60e-3
 
 
 @pytest.mark.skipif(kx.unavailable_reason() is not None, reason="triton unavailable")
