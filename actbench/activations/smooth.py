@@ -6,6 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+
 from actbench.activations.base import Activation, FP32Params, scalar_param
 
 
