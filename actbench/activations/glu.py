@@ -4,30 +4,29 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from actbench.activations.base import split_gate
+from actbench.activations.base import Activation, split_gate
 
 
-class SwiGLU(nn.Module):
+class SwiGLU(Activation):
     """SwiGLU: [a, b] = split(x); f(x) = silu(a) * b"""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         gate, value = split_gate(x)
         return F.silu(gate) * value
 
 
-class GeGLU(nn.Module):
+class GeGLU(Activation):
     """GeGLU: [a, b] = split(x); f(x) = gelu(a) * b  (exact erf GELU)"""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         gate, value = split_gate(x)
         return F.gelu(gate) * value
 
 
-class ReGLU(nn.Module):
+class ReGLU(Activation):
     """ReGLU: [a, b] = split(x); f(x) = relu(a) * b"""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         gate, value = split_gate(x)
         return F.relu(gate) * value

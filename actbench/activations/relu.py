@@ -4,44 +4,43 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from actbench.activations.base import FP32Params, compute_dtype, scalar_param
+from actbench.activations.base import Activation, FP32Params, scalar_param
 
 
-class ReLU(nn.Module):
+class ReLU(Activation):
     """ReLU: f(x) = max(x, 0)"""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x)
 
 
-class ReLU2(nn.Module):
+class ReLU2(Activation):
     """Squared ReLU (Primer, arXiv 2109.08668): f(x) = max(x, 0)^2"""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x).square()
 
 
-class LeakyReLU2(nn.Module):
+class LeakyReLU2(Activation):
     """Squared leaky ReLU, popular in small-LM speedruns: f(x) = leaky_relu(x, slope)^2, slope 0.5"""
 
     def __init__(self, negative_slope: float = 0.5):
         super().__init__()
         self.negative_slope = negative_slope
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(x, self.negative_slope).square()
 
 
-class LeakyReLU(nn.Module):
+class LeakyReLU(Activation):
     """Leaky ReLU: f(x) = x if x > 0 else slope x, slope 0.01"""
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
         self.negative_slope = negative_slope
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(x, self.negative_slope)
 
 
@@ -52,19 +51,18 @@ class PReLU(FP32Params):
         super().__init__()
         self.a = scalar_param(a)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.to(compute_dtype(x))
-        return torch.where(xf > 0, xf, self.a * xf).to(x.dtype)
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, x, self.a * x)
 
 
-class ELU(nn.Module):
+class ELU(Activation):
     """ELU (arXiv 1511.07289): f(x) = x if x > 0 else alpha expm1(x), alpha 1"""
 
     def __init__(self, alpha: float = 1.0):
         super().__init__()
         self.alpha = alpha
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         return F.elu(x, self.alpha)
 
 
@@ -78,10 +76,11 @@ class _HysteresisReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        return g * (x > -ctx.threshold).to(g.dtype), None
+        # compare in fp32 at least: in fp16 the threshold 0.05 itself would round (to 0.04999)
+        return g * (x.to(torch.promote_types(x.dtype, torch.float32)) > -ctx.threshold).to(g.dtype), None
 
 
-class HeLU(nn.Module):
+class HeLU(Activation):
     """HeLU, hysteresis ReLU: forward f(x) = max(x, 0); backward passes the gradient
     where x > -t (not only x > 0), so units just below zero keep learning. t = 0.05.
     The backward is deliberately not the derivative of the forward (custom autograd).
@@ -93,11 +92,11 @@ class HeLU(nn.Module):
             raise ValueError("threshold must be >= 0")
         self.threshold = threshold
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         return _HysteresisReLU.apply(x, self.threshold)
 
 
-class SmeLU(nn.Module):
+class SmeLU(Activation):
     """SmeLU, smooth ReLU (arXiv 2010.09458) with half-width beta (default 1):
 
         f(x) = 0                         x <= -beta
@@ -111,6 +110,6 @@ class SmeLU(nn.Module):
             raise ValueError("beta must be > 0")
         self.beta = beta
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         mid = torch.clamp(x, -self.beta, self.beta).add(self.beta).square().div(4 * self.beta)
         return torch.where(x >= self.beta, x, mid)

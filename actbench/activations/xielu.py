@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from actbench.activations.base import FP32Params, compute_dtype, inv_softplus, scalar_param
+from actbench.activations.base import FP32Params, inv_softplus, scalar_param
 
 
 class _ExpandedIntegral(FP32Params):
@@ -38,14 +38,28 @@ class XIELU(_ExpandedIntegral):
 
     Defaults alpha_p = alpha_n = 0.8, beta = 0.5, eps = -1e-6 (the paper's and transformers').
     The `triton` impl is a fused kernel that saves only x for backward.
+
+    Gradients: this module's autograd differentiates the formula as written (transformers'
+    python path), which is flat in min(x, eps) on (eps, 0] and so gives f' = beta - alpha_n
+    there; `derivative` is the analytic one that the fused kernel uses.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         ap, an = self.alphas()
-        xf = x.to(compute_dtype(x))
-        pos = ap * xf * xf + self.beta * xf
-        neg = an * torch.expm1(torch.minimum(xf, xf.new_tensor(self.eps))) - an * xf + self.beta * xf
-        return torch.where(xf > 0, pos, neg).to(x.dtype)
+        pos = ap * x * x + self.beta * x
+        neg = an * torch.expm1(torch.minimum(x, x.new_tensor(self.eps))) - an * x + self.beta * x
+        return torch.where(x > 0, pos, neg)
+
+    def derivative(self, x: torch.Tensor) -> torch.Tensor:
+        """Analytic f'(x): 2 alpha_p x + beta for x > 0, alpha_n expm1(min(x, eps)) + beta for
+        x <= 0 (ANCHORS.md; the reference CUDA kernels' and the fused kernel's dx / g)."""
+        ap, an = self.alphas()
+
+        def fprime(v: torch.Tensor) -> torch.Tensor:
+            neg = an * torch.expm1(torch.minimum(v, v.new_tensor(self.eps))) + self.beta
+            return torch.where(v > 0, 2 * ap * v + self.beta, neg)
+
+        return self.evaluate(fprime, x)
 
 
 class XIPReLU(_ExpandedIntegral):
@@ -61,10 +75,9 @@ class XIPReLU(_ExpandedIntegral):
     Implemented from the construction as described in v3 of the paper; eps is unused.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
         ap, an = self.alphas()
-        xf = x.to(compute_dtype(x))
-        return torch.where(xf > 0, ap * xf * xf, 0.5 * an * xf * xf).add(self.beta * xf).to(x.dtype)
+        return torch.where(x > 0, ap * x * x, 0.5 * an * x * x).add(self.beta * x)
 
 
 class XSiLU(FP32Params):
@@ -77,6 +90,5 @@ class XSiLU(FP32Params):
         super().__init__()
         self.a = scalar_param(a)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.to(compute_dtype(x))
-        return (xf * ((1 + 2 * self.a) * torch.sigmoid(xf) - self.a)).to(x.dtype)
+    def formula(self, x: torch.Tensor) -> torch.Tensor:
+        return x * ((1 + 2 * self.a) * torch.sigmoid(x) - self.a)

@@ -9,11 +9,18 @@ write of dx backward, with both alpha gradients reduced in fp32 in the same pass
   [programs, 2] fp32 buffer, then one torch.sum reduces that buffer. No atomics are used, so the
   result is bitwise identical run to run (atomic float adds would make the order, and so the
   rounding, depend on scheduling).
-- dx uses the exact derivative, alpha_n expm1(min(x, eps)) + beta for x <= 0 (ANCHORS.md). The
-  eager module's autograd (the transformers formula) differs only on [eps, 0], where
-  differentiating through min(x, eps) gives beta - alpha_n (half of it at the tie x = eps).
+- dx uses the exact derivative, alpha_n expm1(min(x, eps)) + beta for x <= 0 (ANCHORS.md), as
+  `XIELU.derivative` does. The eager module's autograd (the transformers formula) differs only
+  on [eps, 0], where differentiating through min(x, eps) gives beta - alpha_n (half of it at
+  the tie x = eps).
+- Non-finite inputs give what eager gives: NaN in, NaN out (y, dx, and both alpha gradients,
+  whose sums it poisons); f(+inf) = +inf with dx = g * inf; x = -inf gives y = NaN (inf - inf
+  in the formula) and an infinite alpha_n gradient, as eager, but dx = g (beta - alpha_n), the
+  limit, where eager's autograd gives NaN. `min` propagates NaN (tl.minimum's default would
+  drop it).
 - Registered as xIELU's `triton` impl through `torch.library.custom_op` (with fake impls), so
-  torch.compile(fullgraph=True) sees one opaque op per direction and no graph break. Runs on CUDA, or on CPU with TRITON_INTERPRET=1 (tests).
+  torch.compile(fullgraph=True) sees one opaque op per direction and no graph break. Runs on
+  CUDA, or on CPU with TRITON_INTERPRET=1 (tests).
 """
 
 from __future__ import annotations
@@ -55,10 +62,21 @@ if _IMPORT_ERROR is None:
         return tl.maximum(r, 0.0) + log1p_e
 
     @triton.jit
-    def _expm1_minus_x(x):
-        """expm1(x) - x for x <= 0, without cancellation near 0."""
+    def _expm1_and_minus_x(x):
+        """(expm1(x), expm1(x) - x) for x <= 0, each without cancellation: a Taylor series near 0,
+        exp(x) - 1 below -0.1 (adding x back to expm1(x) - x there would cancel to garbage for
+        large |x|: expm1(-1e8) - x is 1e8 - 1 in fp32)."""
         taylor = x * x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0 + x * (1.0 / 720.0)))))
-        return tl.where(x > -0.1, taylor, tl.exp(x) - 1.0 - x)
+        small = x > -0.1
+        em1 = tl.exp(x) - 1.0
+        return tl.where(small, taylor + x, em1), tl.where(small, taylor, em1 - x)
+
+    @triton.jit
+    def _min_eps(x, eps):
+        """(min(x, eps), min(x, eps) - x), NaN-propagating; the gap is exactly 0 below eps (no
+        inf - inf at x = -inf)."""
+        xc = tl.minimum(x, eps, propagate_nan=tl.PropagateNan.ALL)
+        return xc, tl.where(x < eps, 0.0, xc - x)
 
     @triton.jit
     def _xielu_fwd_kernel(x_ptr, y_ptr, ap_raw_ptr, an_raw_ptr, n, beta, eps, BLOCK: tl.constexpr):
@@ -67,9 +85,10 @@ if _IMPORT_ERROR is None:
         x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         ap = _softplus(tl.load(ap_raw_ptr).to(tl.float32))
         an = beta + _softplus(tl.load(an_raw_ptr).to(tl.float32))
-        xc = tl.minimum(x, eps)
+        xc, gap = _min_eps(x, eps)
+        _, em1_minus_xc = _expm1_and_minus_x(xc)
         pos = ap * x * x + beta * x
-        neg = an * (_expm1_minus_x(xc) + (xc - x)) + beta * x
+        neg = an * (em1_minus_xc + gap) + beta * x
         y = tl.where(x > 0, pos, neg)
         tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
 
@@ -84,14 +103,16 @@ if _IMPORT_ERROR is None:
         g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         ap = _softplus(tl.load(ap_raw_ptr).to(tl.float32))
         an = beta + _softplus(tl.load(an_raw_ptr).to(tl.float32))
-        xc = tl.minimum(x, eps)
-        em_minus_xc = _expm1_minus_x(xc)
+        xc, gap = _min_eps(x, eps)
+        em1, em1_minus_xc = _expm1_and_minus_x(xc)
         is_pos = x > 0
-        dx = tl.where(is_pos, 2.0 * ap * x + beta, an * (em_minus_xc + xc) + beta) * g
+        dx = tl.where(is_pos, 2.0 * ap * x + beta, an * em1 + beta) * g
         tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=mask)
-        # masked lanes have x = 0, g = 0 and so contribute 0 to both sums
-        d_ap = tl.sum(tl.where(is_pos, g * x * x, 0.0), axis=0)
-        d_an = tl.sum(tl.where(is_pos, 0.0, g * (em_minus_xc + (xc - x))), axis=0)
+        # Each branch's share of g times that branch's d/d alpha, as eager's autograd through
+        # torch.where computes it: a NaN or infinite x makes the sums NaN or inf as in eager (a
+        # select would drop it). Masked lanes have x = 0, g = 0 and contribute 0.
+        d_ap = tl.sum(tl.where(is_pos, g, 0.0) * (x * x), axis=0)
+        d_an = tl.sum(tl.where(is_pos, 0.0, g) * (em1_minus_xc + gap), axis=0)
         tl.store(partial_ptr + 2 * pid, d_ap)
         tl.store(partial_ptr + 2 * pid + 1, d_an)
 

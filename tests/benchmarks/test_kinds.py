@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import time
+
 import numpy as np
 import pytest
+import torch
 
 from actbench.benchmarks import TrialContext
-from actbench.benchmarks.kernel import KernelConfig
+from actbench.benchmarks.kernel import MIN_REPEATS, NOISY_SPREAD, KernelConfig, Timing, time_ms
 from actbench.benchmarks.kernel import run as run_kernel
 from actbench.benchmarks.memory import MemoryConfig
 from actbench.benchmarks.memory import run as run_memory
@@ -28,7 +31,38 @@ def test_kernel_trial_rows_bytes_and_copy_percentages():
     for r in out.rows:
         assert r["ms_p20"] <= r["ms_p50"] <= r["ms_p80"]
         assert r["gbps"] == pytest.approx(r["bytes"] / (r["ms_p50"] * 1e-3) / 1e9)
+        assert r["repeats"] >= MIN_REPEATS and r["calls_per_repeat"] >= 1 and r["threads"] == torch.get_num_threads()
+        assert r["noisy"] == ((r["ms_p80"] - r["ms_p20"]) / r["ms_p50"] > NOISY_SPREAD)
     assert "triton" not in {r["impl"] for r in out.rows}
+    assert out.metrics["threads"] == torch.get_num_threads()
+
+
+def test_noisy_flag_against_known_spreads():
+    """Ground truth: log-normal repeat times with sigma s have (p80 - p20) / p50 =
+    2 sinh(0.8416 s), above the 0.2 bound from s = 0.118; a bimodal op is noisy; too few repeats
+    are noisy whatever their spread."""
+    rng = np.random.default_rng(0)
+    for sigma, noisy in ((0.02, False), (0.08, False), (0.2, True), (0.5, True)):
+        t = Timing.of(np.exp(rng.normal(0.0, sigma, 400)), 1)
+        assert t.spread == pytest.approx(2 * np.sinh(0.8416 * sigma), rel=0.25)
+        assert t.noisy is noisy, sigma
+    assert Timing.of(np.r_[np.ones(50), 3 * np.ones(50)], 1).noisy
+    assert Timing.of(np.ones(MIN_REPEATS - 1), 4).noisy and not Timing.of(np.ones(MIN_REPEATS), 4).noisy
+
+
+def test_cpu_timing_warms_up_then_repeats_blocks_with_pinned_threads():
+    """CPU: warmup_ms of calls before the first measured one (it used to be ignored), then at
+    least MIN_REPEATS blocks of calls_per_repeat calls each, all at the trial's thread count
+    (restored afterwards)."""
+    calls: list[tuple[float, int]] = []
+    cfg = KernelConfig(activation="relu", size=64, width=64, warmup_ms=60, rep_ms=1, device="cpu")
+    before = torch.get_num_threads()
+    t = time_ms(lambda: calls.append((time.perf_counter(), torch.get_num_threads())), torch.device("cpu"), cfg, [], threads=1)
+    assert torch.get_num_threads() == before
+    measured = t.repeats * t.calls_per_repeat
+    assert t.repeats >= MIN_REPEATS and t.calls_per_repeat > 1  # a no-op takes far below CPU_BLOCK_MS
+    assert len(calls) > measured and {n for _, n in calls} == {1}
+    assert calls[-measured][0] - calls[0][0] >= 0.9 * 60e-3
 
 
 @pytest.mark.skipif(kx.unavailable_reason() is not None, reason="triton unavailable")

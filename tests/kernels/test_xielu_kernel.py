@@ -1,4 +1,6 @@
-"""Fused Triton xIELU against a float64 reference: forward, dx, both alpha gradients.
+"""Fused Triton xIELU against a float64 reference: forward, dx, both alpha gradients; the dense
+grid of every bf16 / fp16 value (tests/dtype_grid.py, same tolerances as the activation sweep);
+NaN and +-inf inputs as eager.
 
 Runs under TRITON_INTERPRET=1 on CPU (set by conftest) and natively on CUDA when present.
 """
@@ -10,6 +12,8 @@ import math
 import numpy as np
 import pytest
 import torch
+
+from dtype_grid import DTYPES, excess, grid, sensitivity, signed_uniform, term_scale, worst
 
 from actbench import activations
 from actbench.kernels import xielu as kx
@@ -151,3 +155,61 @@ def test_state_dict_is_shared_with_the_eager_module():
     fused.load_state_dict(eager.state_dict())
     x = make_input((100,), torch.float32).to(DEVICE)
     torch.testing.assert_close(fused.to(DEVICE)(x).cpu(), eager(x.cpu()), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # numpy under TRITON_INTERPRET: x^2 of huge x
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES.keys())
+def test_dense_grid_forward_and_dx_against_float64(dtype):
+    x = grid(dtype)
+    if dtype == torch.bfloat16 and DEVICE == "cpu":
+        # Triton's interpreter converts bf16 subnormals to fp32 wrongly (to 0; _convert_float in
+        # triton/runtime/interpreter.py); on a GPU that cast is a bit shift
+        x = torch.where(x.abs() < torch.finfo(dtype).tiny, torch.zeros_like(x), x)
+    g = signed_uniform(tuple(x.shape), 0.5, 1.5, seed=2).to(dtype)
+    m, y, dx, d_ap, d_an = run_kernel(x, g)
+    x64, g64 = x.double().numpy(), g.double().numpy()
+    ap_raw, an_raw = m.alpha_p_raw.item(), m.alpha_n_raw.item()
+    ry, rdx, _, _ = reference(x64, g64, ap_raw, an_raw)
+    parts = [np.s_[...]]
+    exc_y = excess(y, ry, term_scale(x64), sensitivity(lambda v: reference(v, g64, ap_raw, an_raw)[0], x64, ry, parts), dtype)
+    exc_dx = excess(dx, rdx, np.abs(g64) * term_scale(x64),
+                    sensitivity(lambda v: reference(v, g64, ap_raw, an_raw)[1], x64, rdx, parts), dtype)
+    assert exc_y.max() <= 1, worst(exc_y, x64)
+    assert exc_dx.max() <= 1, worst(exc_dx, x64)
+    assert torch.isfinite(d_ap).all() and torch.isfinite(d_an).all()
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # numpy under TRITON_INTERPRET, on inf - inf
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES.keys())
+@pytest.mark.parametrize("special", [NAN, INF, -INF], ids=["nan", "+inf", "-inf"])
+def test_non_finite_inputs_give_what_eager_gives(special, dtype):
+    """NaN in: NaN y and dx and both alpha gradients (tl.minimum used to drop the NaN: dx came
+    out 0.5 g and the sums finite). +inf: y = inf, dx = g * inf, alpha_p gradient inf, alpha_n
+    NaN. -inf: y = NaN, alpha_p gradient NaN, alpha_n inf, as eager's autograd through
+    torch.where; only dx differs there: the limit g (beta - alpha_n) where eager gives NaN."""
+    x = make_input((3, 700), dtype, seed=7)
+    x = torch.where((x >= EPS) & (x <= 0), torch.full_like(x, -0.5), x)  # eager's dx differs there
+    lanes = (torch.tensor([0, 2]), torch.tensor([5, 699]))
+    x[lanes] = special
+    g = make_input((3, 700), dtype, seed=8, scale=1.0)
+    g = torch.where(g == 0, torch.ones_like(g), g)
+    eager = activations.build("xielu").to(dtype)
+    xe = x.clone().requires_grad_()
+    ye = eager(xe)
+    ye.backward(g)
+    m, y, dx, d_ap, d_an = run_kernel(x, g)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else TOL[dtype]
+    torch.testing.assert_close(y, ye.detach(), equal_nan=True, **tol)
+    dx_eager = xe.grad.clone()
+    if special == -INF:
+        assert torch.isnan(dx_eager[lanes]).all()
+        dx_eager[lanes] = (g[lanes].float() * (BETA - m.alphas()[1].detach())).to(dtype)
+    torch.testing.assert_close(dx, dx_eager, equal_nan=True, **tol)
+    for fused, ref in ((d_ap, eager.alpha_p_raw.grad), (d_an, eager.alpha_n_raw.grad)):
+        assert (torch.isnan(fused).item(), torch.isinf(fused).item()) == (torch.isnan(ref).item(), torch.isinf(ref).item())
+    if special != special:
+        assert torch.isnan(y[lanes]).all() and torch.isnan(dx[lanes]).all()
+        assert torch.isnan(d_ap).item() and torch.isnan(d_an).item()
