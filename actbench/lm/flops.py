@@ -93,6 +93,7 @@ def plan(trials: list, assumed_mfu: float = 0.4, peak_tflops: float = 989.0) -> 
         ref_d_ff = c.reference_d_ff or 4 * c.d_model
         row = {
             "activation": c.activation, "gated": activations.spec(c.activation).gated, "d_ff": c.d_ff,
+            "d_model": c.d_model, "n_layers": c.n_layers,
             "params": n.params, "mlp_params": n.mlp_params, "flops_per_token": n.flops_per_token,
             "act_flops_per_token": n.act_flops_per_token,
             "diff_pct": mismatch_pct(c.activation, c.d_ff, c.reference, ref_d_ff), "reference": f"{c.reference} d_ff={ref_d_ff}",

@@ -95,19 +95,48 @@ def print_summary(result: "SweepResult", out_dir: Path, console: Console) -> Non
         console.print(t)
 
 
+def planned_trials(suite: "Suite") -> list:
+    """Every trial the suite will run, for costing: for a tuned suite its first tuning stage, the
+    later halving rungs and the final stage, the trials tuning decides later standing in at the
+    first tuned values (with budget 1 some final trials are tuning trials: an upper bound)."""
+    trials = list(suite.trials)
+    tune = suite.spec.tune
+    if tune is None or suite.build is None:
+        return trials
+    first = dict(zip(tune.fields, tune.grid()[0]))
+    seeds = tune.tune_seeds(suite.spec.seed_list)
+    alive = len(tune.grid())
+    for budget in tune.rung_budgets()[1:]:  # successive halving keeps ceil(alive / eta) values per rung
+        alive = -(-alive // tune.halving.eta)
+        trials += [suite.build(g, first, s, budget) for g in range(suite.groups) for s in seeds] * alive
+    return trials + [suite.build(g, first, s, 1.0) for g in range(suite.groups) for s in suite.spec.seed_list]
+
+
 def plan_table(suite: "Suite") -> Table:
-    """`actbench lm plan`: matched widths, counts, difference from the reference, cost."""
+    """`actbench lm plan`: matched widths, counts, difference from the reference, cost, total."""
     from actbench.lm.flops import plan
 
-    df = plan(suite.trials)
+    df = plan(planned_trials(suite))
+    ladder = suite.spec.ladder is not None
     t = Table(title=f"{suite.name}: matched MLPs (GPU-hours at 40% MFU of an H100's 989 bf16 TFLOP/s)")
-    for col in ("activation", "d_ff", "params", "MLP params", "FLOPs/token", "act FLOPs/token", "vs reference", "tokens/trial", "trials", "GPU-h/trial"):
+    cols = ["activation", *(["d_model x layers"] if ladder else []), "d_ff", "params", "MLP params", "FLOPs/token", "act FLOPs/token",
+            "vs reference", "tokens/trial", "trials", "GPU-h/trial"]
+    for col in cols:
         t.add_column(col, justify="left" if col == "activation" else "right")
     for r in df.itertuples():
         diff = f"{r.diff_pct:+.2f}%"
-        t.add_row(r.activation + (" (gated)" if r.gated else ""), str(r.d_ff), f"{r.params / 1e6:.3f}M", f"{r.mlp_params / 1e6:.3f}M",
-                  f"{r.flops_per_token / 1e6:.2f}M", f"{r.act_flops_per_token / 1e3:.1f}K", diff if abs(r.diff_pct) <= 0.5 else f"[red]{diff}[/]",
+        t.add_row(r.activation + (" (gated)" if r.gated else ""), *([f"{r.d_model} x {r.n_layers}"] if ladder else []), str(r.d_ff),
+                  f"{r.params / 1e6:.3f}M", f"{r.mlp_params / 1e6:.3f}M", f"{r.flops_per_token / 1e6:.2f}M",
+                  f"{r.act_flops_per_token / 1e3:.1f}K", diff if abs(r.diff_pct) <= 0.5 else f"[red]{diff}[/]",
                   f"{r.tokens / 1e6:.2f}M", str(r.trials), f"{r.gpu_hours_per_trial:.3g}")
-    t.caption = (f"reference: {df['reference'].iloc[0]}; FLOPs/token: forward matmuls and attention (x3 to train); act FLOPs: "
-                 "approximate elementwise ops of the activation, not matched; red: more than 0.5% off (pick another ff_multiple)") if len(df) else None
+    if len(df):
+        total = float((df["trials"] * df["gpu_hours_per_trial"]).sum())
+        t.add_section()
+        t.add_row("total", *([""] if ladder else []), "", "", "", "", "", "", f"{(df['trials'] * df['tokens']).sum() / 1e6:.2f}M",
+                  str(int(df["trials"].sum())), f"{total:.3g} GPU-h")
+        tuned = " Tuned suite: tuning trials at their budgets plus the final stage (costed at the first tuned values)." \
+            if suite.spec.tune is not None else ""
+        t.caption = (f"reference: {df['reference'].iloc[0]}{' at the first rung' if ladder else ''}; FLOPs/token: forward matmuls and "
+                     "attention (x3 to train); act FLOPs: approximate elementwise ops of the activation, not matched; red: more than "
+                     f"0.5% off (pick another ff_multiple); total: tokens and GPU-hours of every trial.{tuned}")
     return t
