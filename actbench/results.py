@@ -20,9 +20,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 
 import actbench
+from actbench.errors import UserError
 
 RECORDS = "trials.jsonl"
 OK = "ok"
@@ -76,8 +78,7 @@ class ResultStore:
         return counts
 
     def series(self, record: dict[str, Any]) -> dict[str, Any]:
-        rel = record.get("series_file")
-        return json.loads((self.root / rel).read_text()) if rel else {}
+        return read_series(self.root, record.get("series_file"))
 
 
 def _json_default(o: Any) -> Any:
@@ -88,26 +89,69 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of one trials.jsonl; torn or corrupt lines are skipped with a warning."""
-    if not path.exists():
+class ResultsWarning(UserWarning):
+    """Lines of a trials.jsonl skipped on read (torn by a crash, or not trial records)."""
+
+
+_RECORD_PARTS = {"config": dict, "metrics": dict, "rows": list, "env": dict, "error": dict}
+
+
+def _not_a_record(obj: Any) -> str | None:
+    """Why a parsed JSON line is not a trial record, or None when it is one."""
+    if not isinstance(obj, dict):
+        return f"a JSON {type(obj).__name__}, not an object"
+    for key in ("trial_id", "status"):
+        if not isinstance(obj.get(key), str) or not obj[key]:
+            return f"no {key}"
+    for key, typ in _RECORD_PARTS.items():
+        if obj.get(key) is not None and not isinstance(obj[key], typ):
+            return f"{key} is a {type(obj[key]).__name__}, not {'an object' if typ is dict else 'an array'}"
+    if any(not isinstance(r, dict) for r in obj.get("rows") or ()):
+        return "rows holds something other than objects"
+    return None
+
+
+def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Records of one trials.jsonl. A torn last line (a crash mid-write) is skipped silently;
+    every other line that is not a trial record (not UTF-8, not JSON, not an object, no trial_id
+    or status, a config that is not an object, ...) is skipped, and the file gets one
+    `ResultsWarning` line naming the first such line (file:line), the count and the reasons."""
+    path = Path(path)
+    if not path.is_file():
         return
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
+    last = max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
+    bad: list[tuple[int, str]] = []
     for i, raw in enumerate(lines):
         if not raw.strip():
             continue
         try:
-            yield json.loads(raw)
-        except json.JSONDecodeError:
-            if i < len(lines) - 1 and any(x.strip() for x in lines[i + 1 :]):
-                warnings.warn(f"{path}:{i + 1}: skipping a torn record (an earlier crash mid-write)", stacklevel=2)
+            obj = json.loads(raw)
+        except UnicodeDecodeError:
+            bad.append((i + 1, "not UTF-8"))
+            continue
+        except (ValueError, RecursionError):
+            if i != last:
+                bad.append((i + 1, "not JSON (torn by an earlier crash?)"))
+            continue
+        why = _not_a_record(obj)
+        if why is None:
+            yield obj
+        else:
+            bad.append((i + 1, why))
+    if bad:
+        listed = "; ".join(f"line {n}: {why}" for n, why in bad[:3]) + ("; ..." if len(bad) > 3 else "")
+        warnings.warn(f"{path}:{bad[0][0]}: skipped {len(bad)} line(s) that are not trial records ({listed})",
+                      ResultsWarning, stacklevel=2)
 
 
 def result_dirs(root: str | Path) -> list[Path]:
-    """Every folder at or below `root` that holds a trials.jsonl."""
+    """Every folder at or below `root` that holds a trials.jsonl (`root` may be the file itself)."""
     root = Path(root)
-    return sorted({p.parent for p in root.rglob(RECORDS)}) if root.exists() else []
+    if root.is_file() and root.name == RECORDS:
+        return [root.parent]
+    return sorted({p.parent for p in root.rglob(RECORDS)}) if root.is_dir() else []
 
 
 def gpu_name(record: dict[str, Any]) -> str:
@@ -125,47 +169,119 @@ def latest_records(root: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
             yield d, r
 
 
+def read_series(results_dir: str | Path, series_file: Any) -> dict[str, Any]:
+    """The per-step series of a record (`series_file` is relative to its results folder); {} when
+    there is none, it lies outside the folder, or it is not a readable JSON object. Readers must
+    still check the shape of what they take from it (older results store other shapes)."""
+    if not isinstance(series_file, str) or not series_file:
+        return {}
+    root = Path(results_dir).resolve()
+    path = (root / series_file).resolve()
+    if not path.is_relative_to(root):
+        return {}
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class _Columns:
+    """Columns filled one record at a time (None where a record lacks a field): no per-record
+    dicts are kept, so memory grows with the values, not with Python objects per row."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[Any]] = {}
+        self.n = 0
+
+    def add(self, key: str, value: Any) -> None:
+        col = self.cols.get(key)
+        if col is None:
+            col = self.cols[key] = []
+        if len(col) > self.n:  # a field given twice (a config key shadowing a record key): the later wins
+            col[self.n] = value
+            return
+        if len(col) < self.n:
+            col.extend([None] * (self.n - len(col)))
+        col.append(value)
+
+    def end_row(self) -> None:
+        self.n += 1
+
+    def frame(self) -> pd.DataFrame:
+        for col in self.cols.values():
+            col.extend([None] * (self.n - len(col)))
+        return pd.DataFrame(self.cols, index=pd.RangeIndex(self.n))
+
+
+_ROW_CONTEXT = ("trial_id", "suite", "kind", "run_id", "gpu_name", "results_dir")
+
+
+def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`(load(path, latest_only), load_rows(path))` from one pass over the files."""
+    trials, rows = _Columns(), _Columns()
+    row_owner: list[int] = []
+    keep: list[int] = []
+    metric_column: dict[str, str] = {}
+    config_keys: dict[str, None] = {}
+    for d in result_dirs(path):
+        folder, latest = str(d), {}
+        for r in iter_records(d / RECORDS):
+            i = trials.n
+            for k, v in r.items():
+                if k not in _RECORD_PARTS:
+                    trials.add(k, v)
+            config = r.get("config") or {}
+            for k, v in config.items():
+                trials.add(k, v)
+                config_keys[k] = None
+            trials.add("config", config)
+            for k, v in (r.get("metrics") or {}).items():
+                trials.add(metric_column.get(k) or metric_column.setdefault(k, f"metric.{k}"), v)
+            err, env = r.get("error") or {}, r.get("env") or {}
+            trials.add("error_type", err.get("type"))
+            trials.add("error_message", err.get("message"))
+            trials.add("gpu_name", gpu_name(r))
+            trials.add("hostname", env.get("hostname"))
+            trials.add("results_dir", folder)
+            trials.end_row()
+            latest[r["trial_id"]] = i
+            if r["status"] == OK:
+                for row in r.get("rows") or ():
+                    for k, v in row.items():
+                        rows.add(k, v)
+                    rows.end_row()
+                    row_owner.append(i)
+        keep.extend(sorted(latest.values()))
+    t = trials.frame()
+    if t.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    latest_ids = np.asarray(keep, dtype=np.int64)
+    r = rows.frame()
+    if len(r):
+        owner = np.asarray(row_owner, dtype=np.int64)
+        r = r[np.isin(owner, latest_ids)].reset_index(drop=True)
+        owner = owner[np.isin(owner, latest_ids)]
+        context = [c for c in dict.fromkeys((*_ROW_CONTEXT, *config_keys)) if c in t.columns and c not in r.columns]
+        r = pd.concat([t[context].iloc[owner].reset_index(drop=True), r], axis=1)
+    if latest_only:
+        t = t.iloc[latest_ids].reset_index(drop=True)
+    return t, r
+
+
 def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:
     """Records under `path` (a results folder or a folder of them) as one flat DataFrame.
 
     One column per config field (`activation`, `size`, ...) and per metric (`metric.<name>`),
-    plus `gpu_name` ("cpu" for CPU runs) and `hostname`;
-    with `latest_only`, the last attempt of each (results folder, trial id) is kept.
-    """
-    frames = []
-    for d in result_dirs(path):
-        recs = list(iter_records(d / RECORDS))
-        if not recs:
-            continue
-        rows = []
-        for r in recs:
-            row = {k: v for k, v in r.items() if k not in ("config", "metrics", "rows", "env", "error")}
-            row.update(r.get("config", {}))
-            row.update({f"metric.{k}": v for k, v in (r.get("metrics") or {}).items()})
-            err = r.get("error") or {}
-            row["error_type"], row["error_message"] = err.get("type"), err.get("message")
-            row["gpu_name"], row["hostname"] = gpu_name(r), (r.get("env") or {}).get("hostname")
-            row["results_dir"] = str(d)
-            rows.append(row)
-        frames.append(pd.DataFrame(rows))
-    if not frames:
-        return pd.DataFrame()
-    df = pd.concat(frames, ignore_index=True)
-    if latest_only:
-        df = df.drop_duplicates(subset=["results_dir", "trial_id"], keep="last").reset_index(drop=True)
-    return df
+    the config itself (`config`, a dict), `gpu_name` ("cpu" for CPU runs), `hostname` and
+    `results_dir`; with `latest_only`, the last attempt of each (results folder, trial id)."""
+    return load_tables(path, latest_only)[0]
 
 
 def load_rows(path: str | Path) -> pd.DataFrame:
-    """Long-format measurement rows (kernel and memory kinds) joined with their trial config."""
-    out = []
-    for d, r in latest_records(path):
-        if r.get("status") != OK:
-            continue
-        base = {"trial_id": r["trial_id"], "suite": r.get("suite"), "kind": r.get("kind"), **r.get("config", {}),
-                "gpu_name": gpu_name(r), "results_dir": str(d)}
-        out.extend({**base, **row} for row in r.get("rows") or [])
-    return pd.DataFrame(out)
+    """Long-format measurement rows (kernel and memory kinds) of the latest ok attempt of each
+    trial, joined with the trial's config, id, suite, kind, run id, GPU and results folder."""
+    return load_tables(path)[1]
 
 
 @lru_cache(maxsize=1)
@@ -219,6 +335,8 @@ def write_baseline(run_dir: str | Path, baseline: str | Path) -> int:
     """Write the latest ok record of every trial under `run_dir` to `baseline` (replacing it)."""
     latest = {r["trial_id"]: r for _, r in latest_records(run_dir)}
     ok = [r for r in latest.values() if r.get("status") == OK]
+    if not ok:
+        raise UserError(f"{run_dir}: no ok trial record at or below it; {baseline} left as it was")
     path = Path(baseline)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

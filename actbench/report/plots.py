@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from actbench import activations  # noqa: E402
-from actbench.results import ResultStore, latest_records  # noqa: E402
+from actbench.results import read_series  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -53,10 +53,34 @@ def activation_shapes(names: list[str], path: Path, lo: float = -4.0, hi: float 
     return _save(fig, path)
 
 
-def _lm_series(root: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(record, series) of the latest ok attempt of every lm trial in every results folder."""
-    return [(r, ResultStore(d).series(r)) for d, r in latest_records(root)
-            if r.get("kind") == "lm" and r.get("status") == "ok" and r.get("series_file")]
+def _lm_series(trials: pd.DataFrame) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(config, series) of every ok lm trial of a loaded trials frame (`results.load`)."""
+    if trials.empty or not {"kind", "status", "series_file", "config"} <= set(trials.columns):
+        return []
+    lm = trials[(trials["kind"] == "lm") & (trials["status"] == "ok") & trials["series_file"].notna()]
+    return [(c if isinstance(c, dict) else {}, read_series(d, f)) for c, d, f in zip(lm["config"], lm["results_dir"], lm["series_file"])]
+
+
+_LEGACY_SERIES = {"train": ("train_loss", ("step", "loss")), "val": ("val", ("step", "loss", "bpb")),
+                  "alphas": ("alphas", ("step", "layer", "alpha_p", "alpha_n"))}
+
+
+def _series_columns(series: dict[str, Any], table: str) -> dict[str, np.ndarray] | None:
+    """One table of a series as float columns: the column format {table: {column: [...]}} or the
+    older list of unnamed rows; None where it is absent or has another shape."""
+    data = series.get(table)
+    legacy_key, names = _LEGACY_SERIES[table]
+    try:
+        if isinstance(data, dict):
+            cols = {c: np.asarray([np.nan if v is None else v for v in data[c]], dtype=float) for c in names if c in data}
+        else:
+            rows = np.asarray([[np.nan if v is None else v for v in r] for r in series.get(legacy_key) or []], dtype=float)
+            cols = {c: rows[:, i] for i, c in enumerate(names) if rows.ndim == 2 and i < rows.shape[1]}
+    except (TypeError, ValueError, KeyError, IndexError):
+        return None
+    if "step" not in cols or len({len(v) for v in cols.values()}) != 1 or not len(cols["step"]):
+        return None
+    return cols
 
 
 def _band(ax: plt.Axes, curves: list[np.ndarray], label: str) -> None:
@@ -70,34 +94,44 @@ def _band(ax: plt.Axes, curves: list[np.ndarray], label: str) -> None:
         ax.fill_between(steps, vals.min(0), vals.max(0), color=line.get_color(), alpha=0.2)
 
 
-def lm_curves(root: Path, out: Path) -> list[Path]:
-    """Train-loss and validation curves per activation with a band over seeds; xIELU alphas."""
-    runs = _lm_series(root)
+def lm_curves(trials: pd.DataFrame, out: Path) -> list[Path]:
+    """Train-loss and validation curves per activation with a band over seeds; xIELU alphas.
+    Series that cannot be read (another shape) are left out."""
+    runs = _lm_series(trials)
     if not runs:
         return []
-    by_act: dict[str, list[dict[str, Any]]] = {}
-    for rec, series in runs:
-        by_act.setdefault(rec["config"]["activation"], []).append(series)
+    train: dict[str, list[np.ndarray]] = {}
+    val: dict[str, list[np.ndarray]] = {}
+    for cfg, series in runs:
+        act = cfg.get("activation", "?")
+        if (t := _series_columns(series, "train")) is not None and "loss" in t:
+            train.setdefault(act, []).append(np.column_stack([t["step"], t["loss"]]))
+        if (v := _series_columns(series, "val")) is not None:
+            val.setdefault(act, []).append(v)
+    if not train and not val:
+        return []
     fig, (ax_t, ax_v) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for act, ss in by_act.items():
-        _band(ax_t, [np.array(s["train_loss"], dtype=float) for s in ss], act)
-        use_bpb = all(v[2] is not None for s in ss for v in s["val"])
-        _band(ax_v, [np.array([[v[0], v[2] if use_bpb else v[1]] for v in s["val"]], dtype=float) for s in ss], act)
+    for act, curves in train.items():
+        _band(ax_t, curves, act)
+    for act, vs in val.items():
+        use_bpb = all("bpb" in v and np.isfinite(v["bpb"]).all() for v in vs)
+        curves = [np.column_stack([v["step"], v["bpb"] if use_bpb else v["loss"]]) for v in vs if use_bpb or "loss" in v]
+        if curves:
+            _band(ax_v, curves, act)
     ax_t.set(title="train loss (nats/token)", xlabel="step")
     ax_v.set(title="validation bits per byte (loss where unknown)", xlabel="step")
     ax_t.legend(fontsize=8)
     ax_v.legend(fontsize=8)
     paths = [_save(fig, out / "lm_curves.png")]
-    alpha_runs = [(rec, s) for rec, s in runs if s.get("alphas")]
+    alpha_runs = [(cfg, a) for cfg, s in runs if (a := _series_columns(s, "alphas")) is not None and {"layer", "alpha_p", "alpha_n"} <= set(a)]
     if alpha_runs:
         fig, (ax_p, ax_n) = plt.subplots(1, 2, figsize=(11, 4.2))
-        for rec, s in alpha_runs:
-            a = np.array(s["alphas"], dtype=float)
-            tag = f"{rec['config']['activation']} s{rec['config']['seed']}"
-            for layer in np.unique(a[:, 1]).astype(int):
-                rows = a[a[:, 1] == layer]
-                ax_p.plot(rows[:, 0], rows[:, 2], label=f"{tag} L{layer}", lw=1)
-                ax_n.plot(rows[:, 0], rows[:, 3], label=f"{tag} L{layer}", lw=1)
+        for cfg, a in alpha_runs:
+            tag = f"{cfg.get('activation')} s{cfg.get('seed')}"
+            for layer in np.unique(a["layer"]).astype(int):
+                sel = a["layer"] == layer
+                ax_p.plot(a["step"][sel], a["alpha_p"][sel], label=f"{tag} L{layer}", lw=1)
+                ax_n.plot(a["step"][sel], a["alpha_n"][sel], label=f"{tag} L{layer}", lw=1)
         ax_p.set(title="alpha_p per layer", xlabel="step")
         ax_n.set(title="alpha_n per layer", xlabel="step")
         ax_p.legend(fontsize=6, ncol=2)
@@ -123,6 +157,41 @@ def kernel_bars(rows: pd.DataFrame, out: Path) -> list[Path]:
             ax.legend(fontsize=7)
         paths.append(_save(fig, out / f"kernel_{dtype}_{mode}.png"))
     return paths
+
+
+HIGHER_IS_BETTER = {"pct_copy": True, "tokens_per_s": True, "val_bpb": False, "val_loss": False,
+                    "saved_bytes_per_elem": False, "peak_fwd_bwd_mb": False}
+
+
+def history_plot(entries: list[dict[str, Any]], path: Path, labelled: int = 8) -> Path:
+    """Trend of every figure over the runs of a regress history (asv style): one panel per
+    metric, each row's figure as % change from its first run; the `labelled` rows that moved
+    most are named in the legend, the others drawn thin and grey."""
+    metrics = sorted({key.rsplit(" | ", 1)[-1] for e in entries for key in e["figures"]})
+    fig, axes = plt.subplots(len(metrics) or 1, 1, figsize=(11, 3.2 * max(1, len(metrics))), squeeze=False)
+    ticks = [f"{str(e.get('commit', '?'))[:8]}\n{str(e.get('date', ''))[:10]}" for e in entries]
+    for ax, metric in zip(axes[:, 0], metrics):
+        keys = sorted({k for e in entries for k in e["figures"] if k.rsplit(" | ", 1)[-1] == metric})
+        series = {}
+        for k in keys:
+            values = np.array([e["figures"].get(k, np.nan) for e in entries], dtype=float)
+            first = values[np.isfinite(values)][:1]
+            if len(first) and first[0]:
+                series[k] = (values / first[0] - 1) * 100
+        moved = sorted(series, key=lambda k: -np.nanmax(np.abs(series[k])) if np.isfinite(series[k]).any() else 0)[:labelled]
+        for k, change in series.items():
+            if k in moved:
+                ax.plot(range(len(entries)), change, marker="o", lw=1.5, label=k.rsplit(" | ", 1)[0])
+            else:
+                ax.plot(range(len(entries)), change, color="0.75", lw=0.8)
+        better = HIGHER_IS_BETTER.get(metric)
+        direction = "" if better is None else (" (higher is better)" if better else " (lower is better)")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set(title=f"{metric}: change from each row's first run{direction}; {len(series)} row(s)", ylabel="% change")
+        ax.set_xticks(range(len(entries)), ticks, fontsize=7)
+        if moved:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=f"moved most (of {len(series)})", title_fontsize=7)
+    return _save(fig, path)
 
 
 def _img(path: Path) -> str:
