@@ -16,6 +16,7 @@ import pytest
 
 from actbench.errors import UserError
 from actbench.report.compare import compare_results, setup_key
+from actbench.report.html import build_report
 from actbench.results import ResultStore, ResultsWarning, load_tables
 
 from .synthetic import kernel_record, lm_record, write_lm
@@ -135,13 +136,12 @@ def test_json_and_csv_are_one_loadable_document_each(tmp_path):
     assert doc["baseline"] == "relu2" and doc["alpha"] == 0.05 and set(doc) >= {"kernel", "memory", "lm"}
     assert doc["lm"]["rows"][1]["verdict"] == "better" and doc["lm"]["verdicts"] and doc["memory"]["rows"] == []
     assert doc["kernel"]["rows"][1]["verdict"] == "slower" and "2.00x" in doc["kernel"]["verdicts"][0]
-    r = _cli("compare", "relu2", "xielu", "--results", str(tmp_path), "--format", "csv", "--alpha", "0.01")
-    df = pd.read_csv(io.StringIO(r.stdout))
+    df = pd.read_csv(io.StringIO(compare_results(["relu2", "xielu"], tmp_path, alpha=0.01).to_csv()))
     assert set(df["table"]) == {"kernel", "lm"} and len(df) == 4 and "verdict" in df
     assert json.loads(df.loc[df["activation"] == "relu2", "values"].dropna().iloc[0]) == pytest.approx(
         doc["lm"]["rows"][0]["values"])
-    r = _cli("compare", "relu2", "xielu", "--results", str(tmp_path), "--format", "md")
-    assert "### lm (baseline: relu2)" in r.stdout and "| suite |" in r.stdout and "nan" not in r.stdout.replace("dominant", "")
+    md = compare_results(["relu2", "xielu"], tmp_path).to_markdown()
+    assert "### lm (baseline: relu2)" in md and "| suite |" in md and "nan" not in md.replace("dominant", "")
 
 
 def test_missing_results_and_unknown_names_exit_2(tmp_path):
@@ -157,10 +157,9 @@ def test_a_plugin_activation_in_the_results_needs_no_plugin(tmp_path):
     r = _cli("compare", "relu2", "cube", "--results", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "cube vs relu2" in r.stdout and "better" in r.stdout
-    r = _cli("compare", "relu2", "cueb", "--results", str(tmp_path))
-    assert r.returncode == 2 and "did you mean 'cube'" in r.stderr
-    r = _cli("report", str(tmp_path / "run"), "--out", str(tmp_path / "rep"))
-    assert r.returncode == 0, r.stderr
+    with pytest.raises(UserError, match="did you mean 'cube'"):
+        compare_results(["relu2", "cueb"], tmp_path)
+    assert build_report(tmp_path / "run", tmp_path / "rep")["comparison"].frames["lm"]["verdict"].tolist() == ["baseline", "better"]
 
 
 HOSTILE = [b"[1,2,3]", b"42", b'{"status":"ok"}', b'{"trial_id":"x","status":"ok","config":"notadict"}',
