@@ -186,71 +186,69 @@ def read_series(results_dir: str | Path, series_file: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-class _Columns:
-    """Columns filled one record at a time (None where a record lacks a field): no per-record
-    dicts are kept, so memory grows with the values, not with Python objects per row."""
+class _Blocks:
+    """Rows kept as tuples, grouped by their field names (records of one kind share them), so
+    that a row costs one tuple rather than one Python call per field; `frame` builds each group
+    with pandas and restores the order of arrival. A name given twice keeps its last value."""
 
     def __init__(self) -> None:
-        self.cols: dict[str, list[Any]] = {}
+        self.blocks: dict[tuple[str, ...], tuple[list[int], list[tuple[Any, ...]]]] = {}
         self.n = 0
 
-    def add(self, key: str, value: Any) -> None:
-        col = self.cols.get(key)
-        if col is None:
-            col = self.cols[key] = []
-        if len(col) > self.n:  # a field given twice (a config key shadowing a record key): the later wins
-            col[self.n] = value
-            return
-        if len(col) < self.n:
-            col.extend([None] * (self.n - len(col)))
-        col.append(value)
-
-    def end_row(self) -> None:
+    def add(self, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+        block = self.blocks.get(names)
+        if block is None:
+            block = self.blocks[names] = ([], [])
+        block[0].append(self.n)
+        block[1].append(values)
         self.n += 1
 
     def frame(self) -> pd.DataFrame:
-        for col in self.cols.values():
-            col.extend([None] * (self.n - len(col)))
-        return pd.DataFrame(self.cols, index=pd.RangeIndex(self.n))
+        parts = []
+        for names, (positions, values) in self.blocks.items():
+            last = {name: i for i, name in enumerate(names)}
+            if len(last) < len(names):  # a config key shadowing a record key: the later wins
+                keep = sorted(last.values())
+                values = [tuple(v[i] for i in keep) for v in values]
+                names = tuple(names[i] for i in keep)
+            parts.append(pd.DataFrame.from_records(values, columns=list(names), index=positions, nrows=len(values)))
+        if not parts:
+            return pd.DataFrame()
+        df = parts[0] if len(parts) == 1 else pd.concat(parts, sort=False)
+        return df.sort_index().reset_index(drop=True)
 
 
 _ROW_CONTEXT = ("trial_id", "suite", "kind", "run_id", "gpu_name", "results_dir")
+_TRAILER = ("error_type", "error_message", "gpu_name", "hostname", "results_dir")
 
 
 def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`(load(path, latest_only), load_rows(path))` from one pass over the files."""
-    trials, rows = _Columns(), _Columns()
+    trials, rows = _Blocks(), _Blocks()
     row_owner: list[int] = []
     keep: list[int] = []
-    metric_column: dict[str, str] = {}
+    metric_names: dict[tuple[str, ...], tuple[str, ...]] = {}
     config_keys: dict[str, None] = {}
     for d in result_dirs(path):
         folder, latest = str(d), {}
         for r in iter_records(d / RECORDS):
             i = trials.n
-            for k, v in r.items():
-                if k not in _RECORD_PARTS:
-                    trials.add(k, v)
-            config = r.get("config") or {}
-            for k, v in config.items():
-                trials.add(k, v)
-                config_keys[k] = None
-            trials.add("config", config)
-            for k, v in (r.get("metrics") or {}).items():
-                trials.add(metric_column.get(k) or metric_column.setdefault(k, f"metric.{k}"), v)
+            top = [k for k in r if k not in _RECORD_PARTS]
+            config, metrics = r.get("config") or {}, r.get("metrics") or {}
             err, env = r.get("error") or {}, r.get("env") or {}
-            trials.add("error_type", err.get("type"))
-            trials.add("error_message", err.get("message"))
-            trials.add("gpu_name", gpu_name(r))
-            trials.add("hostname", env.get("hostname"))
-            trials.add("results_dir", folder)
-            trials.end_row()
+            mkeys = tuple(metrics)
+            mnames = metric_names.get(mkeys)
+            if mnames is None:
+                mnames = metric_names[mkeys] = tuple(f"metric.{k}" for k in mkeys)
+            trials.add((*top, *config, "config", *mnames, *_TRAILER),
+                       (*(r[k] for k in top), *config.values(), config, *metrics.values(), err.get("type"), err.get("message"),
+                        gpu_name(r), env.get("hostname"), folder))
             latest[r["trial_id"]] = i
-            if r["status"] == OK:
-                for row in r.get("rows") or ():
-                    for k, v in row.items():
-                        rows.add(k, v)
-                    rows.end_row()
+            if r["status"] == OK and r.get("rows"):
+                if config.keys() - config_keys.keys():  # the config fields joined to rows: those of kinds with rows
+                    config_keys.update(dict.fromkeys(config))
+                for row in r["rows"]:
+                    rows.add(tuple(row), tuple(row.values()))
                     row_owner.append(i)
         keep.extend(sorted(latest.values()))
     t = trials.frame()
@@ -260,8 +258,8 @@ def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFram
     r = rows.frame()
     if len(r):
         owner = np.asarray(row_owner, dtype=np.int64)
-        r = r[np.isin(owner, latest_ids)].reset_index(drop=True)
-        owner = owner[np.isin(owner, latest_ids)]
+        kept = np.isin(owner, latest_ids)
+        r, owner = r[kept].reset_index(drop=True), owner[kept]
         context = [c for c in dict.fromkeys((*_ROW_CONTEXT, *config_keys)) if c in t.columns and c not in r.columns]
         r = pd.concat([t[context].iloc[owner].reset_index(drop=True), r], axis=1)
     if latest_only:

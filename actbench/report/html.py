@@ -77,7 +77,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         base, why = choose_baseline(trials, names, baseline)
         names = [base, *(n for n in names if n != base)]
         comparison = compare.build(names, trials, rows, run_dir, alpha=alpha, merge=merge)
-    images = plots.lm_curves(trials, out) + plots.kernel_bars(rows, out)
+    images = plots.lm_curves(trials, out) + plots.kernel_throughput(rows, out)
     exports = _exports(trials, rows, out)
     sections = [("Summary", _html_table(summary))]
     if not failures.empty:

@@ -21,7 +21,7 @@ from actbench.results import read_series  # noqa: E402
 def _save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -123,38 +123,52 @@ def lm_curves(trials: pd.DataFrame, out: Path) -> list[Path]:
     ax_t.legend(fontsize=8)
     ax_v.legend(fontsize=8)
     paths = [_save(fig, out / "lm_curves.png")]
-    alpha_runs = [(cfg, a) for cfg, s in runs if (a := _series_columns(s, "alphas")) is not None and {"layer", "alpha_p", "alpha_n"} <= set(a)]
-    if alpha_runs:
+    alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]] = {}
+    for cfg, series in runs:
+        a = _series_columns(series, "alphas")
+        if a is None or not {"layer", "alpha_p", "alpha_n"} <= set(a):
+            continue
+        for layer in np.unique(a["layer"]).astype(int):
+            sel = a["layer"] == layer
+            curves = alphas.setdefault((cfg.get("activation", "?"), int(layer)), {"alpha_p": [], "alpha_n": []})
+            for name in ("alpha_p", "alpha_n"):
+                curves[name].append(np.column_stack([a["step"][sel], a[name][sel]]))
+    if alphas:
         fig, (ax_p, ax_n) = plt.subplots(1, 2, figsize=(11, 4.2))
-        for cfg, a in alpha_runs:
-            tag = f"{cfg.get('activation')} s{cfg.get('seed')}"
-            for layer in np.unique(a["layer"]).astype(int):
-                sel = a["layer"] == layer
-                ax_p.plot(a["step"][sel], a["alpha_p"][sel], label=f"{tag} L{layer}", lw=1)
-                ax_n.plot(a["step"][sel], a["alpha_n"][sel], label=f"{tag} L{layer}", lw=1)
-        ax_p.set(title="alpha_p per layer", xlabel="step")
-        ax_n.set(title="alpha_n per layer", xlabel="step")
+        for (act, layer), curves in alphas.items():
+            _band(ax_p, curves["alpha_p"], f"{act} L{layer}")
+            _band(ax_n, curves["alpha_n"], f"{act} L{layer}")
+        ax_p.set(title="alpha_p per layer (mean, min-max over seeds)", xlabel="step")
+        ax_n.set(title="alpha_n per layer (mean, min-max over seeds)", xlabel="step")
         ax_p.legend(fontsize=6, ncol=2)
         paths.append(_save(fig, out / "alphas.png"))
     return paths
 
 
-def kernel_bars(rows: pd.DataFrame, out: Path) -> list[Path]:
-    """Achieved GB/s per activation and impl, one panel per (dtype, size, mode), copy marked."""
-    k = rows[rows["kind"] == "kernel"] if not rows.empty else rows
+def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
+    """Per dtype and mode, achieved GB/s and % of the device copy against size (log x), one line
+    per activation x impl (median over repeats), the copy dashed: one small figure each."""
+    k = rows[rows["kind"] == "kernel"] if not rows.empty and "kind" in rows else rows
     if k.empty:
         return []
+    folders = k["results_dir"].nunique() if "results_dir" in k else 1
+    pooled = f"; medians over {folders} results folders" if folders > 1 else ""
+    copy = k[k["impl"] == "copy"].groupby(["dtype", "size"])["gbps"].median()
     paths = []
     for (dtype, mode), g in k[k["impl"] != "copy"].groupby(["dtype", "mode"]):
-        sizes = sorted(g["size"].unique())
-        fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 4), squeeze=False)
-        for ax, size in zip(axes[0], sizes):
-            s = g[g["size"] == size].groupby(["activation", "impl"])["gbps"].median().unstack("impl")
-            s.plot.bar(ax=ax, rot=45)
-            copy = k[(k["impl"] == "copy") & (k["dtype"] == dtype) & (k["size"] == size)]["gbps"].median()
-            ax.axhline(copy, color="k", ls="--", lw=1, label="device copy")
-            ax.set(title=f"{dtype} {mode} size={size:,}", ylabel="GB/s (minimal bytes)")
-            ax.legend(fontsize=7)
+        med = g.groupby(["activation", "impl", "size"])[["gbps", "pct_copy"]].median()
+        fig, (ax_g, ax_c) = plt.subplots(1, 2, figsize=(12, 4.2))
+        for (act, impl), line in med.groupby(level=["activation", "impl"]):
+            sizes = line.index.get_level_values("size")
+            (drawn,) = ax_g.plot(sizes, line["gbps"], marker="o", lw=1.2, label=f"{act} {impl}")
+            ax_c.plot(sizes, line["pct_copy"], marker="o", lw=1.2, color=drawn.get_color())
+        if dtype in copy.index.get_level_values("dtype"):
+            c = copy.loc[dtype]
+            ax_g.plot(c.index, c.values, "k--", lw=1, label="device copy")
+        ax_c.axhline(100, color="k", ls="--", lw=1)
+        ax_g.set(title=f"{dtype} {mode}: achieved GB/s (minimal bytes){pooled}", xlabel="elements", ylabel="GB/s", xscale="log")
+        ax_c.set(title=f"{dtype} {mode}: % of a device copy in the same trial", xlabel="elements", ylabel="% of copy", xscale="log")
+        fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         paths.append(_save(fig, out / f"kernel_{dtype}_{mode}.png"))
     return paths
 
