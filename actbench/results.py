@@ -222,39 +222,36 @@ _ROW_CONTEXT = ("trial_id", "suite", "kind", "run_id", "gpu_name", "results_dir"
 _TRAILER = ("error_type", "error_message", "gpu_name", "hostname", "results_dir")
 
 
-def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`(load(path, latest_only), load_rows(path))` from one pass over the files."""
+def _load_folder(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Trials and rows of one results folder (rows: of the latest ok attempt of each trial)."""
     trials, rows = _Blocks(), _Blocks()
     row_owner: list[int] = []
-    keep: list[int] = []
     metric_names: dict[tuple[str, ...], tuple[str, ...]] = {}
     config_keys: dict[str, None] = {}
-    for d in result_dirs(path):
-        folder, latest = str(d), {}
-        for r in iter_records(d / RECORDS):
-            i = trials.n
-            top = [k for k in r if k not in _RECORD_PARTS]
-            config, metrics = r.get("config") or {}, r.get("metrics") or {}
-            err, env = r.get("error") or {}, r.get("env") or {}
-            mkeys = tuple(metrics)
-            mnames = metric_names.get(mkeys)
-            if mnames is None:
-                mnames = metric_names[mkeys] = tuple(f"metric.{k}" for k in mkeys)
-            trials.add((*top, *config, "config", *mnames, *_TRAILER),
-                       (*(r[k] for k in top), *config.values(), config, *metrics.values(), err.get("type"), err.get("message"),
-                        gpu_name(r), env.get("hostname"), folder))
-            latest[r["trial_id"]] = i
-            if r["status"] == OK and r.get("rows"):
-                if config.keys() - config_keys.keys():  # the config fields joined to rows: those of kinds with rows
-                    config_keys.update(dict.fromkeys(config))
-                for row in r["rows"]:
-                    rows.add(tuple(row), tuple(row.values()))
-                    row_owner.append(i)
-        keep.extend(sorted(latest.values()))
+    folder, latest = str(d), {}
+    for r in iter_records(d / RECORDS):
+        i = trials.n
+        top = [k for k in r if k not in _RECORD_PARTS]
+        config, metrics = r.get("config") or {}, r.get("metrics") or {}
+        err, env = r.get("error") or {}, r.get("env") or {}
+        mkeys = tuple(metrics)
+        mnames = metric_names.get(mkeys)
+        if mnames is None:
+            mnames = metric_names[mkeys] = tuple(f"metric.{k}" for k in mkeys)
+        trials.add((*top, *config, "config", *mnames, *_TRAILER),
+                   (*(r[k] for k in top), *config.values(), config, *metrics.values(), err.get("type"), err.get("message"),
+                    gpu_name(r), env.get("hostname"), folder))
+        latest[r["trial_id"]] = i
+        if r["status"] == OK and r.get("rows"):
+            if config.keys() - config_keys.keys():  # the config fields joined to rows: those of kinds with rows
+                config_keys.update(dict.fromkeys(config))
+            for row in r["rows"]:
+                rows.add(tuple(row), tuple(row.values()))
+                row_owner.append(i)
     t = trials.frame()
     if t.empty:
-        return pd.DataFrame(), pd.DataFrame()
-    latest_ids = np.asarray(keep, dtype=np.int64)
+        return t, pd.DataFrame()
+    latest_ids = np.fromiter(sorted(latest.values()), dtype=np.int64, count=len(latest))
     r = rows.frame()
     if len(r):
         owner = np.asarray(row_owner, dtype=np.int64)
@@ -262,9 +259,17 @@ def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFram
         r, owner = r[kept].reset_index(drop=True), owner[kept]
         context = [c for c in dict.fromkeys((*_ROW_CONTEXT, *config_keys)) if c in t.columns and c not in r.columns]
         r = pd.concat([t[context].iloc[owner].reset_index(drop=True), r], axis=1)
-    if latest_only:
-        t = t.iloc[latest_ids].reset_index(drop=True)
-    return t, r
+    return (t.iloc[latest_ids].reset_index(drop=True) if latest_only else t), r
+
+
+def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`(load(path, latest_only), load_rows(path))` from one pass over the files, one results
+    folder at a time (only one folder's parsed records are held in memory at once)."""
+    parts = [_load_folder(d, latest_only) for d in result_dirs(path)]
+    trials = [t for t, _ in parts if not t.empty]
+    rows = [r for _, r in parts if not r.empty]
+    concat = lambda frames: frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)  # noqa: E731
+    return (concat(trials) if trials else pd.DataFrame()), (concat(rows) if rows else pd.DataFrame())
 
 
 def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:

@@ -9,7 +9,9 @@ modes), memory records (23.5%: 3 impls), lm records (6.5%, as in the issue that 
 paired seeds over 8 activations x 4 setups, each with a series file holding train/val curves,
 alphas, 64 validation chunks and 8,192 argmax predictions); 2% of trials failed. They are
 spread over results folders of at most 10,000 records. Every step runs in a fresh process, so
-its peak RSS is its own (including the Python, pandas and scipy imports, ~150 MB).
+its peak RSS is its own (including the Python, pandas and scipy imports, ~150 MB); times exclude
+those imports. CPU seconds are printed beside wall seconds: on a shared machine the wall time
+grows with the load, the CPU time much less.
 """
 
 from __future__ import annotations
@@ -114,16 +116,20 @@ def generate(root: Path, n: int, seed: int = 0) -> None:
                     f.write(json.dumps(rec) + "\n")
 
 
-def measure(step: str, root: Path, out: Path) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, what it printed) of one step in a fresh process."""
-    code = (f"import resource, time\nfrom pathlib import Path\nROOT, OUT = Path({str(root)!r}), Path({str(out)!r})\nt0 = time.perf_counter()\n"
-            f"{STEPS[step]}\nprint('BENCH', time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+def measure(step: str, root: Path, out: Path) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds, peak RSS in MB, what it printed) of one step in a fresh
+    process (imports excluded from the times, included in the memory)."""
+    code = (f"import resource, time\nfrom pathlib import Path\nROOT, OUT = Path({str(root)!r}), Path({str(out)!r})\n"
+            "import pandas, scipy.stats, actbench.results, actbench.report.compare\n"
+            "u = resource.getrusage(resource.RUSAGE_SELF)\nc0, t0 = u.ru_utime + u.ru_stime, time.perf_counter()\n"
+            f"{STEPS[step]}\nu = resource.getrusage(resource.RUSAGE_SELF)\n"
+            "print('BENCH', time.perf_counter() - t0, u.ru_utime + u.ru_stime - c0, u.ru_maxrss / 1024)")
     r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"{step} failed:\n{r.stderr}")
     lines = r.stdout.strip().splitlines()
-    _, seconds, rss = lines[-1].split()
-    return float(seconds), float(rss), " ".join(lines[:-1])
+    _, seconds, cpu, rss = lines[-1].split()
+    return float(seconds), float(cpu), float(rss), " ".join(lines[:-1])
 
 
 def main() -> None:
@@ -132,16 +138,17 @@ def main() -> None:
     ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS))
     ap.add_argument("--keep", type=Path, help="Generate into this folder and keep it (default: a temporary folder).")
     args = ap.parse_args()
-    print(f"{'records':>8} {'step':>8} {'seconds':>8} {'peak MB':>8}  output")
+    print(f"{'records':>8} {'step':>8} {'wall s':>8} {'CPU s':>8} {'peak MB':>8}  output")
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             root = (args.keep or Path(tmp)) / f"n{n}"
             t0 = time.perf_counter()
             generate(root, n)
-            print(f"{n:>8} {'generate':>8} {time.perf_counter() - t0:>8.1f} {'':>8}  {sum(1 for _ in root.glob('*/trials.jsonl'))} folders")
+            print(f"{n:>8} {'generate':>8} {time.perf_counter() - t0:>8.1f} {'':>8} {'':>8}  "
+                  f"{sum(1 for _ in root.glob('*/trials.jsonl'))} folders", flush=True)
             for step in args.steps:
-                seconds, rss, printed = measure(step, root, root.parent / f"report{n}")
-                print(f"{n:>8} {step:>8} {seconds:>8.2f} {rss:>8.0f}  {printed}", flush=True)
+                seconds, cpu, rss, printed = measure(step, root, root.parent / f"report{n}")
+                print(f"{n:>8} {step:>8} {seconds:>8.2f} {cpu:>8.2f} {rss:>8.0f}  {printed}", flush=True)
 
 
 if __name__ == "__main__":

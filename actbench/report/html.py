@@ -36,23 +36,37 @@ def _html_table(df: "pd.DataFrame") -> str:
     return compare.display(df).to_html(index=False, escape=True)
 
 
+def _json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
+    """Lists and dicts in object columns as JSON text (CSV and Parquet cells are scalars)."""
+    df = df.copy()
+    for c in df.columns:
+        if df[c].dtype == object and df[c].map(lambda v: isinstance(v, (list, dict))).any():
+            df[c] = df[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+    return df
+
+
 def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path) -> list[Path]:
-    """trials.csv and rows.csv, and Parquet copies where pyarrow can write them."""
-    flat = trials.drop(columns=["config"], errors="ignore")
-    for c in flat.columns:
-        if flat[c].dtype == object and flat[c].map(lambda v: isinstance(v, (list, dict))).any():
-            flat[c] = flat[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+    """trials and rows as CSV and Parquet. With pyarrow (the `parquet` extra) both are written
+    from one Arrow table (fast); without it, or for a column of mixed types that has no Arrow
+    type, CSV is written by pandas and Parquet is left out."""
     exports = []
-    for name, df in (("trials", flat), ("rows", rows)):
+    for name, df in (("trials", trials.drop(columns=["config"], errors="ignore")), ("rows", rows)):
         if df.empty:
             continue
-        df.to_csv(out / f"{name}.csv", index=False)
-        exports.append(out / f"{name}.csv")
+        df = _json_lists(df)
+        csv, parquet = out / f"{name}.csv", out / f"{name}.parquet"
         try:
-            df.to_parquet(out / f"{name}.parquet", index=False)
-            exports.append(out / f"{name}.parquet")
-        except (ImportError, ValueError, TypeError):
-            pass  # pyarrow is the `parquet` extra; a column of mixed types has no Parquet type
+            import pyarrow as pa
+            import pyarrow.csv as pa_csv
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            pa_csv.write_csv(table, csv)
+            pq.write_table(table, parquet)
+            exports += [csv, parquet]
+        except (ImportError, ValueError, TypeError):  # pyarrow's errors derive from these
+            df.to_csv(csv, index=False)
+            exports.append(csv)
     return exports
 
 

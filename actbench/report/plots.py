@@ -146,30 +146,38 @@ def lm_curves(trials: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
-    """Per dtype and mode, achieved GB/s and % of the device copy against size (log x), one line
-    per activation x impl (median over repeats), the copy dashed: one small figure each."""
+    """Per dtype, achieved GB/s and % of the device copy against size (log x) for each mode, one
+    line per activation x impl (median over repeats), the copy dashed: one figure per dtype."""
     k = rows[rows["kind"] == "kernel"] if not rows.empty and "kind" in rows else rows
     if k.empty:
         return []
     folders = k["results_dir"].nunique() if "results_dir" in k else 1
-    pooled = f"; medians over {folders} results folders" if folders > 1 else ""
+    pooled = f" (medians over {folders} results folders)" if folders > 1 else ""
     copy = k[k["impl"] == "copy"].groupby(["dtype", "size"])["gbps"].median()
     paths = []
-    for (dtype, mode), g in k[k["impl"] != "copy"].groupby(["dtype", "mode"]):
-        med = g.groupby(["activation", "impl", "size"])[["gbps", "pct_copy"]].median()
-        fig, (ax_g, ax_c) = plt.subplots(1, 2, figsize=(12, 4.2))
-        for (act, impl), line in med.groupby(level=["activation", "impl"]):
-            sizes = line.index.get_level_values("size")
-            (drawn,) = ax_g.plot(sizes, line["gbps"], marker="o", lw=1.2, label=f"{act} {impl}")
-            ax_c.plot(sizes, line["pct_copy"], marker="o", lw=1.2, color=drawn.get_color())
-        if dtype in copy.index.get_level_values("dtype"):
-            c = copy.loc[dtype]
-            ax_g.plot(c.index, c.values, "k--", lw=1, label="device copy")
-        ax_c.axhline(100, color="k", ls="--", lw=1)
-        ax_g.set(title=f"{dtype} {mode}: achieved GB/s (minimal bytes){pooled}", xlabel="elements", ylabel="GB/s", xscale="log")
-        ax_c.set(title=f"{dtype} {mode}: % of a device copy in the same trial", xlabel="elements", ylabel="% of copy", xscale="log")
+    for dtype, g in k[k["impl"] != "copy"].groupby("dtype"):
+        modes = list(dict.fromkeys(g["mode"]))
+        med = g.groupby(["mode", "activation", "impl", "size"])[["gbps", "pct_copy"]].median()
+        fig, axes = plt.subplots(len(modes), 2, figsize=(12, 3.4 * len(modes)), squeeze=False)
+        colours: dict[tuple[str, str], Any] = {}
+        for (ax_g, ax_c), mode in zip(axes, modes):
+            for (act, impl), line in med.loc[mode].groupby(level=["activation", "impl"]):
+                sizes = line.index.get_level_values("size")
+                (drawn,) = ax_g.plot(sizes, line["gbps"], marker="o", lw=1.2, color=colours.get((act, impl)),
+                                     label=f"{act} {impl}" if (act, impl) not in colours else None)
+                colours.setdefault((act, impl), drawn.get_color())
+                ax_c.plot(sizes, line["pct_copy"], marker="o", lw=1.2, color=drawn.get_color())
+            if dtype in copy.index.get_level_values("dtype"):
+                c = copy.loc[dtype]
+                ax_g.plot(c.index, c.values, "k--", lw=1, label="device copy" if mode == modes[0] else None)
+            ax_c.axhline(100, color="k", ls="--", lw=1)
+            ax_g.set(title=f"{dtype} {mode}: achieved GB/s (minimal bytes)", ylabel="GB/s", xscale="log")
+            ax_c.set(title=f"{dtype} {mode}: % of a device copy in the same trial", ylabel="% of copy", xscale="log")
+        for ax in axes[-1]:
+            ax.set_xlabel("elements")
+        fig.suptitle(f"kernel throughput, {dtype}{pooled}")
         fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        paths.append(_save(fig, out / f"kernel_{dtype}_{mode}.png"))
+        paths.append(_save(fig, out / f"kernel_{dtype}.png"))
     return paths
 
 
