@@ -18,10 +18,12 @@ from actbench import activations  # noqa: E402
 from actbench.results import read_series  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: plt.Figure, path: Path, legend_room: float = 0.0) -> Path:
+    """Lay out (keeping the right `legend_room` of the figure for a legend outside the axes)
+    and write a PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.tight_layout(rect=(0, 0, 1 - legend_room, 1))
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
@@ -83,12 +85,21 @@ def _series_columns(series: dict[str, Any], table: str) -> dict[str, np.ndarray]
     return cols
 
 
+def _values_at(curve: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """The values of a (step, value) curve at `steps`, all of which it has."""
+    order = np.argsort(curve[:, 0], kind="stable")
+    return curve[order[np.searchsorted(curve[order, 0], steps)], 1]
+
+
 def _band(ax: plt.Axes, curves: list[np.ndarray], label: str) -> None:
-    """Mean line and min-max band over seeds of curves given as (step, value) rows."""
-    steps = sorted(set.intersection(*(set(c[:, 0].tolist()) for c in curves)))
-    if not steps:
+    """Mean line and min-max band over seeds of curves given as (step, value) rows, at the
+    steps every curve has."""
+    steps = curves[0][:, 0]
+    for c in curves[1:]:
+        steps = np.intersect1d(steps, c[:, 0])
+    if not len(steps):
         return
-    vals = np.array([[dict(zip(c[:, 0], c[:, 1]))[s] for s in steps] for c in curves])
+    vals = np.array([_values_at(c, steps) for c in curves])
     (line,) = ax.plot(steps, vals.mean(0), label=f"{label} (n={len(curves)})")
     if len(curves) > 1:
         ax.fill_between(steps, vals.min(0), vals.max(0), color=line.get_color(), alpha=0.2)
@@ -158,7 +169,7 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
     for dtype, g in k[k["impl"] != "copy"].groupby("dtype"):
         modes = list(dict.fromkeys(g["mode"]))
         med = g.groupby(["mode", "activation", "impl", "size"])[["gbps", "pct_copy"]].median()
-        fig, axes = plt.subplots(len(modes), 2, figsize=(12, 3.4 * len(modes)), squeeze=False)
+        fig, axes = plt.subplots(len(modes), 2, figsize=(14, 3.4 * len(modes)), squeeze=False)
         colours: dict[tuple[str, str], Any] = {}
         for (ax_g, ax_c), mode in zip(axes, modes):
             for (act, impl), line in med.loc[mode].groupby(level=["activation", "impl"]):
@@ -176,8 +187,8 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
         for ax in axes[-1]:
             ax.set_xlabel("elements")
         fig.suptitle(f"kernel throughput, {dtype}{pooled}")
-        fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        paths.append(_save(fig, out / f"kernel_{dtype}.png"))
+        fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.86, 0.5))
+        paths.append(_save(fig, out / f"kernel_{dtype}.png", legend_room=0.14))
     return paths
 
 
@@ -213,7 +224,7 @@ def history_plot(entries: list[dict[str, Any]], path: Path, labelled: int = 8) -
         ax.set_xticks(range(len(entries)), ticks, fontsize=7)
         if moved:
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=f"moved most (of {len(series)})", title_fontsize=7)
-    return _save(fig, path)
+    return _save(fig, path, legend_room=0.3)
 
 
 def _img(path: Path) -> str:
