@@ -42,6 +42,8 @@ MATCH_TOLERANCE_PCT = 0.5
 """Parameters or FLOPs/token further than this from the baseline's make a row UNMATCHED."""
 KERNEL_SHAPE = ("dtype", "size", "width", "mode", "gpu_name")
 MEMORY_SHAPE = ("dtype", "size", "width", "gpu_name")
+CHURN_SEEDS = 8
+"""Prediction churn is the mean over pairs of the first (lowest) this many seeds of a row."""
 KINDS = ("kernel", "memory", "lm")
 SUITE_HINT = {"kernel": "suites/kernels.yaml (or suites/smoke.yaml on CPU)", "memory": "suites/memory.yaml",
               "lm": "suites/llm_small.yaml (or suites/llm_tiny.yaml on CPU)"}
@@ -222,7 +224,8 @@ def _seeds(ok: "pd.DataFrame", metric: str) -> _Seeds:
             c = _chunk_arrays(series, weight)
             if c is not None:
                 chunks.append(c)
-            preds = preds if preds is not None else _argmax(series)
+            if preds is None and len(out.preds) < CHURN_SEEDS:  # churn looks at a bounded number of seeds
+                preds = _argmax(series)
         if chunks and all(len(c[0]) == len(chunks[0][0]) and np.array_equal(c[1], chunks[0][1]) for c in chunks):
             out.chunks[s] = (np.mean([c[0] for c in chunks], axis=0), chunks[0][1])
         if preds is not None:
@@ -315,7 +318,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 "dominant": None, "sd_diff": np.nan, "detectable": np.nan, "seeds_needed": None, "test_level": np.nan, "paired_seeds": [],
                 "tokens_per_s": mean_of("metric.tokens_per_s"), "mfu": mean_of("metric.mfu"), "ppl": mean_of("metric.val_ppl"),
                 "alpha_p": mean_of("metric.alpha_p_mean"), "alpha_n": mean_of("metric.alpha_n_mean"),
-                "churn": stats.churn([seeds.preds[s] for s in sorted(seeds.preds)]),
+                "churn": stats.churn([seeds.preds[s] for s in sorted(seeds.preds)], CHURN_SEEDS),
             }
             matched = (abs(row["params_diff_pct"]) <= MATCH_TOLERANCE_PCT and abs(row["flops_diff_pct"]) <= MATCH_TOLERANCE_PCT)
             row["matched"] = bool(matched) if np.isfinite(row["params_diff_pct"]) and np.isfinite(row["flops_diff_pct"]) else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import matplotlib
 
@@ -55,12 +55,14 @@ def activation_shapes(names: list[str], path: Path, lo: float = -4.0, hi: float 
     return _save(fig, path)
 
 
-def _lm_series(trials: pd.DataFrame) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(config, series) of every ok lm trial of a loaded trials frame (`results.load`)."""
+def _lm_series(trials: pd.DataFrame) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(config, series) of every ok lm trial of a loaded trials frame (`results.load`), read one
+    at a time (a caller keeps only what it draws)."""
     if trials.empty or not {"kind", "status", "series_file", "config"} <= set(trials.columns):
-        return []
+        return
     lm = trials[(trials["kind"] == "lm") & (trials["status"] == "ok") & trials["series_file"].notna()]
-    return [(c if isinstance(c, dict) else {}, read_series(d, f)) for c, d, f in zip(lm["config"], lm["results_dir"], lm["series_file"])]
+    for c, d, f in zip(lm["config"], lm["results_dir"], lm["series_file"]):
+        yield (c if isinstance(c, dict) else {}), read_series(d, f)
 
 
 _LEGACY_SERIES = {"train": ("train_loss", ("step", "loss")), "val": ("val", ("step", "loss", "bpb")),
@@ -108,17 +110,22 @@ def _band(ax: plt.Axes, curves: list[np.ndarray], label: str) -> None:
 def lm_curves(trials: pd.DataFrame, out: Path) -> list[Path]:
     """Train-loss and validation curves per activation with a band over seeds; xIELU alphas.
     Series that cannot be read (another shape) are left out."""
-    runs = _lm_series(trials)
-    if not runs:
-        return []
     train: dict[str, list[np.ndarray]] = {}
-    val: dict[str, list[np.ndarray]] = {}
-    for cfg, series in runs:
+    val: dict[str, list[dict[str, np.ndarray]]] = {}
+    alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]] = {}
+    for cfg, series in _lm_series(trials):
         act = cfg.get("activation", "?")
         if (t := _series_columns(series, "train")) is not None and "loss" in t:
             train.setdefault(act, []).append(np.column_stack([t["step"], t["loss"]]))
         if (v := _series_columns(series, "val")) is not None:
             val.setdefault(act, []).append(v)
+        a = _series_columns(series, "alphas")
+        if a is not None and {"layer", "alpha_p", "alpha_n"} <= set(a):
+            for layer in np.unique(a["layer"]).astype(int):
+                sel = a["layer"] == layer
+                curves = alphas.setdefault((act, int(layer)), {"alpha_p": [], "alpha_n": []})
+                for name in ("alpha_p", "alpha_n"):
+                    curves[name].append(np.column_stack([a["step"][sel], a[name][sel]]))
     if not train and not val:
         return []
     fig, (ax_t, ax_v) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -134,16 +141,6 @@ def lm_curves(trials: pd.DataFrame, out: Path) -> list[Path]:
     ax_t.legend(fontsize=8)
     ax_v.legend(fontsize=8)
     paths = [_save(fig, out / "lm_curves.png")]
-    alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]] = {}
-    for cfg, series in runs:
-        a = _series_columns(series, "alphas")
-        if a is None or not {"layer", "alpha_p", "alpha_n"} <= set(a):
-            continue
-        for layer in np.unique(a["layer"]).astype(int):
-            sel = a["layer"] == layer
-            curves = alphas.setdefault((cfg.get("activation", "?"), int(layer)), {"alpha_p": [], "alpha_n": []})
-            for name in ("alpha_p", "alpha_n"):
-                curves[name].append(np.column_stack([a["step"][sel], a[name][sel]]))
     if alphas:
         fig, (ax_p, ax_n) = plt.subplots(1, 2, figsize=(11, 4.2))
         for (act, layer), curves in alphas.items():
