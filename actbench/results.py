@@ -133,7 +133,7 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
             continue
         except (ValueError, RecursionError):
             if i != last:
-                bad.append((i + 1, "not JSON (torn by an earlier crash?)"))
+                bad.append((i + 1, "not JSON (a torn record of an earlier crash?)"))
             continue
         why = _not_a_record(obj)
         if why is None:
