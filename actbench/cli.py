@@ -7,10 +7,11 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from actbench import __version__
 from actbench.errors import UserError
@@ -196,52 +197,66 @@ def data_prepare(
     console.print(f"wrote {len(files)} shard(s) to {out}: {', '.join(f.name for f in files[:4])}{' ...' if len(files) > 4 else ''}")
 
 
+def _alpha_option() -> Any:
+    return typer.Option(0.05, "--alpha", help="Family-wise error rate of the lm verdicts (Holm over the candidates of each table).")
+
+
+def _merge_option() -> Any:
+    return typer.Option(False, "--merge", help="Pool every results folder below the root into one row per "
+                                               "activation (default: each folder's rows stay separate).")
+
+
 @app.command()
 def compare(
     names: list[str] = typer.Argument(..., help="Activations; the first is the baseline."),
     results: Path = typer.Option(Path("results"), "--results", help="Folder searched for results (every trials.jsonl below it)."),
-    fmt: str = typer.Option("rich", "--format", help="rich (default), md, csv or json."),
+    fmt: str = typer.Option("rich", "--format", help="rich (default), md, csv (one long table) or json (one document)."),
+    alpha: float = _alpha_option(),
+    merge: bool = _merge_option(),
 ) -> None:
     """Compare activations across every recorded kernel, memory and lm result."""
-    from actbench.report.compare import compare_frames, compare_tables, compare_text, missing_hints, verdicts
+    from actbench.report.compare import compare_results, missing_hints
 
     if fmt not in ("rich", "md", "csv", "json"):
         raise UserError(f"--format: unknown format {fmt!r} (rich, md, csv, json)")
-    frames = compare_frames(names, results)
-    lines = verdicts(frames, names)
+    c = compare_results(names, results, alpha=alpha, merge=merge)
     if fmt == "rich":
-        for table in compare_tables(frames, names):
-            console.print(table)
-        for kind, kind_lines in lines.items():
-            for line in kind_lines:
-                console.print(f"[bold]{kind}[/]: {line}")
+        _print_comparison(c)
     else:
-        print(compare_text(frames, lines, fmt))
-    for hint in missing_hints(frames, names):
+        print({"md": c.to_markdown, "csv": c.to_csv, "json": c.to_json}[fmt]())
+    for hint in missing_hints(c):
         err_console.print(hint, highlight=False, soft_wrap=True)
+
+
+def _print_comparison(c: Any) -> None:
+    for table in c.tables():
+        console.print(table)
+    for kind, kind_lines in c.lines.items():
+        for line in kind_lines:
+            console.print(f"[bold]{kind}[/]: {escape(line)}", highlight=False)
 
 
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A results folder, e.g. results/llm_tiny."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write plots, HTML and exports (default RUN_DIR/report)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Baseline activation (default: the suite's reference, else the first)."),
+    alpha: float = _alpha_option(),
+    merge: bool = _merge_option(),
 ) -> None:
     """Summary, failures, comparisons, PNG plots, an HTML page and CSV/Parquet exports of a run."""
-    from actbench.report.compare import compare_tables, verdicts
+    from actbench.report.compare import display
     from actbench.report.html import build_report
 
-    r = build_report(run_dir, out)
-    console.print(r["summary"].to_string(index=False))
+    r = build_report(run_dir, out, baseline=baseline, alpha=alpha, merge=merge)
+    console.print(display(r["summary"]).to_string(index=False))
     if not r["failures"].empty:
         console.print("[bold red]trials that did not succeed[/]")
-        console.print(r["failures"].to_string(index=False))
-    if r["names"]:
-        for table in compare_tables(r["frames"], r["names"]):
-            console.print(table)
-        for kind, lines in verdicts(r["frames"], r["names"]).items():
-            for line in lines:
-                console.print(f"[bold]{kind}[/]: {line}")
-    console.print(f"wrote {r['html']}, {len(r['images'])} plot(s), exports: {', '.join(p.name for p in r['exports'])}")
+        console.print(display(r["failures"]).to_string(index=False), markup=False, highlight=False)
+    if r["comparison"] is not None:
+        console.print(f"baseline: {r['names'][0]} ({r['baseline_why']})")
+        _print_comparison(r["comparison"])
+    console.print(f"wrote {r['html']}, {len(r['images'])} plot(s), exports: {', '.join(p.name for p in r['exports']) or '-'}")
 
 
 @app.command()
@@ -251,11 +266,14 @@ def regress(
     threshold: float = typer.Option(0.05, "--threshold", min=0, help="Relative change that counts (the run's own noise counts if larger)."),
     bpb_tolerance: float = typer.Option(0.02, "--bpb-tolerance", min=0, help="Validation bits per byte that count as worse or better."),
     summary: Optional[Path] = typer.Option(None, "--summary", help="Also write the markdown summary here (e.g. $GITHUB_STEP_SUMMARY)."),
+    history: Optional[Path] = typer.Option(None, "--history", help="Append this run (commit, date, figure per row) to this "
+                                                                     "JSON-lines file and draw its trend next to it (.png)."),
     update_baseline: bool = typer.Option(False, "--update-baseline", help="Write this run's ok records as the new baseline instead."),
 ) -> None:
-    """Compare a run with a baseline from the same GPU model; exit 1 on SLOW, WORSE or failed trials."""
+    """Compare a run with a baseline from the same GPU model; exit 1 on SLOW, WORSE or failed trials,
+    2 when nothing could be compared (a wrong path or baseline)."""
+    from actbench.report.regression import append_history, regress_failed, regress_markdown
     from actbench.report.regression import regress as regress_run
-    from actbench.report.regression import regress_failed, regress_markdown
     from actbench.results import write_baseline
 
     if update_baseline:
@@ -268,6 +286,9 @@ def regress(
     if summary:
         with open(summary, "a") as f:
             f.write(text)
+    if history:
+        entry, plot = append_history(df, run_dir, history)
+        console.print(f"history: {len(entry['figures'])} figure(s) of commit {entry['commit'][:12]} appended to {history}; trend in {plot}")
     raise typer.Exit(1 if regress_failed(df) else 0)
 
 
@@ -291,9 +312,17 @@ def _error(message: str) -> None:
     err_console.print(f"actbench: error: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
+    return f"actbench: warning: {message}\n"
+
+
 def main() -> None:
     """Console entry point: bad input is one line on stderr and exit code 2; an internal error is
-    one line naming the file that holds its traceback, exit code 1. Never a traceback."""
+    one line naming the file that holds its traceback, exit code 1. Never a traceback. Warnings
+    (e.g. skipped lines of a results file) are one line each."""
+    import warnings
+
+    warnings.formatwarning = _warning_line
     try:
         rv = app(standalone_mode=False)
     except UserError as e:

@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 
 import actbench
@@ -156,8 +157,7 @@ class ResultStore:
         return counts
 
     def series(self, record: dict[str, Any]) -> dict[str, Any]:
-        rel = record.get("series_file")
-        return json.loads((self.root / rel).read_text()) if rel else {}
+        return read_series(self.root, record.get("series_file"))
 
 
 def _json_default(o: Any) -> Any:
@@ -168,26 +168,69 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of one trials.jsonl; torn or corrupt lines are skipped with a warning."""
-    if not path.exists():
+class ResultsWarning(UserWarning):
+    """Lines of a trials.jsonl skipped on read (torn by a crash, or not trial records)."""
+
+
+_RECORD_PARTS = {"config": dict, "metrics": dict, "rows": list, "env": dict, "error": dict}
+
+
+def _not_a_record(obj: Any) -> str | None:
+    """Why a parsed JSON line is not a trial record, or None when it is one."""
+    if not isinstance(obj, dict):
+        return f"a JSON {type(obj).__name__}, not an object"
+    for key in ("trial_id", "status"):
+        if not isinstance(obj.get(key), str) or not obj[key]:
+            return f"no {key}"
+    for key, typ in _RECORD_PARTS.items():
+        if obj.get(key) is not None and not isinstance(obj[key], typ):
+            return f"{key} is a {type(obj[key]).__name__}, not {'an object' if typ is dict else 'an array'}"
+    if any(not isinstance(r, dict) for r in obj.get("rows") or ()):
+        return "rows holds something other than objects"
+    return None
+
+
+def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Records of one trials.jsonl. A torn last line (a crash mid-write) is skipped silently;
+    every other line that is not a trial record (not UTF-8, not JSON, not an object, no trial_id
+    or status, a config that is not an object, ...) is skipped, and the file gets one
+    `ResultsWarning` line naming the first such line (file:line), the count and the reasons."""
+    path = Path(path)
+    if not path.is_file():
         return
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
+    last = max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
+    bad: list[tuple[int, str]] = []
     for i, raw in enumerate(lines):
         if not raw.strip():
             continue
         try:
-            yield json.loads(raw)
-        except json.JSONDecodeError:
-            if i < len(lines) - 1 and any(x.strip() for x in lines[i + 1 :]):
-                warnings.warn(f"{path}:{i + 1}: skipping a torn record (an earlier crash mid-write)", stacklevel=2)
+            obj = json.loads(raw)
+        except UnicodeDecodeError:
+            bad.append((i + 1, "not UTF-8"))
+            continue
+        except (ValueError, RecursionError):
+            if i != last:
+                bad.append((i + 1, "not JSON (a torn record of an earlier crash?)"))
+            continue
+        why = _not_a_record(obj)
+        if why is None:
+            yield obj
+        else:
+            bad.append((i + 1, why))
+    if bad:
+        listed = "; ".join(f"line {n}: {why}" for n, why in bad[:3]) + ("; ..." if len(bad) > 3 else "")
+        warnings.warn(f"{path}:{bad[0][0]}: skipped {len(bad)} line(s) that are not trial records ({listed})",
+                      ResultsWarning, stacklevel=2)
 
 
 def result_dirs(root: str | Path) -> list[Path]:
-    """Every folder at or below `root` that holds a trials.jsonl."""
+    """Every folder at or below `root` that holds a trials.jsonl (`root` may be the file itself)."""
     root = Path(root)
-    return sorted({p.parent for p in root.rglob(RECORDS)}) if root.exists() else []
+    if root.is_file() and root.name == RECORDS:
+        return [root.parent]
+    return sorted({p.parent for p in root.rglob(RECORDS)}) if root.is_dir() else []
 
 
 def gpu_name(record: dict[str, Any]) -> str:
@@ -205,47 +248,122 @@ def latest_records(root: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
             yield d, r
 
 
+def read_series(results_dir: str | Path, series_file: Any) -> dict[str, Any]:
+    """The per-step series of a record (`series_file` is relative to its results folder); {} when
+    there is none, it lies outside the folder, or it is not a readable JSON object. Readers must
+    still check the shape of what they take from it (older results store other shapes)."""
+    if not isinstance(series_file, str) or not series_file:
+        return {}
+    root = Path(results_dir).resolve()
+    path = (root / series_file).resolve()
+    if not path.is_relative_to(root):
+        return {}
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class _Blocks:
+    """Rows kept as tuples, grouped by their field names (records of one kind share them), so
+    that a row costs one tuple rather than one Python call per field; `frame` builds each group
+    with pandas and restores the order of arrival. A name given twice keeps its last value."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[tuple[str, ...], tuple[list[int], list[tuple[Any, ...]]]] = {}
+        self.n = 0
+
+    def add(self, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+        block = self.blocks.get(names)
+        if block is None:
+            block = self.blocks[names] = ([], [])
+        block[0].append(self.n)
+        block[1].append(values)
+        self.n += 1
+
+    def frame(self) -> pd.DataFrame:
+        parts = []
+        for names, (positions, values) in self.blocks.items():
+            last = {name: i for i, name in enumerate(names)}
+            if len(last) < len(names):  # a config key shadowing a record key: the later wins
+                keep = sorted(last.values())
+                values = [tuple(v[i] for i in keep) for v in values]
+                names = tuple(names[i] for i in keep)
+            parts.append(pd.DataFrame.from_records(values, columns=list(names), index=positions, nrows=len(values)))
+        if not parts:
+            return pd.DataFrame()
+        df = parts[0] if len(parts) == 1 else pd.concat(parts, sort=False)
+        return df.sort_index().reset_index(drop=True)
+
+
+_ROW_CONTEXT = ("trial_id", "suite", "kind", "run_id", "gpu_name", "results_dir")
+_TRAILER = ("error_type", "error_message", "gpu_name", "hostname", "results_dir")
+
+
+def _load_folder(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Trials and rows of one results folder (rows: of the latest ok attempt of each trial)."""
+    trials, rows = _Blocks(), _Blocks()
+    row_owner: list[int] = []
+    metric_names: dict[tuple[str, ...], tuple[str, ...]] = {}
+    config_keys: dict[str, None] = {}
+    folder, latest = str(d), {}
+    for r in iter_records(d / RECORDS):
+        i = trials.n
+        top = [k for k in r if k not in _RECORD_PARTS]
+        config, metrics = r.get("config") or {}, r.get("metrics") or {}
+        err, env = r.get("error") or {}, r.get("env") or {}
+        mkeys = tuple(metrics)
+        mnames = metric_names.get(mkeys)
+        if mnames is None:
+            mnames = metric_names[mkeys] = tuple(f"metric.{k}" for k in mkeys)
+        trials.add((*top, *config, "config", *mnames, *_TRAILER),
+                   (*(r[k] for k in top), *config.values(), config, *metrics.values(), err.get("type"), err.get("message"),
+                    gpu_name(r), env.get("hostname"), folder))
+        latest[r["trial_id"]] = i
+        if r["status"] == OK and r.get("rows"):
+            if config.keys() - config_keys.keys():  # the config fields joined to rows: those of kinds with rows
+                config_keys.update(dict.fromkeys(config))
+            for row in r["rows"]:
+                rows.add(tuple(row), tuple(row.values()))
+                row_owner.append(i)
+    t = trials.frame()
+    if t.empty:
+        return t, pd.DataFrame()
+    latest_ids = np.fromiter(sorted(latest.values()), dtype=np.int64, count=len(latest))
+    r = rows.frame()
+    if len(r):
+        owner = np.asarray(row_owner, dtype=np.int64)
+        kept = np.isin(owner, latest_ids)
+        r, owner = r[kept].reset_index(drop=True), owner[kept]
+        context = [c for c in dict.fromkeys((*_ROW_CONTEXT, *config_keys)) if c in t.columns and c not in r.columns]
+        r = pd.concat([t[context].iloc[owner].reset_index(drop=True), r], axis=1)
+    return (t.iloc[latest_ids].reset_index(drop=True) if latest_only else t), r
+
+
+def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`(load(path, latest_only), load_rows(path))` from one pass over the files, one results
+    folder at a time (only one folder's parsed records are held in memory at once)."""
+    parts = [_load_folder(d, latest_only) for d in result_dirs(path)]
+    trials = [t for t, _ in parts if not t.empty]
+    rows = [r for _, r in parts if not r.empty]
+    concat = lambda frames: frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)  # noqa: E731
+    return (concat(trials) if trials else pd.DataFrame()), (concat(rows) if rows else pd.DataFrame())
+
+
 def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:
     """Records under `path` (a results folder or a folder of them) as one flat DataFrame.
 
     One column per config field (`activation`, `size`, ...) and per metric (`metric.<name>`),
-    plus `gpu_name` ("cpu" for CPU runs) and `hostname`;
-    with `latest_only`, the last attempt of each (results folder, trial id) is kept.
-    """
-    frames = []
-    for d in result_dirs(path):
-        recs = list(iter_records(d / RECORDS))
-        if not recs:
-            continue
-        rows = []
-        for r in recs:
-            row = {k: v for k, v in r.items() if k not in ("config", "metrics", "rows", "env", "error")}
-            row.update(r.get("config", {}))
-            row.update({f"metric.{k}": v for k, v in (r.get("metrics") or {}).items()})
-            err = r.get("error") or {}
-            row["error_type"], row["error_message"] = err.get("type"), err.get("message")
-            row["gpu_name"], row["hostname"] = gpu_name(r), (r.get("env") or {}).get("hostname")
-            row["results_dir"] = str(d)
-            rows.append(row)
-        frames.append(pd.DataFrame(rows))
-    if not frames:
-        return pd.DataFrame()
-    df = pd.concat(frames, ignore_index=True)
-    if latest_only:
-        df = df.drop_duplicates(subset=["results_dir", "trial_id"], keep="last").reset_index(drop=True)
-    return df
+    the config itself (`config`, a dict), `gpu_name` ("cpu" for CPU runs), `hostname` and
+    `results_dir`; with `latest_only`, the last attempt of each (results folder, trial id)."""
+    return load_tables(path, latest_only)[0]
 
 
 def load_rows(path: str | Path) -> pd.DataFrame:
-    """Long-format measurement rows (kernel and memory kinds) joined with their trial config."""
-    out = []
-    for d, r in latest_records(path):
-        if r.get("status") != OK:
-            continue
-        base = {"trial_id": r["trial_id"], "suite": r.get("suite"), "kind": r.get("kind"), **r.get("config", {}),
-                "gpu_name": gpu_name(r), "results_dir": str(d)}
-        out.extend({**base, **row} for row in r.get("rows") or [])
-    return pd.DataFrame(out)
+    """Long-format measurement rows (kernel and memory kinds) of the latest ok attempt of each
+    trial, joined with the trial's config, id, suite, kind, run id, GPU and results folder."""
+    return load_tables(path)[1]
 
 
 def _not_writable(root: Path, e: OSError) -> UserError:
@@ -330,6 +448,8 @@ def write_baseline(run_dir: str | Path, baseline: str | Path) -> int:
     """Write the latest ok record of every trial under `run_dir` to `baseline` (replacing it)."""
     latest = {r["trial_id"]: r for _, r in latest_records(run_dir)}
     ok = [r for r in latest.values() if r.get("status") == OK]
+    if not ok:
+        raise UserError(f"{run_dir}: no ok trial record at or below it; {baseline} left as it was")
     path = Path(baseline)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

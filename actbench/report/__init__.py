@@ -10,9 +10,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "compare_frames": "compare", "compare_tables": "compare", "compare_text": "compare", "verdicts": "compare",
+    "compare_results": "compare", "setup_key": "compare", "Comparison": "compare",
     "build_report": "html", "regress": "regression", "regress_failed": "regression", "regress_markdown": "regression",
-    "churn": "stats", "mean_ci": "stats", "welch_p": "stats",
+    "append_history": "regression", "churn": "stats", "mean_ci": "stats", "paired_t": "stats", "holm": "stats",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,58 +1,107 @@
 """`actbench report`: summary, failures, comparisons, PNG plots, a self-contained HTML page and
-CSV/Parquet exports of one results folder."""
+CSV/Parquet exports of one results folder (or a folder of them). Missing values show as "-"."""
 
 from __future__ import annotations
 
+import html
+import json
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from actbench.errors import UserError
-from actbench.report.compare import compare_frames, verdicts
+from actbench.report import compare
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None) -> dict[str, object]:
+def choose_baseline(trials: "pd.DataFrame", names: list[str], requested: str | None = None) -> tuple[str, str]:
+    """(baseline, why): `requested` when given (it must be present in the results), else the lm
+    suites' `reference` when it is among the results, else the first activation recorded."""
+    from actbench.activations.registry import unknown_message
+
+    if requested is not None:
+        if requested not in names:
+            raise UserError(f"--baseline: {unknown_message(requested, names)}; activations in these results: {', '.join(names)}")
+        return requested, "--baseline"
+    if "reference" in trials and "kind" in trials:
+        refs = Counter(r for r in trials.loc[trials["kind"] == "lm", "reference"].dropna() if r in names)
+        if refs:
+            return refs.most_common(1)[0][0], "the suite's reference"
+    return names[0], "the first activation recorded"
+
+
+def _html_table(df: "pd.DataFrame") -> str:
+    return compare.display(df).to_html(index=False, escape=True)
+
+
+def _json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
+    """Lists and dicts in object columns as JSON text (CSV and Parquet cells are scalars)."""
+    df = df.copy()
+    for c in df.columns:
+        if df[c].dtype == object and df[c].map(lambda v: isinstance(v, (list, dict))).any():
+            df[c] = df[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+    return df
+
+
+def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path) -> list[Path]:
+    """trials and rows as CSV and Parquet. With pyarrow (the `parquet` extra) both are written
+    from one Arrow table (fast); without it, or for a column of mixed types that has no Arrow
+    type, CSV is written by pandas and Parquet is left out."""
+    exports = []
+    for name, df in (("trials", trials.drop(columns=["config"], errors="ignore")), ("rows", rows)):
+        if df.empty:
+            continue
+        df = _json_lists(df)
+        csv, parquet = out / f"{name}.csv", out / f"{name}.parquet"
+        try:
+            import pyarrow as pa
+            import pyarrow.csv as pa_csv
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            pa_csv.write_csv(table, csv)
+            pq.write_table(table, parquet)
+            exports += [csv, parquet]
+        except (ImportError, ValueError, TypeError):  # pyarrow's errors derive from these
+            df.to_csv(csv, index=False)
+            exports.append(csv)
+    return exports
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline: str | None = None, alpha: float = 0.05,
+                 merge: bool = False) -> dict[str, Any]:
     """Summary, failures, comparison tables, PNG plots, HTML page, CSV/Parquet exports."""
-    import json
-
     from actbench.report import plots
-    from actbench.results import load, load_rows
+    from actbench.results import load_tables
 
     run_dir = Path(run_dir)
-    trials = load(run_dir)
+    trials, rows = load_tables(run_dir)
     if trials.empty:
-        raise UserError(f"{run_dir}: no trials.jsonl with records below it")
-    out = Path(out) if out else run_dir / "report"
+        raise UserError(f"{run_dir}: no trial records in a trials.jsonl at or below it")
+    out = Path(out) if out else (run_dir if run_dir.is_dir() else run_dir.parent) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    rows = load_rows(run_dir)
-    summary = trials.groupby(["suite", "kind", "status"]).size().rename("trials").reset_index()
+    summary = trials.groupby(["suite", "kind", "status"], dropna=False).size().rename("trials").reset_index()
     failed = trials[trials["status"] != "ok"]
-    fail_cols = [c for c in ("suite", "trial_id", "activation", "status", "error_type", "error_message", "note") if c in failed]
-    failures = failed[fail_cols].reset_index(drop=True)
+    failures = failed[[c for c in ("suite", "trial_id", "activation", "status", "error_type", "error_message", "note") if c in failed]]
     names = list(dict.fromkeys(trials["activation"].dropna())) if "activation" in trials else []
-    frames = compare_frames(names, run_dir) if names else {}
-    images = plots.lm_curves(run_dir, out) + plots.kernel_bars(rows, out)
+    comparison, why = None, ""
     if names:
-        images.append(plots.activation_shapes(names, out / "activations.png"))
-    flat = trials.map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
-    flat.to_csv(out / "trials.csv", index=False)
-    exports = [out / "trials.csv"]
-    if not rows.empty:
-        rows.to_csv(out / "rows.csv", index=False)
-        exports.append(out / "rows.csv")
-    try:
-        flat.to_parquet(out / "trials.parquet", index=False)
-        exports.append(out / "trials.parquet")
-        if not rows.empty:
-            rows.to_parquet(out / "rows.parquet", index=False)
-            exports.append(out / "rows.parquet")
-    except ImportError:
-        pass  # pyarrow is the `parquet` extra
-    sections = [("Summary", summary.to_html(index=False))]
+        base, why = choose_baseline(trials, names, baseline)
+        names = [base, *(n for n in names if n != base)]
+        comparison = compare.build(names, trials, rows, run_dir, alpha=alpha, merge=merge)
+    images = plots.lm_curves(trials, out) + plots.kernel_throughput(rows, out)
+    exports = _exports(trials, rows, out)
+    sections = [("Summary", _html_table(summary))]
     if not failures.empty:
-        sections.append(("Trials that did not succeed", failures.to_html(index=False)))
-    for kind, df in frames.items():
-        if not df.empty:
-            lines = "".join(f"<li>{line}</li>" for line in verdicts(frames, names).get(kind, []))
-            sections.append((f"{kind} (baseline: {names[0]})", df.drop(columns=[c for c in ("values",) if c in df]).to_html(index=False, float_format=lambda v: f"{v:.4g}") + f"<ul>{lines}</ul>"))
+        sections.append(("Trials that did not succeed", _html_table(failures.reset_index(drop=True))))
+    if comparison is not None:
+        for kind, df in comparison.frames.items():
+            if not df.empty:
+                lines = "".join(f"<li>{html.escape(line)}</li>" for line in comparison.lines.get(kind, []))
+                sections.append((f"{kind} (baseline: {names[0]}, {why}; alpha={alpha:g})",
+                                 _html_table(df.drop(columns=compare.LIST_COLUMNS, errors="ignore")) + f"<ul>{lines}</ul>"))
     (out / "report.html").write_text(plots.html_page(f"actbench report: {run_dir}", sections, images))
-    return {"summary": summary, "failures": failures, "frames": frames, "names": names, "images": images,
-            "html": out / "report.html", "exports": exports, "out": out}
+    return {"summary": summary, "failures": failures, "comparison": comparison, "names": names, "baseline_why": why,
+            "images": images, "html": out / "report.html", "exports": exports, "out": out}

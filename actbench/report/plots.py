@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import matplotlib
 
@@ -15,12 +15,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from actbench import activations  # noqa: E402
-from actbench.results import ResultStore, latest_records  # noqa: E402
+from actbench.results import read_series  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: plt.Figure, path: Path, legend_room: float = 0.0) -> Path:
+    """Lay out (keeping the right `legend_room` of the figure for a legend outside the axes)
+    and write a PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - legend_room, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -78,76 +80,173 @@ def activation_shapes(names: list[str], path: Path, lo: float = -4.0, hi: float 
     return _save(activation_figure(names, lo, hi), path)
 
 
-def _lm_series(root: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(record, series) of the latest ok attempt of every lm trial in every results folder."""
-    return [(r, ResultStore(d).series(r)) for d, r in latest_records(root)
-            if r.get("kind") == "lm" and r.get("status") == "ok" and r.get("series_file")]
+def _lm_series(trials: pd.DataFrame) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(config, series) of every ok lm trial of a loaded trials frame (`results.load`), read one
+    at a time (a caller keeps only what it draws)."""
+    if trials.empty or not {"kind", "status", "series_file", "config"} <= set(trials.columns):
+        return
+    lm = trials[(trials["kind"] == "lm") & (trials["status"] == "ok") & trials["series_file"].notna()]
+    for c, d, f in zip(lm["config"], lm["results_dir"], lm["series_file"]):
+        yield (c if isinstance(c, dict) else {}), read_series(d, f)
+
+
+_LEGACY_SERIES = {"train": ("train_loss", ("step", "loss")), "val": ("val", ("step", "loss", "bpb")),
+                  "alphas": ("alphas", ("step", "layer", "alpha_p", "alpha_n"))}
+
+
+def _series_columns(series: dict[str, Any], table: str) -> dict[str, np.ndarray] | None:
+    """One table of a series as float columns: the column format {table: {column: [...]}} or the
+    older list of unnamed rows; None where it is absent or has another shape."""
+    data = series.get(table)
+    legacy_key, names = _LEGACY_SERIES[table]
+    try:
+        if isinstance(data, dict):
+            cols = {c: np.asarray([np.nan if v is None else v for v in data[c]], dtype=float) for c in names if c in data}
+        else:
+            rows = np.asarray([[np.nan if v is None else v for v in r] for r in series.get(legacy_key) or []], dtype=float)
+            cols = {c: rows[:, i] for i, c in enumerate(names) if rows.ndim == 2 and i < rows.shape[1]}
+    except (TypeError, ValueError, KeyError, IndexError):
+        return None
+    if "step" not in cols or len({len(v) for v in cols.values()}) != 1 or not len(cols["step"]):
+        return None
+    return cols
+
+
+def _values_at(curve: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """The values of a (step, value) curve at `steps`, all of which it has."""
+    order = np.argsort(curve[:, 0], kind="stable")
+    return curve[order[np.searchsorted(curve[order, 0], steps)], 1]
 
 
 def _band(ax: plt.Axes, curves: list[np.ndarray], label: str) -> None:
-    """Mean line and min-max band over seeds of curves given as (step, value) rows."""
-    steps = sorted(set.intersection(*(set(c[:, 0].tolist()) for c in curves)))
-    if not steps:
+    """Mean line and min-max band over seeds of curves given as (step, value) rows, at the
+    steps every curve has."""
+    steps = curves[0][:, 0]
+    for c in curves[1:]:
+        steps = np.intersect1d(steps, c[:, 0])
+    if not len(steps):
         return
-    vals = np.array([[dict(zip(c[:, 0], c[:, 1]))[s] for s in steps] for c in curves])
+    vals = np.array([_values_at(c, steps) for c in curves])
     (line,) = ax.plot(steps, vals.mean(0), label=f"{label} (n={len(curves)})")
     if len(curves) > 1:
         ax.fill_between(steps, vals.min(0), vals.max(0), color=line.get_color(), alpha=0.2)
 
 
-def lm_curves(root: Path, out: Path) -> list[Path]:
-    """Train-loss and validation curves per activation with a band over seeds; xIELU alphas."""
-    runs = _lm_series(root)
-    if not runs:
+def lm_curves(trials: pd.DataFrame, out: Path) -> list[Path]:
+    """Train-loss and validation curves per activation with a band over seeds; xIELU alphas.
+    Series that cannot be read (another shape) are left out."""
+    train: dict[str, list[np.ndarray]] = {}
+    val: dict[str, list[dict[str, np.ndarray]]] = {}
+    alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]] = {}
+    for cfg, series in _lm_series(trials):
+        act = cfg.get("activation", "?")
+        if (t := _series_columns(series, "train")) is not None and "loss" in t:
+            train.setdefault(act, []).append(np.column_stack([t["step"], t["loss"]]))
+        if (v := _series_columns(series, "val")) is not None:
+            val.setdefault(act, []).append(v)
+        a = _series_columns(series, "alphas")
+        if a is not None and {"layer", "alpha_p", "alpha_n"} <= set(a):
+            for layer in np.unique(a["layer"]).astype(int):
+                sel = a["layer"] == layer
+                curves = alphas.setdefault((act, int(layer)), {"alpha_p": [], "alpha_n": []})
+                for name in ("alpha_p", "alpha_n"):
+                    curves[name].append(np.column_stack([a["step"][sel], a[name][sel]]))
+    if not train and not val:
         return []
-    by_act: dict[str, list[dict[str, Any]]] = {}
-    for rec, series in runs:
-        by_act.setdefault(rec["config"]["activation"], []).append(series)
     fig, (ax_t, ax_v) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for act, ss in by_act.items():
-        _band(ax_t, [np.array(s["train_loss"], dtype=float) for s in ss], act)
-        use_bpb = all(v[2] is not None for s in ss for v in s["val"])
-        _band(ax_v, [np.array([[v[0], v[2] if use_bpb else v[1]] for v in s["val"]], dtype=float) for s in ss], act)
+    for act, curves in train.items():
+        _band(ax_t, curves, act)
+    for act, vs in val.items():
+        use_bpb = all("bpb" in v and np.isfinite(v["bpb"]).all() for v in vs)
+        curves = [np.column_stack([v["step"], v["bpb"] if use_bpb else v["loss"]]) for v in vs if use_bpb or "loss" in v]
+        if curves:
+            _band(ax_v, curves, act)
     ax_t.set(title="train loss (nats/token)", xlabel="step")
     ax_v.set(title="validation bits per byte (loss where unknown)", xlabel="step")
     ax_t.legend(fontsize=8)
     ax_v.legend(fontsize=8)
     paths = [_save(fig, out / "lm_curves.png")]
-    alpha_runs = [(rec, s) for rec, s in runs if s.get("alphas")]
-    if alpha_runs:
+    if alphas:
         fig, (ax_p, ax_n) = plt.subplots(1, 2, figsize=(11, 4.2))
-        for rec, s in alpha_runs:
-            a = np.array(s["alphas"], dtype=float)
-            tag = f"{rec['config']['activation']} s{rec['config']['seed']}"
-            for layer in np.unique(a[:, 1]).astype(int):
-                rows = a[a[:, 1] == layer]
-                ax_p.plot(rows[:, 0], rows[:, 2], label=f"{tag} L{layer}", lw=1)
-                ax_n.plot(rows[:, 0], rows[:, 3], label=f"{tag} L{layer}", lw=1)
-        ax_p.set(title="alpha_p per layer", xlabel="step")
-        ax_n.set(title="alpha_n per layer", xlabel="step")
+        for (act, layer), curves in alphas.items():
+            _band(ax_p, curves["alpha_p"], f"{act} L{layer}")
+            _band(ax_n, curves["alpha_n"], f"{act} L{layer}")
+        ax_p.set(title="alpha_p per layer (mean, min-max over seeds)", xlabel="step")
+        ax_n.set(title="alpha_n per layer (mean, min-max over seeds)", xlabel="step")
         ax_p.legend(fontsize=6, ncol=2)
         paths.append(_save(fig, out / "alphas.png"))
     return paths
 
 
-def kernel_bars(rows: pd.DataFrame, out: Path) -> list[Path]:
-    """Achieved GB/s per activation and impl, one panel per (dtype, size, mode), copy marked."""
-    k = rows[rows["kind"] == "kernel"] if not rows.empty else rows
+def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
+    """Per dtype, achieved GB/s and % of the device copy against size (log x) for each mode, one
+    line per activation x impl (median over repeats), the copy dashed: one figure per dtype."""
+    k = rows[rows["kind"] == "kernel"] if not rows.empty and "kind" in rows else rows
     if k.empty:
         return []
+    folders = k["results_dir"].nunique() if "results_dir" in k else 1
+    pooled = f" (medians over {folders} results folders)" if folders > 1 else ""
+    copy = k[k["impl"] == "copy"].groupby(["dtype", "size"])["gbps"].median()
     paths = []
-    for (dtype, mode), g in k[k["impl"] != "copy"].groupby(["dtype", "mode"]):
-        sizes = sorted(g["size"].unique())
-        fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 4), squeeze=False)
-        for ax, size in zip(axes[0], sizes):
-            s = g[g["size"] == size].groupby(["activation", "impl"])["gbps"].median().unstack("impl")
-            s.plot.bar(ax=ax, rot=45)
-            copy = k[(k["impl"] == "copy") & (k["dtype"] == dtype) & (k["size"] == size)]["gbps"].median()
-            ax.axhline(copy, color="k", ls="--", lw=1, label="device copy")
-            ax.set(title=f"{dtype} {mode} size={size:,}", ylabel="GB/s (minimal bytes)")
-            ax.legend(fontsize=7)
-        paths.append(_save(fig, out / f"kernel_{dtype}_{mode}.png"))
+    for dtype, g in k[k["impl"] != "copy"].groupby("dtype"):
+        modes = list(dict.fromkeys(g["mode"]))
+        med = g.groupby(["mode", "activation", "impl", "size"])[["gbps", "pct_copy"]].median()
+        fig, axes = plt.subplots(len(modes), 2, figsize=(14, 3.4 * len(modes)), squeeze=False)
+        colours: dict[tuple[str, str], Any] = {}
+        for (ax_g, ax_c), mode in zip(axes, modes):
+            for (act, impl), line in med.loc[mode].groupby(level=["activation", "impl"]):
+                sizes = line.index.get_level_values("size")
+                (drawn,) = ax_g.plot(sizes, line["gbps"], marker="o", lw=1.2, color=colours.get((act, impl)),
+                                     label=f"{act} {impl}" if (act, impl) not in colours else None)
+                colours.setdefault((act, impl), drawn.get_color())
+                ax_c.plot(sizes, line["pct_copy"], marker="o", lw=1.2, color=drawn.get_color())
+            if dtype in copy.index.get_level_values("dtype"):
+                c = copy.loc[dtype]
+                ax_g.plot(c.index, c.values, "k--", lw=1, label="device copy" if mode == modes[0] else None)
+            ax_c.axhline(100, color="k", ls="--", lw=1)
+            ax_g.set(title=f"{dtype} {mode}: achieved GB/s (minimal bytes)", ylabel="GB/s", xscale="log")
+            ax_c.set(title=f"{dtype} {mode}: % of a device copy in the same trial", ylabel="% of copy", xscale="log")
+        for ax in axes[-1]:
+            ax.set_xlabel("elements")
+        fig.suptitle(f"kernel throughput, {dtype}{pooled}")
+        fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.86, 0.5))
+        paths.append(_save(fig, out / f"kernel_{dtype}.png", legend_room=0.14))
     return paths
+
+
+HIGHER_IS_BETTER = {"pct_copy": True, "tokens_per_s": True, "val_bpb": False, "val_loss": False,
+                    "saved_bytes_per_elem": False, "peak_fwd_bwd_mb": False}
+
+
+def history_plot(entries: list[dict[str, Any]], path: Path, labelled: int = 8) -> Path:
+    """Trend of every figure over the runs of a regress history (asv style): one panel per
+    metric, each row's figure as % change from its first run; the `labelled` rows that moved
+    most are named in the legend, the others drawn thin and grey."""
+    metrics = sorted({key.rsplit(" | ", 1)[-1] for e in entries for key in e["figures"]})
+    fig, axes = plt.subplots(len(metrics) or 1, 1, figsize=(11, 3.2 * max(1, len(metrics))), squeeze=False)
+    ticks = [f"{str(e.get('commit', '?'))[:8]}\n{str(e.get('date', ''))[:10]}" for e in entries]
+    for ax, metric in zip(axes[:, 0], metrics):
+        keys = sorted({k for e in entries for k in e["figures"] if k.rsplit(" | ", 1)[-1] == metric})
+        series = {}
+        for k in keys:
+            values = np.array([e["figures"].get(k, np.nan) for e in entries], dtype=float)
+            first = values[np.isfinite(values)][:1]
+            if len(first) and first[0]:
+                series[k] = (values / first[0] - 1) * 100
+        moved = sorted(series, key=lambda k: -np.nanmax(np.abs(series[k])) if np.isfinite(series[k]).any() else 0)[:labelled]
+        for k, change in series.items():
+            if k in moved:
+                ax.plot(range(len(entries)), change, marker="o", lw=1.5, label=k.rsplit(" | ", 1)[0])
+            else:
+                ax.plot(range(len(entries)), change, color="0.75", lw=0.8)
+        better = HIGHER_IS_BETTER.get(metric)
+        direction = "" if better is None else (" (higher is better)" if better else " (lower is better)")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set(title=f"{metric}: change from each row's first run{direction}; {len(series)} row(s)", ylabel="% change")
+        ax.set_xticks(range(len(entries)), ticks, fontsize=7)
+        if moved:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=f"moved most (of {len(series)})", title_fontsize=7)
+    return _save(fig, path, legend_room=0.3)
 
 
 def _img(path: Path) -> str:

@@ -1,81 +1,127 @@
-"""`actbench regress`: a run against a baseline from the same GPU model, noise-aware."""
+"""`actbench regress`: a run against a baseline from the same GPU model, noise-aware, and a
+per-commit history of the figures it compared (one JSON line per run, plotted as a trend)."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from actbench.errors import UserError
 from actbench.report.compare import markdown
+from actbench.report.stats import NOISY_SPREAD
 
 if TYPE_CHECKING:
     import pandas as pd
+
+COLUMNS = ["trial_id", "kind", "what", "metric", "baseline", "current", "change_pct", "noise_pct", "verdict"]
+COMPARED = ("SAME", "SLOW", "FAST", "WORSE", "BETTER", "NOISY")
+
+
+def _spread(row: dict[str, Any] | None) -> float:
+    """(p80 - p20) / p50 of a timing row; 0 where unknown."""
+    try:
+        return max(0.0, (float(row["ms_p80"]) - float(row["ms_p20"])) / float(row["ms_p50"]))  # type: ignore[index]
+    except (TypeError, KeyError, ValueError, ZeroDivisionError):
+        return 0.0
+
+
+def _kernel_rows(rec: dict[str, Any], base: dict[str, Any], threshold: float) -> list[tuple[str, str, float, float, str, float]]:
+    """(impl mode, metric, baseline, current, verdict, noise) per timed row, on the % of the device
+    copy measured in the same trial (so a slower or faster machine state cancels out). The noise
+    of a side is its row's spread plus its copy's spread; NOISY where it exceeds NOISY_SPREAD or
+    a row is flagged noisy; else SLOW / FAST beyond max(threshold, noise), SAME otherwise."""
+    def split(r: dict[str, Any]) -> tuple[dict | None, dict[tuple[Any, Any], dict]]:
+        rows = r.get("rows") or []
+        copy = next((x for x in rows if x.get("impl") == "copy"), None)
+        return copy, {(x.get("impl"), x.get("mode")): x for x in rows if x.get("impl") != "copy"}
+
+    bcopy, brows = split(base)
+    ccopy, crows = split(rec)
+    out = []
+    for key, r in crows.items():
+        br = brows.get(key)
+        if br is None or not isinstance(r.get("pct_copy"), (int, float)) or not br.get("pct_copy"):
+            continue
+        b, c = float(br["pct_copy"]), float(r["pct_copy"])
+        noise = max(_spread(r) + _spread(ccopy), _spread(br) + _spread(bcopy))
+        time_ratio = b / c if c else float("inf")  # > 1: slower relative to the copy
+        limit = max(threshold, noise)
+        if noise > NOISY_SPREAD or r.get("noisy") is True or br.get("noisy") is True:
+            verdict = "NOISY"
+        else:
+            verdict = "SLOW" if time_ratio > 1 + limit else "FAST" if time_ratio < 1 - limit else "SAME"
+        out.append((f"{key[0]} {key[1]}", "pct_copy", b, c, verdict, noise))
+    return out
 
 
 def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, bpb_tolerance: float = 0.02) -> "pd.DataFrame":
     """Compare a run with a baseline taken on the same GPU model, metric by metric.
 
-    Times: SLOW when the median is worse by more than max(threshold, the p20-p80 spread of
-    either side, relative to its median), FAST when better by as much, SAME otherwise.
-    Memory: WORSE/BETTER beyond `threshold`. LM quality: WORSE/BETTER beyond `bpb_tolerance`
-    bits (absolute); LM throughput: SLOW/FAST beyond `threshold`.
-    """
+    Kernels: % of the device copy (see `_kernel_rows`). Memory: WORSE/BETTER beyond `threshold`.
+    LM quality: WORSE/BETTER beyond `bpb_tolerance` (absolute); LM throughput: SLOW/FAST beyond
+    `threshold`. Trials that did not succeed are FAILED. A UserError when the run has no records
+    or nothing in it could be compared (a wrong path or baseline)."""
     import pandas as pd
 
-    from actbench.results import gpu_name, iter_records, latest_records
+    from actbench.results import gpu_name, iter_records, latest_records, result_dirs
 
     base_path = Path(baseline)
     if not base_path.is_file():
         raise UserError(f"--baseline {baseline}: no such file (create one with --update-baseline)")
+    if not result_dirs(run_dir):
+        raise UserError(f"{run_dir}: no trials.jsonl at or below it")
     base = {r["trial_id"]: r for r in iter_records(base_path) if r.get("status") == "ok"}
     current = {r["trial_id"]: r for _, r in latest_records(run_dir)}
     out = []
 
-    def add(rec: dict, label: str, metric: str, b: float, c: float, verdict: str, noise: float | None = None) -> None:
-        change = (c / b - 1) * 100 if b else float("nan")
-        out.append({"trial_id": rec["trial_id"], "kind": rec["kind"], "what": label, "metric": metric, "baseline": b,
-                    "current": c, "change_pct": change, "noise_pct": None if noise is None else noise * 100, "verdict": verdict})
+    def add(rec: dict, label: str, metric: str, b: float | None = None, c: float | None = None, verdict: str = "",
+            noise: float | None = None) -> None:
+        change = (c / b - 1) * 100 if b and c is not None else None
+        out.append({"trial_id": rec["trial_id"], "kind": rec.get("kind"), "what": label, "metric": metric, "baseline": b, "current": c,
+                    "change_pct": change, "noise_pct": None if noise is None else noise * 100, "verdict": verdict})
 
     for tid, rec in current.items():
-        label = " ".join(f"{k}={v}" for k, v in rec["config"].items() if k in ("activation", "dtype", "size", "seed"))
+        cfg = rec.get("config") or {}
+        label = " ".join(f"{k}={v}" for k, v in cfg.items() if k in ("activation", "dtype", "size", "seed"))
         if rec.get("status") != "ok":
-            out.append({"trial_id": tid, "kind": rec["kind"], "what": label, "metric": "status", "verdict": f"FAILED ({rec['status']})"})
+            add(rec, label, "status", verdict=f"FAILED ({rec['status']})")
             continue
         b = base.get(tid)
         if b is None:
             continue
         if gpu_name(b) != gpu_name(rec):
-            out.append({"trial_id": tid, "kind": rec["kind"], "what": label, "metric": "-", "verdict": "SKIPPED (different GPU)"})
+            add(rec, label, "-", verdict="SKIPPED (different GPU)")
             continue
-        if rec["kind"] == "kernel":
-            brows = {(r["impl"], r["mode"]): r for r in b.get("rows", [])}
-            for r in rec.get("rows", []):
-                br = brows.get((r["impl"], r["mode"]))
-                if br is None:
-                    continue
-                noise = max((r["ms_p80"] - r["ms_p20"]) / r["ms_p50"], (br["ms_p80"] - br["ms_p20"]) / br["ms_p50"])
-                limit = max(threshold, noise)
-                ratio = r["ms_p50"] / br["ms_p50"]
-                verdict = "SLOW" if ratio > 1 + limit else "FAST" if ratio < 1 - limit else "SAME"
-                add(rec, f"{label} {r['impl']} {r['mode']}", "ms_p50", br["ms_p50"], r["ms_p50"], verdict, noise)
-        elif rec["kind"] == "memory":
-            brows = {r["impl"]: r for r in b.get("rows", [])}
-            for r in rec.get("rows", []):
-                br = brows.get(r["impl"])
+        kind, metrics, bmetrics = rec.get("kind"), rec.get("metrics") or {}, b.get("metrics") or {}
+        if kind == "kernel":
+            for what, metric, bv, cv, verdict, noise in _kernel_rows(rec, b, threshold):
+                add(rec, f"{label} {what}", metric, bv, cv, verdict, noise)
+        elif kind == "memory":
+            brows = {r.get("impl"): r for r in b.get("rows") or []}
+            for r in rec.get("rows") or []:
+                br = brows.get(r.get("impl"))
                 for m in ("saved_bytes_per_elem", "peak_fwd_bwd_mb"):
                     if br is None or r.get(m) is None or br.get(m) in (None, 0):
                         continue
                     ratio = r[m] / br[m]
                     add(rec, f"{label} {r['impl']}", m, br[m], r[m], "WORSE" if ratio > 1 + threshold else "BETTER" if ratio < 1 - threshold else "SAME")
-        elif rec["kind"] == "lm":
-            q = "val_bpb" if rec["metrics"].get("val_bpb") is not None else "val_loss"
-            bq, cq = b["metrics"].get(q), rec["metrics"].get(q)
+        elif kind == "lm":
+            q = "val_bpb" if metrics.get("val_bpb") is not None else "val_loss"
+            bq, cq = bmetrics.get(q), metrics.get(q)
             if bq is not None and cq is not None:
                 add(rec, label, q, bq, cq, "WORSE" if cq > bq + bpb_tolerance else "BETTER" if cq < bq - bpb_tolerance else "SAME")
-            bt, ct = b["metrics"].get("tokens_per_s"), rec["metrics"].get("tokens_per_s")
+            bt, ct = bmetrics.get("tokens_per_s"), metrics.get("tokens_per_s")
             if bt and ct:
                 add(rec, label, "tokens_per_s", bt, ct, "SLOW" if ct < bt * (1 - threshold) else "FAST" if ct > bt * (1 + threshold) else "SAME")
-    return pd.DataFrame(out, columns=["trial_id", "kind", "what", "metric", "baseline", "current", "change_pct", "noise_pct", "verdict"])
+    df = pd.DataFrame(out, columns=COLUMNS)
+    if not df["verdict"].isin(COMPARED).any() and not df["verdict"].str.startswith("FAILED").any():
+        skipped = int((df["verdict"] == "SKIPPED (different GPU)").sum())
+        why = f" ({skipped} trial(s) ran on another GPU model)" if skipped else " (same trial ids on the same GPU model)"
+        raise UserError(f"{run_dir}: no trial of {len(current)} has a baseline in {baseline}{why}: nothing compared")
+    return df
 
 
 def regress_failed(df: "pd.DataFrame") -> bool:
@@ -84,11 +130,55 @@ def regress_failed(df: "pd.DataFrame") -> bool:
 
 def regress_markdown(df: "pd.DataFrame", baseline: str | Path, run_dir: str | Path) -> str:
     """A summary for a CI job: counts per verdict and the rows that are not SAME."""
-    if df.empty:
-        return f"## actbench regress\n\nNo trial of {run_dir} has a baseline in {baseline} (same trial ids): nothing compared.\n"
     counts = df["verdict"].value_counts()
     head = ", ".join(f"{n} {v}" for v, n in counts.items())
     status = "FAIL" if regress_failed(df) else "PASS"
     notable = df[df["verdict"] != "SAME"]
     body = markdown(notable) if not notable.empty else "Every compared metric is SAME."
-    return f"## actbench regress: {status}\n\nBaseline `{baseline}`, run `{run_dir}`: {head}.\n\n{body}\n"
+    note = (f" NOISY: the spread of repeats (row plus copy, p20-p80) exceeds {NOISY_SPREAD:.0%} of the median, so no verdict."
+            if counts.get("NOISY") else "")
+    return f"## actbench regress: {status}\n\nBaseline `{baseline}`, run `{run_dir}`: {head}.{note}\n\n{body}\n"
+
+
+def history_entry(df: "pd.DataFrame", run_dir: str | Path) -> dict[str, Any]:
+    """One line of the history: the run's git commit (the most common among its records), its
+    date (the last record's end, UTC), and the current figure of every compared row."""
+    from actbench.results import latest_records
+
+    recs = [r for _, r in latest_records(run_dir)]
+    commits = Counter((r.get("env") or {}).get("git_commit") or "unknown" for r in recs)
+    ended = [r["ended_at"] for r in recs if isinstance(r.get("ended_at"), (int, float))]
+    date = datetime.fromtimestamp(max(ended), timezone.utc) if ended else datetime.now(timezone.utc)
+    compared = df[df["verdict"].isin(COMPARED) & df["current"].notna()]
+    figures = {f"{r.what} | {r.metric}": float(r.current) for r in compared.itertuples()}
+    return {"commit": commits.most_common(1)[0][0] if commits else "unknown", "date": date.isoformat(timespec="seconds"),
+            "run_dir": str(run_dir), "figures": figures}
+
+
+def read_history(path: str | Path) -> list[dict[str, Any]]:
+    """The entries of a history file, oldest first (lines that are not entries are skipped)."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    entries = []
+    for raw in p.read_bytes().splitlines():
+        try:
+            e = json.loads(raw)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(e, dict) and isinstance(e.get("figures"), dict):
+            entries.append(e)
+    return entries
+
+
+def append_history(df: "pd.DataFrame", run_dir: str | Path, history: str | Path) -> tuple[dict[str, Any], Path]:
+    """Append this run's entry to `history` and redraw its trend plot (the same name, .png).
+    Returns the entry and the plot's path."""
+    from actbench.report.plots import history_plot
+
+    entry = history_entry(df, run_dir)
+    path = Path(history)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(entry, allow_nan=False) + "\n")
+    return entry, history_plot(read_history(path), path.with_suffix(".png"))

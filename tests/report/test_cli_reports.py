@@ -1,0 +1,107 @@
+"""compare / report / regress on real results of the shipped CPU suites (shrunk), through the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from actbench import report
+from actbench.results import ResultStore, load
+from actbench.runner import run_suite
+from actbench.runner.local import InlineExecutor
+from actbench.suite import load_suite, parse_overrides
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cpu_results(tmp_path_factory):
+    """Real results of the shipped CPU suites, shrunk: smoke (kernels) and llm_tiny (2 seeds)."""
+    root = tmp_path_factory.mktemp("results")
+    smoke = load_suite(ROOT / "suites/smoke.yaml", parse_overrides(["impls=[eager]", "rep_ms=5", "warmup_ms=1"]))
+    smoke_trials = [t for t in smoke.trials if t.config.activation in ("xielu", "relu2", "swiglu")]
+    smoke = type(smoke)(path=smoke.path, spec=smoke.spec, trials=smoke_trials)
+    assert run_suite(smoke, ResultStore(root / "smoke"), InlineExecutor()).exit_code == 0
+    lm = load_suite(ROOT / "suites/llm_tiny.yaml", parse_overrides(["tokens=20480", "eval_every=10", "eval_tokens=4096", "impl=eager"]))
+    assert run_suite(lm, ResultStore(root / "llm_tiny"), InlineExecutor()).exit_code == 0
+    return root
+
+
+def test_compare_on_cpu_suite_results(cpu_results):
+    c = report.compare_results(["relu2", "xielu", "swiglu"], cpu_results)
+    k = c.frames["kernel"]
+    assert set(k["activation"]) == {"relu2", "xielu", "swiglu"} and (k["verdict"] == "baseline").sum() == 6  # one per dtype and mode
+    assert set(k["verdict"]) <= {"baseline", "same", "faster", "slower", "noisy"}
+    assert (k["pct_copy"] > 0).all() and k[k["activation"] == "swiglu"]["gated"].all()
+    assert (k["trials"] == 1).all() and (k["runs"] == 1).all() and set(k["results"]) == {"smoke"}
+    lm = c.frames["lm"]
+    assert list(lm["activation"]) == ["relu2", "xielu", "swiglu"] and (lm["n"] == 2).all()
+    assert lm["metric"].unique().tolist() == ["val_bpb"] and lm["setup"].nunique() == 1
+    cand = lm[lm["activation"] != "relu2"]
+    assert (cand["pairs"] == 2).all() and cand["p_holm"].notna().all() and (cand["p_holm"] >= cand["p"]).all()
+    assert set(cand["verdict"]) <= {"better", "worse", "no detectable difference"}
+    assert lm["matched"].all()  # llm_tiny matches MLP parameters and FLOPs within 0.5%
+    assert lm["churn"].between(0, 1).all()
+    assert len(c.lines["lm"]) == 2 and all("Holm p=" in line for line in c.lines["lm"])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "actbench", *args], capture_output=True, text=True, timeout=300)
+
+
+def _imports_torch(*args: str) -> bool:
+    code = ("import sys\nfrom actbench.cli import main\nsys.argv = ['actbench', *sys.argv[1:]]\ntry:\n    main()\n"
+            "except SystemExit as e:\n    assert e.code == 0, e.code\nprint('torch' in sys.modules, 'triton' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().splitlines()[-1] != "False False"
+
+
+def test_compare_cli_formats_and_missing_hints(cpu_results):
+    r = _cli("compare", "relu2", "xielu", "mish", "--results", str(cpu_results))
+    assert r.returncode == 0, r.stderr
+    assert "Holm" in r.stdout and "no results for 'mish'" in r.stderr and "suites/" in r.stderr
+    doc = json.loads(_cli("compare", "relu2", "xielu", "--results", str(cpu_results), "--format", "json").stdout)
+    assert len(doc["kernel"]["rows"]) > 0 and len(doc["lm"]["rows"]) == 2
+    assert not _imports_torch("compare", "relu2", "xielu", "--results", str(cpu_results), "--format", "json")
+
+
+def test_report_writes_plots_html_and_exports_that_load_back(cpu_results, tmp_path):
+    r = report.build_report(cpu_results, tmp_path / "rep")
+    assert r["names"][0] == "relu2" and r["baseline_why"] == "the suite's reference"
+    names = {p.name for p in r["images"]}
+    assert {"lm_curves.png", "alphas.png"} <= names and any(n.startswith("kernel_") for n in names)
+    for p in r["images"]:
+        assert p.stat().st_size > 5000 and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = r["html"].read_text()
+    assert "data:image/png;base64," in page and "Summary" in page and "the suite&#x27;s reference" in page
+    assert not re.search(r">\s*(nan|None|NaN)\s*<", page)
+    n = len(load(cpu_results))
+    assert len(pd.read_csv(tmp_path / "rep" / "trials.csv")) == n
+    pytest.importorskip("pyarrow")
+    assert len(pd.read_parquet(tmp_path / "rep" / "trials.parquet")) == n
+    assert len(pd.read_parquet(tmp_path / "rep" / "rows.parquet")) == len(pd.read_csv(tmp_path / "rep" / "rows.csv"))
+    assert report.build_report(cpu_results, tmp_path / "rep2", baseline="xielu")["names"][0] == "xielu"
+    assert not _imports_torch("report", str(cpu_results), "--out", str(tmp_path / "rep3"), "--baseline", "swiglu")
+    r = _cli("report", str(cpu_results), "--out", str(tmp_path / "rep4"), "--baseline", "xielo")
+    assert r.returncode == 2 and "did you mean 'xielu'" in r.stderr
+
+
+def test_regress_cli_against_its_own_baseline_and_plot_activation(cpu_results, tmp_path):
+    base = tmp_path / "base.jsonl"
+    r = _cli("regress", str(cpu_results), "--baseline", str(base), "--update-baseline")
+    assert r.returncode == 0 and "ok record(s)" in r.stdout
+    summary = tmp_path / "summary.md"
+    r = _cli("regress", str(cpu_results), "--baseline", str(base), "--summary", str(summary))
+    assert r.returncode == 0, r.stdout
+    assert "PASS" in summary.read_text() and "SLOW" not in summary.read_text()
+    r = _cli("regress", str(cpu_results), "--baseline", str(tmp_path / "missing.jsonl"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+    r = _cli("plot-activation", "xielu", "swiglu", "--out", str(tmp_path / "a.png"))
+    assert r.returncode == 0 and (tmp_path / "a.png").stat().st_size > 5000
