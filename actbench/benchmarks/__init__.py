@@ -18,6 +18,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, fiel
 from actbench import activations
 from actbench.errors import UserError
 
+NOISY_SPREAD = 0.2
+"""A kernel row whose (p80 - p20) / p50 exceeds this gets no speed verdict ("noisy"): the middle
+60% of its repeats spans more than a fifth of its median (for normal noise, a coefficient of
+variation above ~12%), so a ratio of medians would mean little. The same bound as the kernel
+kind's own `noisy` flag, which the kernel kind sets with it."""
+
 _BUILTIN_KINDS = ("kernel", "memory", "lm", "probe")
 MAX_NUMBER = 2**53
 """No number in a trial config is larger in magnitude (an integer beyond it is not exact in JSON)."""

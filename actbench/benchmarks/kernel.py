@@ -36,12 +36,11 @@ import torch
 from pydantic import Field
 from torch.utils.benchmark.utils.common import set_torch_threads
 
-from actbench.benchmarks import TrialContext, TrialOutput, register_kind
+from actbench.benchmarks import NOISY_SPREAD, TrialContext, TrialOutput, register_kind
 from actbench.benchmarks.device import pick_device
 from actbench.benchmarks.elementwise import ElementwiseConfig, available_impls, build_module, make_inputs
 
 MODES = ("forward", "backward", "full")
-NOISY_SPREAD = 0.2
 MIN_REPEATS = 10
 CPU_BLOCK_MS = 1.0
 

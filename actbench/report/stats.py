@@ -23,15 +23,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 from scipy import optimize, stats
 
+from actbench.benchmarks import NOISY_SPREAD
+
 if TYPE_CHECKING:
     import pandas as pd
     from pandas.core.groupby import DataFrameGroupBy
 
-NOISY_SPREAD = 0.2
-"""A kernel row whose (p80 - p20) / p50 exceeds this gets no speed verdict ("noisy"): the middle
-60% of its repeats spans more than a fifth of its median (for normal noise, a coefficient of
-variation above ~12%), so a ratio of medians would mean little. The same bound as the kernel
-kind's own `noisy` flag."""
+
 
 POWER = 0.8
 """The power at which detectable differences and the seeds needed are stated."""
