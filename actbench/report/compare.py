@@ -12,6 +12,11 @@ table or one JSON document.
   where an interval is too wide (`stats.NOISY_SPREAD`), else "faster" / "slower" with the ratio.
 - Results folders below the root are never pooled silently: each folder's rows stay separate
   (the `results` column) unless `merge=True`; every row counts its trials and runs.
+- A tuned suite (its run keeps the suite in `<results>/suites/<name>.yaml`) is compared on its
+  final trials only, each activation at its own tuned values (the tuned fields leave the setup
+  key), as the recorded tuning trials decide them; while tuning is incomplete it is not compared.
+- A ladder suite is compared at every rung, and its `scaling` frame (`actbench.report.scaling`)
+  gives the fitted curves and the compute-equivalent gain of each candidate.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ KERNEL_SHAPE = ("dtype", "size", "width", "mode", "gpu_name")
 MEMORY_SHAPE = ("dtype", "size", "width", "gpu_name")
 CHURN_SEEDS = 8
 """Prediction churn is the mean over pairs of the first (lowest) this many seeds of a row."""
-KINDS = ("kernel", "memory", "lm")
+KINDS = ("kernel", "memory", "lm", "scaling")
 SUITE_HINT = {"kernel": "suites/kernels.yaml (or suites/smoke.yaml on CPU)", "memory": "suites/memory.yaml",
               "lm": "suites/llm_small.yaml (or suites/llm_tiny.yaml on CPU)"}
 MERGED = "merged"
@@ -85,6 +90,63 @@ def check_names(names: list[str], present: Iterable[str]) -> None:
             raise UserError(unknown_message(n, sorted(known)))
     if len(set(names)) != len(names):
         raise UserError(f"each activation once, please: {' '.join(names)}")
+
+
+def saved_suites(trials: "pd.DataFrame") -> tuple[dict[tuple[str, str], Any], list[str]]:
+    """(results folder, suite name) -> the suite its run kept (`suites/<name>.yaml`), for lm
+    suites that tune or climb a ladder, and a warning per kept suite that cannot be read."""
+    from actbench.suite import load_suite
+
+    found, warnings = {}, []
+    if trials.empty or "kind" not in trials:
+        return found, warnings
+    for d, name in trials.loc[trials["kind"] == "lm", ["results_dir", "suite"]].drop_duplicates().itertuples(index=False):
+        path = Path(d) / "suites" / f"{name}.yaml"
+        if not path.is_file():
+            continue
+        try:
+            suite = load_suite(path, check_paths=False)
+        except UserError as e:
+            warnings.append(f"{path}: cannot read the suite kept by its run, so its tuning and ladder are not analysed ({e})")
+            continue
+        if suite.spec.tune is not None or suite.spec.ladder is not None:
+            found[(str(d), str(name))] = suite
+    return found, warnings
+
+
+def select_tuned(trials: "pd.DataFrame", suites: dict[tuple[str, str], Any]) -> tuple["pd.DataFrame", list[str]]:
+    """Keep of every tuned suite only its final trials (as its recorded tuning decides them),
+    with `_ignore` (the tuned fields, left out of the setup key) and `_tuned` (what was tuned and
+    any value on the edge of its grid); a suite whose tuning is incomplete is dropped with a note."""
+    from actbench import tuning
+
+    notes: list[str] = []
+    trials = trials.assign(_ignore=[()] * len(trials), _tuned=[""] * len(trials))
+    for (d, name), suite in suites.items():
+        tune = suite.spec.tune
+        if tune is None:
+            continue
+        mine = (trials["results_dir"].astype(str) == d) & (trials["suite"] == name) & (trials["kind"] == "lm")
+        recs = trials[mine]
+        metric = f"metric.{tune.metric}"
+        values = recs[metric] if metric in recs else np.full(len(recs), np.nan)
+        metric_of = {tid: (float(v) if st == "ok" and np.isfinite(v) else None)
+                     for tid, st, v in zip(recs["trial_id"], recs["status"], np.asarray(values, dtype=float))}
+        final = suite.final_stage(metric_of)
+        if final is None:
+            notes.append(f"{name} ({d}): tuning is incomplete (run the suite again to finish it), so it is not compared")
+            trials = trials[~mine]
+            continue
+        decided = [dec for dec in final.decisions if dec.values is not None]  # the final stage: their seeds in order
+        decision_of = {t.id: decided[i // len(suite.spec.seed_list)] for i, t in enumerate(final.trials)}
+        keep = mine & trials["trial_id"].isin(decision_of)
+        what = f"tuned per activation: {', '.join(tune.fields)} (best {tune.metric} over {len(tune.grid())} values)"
+        for i in trials.index[keep]:
+            edges = decision_of[trials.at[i, "trial_id"]].edges
+            trials.at[i, "_ignore"] = tuple(tune.fields)
+            trials.at[i, "_tuned"] = what + (f"; edge: {'; '.join(edges)}" if edges else "")
+        trials = trials[~(mine & ~keep)]
+    return trials, notes
 
 
 def _source(folders: "pd.Series", root: Path, merge: bool) -> "pd.Series":
@@ -285,7 +347,8 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
     t = trials[(trials["kind"] == "lm") & trials["activation"].isin(names)]
     if t.empty:
         return pd.DataFrame()
-    fields = dict(zip(t.index, (setup_fields(c if isinstance(c, dict) else {}) for c in t["config"])))
+    ignore = t["_ignore"] if "_ignore" in t else [()] * len(t)
+    fields = dict(zip(t.index, (setup_fields(c if isinstance(c, dict) else {}, ig) for c, ig in zip(t["config"], ignore))))
     t = _prepared(t.assign(setup=[" ".join(f"{k}={v}" for k, v in fields[i].items()) for i in t.index]), root, merge, ["suite"])
     tables = list(t.groupby(["suite", "setup", "results"], sort=False))
     labels = _labels([(suite, fields[g.index[0]]) for (suite, _, _), g in tables])
@@ -311,6 +374,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 "d_ff": int(d_ff) if d_ff is not None else None, "params": params, "params_diff_pct": _pct(params, base_params),
                 "flops_per_token": flops, "flops_diff_pct": _pct(flops, base_flops),
                 "lr": ", ".join(sorted({_canonical(v) for v in recs["lr"].dropna()})) if "lr" in recs else None,
+                "tuned": _first(recs["_tuned"][recs["_tuned"] != ""]) if "_tuned" in recs else None,
                 "metric": metric, "n": len(seeds.value), "mean": m, "ci95": half, "values": [seeds.value[s] for s in sorted(seeds.value)],
                 "trials": int(recs["_trial"].nunique()), "runs": int(recs["_run"].nunique()), "not_ok": int((recs["status"] != "ok").sum()),
                 "pairs": 0, "delta": np.nan, "delta_ci95": np.nan, "dz": np.nan, "p": np.nan, "p_holm": np.nan,
@@ -417,7 +481,7 @@ class Comparison:
         return compare_tables(self)
 
 
-LIST_COLUMNS = ["values", "paired_seeds", "setup"]
+LIST_COLUMNS = ["values", "paired_seeds", "setup", "compute", "losses", "shapes", "rung_gains"]
 
 
 def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: str | Path, *, alpha: float = 0.05,
@@ -425,12 +489,25 @@ def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: 
     """The comparison of `names` (first = baseline) from loaded trials and rows."""
     if not 0 < alpha < 1:
         raise UserError(f"--alpha: {alpha} is not between 0 and 1")
+    from actbench.report import scaling
+
     root = Path(root)
+    suites, notes = saved_suites(trials)
+    trials, tuning_notes = select_tuned(trials, suites) if suites else (trials, [])
     frames = {"kernel": kernel_frame(rows, names, root, merge), "memory": memory_frame(rows, names, root, merge),
-              "lm": lm_frame(trials, names, root, merge, alpha)}
+              "lm": lm_frame(trials, names, root, merge, alpha),
+              "scaling": scaling.scaling_frame(trials, names, suites) if suites else pd_empty()}
     c = Comparison(names=names, root=root, alpha=alpha, merge=merge, frames=frames, lines={})
     c.lines = verdicts(c)
+    if notes or tuning_notes:
+        c.lines["lm"] = [*notes, *tuning_notes, *c.lines.get("lm", [])]
     return c
+
+
+def pd_empty() -> "pd.DataFrame":
+    import pandas as pd
+
+    return pd.DataFrame()
 
 
 def compare_results(names: list[str], results_root: str | Path, *, alpha: float = 0.05, merge: bool = False) -> Comparison:
@@ -532,6 +609,10 @@ def verdicts(c: Comparison) -> dict[str, list[str]]:
     lm = c.frames["lm"]
     if not lm.empty:
         out["lm"] = [line for r in lm.itertuples() if (line := _lm_line(r, c.baseline))]
+    if not c.frames["scaling"].empty:
+        from actbench.report.scaling import scaling_lines
+
+        out["scaling"] = scaling_lines(c.frames["scaling"], c.baseline)
     return out
 
 
@@ -573,7 +654,7 @@ def compare_tables(c: Comparison) -> list[Table]:
         t = Table(title=f"lm {where}: {first.metric} mean ± 95% CI over seeds; Δ vs {base} on paired seeds ± 95% t CI "
                         f"(and ± the eval-set bootstrap CI); Holm-adjusted p; verdict at alpha={c.alpha:g}",
                   caption=f"params, FLOPs/token: % vs {base}; UNMATCHED: more than {MATCH_TOLERANCE_PCT}% off; lower {first.metric} is better; "
-                          "trials/runs (not ok)", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
+                          "trials/runs (not ok)" + (f"; {first.tuned}" if first.tuned else ""), box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
         for col in ("activation", "d_ff", "params", "FLOPs/token", "lr", "seeds", first.metric, f"Δ vs {base}", "eval-set ±", "p Holm",
                     "verdict", "tokens/s", "trials/runs"):
             t.add_column(col, justify="left" if col in ("activation", "verdict") else "right",
@@ -585,6 +666,20 @@ def compare_tables(c: Comparison) -> list[Table]:
             t.add_row(r.activation, _num(r.d_ff, "d"), diff(r.params, r.params_diff_pct), diff(r.flops_per_token, r.flops_diff_pct), str(r.lr or "-"),
                       str(r.n), f"{_num(r.mean, '.4f')}±{_num(r.ci95, '.4f')}", delta, _num(r.eval_ci95, ".4f"), _num(r.p_holm, ".3g"),
                       f"[{_colour(r.verdict)}]{r.verdict}[/]", _num(r.tokens_per_s, ",.0f"), f"{r.trials}/{r.runs}" + (f" ({r.not_ok})" if r.not_ok else ""))
+        tables.append(t)
+    sc = c.frames["scaling"]
+    for (suite, results), g in (sc.groupby(["suite", "results"], sort=False) if not sc.empty else []):
+        t = Table(title=f"scaling {suite}: {g.iloc[0].metric} = E + A (C/C0)^-alpha per activation; compute-equivalent gain vs {base} "
+                        "(the compute the baseline needs to reach the candidate's loss, / the candidate's) with 95% paired-bootstrap CIs",
+                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
+        for col in ("activation", "rungs", "seeds", "E", "alpha", "R2", "max |resid|", "gain per rung", "gain at target"):
+            t.add_column(col, justify="left" if col in ("activation", "gain per rung", "gain at target") else "right")
+        for r in g.itertuples():
+            per_rung = " ".join(f"{v:.3g}x" for v, _, _ in r.rung_gains) if r.rung_gains else "-"
+            target = "-" if not r.target_compute else (r.target_note or (f"{_num(r.target_gain, '.3g')}x ({_num(r.target_low, '.3g')}-"
+                                                                       f"{_num(r.target_high, '.3g')}), {r.extrapolation:.3g}x beyond"))
+            t.add_row(r.activation, str(r.rungs), str(r.seeds), _num(r.E, ".4g"), _num(r.alpha, ".3g"), _num(r.r2, ".3f"),
+                      _num(r.max_residual, ".2g"), per_rung, target)
         tables.append(t)
     return tables
 

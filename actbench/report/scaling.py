@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ALPHA_GRID = np.geomspace(1e-3, 3.0, 481)
 MIN_RUNGS = 3
@@ -189,3 +193,130 @@ def bootstrap_gains(reference: Ladder, candidate: Ladder, at: list[float], *, re
     rungs = [_interval(at_rungs[1:, r], float(at_rungs[0, r]), level) for r in range(n_rungs)]
     ext = [_interval(at_targets[1:, t], float(at_targets[0, t]), level) for t in range(len(targets))]
     return rungs, ext
+
+
+MIN_RUNGS_TO_EXTRAPOLATE = 4
+"""With 3 rungs the 3-parameter curve passes through every rung mean: nothing tests its shape."""
+LOUD_EXTRAPOLATION = 10.0
+"""Beyond this factor past the largest rung an extrapolated gain is flagged in its verdict line."""
+
+
+def _ladders(recs: "pd.DataFrame", names: list[str], metric: str) -> tuple[dict[str, Ladder], list[tuple[int, int]], list[int]]:
+    """Per activation its Ladder over the suite's rungs (d_model, n_layers; ordered by compute)
+    and seeds (nan where a trial is missing)."""
+    import numpy as np
+
+    compute = recs["metric.flops_per_token"].astype(float) * 3 * recs["metric.tokens"].astype(float)
+    recs = recs.assign(_rung=list(zip(recs["d_model"].astype(int), recs["n_layers"].astype(int))), _compute=compute)
+    rungs = list(recs.groupby("_rung")["_compute"].mean().sort_values().index)
+    seeds = sorted(int(s) for s in recs["seed"].unique())
+    out = {}
+    for act in names:
+        a = recs[recs["activation"] == act]
+        if a.empty:
+            continue
+        c = np.full(len(rungs), np.nan)
+        losses = np.full((len(rungs), len(seeds)), np.nan)
+        for r, rung in enumerate(rungs):
+            at = a[a["_rung"] == rung]
+            if len(at):
+                c[r] = at["_compute"].mean()
+                for s, v in zip(at["seed"].astype(int), at[f"metric.{metric}"].astype(float)):
+                    losses[r, seeds.index(s)] = v
+        out[act] = Ladder(c, losses)
+    return out, rungs, seeds
+
+
+def _gain_cells(g: GainEstimate) -> dict[str, float]:
+    return {"gain": g.value, "gain_low": g.low, "gain_high": g.high}
+
+
+def scaling_frame(trials: "pd.DataFrame", names: list[str], suites: dict[tuple[str, str], Any], *, level: float = 0.95,
+                  replicates: int = 1000) -> "pd.DataFrame":
+    """One row per activation of every ladder suite: its fitted curve and, against the baseline
+    (names[0]), the compute-equivalent gain at every rung and at the suite's target, with
+    paired-bootstrap intervals over seeds (or why the target is refused)."""
+    import pandas as pd
+
+    from actbench.ladder import target_compute
+
+    out = []
+    for (d, name), suite in suites.items():
+        spec = suite.spec.ladder
+        if spec is None or trials.empty:
+            continue
+        recs = trials[(trials["results_dir"].astype(str) == d) & (trials["suite"] == name) & (trials["kind"] == "lm")
+                      & (trials["status"] == "ok") & trials["activation"].isin(names)]
+        if recs.empty or not {"metric.flops_per_token", "metric.tokens"} <= set(recs):
+            continue
+        metric = "val_bpb" if "metric.val_bpb" in recs and recs["metric.val_bpb"].notna().all() else "val_loss"
+        ladders, rungs, seeds = _ladders(recs, names, metric)
+        target = target_compute(spec, suite.spec.defaults)
+        base = ladders.get(names[0])
+        for act, lad in ladders.items():
+            ok = np.isfinite(lad.compute) & ~np.isnan(lad.losses).all(axis=1)
+            f = fit(lad.compute[ok], lad.means[ok])
+            row: dict[str, Any] = {
+                "suite": name, "results": d, "activation": act, "metric": metric, "rungs": int(ok.sum()), "seeds": len(seeds),
+                "compute": lad.compute.tolist(), "losses": lad.losses.tolist(), "shapes": [f"{m}x{n}" for m, n in rungs],
+                "E": f.law.E if f else np.nan, "A": f.law.A if f else np.nan, "alpha": f.law.alpha if f else np.nan,
+                "C0": f.law.C0 if f else np.nan, "r2": f.r2 if f else np.nan,
+                "max_residual": float(np.abs(f.residuals).max()) if f else np.nan,
+                "gain": np.nan, "gain_low": np.nan, "gain_high": np.nan, "rung_gains": [],
+                "target_compute": target, "extrapolation": np.nan, "target_gain": np.nan, "target_low": np.nan,
+                "target_high": np.nan, "target_note": None, "note": None if f else f"no fit: fewer than {MIN_RUNGS} rungs or no decreasing curve",
+            }
+            if act != names[0] and base is not None and f is not None:
+                both = ok & np.isfinite(base.compute) & ~np.isnan(base.losses).all(axis=1)
+                if both.sum() >= MIN_RUNGS and fit(base.compute[both], base.means[both]) is not None:
+                    ref, cand = Ladder(base.compute[both], base.losses[both]), Ladder(lad.compute[both], lad.losses[both])
+                    factor = target / float(cand.compute.max()) if target else np.nan
+                    refuse = None
+                    if target and both.sum() < MIN_RUNGS_TO_EXTRAPOLATE:
+                        refuse = f"refused: {int(both.sum())} rungs leave the 3-parameter fit untested (need {MIN_RUNGS_TO_EXTRAPOLATE})"
+                    elif target and factor > spec.max_extrapolation:
+                        refuse = f"refused: {factor:.3g}x beyond the largest rung (max_extrapolation {spec.max_extrapolation:g})"
+                    at = [target] if target and refuse is None else []
+                    per_rung, ext = bootstrap_gains(ref, cand, at, replicates=replicates, level=level)
+                    row.update(_gain_cells(per_rung[-1]), rung_gains=[[g.value, g.low, g.high] for g in per_rung],
+                               extrapolation=factor, target_note=refuse)
+                    if ext:
+                        row.update(target_gain=ext[0].value, target_low=ext[0].low, target_high=ext[0].high)
+                else:
+                    row["note"] = f"the baseline {names[0]} has no fit on the same rungs"
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def _interval_text(value: float, low: float, high: float) -> str:
+    def x(v: float) -> str:
+        return "inf" if v == float("inf") else f"{v:.3g}x"
+
+    return f"{x(value)} (95% CI {x(low)}-{x(high)})" if np.isfinite(low) else f"{x(value)} (no interval)"
+
+
+def scaling_lines(frame: "pd.DataFrame", baseline: str) -> list[str]:
+    """One line per candidate of every ladder: its gain at the largest rung and at the target."""
+    lines = []
+    for r in frame.itertuples():
+        fit_text = f"fit alpha={r.alpha:.3g}, R2={r.r2:.3f}, {r.rungs} rungs" if np.isfinite(r.alpha) else (r.note or "no fit")
+        if r.activation == baseline:
+            lines.append(f"{r.suite}: {baseline} (baseline): {fit_text}")
+            continue
+        if not np.isfinite(r.gain):
+            lines.append(f"{r.suite}: {r.activation} vs {baseline}: {r.note or 'no gain'}")
+            continue
+        excludes = r.gain_low > 1 or r.gain_high < 1
+        head = (f"{r.suite}: {r.activation} vs {baseline}: compute-equivalent gain at the largest rung {_interval_text(r.gain, r.gain_low, r.gain_high)}"
+                f" ({'the interval excludes 1' if excludes else 'the interval includes 1: no detectable gain'}); {fit_text}")
+        if r.seeds < 5:
+            head += f"; bootstrap over {r.seeds} seed(s): the interval is optimistic"
+        if r.target_compute and np.isfinite(r.target_compute):
+            if r.target_note:
+                head += f"; at the target {r.target_compute:.3g} FLOPs: {r.target_note}"
+            else:
+                loud = "EXTRAPOLATED " if r.extrapolation > LOUD_EXTRAPOLATION else ""
+                head += (f"; at the target {r.target_compute:.3g} FLOPs ({loud}{r.extrapolation:.3g}x beyond the ladder): "
+                         f"{_interval_text(r.target_gain, r.target_low, r.target_high)}")
+        lines.append(head)
+    return lines
