@@ -92,6 +92,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         names = [base, *(n for n in names if n != base)]
         comparison = compare.build(names, trials, rows, run_dir, alpha=alpha, merge=merge)
     images = plots.lm_curves(trials, out) + plots.kernel_throughput(rows, out)
+    if comparison is not None:
+        images += plots.scaling_plot(comparison.frames["scaling"], out)
+    suites, _ = compare.saved_suites(trials)
+    images += plots.tuning_plot(trials, suites, out)
     exports = _exports(trials, rows, out)
     sections = [("Summary", _html_table(summary))]
     if not failures.empty:

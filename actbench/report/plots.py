@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -212,6 +213,97 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
         fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.86, 0.5))
         paths.append(_save(fig, out / f"kernel_{dtype}.png", legend_room=0.14))
     return paths
+
+
+def scaling_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
+    """Per ladder suite: loss against training compute (log-log), every seed a point, the fitted
+    L = E + A (C/C0)^-alpha of each activation a line."""
+    paths = []
+    for (suite, results), g in frame.groupby(["suite", "results"], sort=False) if not frame.empty else []:
+        fig, ax = plt.subplots(figsize=(11, 5.5))
+        for r in g.itertuples():
+            compute, losses = np.asarray(r.compute, dtype=float), np.asarray(r.losses, dtype=float)
+            xs = np.repeat(compute[:, None], losses.shape[1], axis=1)
+            (pts,) = ax.plot(xs.ravel(), losses.ravel(), "o", ms=4, alpha=0.6, label=f"{r.activation} (seeds)")
+            if np.isfinite(r.alpha):
+                grid = np.geomspace(np.nanmin(compute), np.nanmax(compute), 100)
+                ax.plot(grid, r.E + r.A * (grid / r.C0) ** -r.alpha, color=pts.get_color(),
+                        label=f"{r.activation} fit: E={r.E:.3g}, alpha={r.alpha:.2f}, R2={r.r2:.3f}")
+        ax.set(xscale="log", yscale="log", xlabel="training compute (FLOPs, log)", ylabel=f"validation {g.iloc[0].metric} (log)",
+               title=f"{suite}: loss against training compute, each fitted as E + A (C/C0)^-alpha")
+        _plain_log_ticks(ax)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        paths.append(_save(fig, out / f"scaling_{suite}.png", legend_room=0.0))
+    return paths
+
+
+def tuning_plot(trials: pd.DataFrame, suites: dict[tuple[str, str], Any], out: Path) -> list[Path]:
+    """Per tuned suite: the tuning metric against the (first) tuned field at the last tuning
+    rung, log-x for positive values, one line per group (mean over seeds, seeds as points), the
+    chosen value starred; the title warns when a choice lies on the edge of the grid."""
+    from actbench import tuning
+
+    paths = []
+    for (d, name), suite in suites.items():
+        tune = suite.spec.tune
+        if tune is None:
+            continue
+        recs = trials[(trials["results_dir"].astype(str) == d) & (trials["suite"] == name)]
+        metric = f"metric.{tune.metric}"
+        value_of = dict(zip(recs["trial_id"], recs[metric] if metric in recs else [np.nan] * len(recs)))
+        ok = dict(zip(recs["trial_id"], recs["status"] == "ok"))
+        metric_of = {t: (float(v) if ok[t] and np.isfinite(v) else None) for t, v in value_of.items()}
+        last = final = None
+        for stage in suite.stages(lambda: metric_of):
+            if stage.name == "final":
+                final = stage
+                break
+            if any(t.id not in metric_of for t in stage.trials):
+                break
+            last = stage
+        if last is None:
+            continue
+        key = next(iter(tune.fields))
+        fig, ax = plt.subplots(figsize=(11, 5.5))
+        chosen = {dec.group: dec.values for dec in final.decisions} if final else {}
+        edges = sum(bool(dec.edges) for dec in final.decisions) if final else 0
+        for group in sorted({c.group for c in last.candidates}):
+            cands = [c for c in last.candidates if c.group == group and metric_of.get(c.trial.id) is not None]
+            xs = sorted({c.values[0] for c in cands})
+            if not xs:
+                continue
+            means = [np.mean([metric_of[c.trial.id] for c in cands if c.values[0] == x]) for x in xs]
+            (line,) = ax.plot(xs, means, marker="o", label=_group_label(suite, group))
+            ax.plot([c.values[0] for c in cands], [metric_of[c.trial.id] for c in cands], ".", color=line.get_color(), alpha=0.5)
+            if chosen.get(group):
+                x = chosen[group][0]
+                ax.plot([x], [means[xs.index(x)]] if x in xs else [], "*", ms=14, color=line.get_color())
+        positive = all(isinstance(v, (int, float)) and v > 0 for v in tune.fields[key])
+        warn = f"; {edges} choice(s) on the edge of the grid: widen it" if edges else ""
+        ax.set(xscale="log" if positive else "linear", xlabel=key + (" (log)" if positive else ""), ylabel=tune.metric,
+               title=f"{name}: {tune.metric} of the tuning trials against {key} (line: mean over seeds, star: chosen){warn}")
+        if positive:
+            ax.set_xticks(sorted(tune.fields[key]), [f"{v:g}" for v in sorted(tune.fields[key])])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        paths.append(_save(fig, out / f"tuning_{name}.png"))
+    return paths
+
+
+def _group_label(suite: Any, group: int) -> str:
+    """A tuning group's name: its activation, model shape on a ladder, and other swept values."""
+    point = suite.build(group, dict(zip(suite.spec.tune.fields, suite.spec.tune.grid()[0])), suite.spec.seed_list[0], 1.0).config
+    swept = [k for k in (*suite.spec.matrix, *suite.spec.zip) if k != "activation"]
+    shape = [f"{point.d_model}x{point.n_layers}"] if suite.spec.ladder is not None else []
+    return " ".join([str(getattr(point, "activation", "")), *shape, *(f"{k}={getattr(point, k)}" for k in swept)]).strip()
+
+
+def _plain_log_ticks(ax: plt.Axes) -> None:
+    """Log axes labelled with plain numbers at the decades only (no crowded minor labels)."""
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
 
 
 HIGHER_IS_BETTER = {"pct_copy": True, "tokens_per_s": True, "val_bpb": False, "val_loss": False,
