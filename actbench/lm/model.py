@@ -5,12 +5,17 @@ from the registry. Non-gated MLP: up d_ff -> act -> down; gated: up 2*d_ff -> ac
 Initialisation: every Linear and the embedding ~ N(0, 0.02); the two residual output
 projections (attention out, MLP down) ~ N(0, 0.02 / sqrt(2 * n_layers)) (GPT-2); no biases;
 RMSNorm weights 1. Activation parameters keep their own init (xIELU: alpha_p = alpha_n = 0.8).
+Each weight is drawn from its own generator seeded by (seed, parameter name), so models of one
+seed share every tensor whose name and shape do not depend on the activation (embedding,
+attention, norms): a paired design, where seed s of two activations differs only in the MLP.
 `norm: none` removes every RMSNorm (the norm-free variant of "ReLU's Revival").
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,16 +39,21 @@ def make_norm(cfg: ModelConfig) -> nn.Module:
 
 
 def rotary_tables(cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of shape (max_seq_len, head_dim / 2)."""
+    """cos and signed sin over the whole head dimension, shape (max_seq_len, head_dim):
+    [cos, cos] and [-sin, sin], so that `apply_rotary` is two products and a sum."""
     inv_freq = 1.0 / cfg.rope_base ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float32) / cfg.head_dim)
     angles = torch.outer(torch.arange(cfg.max_seq_len, dtype=torch.float32), inv_freq)
-    return angles.cos(), angles.sin()
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (first half, second half) of the head dimension; x is (B, H, T, D)."""
-    x1, x2 = x.float().chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+    """Rotate pairs (first half x1, second half x2) of the last dimension by the position's angle:
+    [x1 cos - x2 sin, x2 cos + x1 sin], computed as x [cos, cos] + [x2, x1] [-sin, sin]
+    (the same roundings: a - b equals a + (-b) exactly). x is (..., T, D), in fp32."""
+    x = x.float()
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([x2, x1], dim=-1) * sin
 
 
 class Attention(nn.Module):
@@ -55,9 +65,9 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        qkv = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        q, k = apply_rotary(qkv[:2], cos, sin).type_as(qkv).unbind(0)  # q and k in one pass
+        y = F.scaled_dot_product_attention(q, k, qkv[2], is_causal=True)
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
 
@@ -83,8 +93,13 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+def param_seed(seed: int, name: str) -> int:
+    """The seed of parameter `name`'s initial values in a model of seed `seed`."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little") >> 1
+
+
 class Llama(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, seed: int = 0):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
@@ -96,14 +111,17 @@ class Llama(nn.Module):
         cos, sin = rotary_tables(cfg)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
-        self._init_weights()
+        self._init_weights(seed)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, seed: int) -> None:
         residual_std = 0.02 / math.sqrt(2 * self.cfg.n_layers)
+        done: set[int] = set()  # a tied weight is drawn once, under its first name (embed.weight)
         for name, module in self.named_modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
+            if isinstance(module, (nn.Linear, nn.Embedding)) and id(module.weight) not in done:
+                done.add(id(module.weight))
                 std = residual_std if name.endswith(("attn.out", "mlp.down")) else 0.02
-                nn.init.normal_(module.weight, mean=0.0, std=std)
+                gen = torch.Generator().manual_seed(param_seed(seed, f"{name}.weight"))
+                nn.init.normal_(module.weight, mean=0.0, std=std, generator=gen)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits (B, T, vocab) for token ids idx (B, T)."""

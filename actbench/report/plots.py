@@ -61,6 +61,9 @@ def _lm_series(root: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 def _band(ax: plt.Axes, curves: list[np.ndarray], label: str) -> None:
     """Mean line and min-max band over seeds of curves given as (step, value) rows."""
+    curves = [c for c in curves if len(c)]
+    if not curves:
+        return
     steps = sorted(set.intersection(*(set(c[:, 0].tolist()) for c in curves)))
     if not steps:
         return
@@ -68,6 +71,14 @@ def _band(ax: plt.Axes, curves: list[np.ndarray], label: str) -> None:
     (line,) = ax.plot(steps, vals.mean(0), label=f"{label} (n={len(curves)})")
     if len(curves) > 1:
         ax.fill_between(steps, vals.min(0), vals.max(0), color=line.get_color(), alpha=0.2)
+
+
+def _columns(series: dict[str, Any], table: str, *names: str) -> np.ndarray:
+    """Columns of a series table as float rows (empty when the table is missing or of another shape)."""
+    t = series.get(table)
+    if not isinstance(t, dict) or not all(isinstance(t.get(n), list) for n in names):
+        return np.empty((0, len(names)))
+    return np.array([[np.nan if v is None else v for v in row] for row in zip(*(t[n] for n in names))], dtype=float).reshape(-1, len(names))
 
 
 def lm_curves(root: Path, out: Path) -> list[Path]:
@@ -80,19 +91,19 @@ def lm_curves(root: Path, out: Path) -> list[Path]:
         by_act.setdefault(rec["config"]["activation"], []).append(series)
     fig, (ax_t, ax_v) = plt.subplots(1, 2, figsize=(11, 4.2))
     for act, ss in by_act.items():
-        _band(ax_t, [np.array(s["train_loss"], dtype=float) for s in ss], act)
-        use_bpb = all(v[2] is not None for s in ss for v in s["val"])
-        _band(ax_v, [np.array([[v[0], v[2] if use_bpb else v[1]] for v in s["val"]], dtype=float) for s in ss], act)
+        _band(ax_t, [_columns(s, "train", "step", "loss") for s in ss], act)
+        vals = [_columns(s, "val", "step", "bpb") for s in ss]
+        use_bpb = all(not np.isnan(v[:, 1]).any() for v in vals)
+        _band(ax_v, vals if use_bpb else [_columns(s, "val", "step", "loss") for s in ss], act)
     ax_t.set(title="train loss (nats/token)", xlabel="step")
     ax_v.set(title="validation bits per byte (loss where unknown)", xlabel="step")
     ax_t.legend(fontsize=8)
     ax_v.legend(fontsize=8)
     paths = [_save(fig, out / "lm_curves.png")]
-    alpha_runs = [(rec, s) for rec, s in runs if s.get("alphas")]
+    alpha_runs = [(rec, a) for rec, s in runs if len(a := _columns(s, "alphas", "step", "layer", "alpha_p", "alpha_n"))]
     if alpha_runs:
         fig, (ax_p, ax_n) = plt.subplots(1, 2, figsize=(11, 4.2))
-        for rec, s in alpha_runs:
-            a = np.array(s["alphas"], dtype=float)
+        for rec, a in alpha_runs:
             tag = f"{rec['config']['activation']} s{rec['config']['seed']}"
             for layer in np.unique(a[:, 1]).astype(int):
                 rows = a[a[:, 1] == layer]
