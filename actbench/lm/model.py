@@ -39,21 +39,26 @@ def make_norm(cfg: ModelConfig) -> nn.Module:
 
 
 def rotary_tables(cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and signed sin over the whole head dimension, shape (max_seq_len, head_dim):
-    [cos, cos] and [-sin, sin], so that `apply_rotary` is two products and a sum."""
+    """cos and signed sin tables of shape (max_seq_len, 2 * d_model), laid out like the q and k
+    part of the qkv projection: per head [cos, cos] and [-sin, sin] over the head's two halves."""
     inv_freq = 1.0 / cfg.rope_base ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float32) / cfg.head_dim)
     angles = torch.outer(torch.arange(cfg.max_seq_len, dtype=torch.float32), inv_freq)
     cos, sin = angles.cos(), angles.sin()
-    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+    per_head = 2 * cfg.n_heads
+    return torch.cat([cos, cos], dim=-1).repeat(1, per_head), torch.cat([-sin, sin], dim=-1).repeat(1, per_head)
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (first half x1, second half x2) of the last dimension by the position's angle:
-    [x1 cos - x2 sin, x2 cos + x1 sin], computed as x [cos, cos] + [x2, x1] [-sin, sin]
-    (the same roundings: a - b equals a + (-b) exactly). x is (..., T, D), in fp32."""
-    x = x.float()
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat([x2, x1], dim=-1) * sin
+def _swap_halves(x: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """[x1, x2] -> [x2, x1] within every head of the last dimension (a copy)."""
+    return x.unflatten(-1, (-1, 2, head_dim // 2)).roll(1, dims=-2).flatten(-3)  # roll: 3x faster than flip on CPU
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """Rotary embedding of q and k laid out as in the qkv projection (..., T, heads * head_dim),
+    in fp32 or wider: each head's halves (x1, x2) become (x1 cos - x2 sin, x2 cos + x1 sin), with
+    the tables of `rotary_tables` (cut to T rows)."""
+    xf = x.to(torch.promote_types(x.dtype, torch.float32))
+    return (xf * cos + _swap_halves(xf, head_dim) * sin).type_as(x)
 
 
 class Attention(nn.Module):
@@ -65,9 +70,10 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
-        qkv = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        q, k = apply_rotary(qkv[:2], cos, sin).type_as(qkv).unbind(0)  # q and k in one pass
-        y = F.scaled_dot_product_attention(q, k, qkv[2], is_causal=True)
+        h, hd = self.n_heads, d // self.n_heads
+        qk, v = self.qkv(x).split((2 * d, d), dim=-1)  # a split along the features: its backward is one cat
+        q, k = apply_rotary(qk, cos, sin, hd).view(b, t, 2, h, hd).permute(2, 0, 3, 1, 4).unbind(0)  # q and k in one pass
+        y = F.scaled_dot_product_attention(q, k, v.view(b, t, h, hd).transpose(1, 2), is_causal=True)
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
 

@@ -1,5 +1,5 @@
-"""Training on CPU: loss goes down, exact bits per byte on the whole split, paired init, resume
-is exact, checkpoints are plain tensors, live progress."""
+"""Training on CPU: loss goes down, exact bits per byte on the whole split, resume is exact,
+checkpoints are plain tensors, live progress."""
 
 from __future__ import annotations
 
@@ -135,24 +135,6 @@ def test_bits_per_byte_equal_the_entropy_of_a_known_source_on_the_full_split(wor
     assert ev.tokens == len(corpus.val) - 1
     assert ev.bytes == val_bytes - corpus.token_bytes[int(corpus.val[0])]  # every byte but the first token's
     assert abs(ev.bpb / truth - 1) < 0.005, (ev.bpb, truth)
-
-
-def test_same_seed_same_weights_outside_the_mlp_for_every_activation():
-    models = {}
-    for act in ("xielu", "relu2", "swiglu"):
-        torch.manual_seed(hash(act) % 1000)  # the global RNG plays no part
-        models[act] = Llama(LMConfig(activation=act, **{**TINY, "n_layers": 2}).to_model(256), seed=7)
-    ref = dict(models["relu2"].named_parameters())
-    shared = [n for n in ref if ".mlp." not in n]
-    assert {"embed.weight", "blocks.0.attn.qkv.weight", "blocks.1.attn.out.weight", "blocks.0.norm1.weight", "norm.weight"} <= set(shared)
-    for act in ("xielu", "swiglu"):
-        params = dict(models[act].named_parameters())
-        assert all(torch.equal(params[n], ref[n]) for n in shared), act
-        assert params["blocks.0.mlp.up.weight"].shape != ref["blocks.0.mlp.up.weight"].shape or act == "xielu"
-    other = dict(Llama(LMConfig(activation="relu2", **{**TINY, "n_layers": 2}).to_model(256), seed=8).named_parameters())
-    assert all(not torch.equal(other[n], ref[n]) for n in ref if ref[n].ndim == 2)
-    assert not torch.equal(ref["blocks.0.attn.qkv.weight"], ref["blocks.1.attn.qkv.weight"])  # each tensor its own draw
-    assert ref["blocks.0.attn.qkv.weight"].std().item() == pytest.approx(0.02, rel=0.05)
 
 
 def test_wsd_and_cosine_schedules():
