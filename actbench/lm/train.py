@@ -129,8 +129,9 @@ def fastest_cpu_impl(activation: str, rows: int, width: int, calls_per_trial: in
     beats eager (falls back to eager when compiling fails, e.g. without a C++ compiler)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(rows, width, generator=gen).requires_grad_()
-    grad = torch.randn(rows, width, generator=gen)
-    eager = _time_per_call(activations.build(activation, impl="eager"), x, grad)
+    eager_module = activations.build(activation, impl="eager")
+    grad = torch.randn(eager_module(x).shape, generator=gen)  # gated: half the input's width
+    eager = _time_per_call(eager_module, x, grad)
     try:
         t0 = time.perf_counter()
         module = activations.build(activation, impl="compile")
