@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
@@ -180,21 +181,43 @@ def data_prepare(
     config: Optional[str] = typer.Option(None, "--config", help="The dataset's config, e.g. sample-10BT."),
     split: str = typer.Option("train", "--split"),
     field: str = typer.Option("text", "--field", help="The column holding the text."),
-    tokenizer: str = typer.Option("gpt2", "--tokenizer", help="byte, a hub tokenizer name (gpt2), or a tokenizer.json path."),
-    prefix: str = typer.Option("fineweb", "--prefix", help="Shard names: <prefix>_val_000000.bin, <prefix>_train_000001.bin, ..."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="bpe (train one on --text; the default there, offline), byte, "
+                                            "a tokenizer.json path, or a hub name (gpt2, the default for --dataset)."),
+    bpe_vocab_size: int = typer.Option(4096, "--bpe-vocab-size", min=260, max=65535, help="Tokens of the BPE trained with --tokenizer bpe."),
+    prefix: Optional[str] = typer.Option(None, "--prefix", help="Shard names: <prefix>_val_000000.bin, <prefix>_train_000001.bin, ... "
+                                         "(default: the input's name)."),
     shard_tokens: int = typer.Option(100_000_000, "--shard-tokens", min=1),
     val_tokens: int = typer.Option(10_000_000, "--val-tokens", min=1),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop after this many tokens."),
 ) -> None:
     """Tokenise text into uint16 shards in the modded-nanogpt layout (256 x int32 header: magic
-    20240520, version 1, token count; then the tokens), as suites with `data: {source: bin}` read."""
-    from actbench.lm.data import _text_files, hf_texts, prepare_shards
+    20240520, version 1, token count; then the tokens), as suites with `data: {source: bin}` read,
+    with the token byte table <prefix>_token_bytes.npy beside them so bits per byte are exact."""
+    from actbench.lm.data import default_prefix, hf_texts, prepare_shards, text_files
 
     if (text is None) == (dataset is None):
         raise UserError("data prepare: give exactly one of --text or --dataset")
-    texts = (f.read_text(encoding="utf-8", errors="replace") for f in _text_files(str(text))) if text else hf_texts(dataset, config, split, field)
-    files = prepare_shards(texts, out, tokenizer, prefix, shard_tokens, val_tokens, max_tokens)
-    console.print(f"wrote {len(files)} shard(s) to {out}: {', '.join(f.name for f in files[:4])}{' ...' if len(files) > 4 else ''}")
+    if text is not None:
+        files = text_files(str(text))
+        texts = lambda: (f.read_text(encoding="utf-8", errors="replace") for f in files)  # noqa: E731
+        tokenizer = tokenizer or ("bpe" if importlib.util.find_spec("tokenizers") else "byte")
+        name = str(text)
+    else:
+        if tokenizer == "bpe":
+            raise UserError("--tokenizer bpe trains on the input and needs --text (for --dataset: gpt2, byte or a tokenizer.json)")
+        texts = lambda: hf_texts(dataset, config, split, field)  # noqa: E731
+        tokenizer = tokenizer or "gpt2"
+        name = f"{dataset}-{config}" if config else dataset
+    done = prepare_shards(texts, out, tokenizer, prefix or default_prefix(name), shard_tokens, val_tokens, max_tokens, bpe_vocab_size)
+    names = ", ".join(f.name for f in done.files[:4]) + (" ..." if len(done.files) > 4 else "")
+    console.print(f"tokenizer: {done.tokenizer}", highlight=False)
+    console.print(f"wrote {len(done.files)} shard(s) to {out}: {names} ({done.val_tokens:,} validation and "
+                  f"{done.train_tokens:,} training tokens)", highlight=False)
+    if done.token_bytes:
+        console.print(f"bytes per token: {done.token_bytes.name} (bits per byte are exact)", highlight=False)
+    else:
+        console.print("bytes per token: unknown (the tokens do not add up to the text's bytes); "
+                      "set data.bytes_per_token to report bits per byte", highlight=False)
 
 
 def _alpha_option() -> Any:

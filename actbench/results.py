@@ -360,6 +360,40 @@ def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:
     return load_tables(path, latest_only)[0]
 
 
+SERIES_COLUMNS = ["trial_id", "table", "step", "layer", "metric", "value"]
+
+
+def series(path: str | Path) -> pd.DataFrame:
+    """Per-step series of the latest attempt of every trial under `path` (a results folder or a
+    folder of them; or one series JSON file) as one long DataFrame with columns trial_id, table,
+    step, layer (NaN where the table has none), metric, value. Only tables of named columns with
+    a `step` column are read (train, val, alphas); files or tables of another shape are skipped."""
+    path = Path(path)
+    if path.is_file():
+        sources = [(path.stem, path)]
+    else:
+        sources = [(r["trial_id"], d / r["series_file"]) for d, r in latest_records(path) if isinstance(r.get("series_file"), str)]
+    frames = []
+    for trial_id, file in sources:
+        try:
+            tables = json.loads(file.read_text())
+        except (OSError, ValueError) as e:
+            warnings.warn(f"{file}: skipping unreadable series ({e})", stacklevel=2)
+            continue
+        for name, table in (tables.items() if isinstance(tables, dict) else ()):
+            if not isinstance(table, dict) or not isinstance(table.get("step"), list):
+                continue
+            cols = {k: v for k, v in table.items() if isinstance(v, list) and len(v) == len(table["step"])}
+            keys = [k for k in ("step", "layer") if k in cols]
+            wide = pd.DataFrame(cols)
+            long = wide.melt(id_vars=keys, var_name="metric", value_name="value")
+            long["value"] = pd.to_numeric(long["value"], errors="coerce")
+            frames.append(long.assign(trial_id=trial_id, table=name))
+    if not frames:
+        return pd.DataFrame(columns=SERIES_COLUMNS)
+    return pd.concat(frames, ignore_index=True).reindex(columns=SERIES_COLUMNS)
+
+
 def load_rows(path: str | Path) -> pd.DataFrame:
     """Long-format measurement rows (kernel and memory kinds) of the latest ok attempt of each
     trial, joined with the trial's config, id, suite, kind, run id, GPU and results folder."""

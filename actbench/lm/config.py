@@ -4,6 +4,8 @@
 `actbench.lm.model`, and `LMConfig` one training trial. d_ff is resolved when an LMConfig is
 validated: given explicitly, or matched to `reference` at `reference_d_ff` (MLP parameters and
 FLOPs equal to within the rounding to `ff_multiple`), so the resolved width is part of the trial id.
+Evaluation: every `eval_every` steps on the first `eval_tokens` validation targets (the curve),
+and at the end on the whole validation split (`final_eval: full`, the default) or on that slice.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class LMConfig(TrialConfig):
     grad_clip: float = Field(1.0, ge=0)
     eval_every: PositiveInt = 100
     eval_tokens: PositiveInt = 32768
+    final_eval: Literal["full", "slice"] = "full"
     churn_tokens: int = Field(8192, ge=0)
     checkpoint_every: int = Field(0, ge=0)
     compile: bool = False

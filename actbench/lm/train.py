@@ -2,31 +2,58 @@
 autocast on GPU (fp32 on CPU), optional torch.compile, gradient accumulation, periodic evaluation
 and checkpoints that a retried or resumed trial continues from.
 
-Diagnostics gathered at each evaluation: validation loss, bits per byte and perplexity; every
-xIELU-family layer's alpha_p / alpha_n; post-activation sparsity (fraction of exact zeros) and
-dead-unit rate (hidden units zero on the whole validation slice) per layer. At the end the argmax
-predictions on the first `churn_tokens` validation positions are saved, so reports can compute
-prediction churn between seeds. A non-finite loss stops the trial as `diverged`. MFU uses the
-analytic training FLOPs of `flops.count` (full attention matrix, the nanoGPT convention) over the
-GPU's dense bf16 peak; it is None on CPU and on GPUs missing from the table.
+Evaluation. Every `eval_every` steps and at the last step the model scores the fixed slice of
+the first `eval_tokens` validation targets (the `val` curve). The final evaluation scores the
+whole validation split, every target token including the tail that does not fill a window
+(`final_eval: full`, the default; a diverged trial keeps the slice). Bits per byte divide the
+loss by the bytes of exactly the tokens scored (`Corpus.token_bytes`). The record says what was
+scored: `eval_scope`, `val_tokens_scored`, `val_bytes_scored`, `periodic_eval_tokens`, and
+`final_eval_s`; the series `eval_chunks` holds the summed nats, bytes and tokens of contiguous
+chunks of the scored targets (about 512 tokens each, at most 1024 chunks; boundaries fixed by the
+corpus and seq_len, see `actbench.lm.data.windows_per_chunk`) for bootstraps over the
+evaluation set. Also at the end: per-layer post-activation sparsity (fraction of exact zeros) and
+dead units (zero on every scored token), argmax predictions on the first `churn_tokens`
+positions (prediction churn between seeds). A non-finite loss stops the trial as `diverged`.
+
+Throughput: tokens/s over the optimizer steps after the first five (evaluation excluded); MFU is
+the analytic training FLOPs of `flops.count` over the GPU's dense bf16 peak (None on CPU). With
+`impl: auto` on CPU the activation runs eager or under torch.compile, whichever a timing at
+trial start finds faster once compile time is spread over the trial (`impl_used` says which).
+
+Series (`series/<trial_id>.json`), each table a dict of equal-length columns:
+train {step, loss, lr, tokens, time_s}, val {step, tokens, time_s, loss, bpb}, alphas {step,
+layer, alpha_p, alpha_n} from step 0 (the initial values), layers {layer, sparsity, dead},
+eval_chunks {nats, bytes, tokens} (bytes absent when unknown), and the list val_argmax. `step`
+counts optimizer updates done, `tokens` training tokens seen, `time_s` wall seconds since
+training started (summed over resumed runs).
+
+Checkpoints hold tensors and plain values only (model and optimizer state, the series so far,
+step) and are loaded with `torch.load(weights_only=True)`: a file that needs more (a planted
+pickle) is refused without running it and the trial fails naming the file; it is not replaced
+silently, since a checkpoint that is not ours means tampering or a foreign file.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from actbench import activations
 from actbench.benchmarks import TrialContext, TrialOutput
 from actbench.benchmarks.device import pick_device
+from actbench.errors import UserError
 from actbench.lm import flops
-from actbench.lm.data import batch, load_corpus, validation_windows
+from actbench.lm.data import Corpus, batch, eval_batches, eval_targets, load_corpus, windows_per_chunk
 from actbench.lm.model import Llama
 
 if TYPE_CHECKING:
@@ -36,6 +63,15 @@ PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peak per GPU, by name fragment (f
     "H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "GH200": 989.0, "B200": 2250.0, "A100": 312.0,
     "L40S": 362.0, "L4": 121.0, "A10G": 125.0, "A10": 125.0, "RTX 4090": 165.0, "RTX 3090": 71.0, "V100": 125.0,
 }
+CHECKPOINT_FORMAT = 2  # 2: column series, tensors and plain values only
+WARM_STEPS = 5  # optimizer steps left out of tokens/s
+EVAL_BATCH_TOKENS = 2048  # at least this many tokens per evaluation batch (tiny batches are overhead)
+
+
+def eval_batch_windows(batch_size: int, seq_len: int) -> int:
+    """Windows per evaluation batch: the training batch, more when that is under EVAL_BATCH_TOKENS
+    (larger batches were slower on CPU: llm_tiny scored 24-31k tokens/s at 16 windows, 14k at 512)."""
+    return max(batch_size, -(-EVAL_BATCH_TOKENS // seq_len))
 
 
 def peak_flops(device: torch.device) -> float | None:
@@ -66,16 +102,65 @@ def lr_at(cfg: "LMConfig", step: int) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: "LMConfig") -> torch.optim.AdamW:
-    """Weight decay on matrices and embeddings; activation parameters, norms and biases exempt."""
+    """Weight decay on matrices and embeddings; activation parameters, norms and biases exempt.
+    The fused (single-kernel) AdamW on CPU and CUDA: the same update as the per-tensor loop."""
     decay, no_decay = [], []
     for p in model.parameters():
         (decay if p.ndim >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=False)
+    fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+
+
+def _time_per_call(module: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor, calls: int = 5) -> float:
+    """Median seconds of one forward and backward through `module` (after one untimed call)."""
+    module(x).backward(grad)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        module(x).backward(grad)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+@functools.cache
+def fastest_cpu_impl(activation: str, rows: int, width: int, calls_per_trial: int, threads: int) -> str:
+    """`eager` or `compile` for `activation` on this CPU, timed on a (rows, width) input: compile
+    wins when its time per call plus its compile time spread over the trial's `calls_per_trial`
+    beats eager (falls back to eager when compiling fails, e.g. without a C++ compiler)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, width, generator=gen).requires_grad_()
+    eager_module = activations.build(activation, impl="eager")
+    grad = torch.randn(eager_module(x).shape, generator=gen)  # gated: half the input's width
+    eager = _time_per_call(eager_module, x, grad)
+    try:
+        t0 = time.perf_counter()
+        module = activations.build(activation, impl="compile")
+        module(x).backward(grad)  # compiles
+        compile_s = time.perf_counter() - t0
+        compiled = _time_per_call(module, x, grad)
+    except Exception:  # noqa: BLE001 - no working compiler here: eager it is
+        return "eager"
+    return "compile" if compiled + compile_s / max(calls_per_trial, 1) < eager else "eager"
+
+
+def choose_impl(cfg: "LMConfig", device: torch.device) -> str:
+    """The activation implementation this trial runs (see `fastest_cpu_impl` for auto on CPU)."""
+    if cfg.impl != "auto" or device.type != "cpu" or cfg.compile:
+        return activations.resolve_impl(cfg.activation, cfg.impl, device.type)
+    width = cfg.d_ff * (2 if activations.spec(cfg.activation).gated else 1)
+    calls = cfg.steps * cfg.grad_accum * cfg.n_layers
+    return fastest_cpu_impl(cfg.activation, cfg.batch_size * cfg.seq_len, width, calls, torch.get_num_threads())
+
+
+def _local(path: str) -> str | None:
+    """The filesystem path of a local checkpoint location, None for remote (fsspec) ones."""
+    return path.removeprefix("file://") if "://" not in path or path.startswith("file://") else None
 
 
 def _save(obj: dict[str, Any], path: str) -> None:
-    if "://" in path and not path.startswith("file://"):
+    local = _local(path)
+    if local is None:
         import fsspec
 
         buf = io.BytesIO()
@@ -83,15 +168,19 @@ def _save(obj: dict[str, Any], path: str) -> None:
         with fsspec.open(path, "wb") as f:
             f.write(buf.getvalue())
         return
-    path = path.removeprefix("file://")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = f"{local}.tmp{os.getpid()}"
+    try:
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+    except FileNotFoundError:  # a finishing trial removed the empty checkpoint root meanwhile
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
     torch.save(obj, tmp)
-    os.replace(tmp, path)
+    os.replace(tmp, local)
 
 
 def _load(path: str) -> dict[str, Any] | None:
-    if "://" in path and not path.startswith("file://"):
+    """The checkpoint at `path`, or None; tensors and plain values only (never unpickles code)."""
+    local = _local(path)
+    if local is None:
         try:
             import fsspec
         except ImportError as e:
@@ -100,61 +189,117 @@ def _load(path: str) -> dict[str, Any] | None:
         if not fs.exists(p):
             return None
         with fs.open(p, "rb") as f:
-            return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=False)
-    path = path.removeprefix("file://")
-    return torch.load(path, map_location="cpu", weights_only=False) if os.path.exists(path) else None
+            source: Any = io.BytesIO(f.read())
+    elif os.path.exists(local):
+        source = local
+    else:
+        return None
+    try:
+        saved = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - refused (not plain tensors) or unreadable
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise RuntimeError(f"checkpoint {path} is not a plain-tensor actbench checkpoint, refused to load it ({first}); "
+                           "delete it to start the trial afresh") from None
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        raise RuntimeError(f"checkpoint {path} is of another format than {CHECKPOINT_FORMAT}; delete it to start the trial afresh")
+    return saved
 
 
 def _remove(path: str | None) -> None:
-    if path and "://" not in path and os.path.exists(path):
-        os.remove(path)
+    """Delete a finished trial's checkpoint, then its folder and the checkpoint root if empty."""
+    local = _local(path) if path else None
+    if local is None:
+        return
+    p = Path(local)
+    p.unlink(missing_ok=True)
+    for folder in (p.parent, p.parent.parent):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (other trials) or already gone
+            return
 
 
-@torch.no_grad()
-def evaluate(model: Llama, vx: torch.Tensor, vy: torch.Tensor, device: torch.device, batch_size: int,
-             bytes_per_token: float | None, churn_tokens: int = 0) -> dict[str, Any]:
-    """Validation loss, bpb, perplexity, per-layer sparsity / dead units, argmax predictions."""
+@dataclass
+class Evaluation:
+    loss: float
+    bpb: float | None
+    tokens: int
+    bytes: float | None
+    window_nats: np.ndarray  # per scored window, in order
+    window_tokens: np.ndarray
+    window_bytes: np.ndarray | None
+    sparsity: list[float]
+    dead: list[float]
+    argmax: list[int]
+
+    @property
+    def ppl(self) -> float:
+        return math.exp(min(self.loss, 700.0))
+
+    def chunks(self, seq_len: int) -> dict[str, list[Any]]:
+        """Summed nats, bytes and tokens per chunk of `windows_per_chunk` windows."""
+        idx = np.arange(len(self.window_nats)) // windows_per_chunk(self.tokens, seq_len)
+        out: dict[str, list[Any]] = {"nats": np.bincount(idx, self.window_nats).tolist()}
+        if self.window_bytes is not None:
+            b = np.bincount(idx, self.window_bytes)
+            out["bytes"] = b.astype(np.int64).tolist() if np.all(b == np.round(b)) else b.tolist()
+        out["tokens"] = np.bincount(idx, self.window_tokens).astype(np.int64).tolist()
+        return out
+
+
+@torch.inference_mode()
+def evaluate(model: Llama, corpus: Corpus, seq_len: int, batch_size: int, device: torch.device,
+             max_targets: int | None = None, diagnostics: bool = False, churn_tokens: int = 0) -> Evaluation:
+    """Score the validation targets (all, or the first `max_targets`), `batch_size` windows at a
+    time: loss per window, bits per byte over the exact bytes scored; with `diagnostics`,
+    per-layer sparsity and dead units."""
     model.eval()
-    acts = model.activation_modules()
-    zeros = [0] * len(acts)
+    acts = model.activation_modules() if diagnostics else []
+    zeros = [torch.zeros((), dtype=torch.int64, device=device) for _ in acts]
     seen = [0] * len(acts)
-    alive = [None] * len(acts)
+    alive: list[torch.Tensor | None] = [None] * len(acts)
 
     def hook(i: int):  # noqa: ANN202
         def fn(module: torch.nn.Module, inputs: Any, out: torch.Tensor) -> None:
             nz = out != 0
-            zeros[i] += int((~nz).sum())
+            zeros[i] += (~nz).sum()
             seen[i] += out.numel()
             a = nz.reshape(-1, out.shape[-1]).any(dim=0)
             alive[i] = a if alive[i] is None else alive[i] | a
         return fn
 
     handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(acts)]
-    total, count, preds = 0.0, 0, []
+    nats, preds, window_bytes, window_tokens = [], [], [], []
+    n_preds = 0
     try:
-        for s in range(0, len(vx), batch_size):
-            x, y = vx[s : s + batch_size].to(device), vy[s : s + batch_size].to(device)
+        for x_np, y_np in eval_batches(corpus.val, seq_len, batch_size, max_targets):
+            x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(x)
-            total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
-            count += y.numel()
-            if churn_tokens and sum(p.numel() for p in preds) < churn_tokens:
-                preds.append(logits.argmax(-1).flatten().cpu())
+            nll = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
+            nats.append(nll.view(y.shape).double().sum(dim=1))
+            window_tokens.append(np.full(len(y_np), y_np.shape[1]))
+            if (wb := corpus.window_bytes(y_np)) is not None:
+                window_bytes.append(wb)
+            if n_preds < churn_tokens:
+                preds.append(logits.argmax(-1).flatten()[: churn_tokens - n_preds])
+                n_preds += preds[-1].numel()
     finally:
         for h in handles:
             h.remove()
     model.train()
-    loss = total / count
-    out: dict[str, Any] = {
-        "val_loss": loss,
-        "val_bpb": loss / math.log(2) / bytes_per_token if bytes_per_token else None,
-        "val_ppl": math.exp(min(loss, 700.0)),
-        "sparsity": [z / max(n, 1) for z, n in zip(zeros, seen)],
-        "dead": [float((~a).float().mean()) if a is not None else 0.0 for a in alive],
-    }
-    if churn_tokens:
-        out["argmax"] = torch.cat(preds)[:churn_tokens].tolist() if preds else []
-    return out
+    window_nats = torch.cat(nats).cpu().numpy()  # the one host sync of the evaluation
+    tokens = int(np.concatenate(window_tokens).sum())
+    wbytes = np.concatenate(window_bytes) if window_bytes else None
+    n_bytes = float(wbytes.sum()) if wbytes is not None else None
+    loss = float(window_nats.sum()) / tokens
+    return Evaluation(
+        loss=loss, bpb=float(window_nats.sum()) / math.log(2) / n_bytes if n_bytes else None, tokens=tokens, bytes=n_bytes,
+        window_nats=window_nats, window_tokens=np.concatenate(window_tokens), window_bytes=wbytes,
+        sparsity=[int(z) / max(n, 1) for z, n in zip(zeros, seen)],
+        dead=[float((~a).float().mean()) if a is not None else 0.0 for a in alive],
+        argmax=torch.cat(preds).cpu().tolist() if preds else [],
+    )
 
 
 def _alphas(model: Llama) -> list[tuple[float, float]]:
@@ -166,41 +311,70 @@ def _alphas(model: Llama) -> list[tuple[float, float]]:
     return vals
 
 
+def _fresh_state(impl: str) -> dict[str, Any]:
+    return {
+        "step": 0, "elapsed_s": 0.0, "train_time": 0.0, "timed_tokens": 0, "resumed_from": None, "impl_used": impl,
+        "train": {"step": [], "loss": [], "lr": [], "tokens": [], "time_s": []},
+        "val": {"step": [], "tokens": [], "time_s": [], "loss": [], "bpb": []},
+        "alphas": {"step": [], "layer": [], "alpha_p": [], "alpha_n": []},
+    }
+
+
+def _append(table: dict[str, list[Any]], **row: Any) -> None:
+    for k, v in row.items():
+        table[k].append(v)
+
+
 def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
     device = pick_device(cfg.device)
     corpus = load_corpus(cfg.data)
+    if len(corpus.val) < 2:
+        raise UserError(f"data: the validation split has {len(corpus.val)} token(s), nothing to score")
+    ckpt_path = str(ctx.checkpoint_dir / "ckpt.pt") if ctx.checkpoint_dir and cfg.checkpoint_every else None
+    saved = _load(ckpt_path) if ckpt_path else None
+    state = saved["state"] if saved else _fresh_state(choose_impl(cfg, device))
     torch.manual_seed(cfg.seed)
-    mcfg = cfg.to_model(corpus.vocab_size)
-    model = Llama(mcfg).to(device)
+    mcfg = replace(cfg.to_model(corpus.vocab_size), impl=state["impl_used"])
+    model = Llama(mcfg, seed=cfg.seed).to(device)
     opt = make_optimizer(model, cfg)
-    counts = flops.count(mcfg, cfg.seq_len)
-    step_fn = torch.compile(model) if cfg.compile else model
-    vx, vy = validation_windows(corpus.val, cfg.seq_len, cfg.eval_tokens)
-
-    ckpt_path = str(ctx.checkpoint_dir / "ckpt.pt") if ctx.checkpoint_dir else None
-    state: dict[str, Any] = {"step": 0, "train_loss": [], "val": [], "alphas": [], "train_time": 0.0, "timed_tokens": 0, "resumed_from": None}
-    if ckpt_path and cfg.checkpoint_every and (saved := _load(ckpt_path)) is not None:
+    if saved:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
-        state = saved["state"]
         state["resumed_from"] = state["step"]
+    counts = flops.count(mcfg, cfg.seq_len)
+    step_fn = torch.compile(model) if cfg.compile else model
+    params = list(model.parameters())
+    eval_batch = eval_batch_windows(cfg.batch_size, cfg.seq_len)
+    t_start = time.perf_counter() - state["elapsed_s"]
 
-    def log_eval(step: int, churn_tokens: int = 0) -> dict[str, Any]:
-        ev = evaluate(model, vx, vy, device, cfg.batch_size, corpus.bytes_per_token, churn_tokens)
-        state["val"].append([step, ev["val_loss"], ev["val_bpb"]])
-        state["alphas"].extend([step, i, ap, an] for i, (ap, an) in enumerate(_alphas(model)))
-        return ev
+    def log_alphas(step: int) -> None:
+        for i, (ap, an) in enumerate(_alphas(model)):
+            _append(state["alphas"], step=step, layer=i, alpha_p=ap, alpha_n=an)
 
+    def progress(phase: str) -> None:
+        last = {k: (col[-1] if col else None) for k, col in (("loss", state["train"]["loss"]), ("lr", state["train"]["lr"]), ("bpb", state["val"]["bpb"]))}
+        ctx.report(step=state["step"], total_steps=cfg.steps, tokens=state["step"] * cfg.tokens_per_step, train_loss=last["loss"], lr=last["lr"],
+                   tokens_per_s=state["timed_tokens"] / state["train_time"] if state["train_time"] > 0 else None,
+                   val_bpb=last["bpb"], phase=phase)
+
+    def log_eval(step: int) -> None:
+        ev = evaluate(model, corpus, cfg.seq_len, eval_batch, device, cfg.eval_tokens)
+        _append(state["val"], step=step, tokens=step * cfg.tokens_per_step, time_s=time.perf_counter() - t_start, loss=ev.loss, bpb=ev.bpb)
+        log_alphas(step)
+        progress("eval")
+
+    if not saved:
+        log_alphas(0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    warm_steps = min(5, cfg.steps // 5)
     diverged_at = None
     while state["step"] < cfg.steps:
         step = state["step"]
+        lr = lr_at(cfg, step)
         for group in opt.param_groups:
-            group["lr"] = lr_at(cfg, step)
+            group["lr"] = lr
         t0 = time.perf_counter()
-        loss_sum = 0.0
+        loss_sum = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
             x, y = batch(corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -210,47 +384,56 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
             loss.backward()
             loss_sum += loss.detach()
         if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
         opt.step()
         opt.zero_grad(set_to_none=True)
         loss_value = float(loss_sum)  # the one host sync per step
-        if step >= warm_steps:
-            state["train_time"] += time.perf_counter() - t0
+        now = time.perf_counter()
+        if step >= WARM_STEPS:
+            state["train_time"] += now - t0
             state["timed_tokens"] += cfg.tokens_per_step
-        state["train_loss"].append([step, loss_value])
         state["step"] = step + 1
+        _append(state["train"], step=step, loss=loss_value, lr=lr, tokens=state["step"] * cfg.tokens_per_step, time_s=now - t_start)
+        progress("train")
         if not math.isfinite(loss_value):
             diverged_at = step
             break
         last = state["step"] == cfg.steps
-        if state["step"] % cfg.eval_every == 0 and not last:
+        if state["step"] % cfg.eval_every == 0 or last:
             log_eval(state["step"])
-        if ckpt_path and cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and not last:
-            _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state}, ckpt_path)
+        if ckpt_path and state["step"] % cfg.checkpoint_every == 0 and not last:
+            state["elapsed_s"] = time.perf_counter() - t_start
+            _save({"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": opt.state_dict(), "state": state}, ckpt_path)
 
-    final = log_eval(state["step"], cfg.churn_tokens)
+    scope = "full" if cfg.final_eval == "full" and diverged_at is None else "slice"
+    progress("eval")
+    t_eval = time.perf_counter()
+    final = evaluate(model, corpus, cfg.seq_len, eval_batch, device, None if scope == "full" else cfg.eval_tokens,
+                     diagnostics=True, churn_tokens=cfg.churn_tokens)
+    final_eval_s = time.perf_counter() - t_eval
     tokens_per_s = state["timed_tokens"] / state["train_time"] if state["train_time"] > 0 else None
     peak = peak_flops(device)
     mfu = counts.train_flops_per_token * tokens_per_s / peak if peak and tokens_per_s else None
-    bpbs = [v[2] for v in state["val"] if v[2] is not None]
     alphas = _alphas(model)
     metrics: dict[str, Any] = {
-        "val_loss": final["val_loss"], "val_bpb": final["val_bpb"], "val_ppl": final["val_ppl"],
-        "best_val_bpb": min(bpbs) if bpbs else None,
-        "train_loss": state["train_loss"][-1][1] if state["train_loss"] else None,
-        "tokens_per_s": tokens_per_s, "mfu": mfu,
+        "val_loss": final.loss, "val_bpb": final.bpb, "val_ppl": final.ppl,
+        "val_tokens_scored": final.tokens, "val_bytes_scored": final.bytes, "val_bytes_exact": corpus.bytes_exact,
+        "eval_scope": scope, "periodic_eval_tokens": eval_targets(corpus.val, cfg.eval_tokens), "final_eval_s": final_eval_s,
+        "train_loss": state["train"]["loss"][-1] if state["train"]["loss"] else None,
+        "tokens_per_s": tokens_per_s, "mfu": mfu, "impl_used": state["impl_used"],
         "peak_mem_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "params": counts.params, "mlp_params": counts.mlp_params, "flops_per_token": counts.flops_per_token,
         "d_ff": cfg.d_ff, "steps": state["step"], "tokens": state["step"] * cfg.tokens_per_step,
-        "sparsity": sum(final["sparsity"]) / len(final["sparsity"]), "dead_units": sum(final["dead"]) / len(final["dead"]),
+        "sparsity": sum(final.sparsity) / len(final.sparsity), "dead_units": sum(final.dead) / len(final.dead),
         "resumed_from_step": state["resumed_from"], "device": device.type,
     }
     if alphas:
         metrics["alpha_p_mean"] = sum(a for a, _ in alphas) / len(alphas)
         metrics["alpha_n_mean"] = sum(b for _, b in alphas) / len(alphas)
     _remove(ckpt_path)  # finished: a later --rerun starts from scratch
-    series = {"train_loss": state["train_loss"], "val": state["val"], "alphas": state["alphas"],
-              "sparsity": final["sparsity"], "dead": final["dead"], "val_argmax": final.get("argmax", [])}
+    series = {"train": state["train"], "val": state["val"], "alphas": state["alphas"],
+              "layers": {"layer": list(range(len(final.sparsity))), "sparsity": final.sparsity, "dead": final.dead},
+              "eval_chunks": final.chunks(cfg.seq_len), "val_argmax": final.argmax}
     if diverged_at is not None:
         return TrialOutput(metrics=metrics, series=series, status="diverged", note=f"non-finite loss at step {diverged_at}")
     return TrialOutput(metrics=metrics, series=series)

@@ -28,7 +28,7 @@ def cpu_results(tmp_path_factory):
     smoke_trials = [t for t in smoke.trials if t.config.activation in ("xielu", "relu2", "swiglu")]
     smoke = type(smoke)(path=smoke.path, spec=smoke.spec, trials=smoke_trials)
     assert run_suite(smoke, ResultStore(root / "smoke"), InlineExecutor()).exit_code == 0
-    lm = load_suite(ROOT / "suites/llm_tiny.yaml", parse_overrides(["tokens=20480", "eval_every=10", "eval_tokens=4096", "impl=eager"]))
+    lm = load_suite(ROOT / "suites/llm_tiny.yaml", parse_overrides(["tokens=20480", "eval_every=10", "eval_tokens=4096", "impl=eager", "final_eval=slice"]))
     assert run_suite(lm, ResultStore(root / "llm_tiny"), InlineExecutor()).exit_code == 0
     return root
 
