@@ -263,7 +263,7 @@ def scaling_frame(trials: "pd.DataFrame", names: list[str], suites: dict[tuple[s
                 "C0": f.law.C0 if f else np.nan, "r2": f.r2 if f else np.nan,
                 "max_residual": float(np.abs(f.residuals).max()) if f else np.nan,
                 "gain": np.nan, "gain_low": np.nan, "gain_high": np.nan, "rung_gains": [],
-                "target_compute": target, "extrapolation": np.nan, "target_gain": np.nan, "target_low": np.nan,
+                "target_compute": target, "target_label": spec.target.label if spec.target else "", "extrapolation": np.nan, "target_gain": np.nan, "target_low": np.nan,
                 "target_high": np.nan, "target_note": None, "note": None if f else f"no fit: fewer than {MIN_RUNGS} rungs or no decreasing curve",
             }
             if act != names[0] and base is not None and f is not None:
@@ -312,11 +312,12 @@ def scaling_lines(frame: "pd.DataFrame", baseline: str) -> list[str]:
         if r.seeds < 5:
             head += f"; bootstrap over {r.seeds} seed(s): the interval is optimistic"
         if r.target_compute and np.isfinite(r.target_compute):
+            where = f"the target ({r.target_label}, {r.target_compute:.3g} FLOPs)" if r.target_label else f"the target {r.target_compute:.3g} FLOPs"
             if r.target_note:
-                head += f"; at the target {r.target_compute:.3g} FLOPs: {r.target_note}"
+                head += f"; at {where}: {r.target_note}"
             else:
                 loud = "EXTRAPOLATED " if r.extrapolation > LOUD_EXTRAPOLATION else ""
-                head += (f"; at the target {r.target_compute:.3g} FLOPs ({loud}{r.extrapolation:.3g}x beyond the ladder): "
+                head += (f"; at {where}, {loud}{r.extrapolation:.3g}x beyond the ladder: "
                          f"{_interval_text(r.target_gain, r.target_low, r.target_high)}")
         lines.append(head)
     return lines
