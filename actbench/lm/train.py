@@ -206,12 +206,14 @@ def _load(path: str) -> dict[str, Any] | None:
 
 
 def _remove(path: str | None) -> None:
-    """Delete a finished trial's checkpoint, then its folder and the checkpoint root if empty."""
+    """Delete a finished trial's checkpoint and any temporary file a killed save left beside it, then its folder and
+    the checkpoint root if empty."""
     local = _local(path) if path else None
     if local is None:
         return
     p = Path(local)
-    p.unlink(missing_ok=True)
+    for leftover in (p, *p.parent.glob(f"{p.name}.tmp*")):
+        leftover.unlink(missing_ok=True)
     for folder in (p.parent, p.parent.parent):
         try:
             folder.rmdir()
