@@ -25,13 +25,13 @@ import time
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Iterator
 
 import actbench
 from actbench.errors import UserError
+
+if TYPE_CHECKING:  # pandas and numpy are imported where frames are built: writing records (a Ray worker) needs neither
+    import pandas as pd
 
 RECORDS = "trials.jsonl"
 LOCK = ".actbench.lock"
@@ -282,7 +282,9 @@ class _Blocks:
         block[1].append(values)
         self.n += 1
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self) -> "pd.DataFrame":
+        import pandas as pd
+
         parts = []
         for names, (positions, values) in self.blocks.items():
             last = {name: i for i, name in enumerate(names)}
@@ -303,6 +305,9 @@ _TRAILER = ("error_type", "error_message", "gpu_name", "hostname", "results_dir"
 
 def _load_folder(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Trials and rows of one results folder (rows: of the latest ok attempt of each trial)."""
+    import numpy as np
+    import pandas as pd
+
     trials, rows = _Blocks(), _Blocks()
     row_owner: list[int] = []
     metric_names: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -344,6 +349,8 @@ def _load_folder(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame
 def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`(load(path, latest_only), load_rows(path))` from one pass over the files, one results
     folder at a time (only one folder's parsed records are held in memory at once)."""
+    import pandas as pd
+
     parts = [_load_folder(d, latest_only) for d in result_dirs(path)]
     trials = [t for t, _ in parts if not t.empty]
     rows = [r for _, r in parts if not r.empty]
@@ -368,6 +375,8 @@ def series(path: str | Path) -> pd.DataFrame:
     folder of them; or one series JSON file) as one long DataFrame with columns trial_id, table,
     step, layer (NaN where the table has none), metric, value. Only tables of named columns with
     a `step` column are read (train, val, alphas); files or tables of another shape are skipped."""
+    import pandas as pd
+
     path = Path(path)
     if path.is_file():
         sources = [(path.stem, path)]
@@ -441,7 +450,7 @@ def _machine_fingerprint() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a TorchVersion would make a Ray driver import torch to unpickle it
         "actbench": actbench.__version__,
         "gpu_name": None,
         "gpu_count": 0,
