@@ -37,6 +37,8 @@ from actbench.report import stats
 if TYPE_CHECKING:
     import pandas as pd
 
+    from actbench.select import TrialFilter
+
 IDENTITY_FIELDS = ("activation", "d_ff", "impl")
 """Config fields that name the candidate itself: the rows of one table differ in these."""
 PAIRING_FIELDS = ("seed",)
@@ -510,14 +512,18 @@ def pd_empty() -> "pd.DataFrame":
     return pd.DataFrame()
 
 
-def compare_results(names: list[str], results_root: str | Path, *, alpha: float = 0.05, merge: bool = False) -> Comparison:
+def compare_results(names: list[str], results_root: str | Path, *, alpha: float = 0.05, merge: bool = False,
+                    select: "TrialFilter | None" = None) -> Comparison:
     """Load every results folder at or below `results_root` and compare `names` (first =
-    baseline). A UserError when there are no results there or a name is unknown."""
+    baseline), of the trials `select` matches. A UserError when there are no results there, none
+    is selected or a name is unknown."""
     from actbench.results import load_tables
+    from actbench.select import select_frames
 
     trials, rows = load_tables(results_root)
     if trials.empty:
         raise UserError(f"--results {results_root}: no trial records in a trials.jsonl at or below it")
+    trials, rows = select_frames(select, trials, rows)
     check_names(names, trials["activation"].dropna().unique() if "activation" in trials else [])
     return build(names, trials, rows, results_root, alpha=alpha, merge=merge)
 

@@ -15,6 +15,8 @@ from actbench.report import compare
 if TYPE_CHECKING:
     import pandas as pd
 
+    from actbench.select import TrialFilter
+
 
 def choose_baseline(trials: "pd.DataFrame", names: list[str], requested: str | None = None) -> tuple[str, str]:
     """(baseline, why): `requested` when given (it must be present in the results), else the lm
@@ -71,15 +73,18 @@ def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path) -> list[Pa
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline: str | None = None, alpha: float = 0.05,
-                 merge: bool = False) -> dict[str, Any]:
-    """Summary, failures, comparison tables, PNG plots, HTML page, CSV/Parquet exports."""
+                 merge: bool = False, select: "TrialFilter | None" = None) -> dict[str, Any]:
+    """Summary, failures, comparison tables, PNG plots, HTML page, CSV/Parquet exports (of the
+    trials `select` matches)."""
     from actbench.report import plots
     from actbench.results import load_tables
+    from actbench.select import select_frames
 
     run_dir = Path(run_dir)
     trials, rows = load_tables(run_dir)
     if trials.empty:
         raise UserError(f"{run_dir}: no trial records in a trials.jsonl at or below it")
+    trials, rows = select_frames(select, trials, rows)
     out = Path(out) if out else (run_dir if run_dir.is_dir() else run_dir.parent) / "report"
     out.mkdir(parents=True, exist_ok=True)
     summary = trials.groupby(["suite", "kind", "status"], dropna=False).size().rename("trials").reset_index()
