@@ -4,7 +4,7 @@
                                           configs: data.source=bin; numbers compare as numbers)
     -k "not activation=swiglu"            != also works: activation!=swiglu
     -k "xielu or (relu2 and seed=1)"      a bare word matches, case-insensitively, a substring of
-                                          any `field=value` of the config or of the trial id
+                                          any value of the config, or the start of the trial id
 
 Words combine with `and`, `or`, `not` and parentheses, as pytest's -k does (`not` binds tightest,
 then `and`, then `or`). The expression is parsed here, by a small recursive-descent parser, never
@@ -119,7 +119,8 @@ class _Parser:
                 break
             m = _TOKEN.match(expr, pos)
             if m is None or m.group(1) == "!":
-                raise self.error(f"unexpected {expr[pos:].strip()[:1]!r} at character {pos + 1}")
+                at = len(expr) - len(expr[pos:].lstrip())
+                raise self.error(f"unexpected {expr[at]!r} at character {at + 1}")
             self.tokens.append(m.group(1))
             pos = m.end()
         self.i = 0
@@ -190,7 +191,7 @@ class _Parser:
 
             return compare
         word = tok.lower()
-        return lambda c, t: word in t.lower() or any(word in f"{k}={_text(v)}".lower() for k, v in _fields(c))
+        return lambda c, t: t.lower().startswith(word) or any(word in _text(v).lower() for _, v in _fields(c))
 
 
 def parse_filter(expr: str | None) -> TrialFilter | None:

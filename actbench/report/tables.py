@@ -74,7 +74,8 @@ def trial_table(suite: "Suite", select: "TrialFilter | None" = None, recorded: s
     parts: list = [Text(head, style="bold")]
     shown = trials if all_rows or len(trials) <= DRY_RUN_ROWS else trials[:DRY_RUN_FIRST]
     if len(shown) < len(trials):
-        axes = Table(title="trials per value of each swept field", title_justify="left")
+        parts.append(Text("trials per value of each swept field"))
+        axes = Table()
         axes.add_column("field")
         axes.add_column("values (trials)")
         for k in keys:
@@ -84,8 +85,9 @@ def trial_table(suite: "Suite", select: "TrialFilter | None" = None, recorded: s
             listed = ", ".join(f"{v} ({n})" for v, n in list(counts.items())[:20]) + (f", ... ({len(counts)} values)" if len(counts) > 20 else "")
             axes.add_row(k, listed)
         parts.append(axes)
-    t = Table(title=f"first {len(shown)} of {len(trials)} trials (--all lists every one)" if len(shown) < len(trials) else None,
-              title_justify="left")
+    if len(shown) < len(trials):
+        parts.append(Text(f"first {len(shown)} of {len(trials)} trials (--all lists every one)"))
+    t = Table()
     t.add_column("#", justify="right")
     t.add_column("trial id")
     for k in keys:

@@ -162,6 +162,8 @@ class Board:
             r.values = {**r.values, **{k: v for k, v in values.items() if v is not None}}
         if self.tb is not None:
             self.tb.write(trial_id, r.label, values)
+        if self.live is not None:
+            self.live.refresh()  # every message shows at once (they come at most once a second per trial)
         self.tick()
 
     def finished(self, trial_id: str, ok: bool, again: bool = False) -> None:
