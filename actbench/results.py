@@ -300,7 +300,7 @@ class _Blocks:
 
 
 _ROW_CONTEXT = ("trial_id", "suite", "kind", "run_id", "gpu_name", "results_dir")
-_TRAILER = ("error_type", "error_message", "gpu_name", "hostname", "results_dir")
+_TRAILER = ("error_type", "error_message", "gpu_name", "hostname", "env", "results_dir")
 
 
 def _load_folder(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -313,18 +313,22 @@ def _load_folder(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame
     metric_names: dict[tuple[str, ...], tuple[str, ...]] = {}
     config_keys: dict[str, None] = {}
     folder, latest = str(d), {}
+    shared_env: dict[str, Any] = {}
     for r in iter_records(d / RECORDS):
         i = trials.n
         top = [k for k in r if k not in _RECORD_PARTS]
         config, metrics = r.get("config") or {}, r.get("metrics") or {}
         err, env = r.get("error") or {}, r.get("env") or {}
+        if env == shared_env:  # records of one run share one environment: keep one dict for them
+            env = shared_env
+        shared_env = env
         mkeys = tuple(metrics)
         mnames = metric_names.get(mkeys)
         if mnames is None:
             mnames = metric_names[mkeys] = tuple(f"metric.{k}" for k in mkeys)
         trials.add((*top, *config, "config", *mnames, *_TRAILER),
                    (*(r[k] for k in top), *config.values(), config, *metrics.values(), err.get("type"), err.get("message"),
-                    gpu_name(r), env.get("hostname"), folder))
+                    gpu_name(r), env.get("hostname"), env, folder))
         latest[r["trial_id"]] = i
         if r["status"] == OK and r.get("rows"):
             if config.keys() - config_keys.keys():  # the config fields joined to rows: those of kinds with rows
@@ -362,8 +366,8 @@ def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:
     """Records under `path` (a results folder or a folder of them) as one flat DataFrame.
 
     One column per config field (`activation`, `size`, ...) and per metric (`metric.<name>`),
-    the config itself (`config`, a dict), `gpu_name` ("cpu" for CPU runs), `hostname` and
-    `results_dir`; with `latest_only`, the last attempt of each (results folder, trial id)."""
+    the config itself (`config`, a dict), `gpu_name` ("cpu" for CPU runs), `hostname`, the
+    environment fingerprint (`env`, a dict) and `results_dir`; with `latest_only`, the last attempt of each (results folder, trial id)."""
     return load_tables(path, latest_only)[0]
 
 
