@@ -71,6 +71,12 @@ def info(name: str = typer.Argument(..., help="Activation name, e.g. xielu.")) -
     console.print(activation_info(name))
 
 
+def _filter_option() -> Any:
+    return typer.Option(None, "-k", "--filter", help='Only trials whose config matches, e.g. -k "activation=xielu and seed=0", '
+                                                     '-k "not swiglu" (field=value, field!=value, words as substrings, and/or/not, '
+                                                     "parentheses).")
+
+
 @app.command()
 def run(
     suite: Path = typer.Argument(..., help="Suite YAML file, e.g. suites/smoke.yaml."),
@@ -85,19 +91,28 @@ def run(
                                    "--set resources.cpus=2 (a swept field becomes that one value; repeatable)."),
     max_trials: int = typer.Option(MAX_TRIALS, "--max-trials", min=1, help="Refuse suites that expand to more trials."),
     verbose: bool = typer.Option(False, "--verbose", help="Show Ray's and the trials' own output here instead of <out>/run.log."),
+    select: Optional[str] = _filter_option(),
+    all_rows: bool = typer.Option(False, "--all", help="With --dry-run: list every trial of a large suite (default: trials per "
+                                  "value of each swept field and the first rows)."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Write each trial's live progress as TensorBoard event files "
+                                     "to <out>/tensorboard (tensorboard --logdir <out>); needs the tensorboard package."),
 ) -> None:
     """Run a suite: expand its trials, schedule them, record every outcome."""
     from actbench.report.tables import print_summary, trial_table
     from actbench.results import ResultStore
     from actbench.runner import make_executor, run_suite
+    from actbench.select import parse_filter
     from actbench.suite import load_suite, parse_overrides
 
+    chosen = parse_filter(select)
     s = load_suite(suite, parse_overrides(set_), max_trials=max_trials)
-    if dry_run:
-        console.print(trial_table(s))
-        return
     out_dir = out or Path("results") / s.name
     store = ResultStore(out_dir)
+    if dry_run:
+        console.print(trial_table(s, chosen, set() if rerun else store.successful_ids(), all_rows))
+        return
+    if chosen is not None:
+        chosen.check_keys(t.config_dict() for t in s.trials)
     with store.lock() as note:  # the folder is writable and no other run writes it, before anything starts
         if note:
             err_console.print(f"{out_dir}: {note}", highlight=False, soft_wrap=True)
@@ -108,7 +123,7 @@ def run(
             try:
                 console.print(ex.describe(), highlight=False)
                 result = run_suite(s, store, ex, rerun=rerun, checkpoint_dir=checkpoints or str(out_dir / "checkpoints"),
-                                   console=err_console)
+                                   console=err_console, select=chosen, tensorboard=out_dir / "tensorboard" if tensorboard else None)
             finally:
                 ex.shutdown()
     print_summary(result, out_dir, console)
@@ -236,13 +251,15 @@ def compare(
     fmt: str = typer.Option("rich", "--format", help="rich (default), md, csv (one long table) or json (one document)."),
     alpha: float = _alpha_option(),
     merge: bool = _merge_option(),
+    select: Optional[str] = _filter_option(),
 ) -> None:
     """Compare activations across every recorded kernel, memory and lm result."""
     from actbench.report.compare import compare_results, missing_hints
+    from actbench.select import parse_filter
 
     if fmt not in ("rich", "md", "csv", "json"):
         raise UserError(f"--format: unknown format {fmt!r} (rich, md, csv, json)")
-    c = compare_results(names, results, alpha=alpha, merge=merge)
+    c = compare_results(names, results, alpha=alpha, merge=merge, select=parse_filter(select))
     if fmt == "rich":
         _print_comparison(c)
     else:
@@ -266,12 +283,14 @@ def report(
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Baseline activation (default: the suite's reference, else the first)."),
     alpha: float = _alpha_option(),
     merge: bool = _merge_option(),
+    select: Optional[str] = _filter_option(),
 ) -> None:
     """Summary, failures, comparisons, PNG plots, an HTML page and CSV/Parquet exports of a run."""
     from actbench.report.compare import display
     from actbench.report.html import build_report
+    from actbench.select import parse_filter
 
-    r = build_report(run_dir, out, baseline=baseline, alpha=alpha, merge=merge)
+    r = build_report(run_dir, out, baseline=baseline, alpha=alpha, merge=merge, select=parse_filter(select))
     console.print(display(r["summary"]).to_string(index=False))
     if not r["failures"].empty:
         console.print("[bold red]trials that did not succeed[/]")

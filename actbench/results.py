@@ -25,13 +25,13 @@ import time
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Iterator
 
 import actbench
 from actbench.errors import UserError
+
+if TYPE_CHECKING:  # pandas and numpy are imported where frames are built: writing records (a Ray worker) needs neither
+    import pandas as pd
 
 RECORDS = "trials.jsonl"
 LOCK = ".actbench.lock"
@@ -282,7 +282,9 @@ class _Blocks:
         block[1].append(values)
         self.n += 1
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self) -> "pd.DataFrame":
+        import pandas as pd
+
         parts = []
         for names, (positions, values) in self.blocks.items():
             last = {name: i for i, name in enumerate(names)}
@@ -298,28 +300,35 @@ class _Blocks:
 
 
 _ROW_CONTEXT = ("trial_id", "suite", "kind", "run_id", "gpu_name", "results_dir")
-_TRAILER = ("error_type", "error_message", "gpu_name", "hostname", "results_dir")
+_TRAILER = ("error_type", "error_message", "gpu_name", "hostname", "env", "results_dir")
 
 
 def _load_folder(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Trials and rows of one results folder (rows: of the latest ok attempt of each trial)."""
+    import numpy as np
+    import pandas as pd
+
     trials, rows = _Blocks(), _Blocks()
     row_owner: list[int] = []
     metric_names: dict[tuple[str, ...], tuple[str, ...]] = {}
     config_keys: dict[str, None] = {}
     folder, latest = str(d), {}
+    shared_env: dict[str, Any] = {}
     for r in iter_records(d / RECORDS):
         i = trials.n
         top = [k for k in r if k not in _RECORD_PARTS]
         config, metrics = r.get("config") or {}, r.get("metrics") or {}
         err, env = r.get("error") or {}, r.get("env") or {}
+        if env == shared_env:  # records of one run share one environment: keep one dict for them
+            env = shared_env
+        shared_env = env
         mkeys = tuple(metrics)
         mnames = metric_names.get(mkeys)
         if mnames is None:
             mnames = metric_names[mkeys] = tuple(f"metric.{k}" for k in mkeys)
         trials.add((*top, *config, "config", *mnames, *_TRAILER),
                    (*(r[k] for k in top), *config.values(), config, *metrics.values(), err.get("type"), err.get("message"),
-                    gpu_name(r), env.get("hostname"), folder))
+                    gpu_name(r), env.get("hostname"), env, folder))
         latest[r["trial_id"]] = i
         if r["status"] == OK and r.get("rows"):
             if config.keys() - config_keys.keys():  # the config fields joined to rows: those of kinds with rows
@@ -344,6 +353,8 @@ def _load_folder(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame
 def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`(load(path, latest_only), load_rows(path))` from one pass over the files, one results
     folder at a time (only one folder's parsed records are held in memory at once)."""
+    import pandas as pd
+
     parts = [_load_folder(d, latest_only) for d in result_dirs(path)]
     trials = [t for t, _ in parts if not t.empty]
     rows = [r for _, r in parts if not r.empty]
@@ -355,8 +366,8 @@ def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:
     """Records under `path` (a results folder or a folder of them) as one flat DataFrame.
 
     One column per config field (`activation`, `size`, ...) and per metric (`metric.<name>`),
-    the config itself (`config`, a dict), `gpu_name` ("cpu" for CPU runs), `hostname` and
-    `results_dir`; with `latest_only`, the last attempt of each (results folder, trial id)."""
+    the config itself (`config`, a dict), `gpu_name` ("cpu" for CPU runs), `hostname`, the
+    environment fingerprint (`env`, a dict) and `results_dir`; with `latest_only`, the last attempt of each (results folder, trial id)."""
     return load_tables(path, latest_only)[0]
 
 
@@ -368,6 +379,8 @@ def series(path: str | Path) -> pd.DataFrame:
     folder of them; or one series JSON file) as one long DataFrame with columns trial_id, table,
     step, layer (NaN where the table has none), metric, value. Only tables of named columns with
     a `step` column are read (train, val, alphas); files or tables of another shape are skipped."""
+    import pandas as pd
+
     path = Path(path)
     if path.is_file():
         sources = [(path.stem, path)]
@@ -441,7 +454,7 @@ def _machine_fingerprint() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a TorchVersion would make a Ray driver import torch to unpickle it
         "actbench": actbench.__version__,
         "gpu_name": None,
         "gpu_count": 0,

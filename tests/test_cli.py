@@ -5,6 +5,7 @@ workers, and Ray's own output kept out of the terminal."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -174,3 +175,46 @@ def test_address_with_nothing_listening_fails_at_once(tmp_path):
     assert r.returncode == 2
     assert one_error_line(r) == ("actbench: error: --address 127.0.0.1:1: nothing accepts connections at 127.0.0.1:1 "
                                  "(Connection refused); is the cluster up and the port right?")
+
+
+def test_ctrl_c_before_any_trial_finished_says_so_and_points_at_no_missing_file(tmp_path):
+    out = tmp_path / "out"
+    suite = probe(tmp_path, "matrix:\n  tag: [a]\ndefaults:\n  fail: hang\n  fail_marker: started\n")
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "run", str(suite), "--executor", "inline", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list((out / "checkpoints").glob("*/started")):  # the trial runs
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: 0 finished trial(s) kept, 1 running trial(s) cancelled" in stderr
+    text = " ".join(stdout.split())
+    assert f"interrupted before any trial finished: nothing recorded; no results file: {out / 'trials.jsonl'} does not exist" in text
+    assert not (out / "trials.jsonl").exists()
+
+
+def test_dry_run_marks_recorded_trials_selects_with_k_and_summarises_large_suites(tmp_path):
+    out = tmp_path / "out"
+    suite = probe(tmp_path, "matrix:\n  tag: [a, b, c]\n  x: [1, 2]\n")
+    r = cli("run", str(suite), "--executor", "inline", "--out", str(out), "-k", "tag=a or (tag=b and x=2)")
+    assert r.returncode == 0, r.stderr
+    assert sorted((x["config"]["tag"], x["config"]["x"]) for x in iter_records(out / "trials.jsonl")) == [("a", 1), ("a", 2), ("b", 2)]
+    assert "3 ok, 3 not selected by -k" in " ".join(r.stdout.split())
+    r = cli("run", str(suite), "--out", str(out), "--dry-run", "-k", "not c")
+    rows = {tuple(line.split("│")[3:6]) for line in r.stdout.splitlines() if line.count("│") == 6}
+    assert {(t.strip(), x.strip(), rec.strip()) for t, x, rec in rows} == {("a", "1.0", "ok: skipped"), ("a", "2.0", "ok: skipped"),
+                                                                          ("b", "1.0", ""), ("b", "2.0", "ok: skipped")}, r.stdout
+    assert "p: 4 probe trial(s) of 6 (-k 'not c');" in r.stdout and "3 already recorded ok (skipped by run unless --rerun), 1 to run" in r.stdout
+    r = cli("run", str(suite), "--out", str(out), "--dry-run", "--rerun", "-k", "tag=a")
+    assert "0 already recorded ok" in r.stdout and "ok: skipped" not in r.stdout
+    big = probe(tmp_path, "matrix:\n  tag: [" + ", ".join(f"t{i}" for i in range(30)) + "]\n  x: [1, 2, 3]\n", "big")
+    r = cli("run", str(big), "--dry-run")
+    assert r.returncode == 0 and "trials per value of each swept field" in r.stdout and "first 15 of 90 trials (--all lists every one)" in r.stdout
+    assert "t0 (3), t1 (3)" in r.stdout and "1.0 (30), 2.0 (30), 3.0 (30)" in r.stdout and len(re.findall(r"│ [0-9a-f]{12} │", r.stdout)) == 15
+    r = cli("run", str(big), "--dry-run", "--all")
+    assert "trials per value" not in r.stdout and len(re.findall(r"│ [0-9a-f]{12} │", r.stdout)) == 90
+    r = cli("run", str(big), "--dry-run", "-k", "tag=t1 and")
+    assert r.returncode == 2 and one_error_line(r).startswith("actbench: error: -k 'tag=t1 and': unexpected end of the expression")

@@ -37,6 +37,9 @@ from actbench.report import stats
 if TYPE_CHECKING:
     import pandas as pd
 
+    from actbench.report.series import Series
+    from actbench.select import TrialFilter
+
 IDENTITY_FIELDS = ("activation", "d_ff", "impl")
 """Config fields that name the candidate itself: the rows of one table differ in these."""
 PAIRING_FIELDS = ("seed",)
@@ -244,33 +247,9 @@ class _Seeds:
     preds: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def _chunk_arrays(series: dict[str, Any], weight: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(nats, bytes or tokens) per validation chunk of a series, or None when absent or malformed."""
-    c = series.get("eval_chunks")
-    if not isinstance(c, dict):
-        return None
-    try:
-        nats, w = np.asarray(c.get("nats"), dtype=float), np.asarray(c.get(weight), dtype=float)
-    except (TypeError, ValueError):
-        return None
-    if nats.ndim != 1 or not len(nats) or nats.shape != w.shape or not (np.isfinite(nats).all() and (w > 0).all()):
-        return None
-    return nats, w
-
-
-def _argmax(series: dict[str, Any]) -> np.ndarray | None:
-    try:
-        a = np.asarray(series.get("val_argmax"), dtype=np.int64)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return a if a.ndim == 1 and len(a) else None
-
-
-def _seeds(ok: "pd.DataFrame", metric: str) -> _Seeds:
+def _seeds(ok: "pd.DataFrame", metric: str, series: "Series") -> _Seeds:
     """Per seed: the mean of its records' metric (several records only with merge), the mean
     per-chunk losses where the records agree on the chunks, and argmax predictions."""
-    from actbench.results import read_series
-
     out = _Seeds()
     weight = "bytes" if metric == "val_bpb" else "tokens"
     for seed, recs in ok.groupby("seed", sort=True):
@@ -282,12 +261,12 @@ def _seeds(ok: "pd.DataFrame", metric: str) -> _Seeds:
         out.value[s] = float(vals.mean())
         chunks, preds = [], None
         for d, f in zip(recs["results_dir"], recs["series_file"] if "series_file" in recs else [None] * len(recs)):
-            series = read_series(d, f)
-            c = _chunk_arrays(series, weight)
+            trial = series.get(d, f)
+            c = trial.chunk_arrays(weight)
             if c is not None:
                 chunks.append(c)
             if preds is None and len(out.preds) < CHURN_SEEDS:  # churn looks at a bounded number of seeds
-                preds = _argmax(series)
+                preds = trial.argmax
         if chunks and all(len(c[0]) == len(chunks[0][0]) and np.array_equal(c[1], chunks[0][1]) for c in chunks):
             out.chunks[s] = (np.mean([c[0] for c in chunks], axis=0), chunks[0][1])
         if preds is not None:
@@ -337,11 +316,15 @@ def _labels(tables: list[tuple[str, dict[str, str]]]) -> list[str]:
 
 
 def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool = False, alpha: float = 0.05,
-             level: float = 0.95) -> "pd.DataFrame":
+             level: float = 0.95, series: "Series | None" = None) -> "pd.DataFrame":
     """One row per activation of every lm table (suite, setup, results folder), compared on
-    seeds paired with the baseline (names[0]); see the module docstring."""
+    seeds paired with the baseline (names[0]); see the module docstring. `series` reads the
+    series files (each once; pass one to share what it read)."""
     import pandas as pd
 
+    from actbench.report.series import Series
+
+    series = series if series is not None else Series()
     if trials.empty or "kind" not in trials or "activation" not in trials:
         return pd.DataFrame()
     t = trials[(trials["kind"] == "lm") & trials["activation"].isin(names)]
@@ -358,7 +341,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
         has_bpb = "metric.val_bpb" in ok and len(ok) and ok["metric.val_bpb"].notna().all()
         metric = "val_bpb" if has_bpb else "val_loss"
         present = [n for n in names if n in set(table["activation"])]
-        per = {n: _seeds(ok[ok["activation"] == n], metric) if f"metric.{metric}" in ok else _Seeds() for n in present}
+        per = {n: _seeds(ok[ok["activation"] == n], metric, series) if f"metric.{metric}" in ok else _Seeds() for n in present}
         base_ok = ok[ok["activation"] == names[0]]
         base_params, base_flops = (_first(base_ok[c]) if c in base_ok else None for c in ("metric.params", "metric.flops_per_token"))
         rows = []
@@ -441,6 +424,7 @@ class Comparison:
     merge: bool
     frames: dict[str, "pd.DataFrame"]
     lines: dict[str, list[str]]
+    series: "Series | None" = None
 
     @property
     def baseline(self) -> str:
@@ -485,19 +469,22 @@ LIST_COLUMNS = ["values", "paired_seeds", "setup", "compute", "losses", "shapes"
 
 
 def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: str | Path, *, alpha: float = 0.05,
-          merge: bool = False) -> Comparison:
-    """The comparison of `names` (first = baseline) from loaded trials and rows."""
+          merge: bool = False, series: "Series | None" = None) -> Comparison:
+    """The comparison of `names` (first = baseline) from loaded trials and rows; the series files
+    it reads stay in `Comparison.series` (pass `series` to share them)."""
     if not 0 < alpha < 1:
         raise UserError(f"--alpha: {alpha} is not between 0 and 1")
     from actbench.report import scaling
+    from actbench.report.series import Series
 
+    series = series if series is not None else Series()
     root = Path(root)
     suites, notes = saved_suites(trials)
     trials, tuning_notes = select_tuned(trials, suites) if suites else (trials, [])
     frames = {"kernel": kernel_frame(rows, names, root, merge), "memory": memory_frame(rows, names, root, merge),
-              "lm": lm_frame(trials, names, root, merge, alpha),
+              "lm": lm_frame(trials, names, root, merge, alpha, series=series),
               "scaling": scaling.scaling_frame(trials, names, suites) if suites else pd_empty()}
-    c = Comparison(names=names, root=root, alpha=alpha, merge=merge, frames=frames, lines={})
+    c = Comparison(names=names, root=root, alpha=alpha, merge=merge, frames=frames, lines={}, series=series)
     c.lines = verdicts(c)
     if notes or tuning_notes:
         c.lines["lm"] = [*notes, *tuning_notes, *c.lines.get("lm", [])]
@@ -510,14 +497,18 @@ def pd_empty() -> "pd.DataFrame":
     return pd.DataFrame()
 
 
-def compare_results(names: list[str], results_root: str | Path, *, alpha: float = 0.05, merge: bool = False) -> Comparison:
+def compare_results(names: list[str], results_root: str | Path, *, alpha: float = 0.05, merge: bool = False,
+                    select: "TrialFilter | None" = None) -> Comparison:
     """Load every results folder at or below `results_root` and compare `names` (first =
-    baseline). A UserError when there are no results there or a name is unknown."""
+    baseline), of the trials `select` matches. A UserError when there are no results there, none
+    is selected or a name is unknown."""
     from actbench.results import load_tables
+    from actbench.select import select_frames
 
     trials, rows = load_tables(results_root)
     if trials.empty:
         raise UserError(f"--results {results_root}: no trial records in a trials.jsonl at or below it")
+    trials, rows = select_frames(select, trials, rows)
     check_names(names, trials["activation"].dropna().unique() if "activation" in trials else [])
     return build(names, trials, rows, results_root, alpha=alpha, merge=merge)
 

@@ -15,6 +15,8 @@ from actbench.report import compare
 if TYPE_CHECKING:
     import pandas as pd
 
+    from actbench.select import TrialFilter
+
 
 def choose_baseline(trials: "pd.DataFrame", names: list[str], requested: str | None = None) -> tuple[str, str]:
     """(baseline, why): `requested` when given (it must be present in the results), else the lm
@@ -50,7 +52,7 @@ def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path) -> list[Pa
     from one Arrow table (fast); without it, or for a column of mixed types that has no Arrow
     type, CSV is written by pandas and Parquet is left out."""
     exports = []
-    for name, df in (("trials", trials.drop(columns=["config"], errors="ignore")), ("rows", rows)):
+    for name, df in (("trials", trials.drop(columns=["config", "env"], errors="ignore")), ("rows", rows)):
         if df.empty:
             continue
         df = _json_lists(df)
@@ -70,16 +72,69 @@ def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path) -> list[Pa
     return exports
 
 
+ENV_FIELDS = {"git commit": "git_commit", "actbench": "actbench", "python": "python", "torch": "torch", "triton": "triton",
+              "ray": "ray", "platform": "platform", "host": "hostname", "CPUs": "cpu_count", "GPU": "gpu_name", "GPUs": "gpu_count",
+              "driver": "driver", "CUDA": "cuda", "torch threads": "torch_threads", "interop threads": "torch_interop_threads",
+              "OMP_NUM_THREADS": "omp_num_threads", "deterministic": "deterministic_algorithms"}
+"""The environment fingerprint's fields the report shows (column: key in a record's `env`)."""
+
+
+def environments(trials: "pd.DataFrame") -> "pd.DataFrame":
+    """One row per distinct environment the trials ran in (ENV_FIELDS), with its results folder,
+    suite and the number of trials (records of one run share one `env` object: cheap)."""
+    import pandas as pd
+
+    if trials.empty or "env" not in trials:
+        return pd.DataFrame()
+    seen: dict[tuple, dict[str, Any]] = {}
+    by_object: dict[tuple[int, str, str], tuple] = {}
+    for env, d, suite in zip(trials["env"], trials["results_dir"].astype(str), trials["suite"].astype(str)):
+        key = by_object.get((id(env), d, suite))
+        if key is None:
+            e = env if isinstance(env, dict) else {}
+            values = tuple(json.dumps(e.get(k), sort_keys=True) if isinstance(e.get(k), (list, dict)) else e.get(k) for k in ENV_FIELDS.values())
+            key = by_object[(id(env), d, suite)] = (d, suite, values)
+        row = seen.get(key)
+        if row is None:
+            row = seen[key] = {"results": key[0], "suite": key[1], **dict(zip(ENV_FIELDS, key[2])), "trials": 0}
+        row["trials"] += 1
+    return pd.DataFrame(list(seen.values()))
+
+
+def _suite_files(trials: "pd.DataFrame") -> list[tuple[str, str]]:
+    """(title, text) of every suite file its run kept (`<results>/suites/<name>.yaml`)."""
+    out = []
+    if trials.empty or "suite" not in trials:
+        return out
+    for d, name in trials[["results_dir", "suite"]].astype(str).drop_duplicates().itertuples(index=False):
+        path = Path(d) / "suites" / f"{name}.yaml"
+        try:
+            out.append((str(path), path.read_text(encoding="utf-8", errors="replace")))
+        except OSError:
+            out.append((f"{name} ({d})", "not kept: runs before the runner kept the effective suite in <results>/suites/ did not save it"))
+    return out
+
+
+def _environment_section(trials: "pd.DataFrame") -> str:
+    envs = environments(trials)
+    table = _html_table(envs) if not envs.empty else "<p>no environment recorded</p>"
+    suites = "".join(f"<h3>{html.escape(title)}</h3><pre>{html.escape(text)}</pre>" for title, text in _suite_files(trials))
+    return table + suites
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline: str | None = None, alpha: float = 0.05,
-                 merge: bool = False) -> dict[str, Any]:
-    """Summary, failures, comparison tables, PNG plots, HTML page, CSV/Parquet exports."""
+                 merge: bool = False, select: "TrialFilter | None" = None) -> dict[str, Any]:
+    """Summary, failures, comparison tables, PNG plots, HTML page, CSV/Parquet exports (of the
+    trials `select` matches)."""
     from actbench.report import plots
     from actbench.results import load_tables
+    from actbench.select import select_frames
 
     run_dir = Path(run_dir)
     trials, rows = load_tables(run_dir)
     if trials.empty:
         raise UserError(f"{run_dir}: no trial records in a trials.jsonl at or below it")
+    trials, rows = select_frames(select, trials, rows)
     out = Path(out) if out else (run_dir if run_dir.is_dir() else run_dir.parent) / "report"
     out.mkdir(parents=True, exist_ok=True)
     summary = trials.groupby(["suite", "kind", "status"], dropna=False).size().rename("trials").reset_index()
@@ -91,7 +146,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         base, why = choose_baseline(trials, names, baseline)
         names = [base, *(n for n in names if n != base)]
         comparison = compare.build(names, trials, rows, run_dir, alpha=alpha, merge=merge)
-    images = plots.lm_curves(trials, out) + plots.kernel_throughput(rows, out)
+    images = plots.lm_curves(trials, out, comparison.series if comparison is not None else None) + plots.kernel_throughput(rows, out)
     if comparison is not None:
         images += plots.scaling_plot(comparison.frames["scaling"], out)
     suites, _ = compare.saved_suites(trials)
@@ -106,6 +161,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
                 lines = "".join(f"<li>{html.escape(line)}</li>" for line in comparison.lines.get(kind, []))
                 sections.append((f"{kind} (baseline: {names[0]}, {why}; alpha={alpha:g})",
                                  _html_table(df.drop(columns=compare.LIST_COLUMNS, errors="ignore")) + f"<ul>{lines}</ul>"))
+    sections.append(("Environment (distinct fingerprints of the trials) and the suites as run", _environment_section(trials)))
     (out / "report.html").write_text(plots.html_page(f"actbench report: {run_dir}", sections, images))
     return {"summary": summary, "failures": failures, "comparison": comparison, "names": names, "baseline_why": why,
             "images": images, "html": out / "report.html", "exports": exports, "out": out}

@@ -16,14 +16,30 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from actbench import activations  # noqa: E402
-from actbench.results import read_series  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: Path, legend_room: float = 0.0) -> Path:
-    """Lay out (keeping the right `legend_room` of the figure for a legend outside the axes)
-    and write a PNG."""
+def _margins(fig: plt.Figure, legend_room: float = 0.0, left: float = 0.8, top: float = 0.8, bottom: float = 0.6,
+             between: float = 0.85) -> dict[str, float]:
+    """Fixed margins in inches (around the axes, `between` rows and columns) as the fractions
+    `subplots_adjust` takes: a fixed layout is a fraction of the cost of tight_layout, which draws
+    every tick label twice (most of the time of a report with many lines)."""
+    w, h = fig.get_size_inches()
+    rows, cols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry() if fig.axes else (1, 1)
+    right = 1 - legend_room - 0.15 / w
+    ax_w = (right - left / w) * w / (cols + (cols - 1) * 0.3)
+    ax_h = (1 - (top + bottom) / h) * h / (rows + (rows - 1) * 0.3)
+    return {"left": left / w, "right": right, "top": 1 - top / h, "bottom": bottom / h,
+            "wspace": between / ax_w, "hspace": between / ax_h}
+
+
+def _save(fig: plt.Figure, path: Path, legend_room: float = 0.0, fixed: dict[str, float] | None = None) -> Path:
+    """Lay out (keeping the right `legend_room` of the figure for a legend outside the axes;
+    with `fixed`, those `subplots_adjust` margins instead of a tight layout) and write a PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout(rect=(0, 0, 1 - legend_room, 1))
+    if fixed is not None:
+        fig.subplots_adjust(**fixed)
+    else:
+        fig.tight_layout(rect=(0, 0, 1 - legend_room, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -81,102 +97,147 @@ def activation_shapes(names: list[str], path: Path, lo: float = -4.0, hi: float 
     return _save(activation_figure(names, lo, hi), path)
 
 
-def _lm_series(trials: pd.DataFrame) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """(config, series) of every ok lm trial of a loaded trials frame (`results.load`), read one
-    at a time (a caller keeps only what it draws)."""
-    if trials.empty or not {"kind", "status", "series_file", "config"} <= set(trials.columns):
-        return
-    lm = trials[(trials["kind"] == "lm") & (trials["status"] == "ok") & trials["series_file"].notna()]
-    for c, d, f in zip(lm["config"], lm["results_dir"], lm["series_file"]):
-        yield (c if isinstance(c, dict) else {}), read_series(d, f)
-
-
-_LEGACY_SERIES = {"train": ("train_loss", ("step", "loss")), "val": ("val", ("step", "loss", "bpb")),
-                  "alphas": ("alphas", ("step", "layer", "alpha_p", "alpha_n"))}
-
-
-def _series_columns(series: dict[str, Any], table: str) -> dict[str, np.ndarray] | None:
-    """One table of a series as float columns: the column format {table: {column: [...]}} or the
-    older list of unnamed rows; None where it is absent or has another shape."""
-    data = series.get(table)
-    legacy_key, names = _LEGACY_SERIES[table]
-    try:
-        if isinstance(data, dict):
-            cols = {c: np.asarray([np.nan if v is None else v for v in data[c]], dtype=float) for c in names if c in data}
-        else:
-            rows = np.asarray([[np.nan if v is None else v for v in r] for r in series.get(legacy_key) or []], dtype=float)
-            cols = {c: rows[:, i] for i, c in enumerate(names) if rows.ndim == 2 and i < rows.shape[1]}
-    except (TypeError, ValueError, KeyError, IndexError):
-        return None
-    if "step" not in cols or len({len(v) for v in cols.values()}) != 1 or not len(cols["step"]):
-        return None
-    return cols
-
-
 def _values_at(curve: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """The values of a (step, value) curve at `steps`, all of which it has."""
     order = np.argsort(curve[:, 0], kind="stable")
     return curve[order[np.searchsorted(curve[order, 0], steps)], 1]
 
 
-def _band(ax: plt.Axes, curves: list[np.ndarray], label: str) -> None:
-    """Mean line and min-max band over seeds of curves given as (step, value) rows, at the
-    steps every curve has."""
+def _band(ax: plt.Axes, curves: list[np.ndarray], label: str, color: Any = None, **line: Any) -> Any:
+    """Mean line and min-max band over seeds of curves given as (step, x, y) rows, at the steps
+    every curve has (x: the mean over seeds of each step's x, e.g. its wall-clock time)."""
     steps = curves[0][:, 0]
     for c in curves[1:]:
         steps = np.intersect1d(steps, c[:, 0])
     if not len(steps):
-        return
-    vals = np.array([_values_at(c, steps) for c in curves])
-    (line,) = ax.plot(steps, vals.mean(0), label=f"{label} (n={len(curves)})")
+        return None
+    xs = np.array([_values_at(c[:, [0, 1]], steps) for c in curves]).mean(0)
+    ys = np.array([_values_at(c[:, [0, 2]], steps) for c in curves])
+    (drawn,) = ax.plot(xs, ys.mean(0), label=f"{label} (n={len(curves)})", color=color, **line)
     if len(curves) > 1:
-        ax.fill_between(steps, vals.min(0), vals.max(0), color=line.get_color(), alpha=0.2)
+        ax.fill_between(xs, ys.min(0), ys.max(0), color=drawn.get_color(), alpha=0.2, lw=0)
+    return drawn
 
 
-def lm_curves(trials: pd.DataFrame, out: Path) -> list[Path]:
-    """Train-loss and validation curves per activation with a band over seeds; xIELU alphas.
-    Series that cannot be read (another shape) are left out."""
-    train: dict[str, list[np.ndarray]] = {}
-    val: dict[str, list[dict[str, np.ndarray]]] = {}
-    alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]] = {}
-    for cfg, series in _lm_series(trials):
-        act = cfg.get("activation", "?")
-        if (t := _series_columns(series, "train")) is not None and "loss" in t:
-            train.setdefault(act, []).append(np.column_stack([t["step"], t["loss"]]))
-        if (v := _series_columns(series, "val")) is not None:
-            val.setdefault(act, []).append(v)
-        a = _series_columns(series, "alphas")
-        if a is not None and {"layer", "alpha_p", "alpha_n"} <= set(a):
-            for layer in np.unique(a["layer"]).astype(int):
-                sel = a["layer"] == layer
-                curves = alphas.setdefault((act, int(layer)), {"alpha_p": [], "alpha_n": []})
-                for name in ("alpha_p", "alpha_n"):
-                    curves[name].append(np.column_stack([a["step"][sel], a[name][sel]]))
-    if not train and not val:
-        return []
-    fig, (ax_t, ax_v) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for act, curves in train.items():
-        _band(ax_t, curves, act)
-    for act, vs in val.items():
-        use_bpb = all("bpb" in v and np.isfinite(v["bpb"]).all() for v in vs)
-        curves = [np.column_stack([v["step"], v["bpb"] if use_bpb else v["loss"]]) for v in vs if use_bpb or "loss" in v]
-        if curves:
-            _band(ax_v, curves, act)
-    ax_t.set(title="train loss (nats/token)", xlabel="step")
-    ax_v.set(title="validation bits per byte (loss where unknown)", xlabel="step")
-    ax_t.legend(fontsize=8)
-    ax_v.legend(fontsize=8)
-    paths = [_save(fig, out / "lm_curves.png")]
-    if alphas:
-        fig, (ax_p, ax_n) = plt.subplots(1, 2, figsize=(11, 4.2))
-        for (act, layer), curves in alphas.items():
-            _band(ax_p, curves["alpha_p"], f"{act} L{layer}")
-            _band(ax_n, curves["alpha_n"], f"{act} L{layer}")
-        ax_p.set(title="alpha_p per layer (mean, min-max over seeds)", xlabel="step")
-        ax_n.set(title="alpha_n per layer (mean, min-max over seeds)", xlabel="step")
-        ax_p.legend(fontsize=6, ncol=2)
-        paths.append(_save(fig, out / "alphas.png"))
+def _legend_column(fig: plt.Figure, ax: plt.Axes, handles: list[Any], title: str) -> None:
+    """A legend in its own axes column, outside the data."""
+    ax.axis("off")
+    ax.legend(handles, [h.get_label() for h in handles], loc="center left", fontsize=8, frameon=False, title=title, title_fontsize=8)
+
+
+def _lm_groups(trials: pd.DataFrame) -> dict[str, dict[str, list[tuple[str, str]]]]:
+    """suite -> curve label -> [(results folder, series file)] of its ok lm trials: one
+    label per activation and setup (the setup fields that differ within the suite named)."""
+    from actbench.report.compare import _labels, setup_fields
+
+    if trials.empty or not {"kind", "status", "series_file", "config", "suite"} <= set(trials.columns):
+        return {}
+    lm = trials[(trials["kind"] == "lm") & (trials["status"] == "ok") & trials["series_file"].notna()]
+    out: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for suite, g in lm.groupby("suite", sort=False):
+        configs = [c if isinstance(c, dict) else {} for c in g["config"]]
+        setups = [setup_fields(c) for c in configs]
+        keys = [" ".join(f"{k}={v}" for k, v in f.items()) for f in setups]
+        distinct = list(dict.fromkeys(keys))
+        labels = dict(zip(distinct, _labels([(str(suite), setups[keys.index(k)]) for k in distinct])))
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for c, k, d, f in zip(configs, keys, g["results_dir"], g["series_file"]):
+            name = " ".join(filter(None, [str(c.get("activation", "?")), labels[k]]))
+            groups.setdefault(name, []).append((str(d), f))
+        out[str(suite)] = groups
+    return out
+
+
+def lm_curves(trials: pd.DataFrame, out: Path, series: Any = None) -> list[Path]:
+    """Per lm suite: training loss and validation bits per byte against training tokens, and
+    validation bits per byte against wall-clock time, one line per activation (and setup) with a
+    band over seeds; and the alphas of activations that learn them, per layer, from step 0.
+    `series` (`report.series.Series`) shares the files compare already read. Series that cannot
+    be read (another shape) are left out."""
+    from actbench.report.series import Series
+
+    series = series if series is not None else Series()
+    paths = []
+    for suite, groups in _lm_groups(trials).items():
+        curves: dict[str, dict[str, list[np.ndarray]]] = {}
+        alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]] = {}
+        val_metric = "bpb"
+        for label, members in groups.items():
+            c = curves.setdefault(label, {"train": [], "val_tokens": [], "val_time": []})
+            for d, f in members:
+                s = series.get(d, f)
+                if s.train is not None and {"loss", "tokens"} <= set(s.train):
+                    c["train"].append(np.column_stack([s.train["step"], s.train["tokens"], s.train["loss"]]))
+                if s.val is not None and {"tokens", "time_s"} <= set(s.val):
+                    has_bpb = "bpb" in s.val and np.isfinite(s.val["bpb"]).all()
+                    val_metric = val_metric if has_bpb else "loss"
+                    y = s.val["bpb"] if has_bpb else s.val.get("loss")
+                    if y is not None:
+                        c["val_tokens"].append(np.column_stack([s.val["step"], s.val["tokens"], y]))
+                        c["val_time"].append(np.column_stack([s.val["step"], s.val["time_s"], y]))
+                a = s.alphas
+                if a is not None and {"layer", "alpha_p", "alpha_n"} <= set(a):
+                    for layer in np.unique(a["layer"]).astype(int):
+                        sel = a["layer"] == layer
+                        per = alphas.setdefault((label, int(layer)), {"alpha_p": [], "alpha_n": []})
+                        for name in ("alpha_p", "alpha_n"):
+                            per[name].append(np.column_stack([a["step"][sel], a["step"][sel], a[name][sel]]))
+        if not any(v for c in curves.values() for v in c.values()):
+            continue
+        paths.append(_lm_figure(suite, curves, val_metric, out))
+        if alphas:
+            paths.append(_alpha_figure(suite, alphas, out))
     return paths
+
+
+def _lm_figure(suite: str, curves: dict[str, dict[str, list[np.ndarray]]], val_metric: str, out: Path) -> Path:
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.3]})
+    ax_t, ax_v, ax_w, ax_l = axes
+    handles = []
+    val_label = "validation bits per byte" if val_metric == "bpb" else "validation loss (nats/token)"
+    for i, (label, c) in enumerate(curves.items()):
+        colour = f"C{i % 10}"
+        drawn = [_band(ax_t, c["train"], label, colour, lw=0.9) if c["train"] else None,
+                 _band(ax_v, c["val_tokens"], label, colour, marker="o", ms=3) if c["val_tokens"] else None,
+                 _band(ax_w, c["val_time"], label, colour, marker="o", ms=3) if c["val_time"] else None]
+        first = next((h for h in drawn if h is not None), None)
+        if first is not None:
+            handles.append(first)
+    tokens = matplotlib.ticker.EngFormatter(sep="")
+    losses = np.concatenate([c[:, 2] for v in curves.values() for c in v["train"]] or [np.zeros(0)])
+    clipped = ""
+    if len(losses) and np.isfinite(losses).any():  # the first steps' loss would squash the rest of the curve
+        top = float(np.nanpercentile(losses, 98))
+        if top < np.nanmax(losses):
+            ax_t.set_ylim(top=top + 0.05 * (top - float(np.nanmin(losses))))
+            clipped = " (first steps above the axis)"
+    ax_t.set(title=f"training loss against tokens{clipped}", xlabel="training tokens", ylabel="training loss (nats/token)")
+    ax_v.set(title=f"{val_label} against tokens", xlabel="training tokens", ylabel=val_label)
+    ax_w.set(title=f"{val_label} against wall-clock", xlabel="wall-clock since training started (s)", ylabel=val_label)
+    for ax in (ax_t, ax_v):
+        ax.xaxis.set_major_formatter(tokens)
+    for ax in (ax_t, ax_v, ax_w):
+        ax.grid(alpha=0.3)
+    _legend_column(fig, ax_l, handles, "activation (seeds)")
+    fig.suptitle(f"{suite}: {', '.join(curves)} compared; line: mean over seeds, band: min to max over seeds")
+    return _save(fig, out / f"lm_{suite}.png", fixed=_margins(fig))
+
+
+def _alpha_figure(suite: str, alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]], out: Path) -> Path:
+    fig, (ax_p, ax_n, ax_l) = plt.subplots(1, 3, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1, 0.3]})
+    handles = []
+    for i, ((label, layer), per) in enumerate(alphas.items()):
+        h = _band(ax_p, per["alpha_p"], f"{label} layer {layer}", f"C{i % 10}", marker=".", ms=4)
+        _band(ax_n, per["alpha_n"], f"{label} layer {layer}", f"C{i % 10}", marker=".", ms=4)
+        if h is not None:
+            handles.append(h)
+    ax_p.set(title="alpha_p (positive side) per layer", xlabel="training step (0: initial value)", ylabel="alpha_p")
+    ax_n.set(title="alpha_n (negative side) per layer", xlabel="training step (0: initial value)", ylabel="alpha_n")
+    for ax in (ax_p, ax_n):
+        ax.grid(alpha=0.3)
+    _legend_column(fig, ax_l, handles, "activation, layer (seeds)")
+    fig.suptitle(f"{suite}: learned activation parameters from initialisation; line: mean over seeds, band: min to max")
+    return _save(fig, out / f"alphas_{suite}.png", fixed=_margins(fig))
 
 
 def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
@@ -203,15 +264,17 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
                 ax_c.plot(sizes, line["pct_copy"], marker="o", lw=1.2, color=drawn.get_color())
             if dtype in copy.index.get_level_values("dtype"):
                 c = copy.loc[dtype]
-                ax_g.plot(c.index, c.values, "k--", lw=1, label="device copy" if mode == modes[0] else None)
+                ax_g.plot(c.index, c.values, "k--", marker="x", lw=1, label="device copy" if mode == modes[0] else None)
             ax_c.axhline(100, color="k", ls="--", lw=1)
             ax_g.set(title=f"{dtype} {mode}: achieved GB/s (minimal bytes)", ylabel="GB/s", xscale="log")
             ax_c.set(title=f"{dtype} {mode}: % of a device copy in the same trial", ylabel="% of copy", xscale="log")
         for ax in axes[-1]:
-            ax.set_xlabel("elements")
-        fig.suptitle(f"kernel throughput, {dtype}{pooled}")
+            ax.set_xlabel("input size (elements, log scale)")
+        acts = ", ".join(dict.fromkeys(g["activation"]))
+        impls = ", ".join(dict.fromkeys(g["impl"]))
+        fig.suptitle(f"{dtype} kernels compared: {acts} (impls: {impls}); median over repeats against input size{pooled}")
         fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.86, 0.5))
-        paths.append(_save(fig, out / f"kernel_{dtype}.png", legend_room=0.14))
+        paths.append(_save(fig, out / f"kernel_{dtype}.png", fixed=_margins(fig, legend_room=0.14, top=0.75, between=0.75)))
     return paths
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -15,6 +16,7 @@ from actbench import activations
 
 if TYPE_CHECKING:
     from actbench.runner import SweepResult
+    from actbench.select import TrialFilter
     from actbench.suite import Suite
 
 
@@ -46,28 +48,61 @@ def activation_info(name: str) -> Panel:
     return Panel(Group(*lines), title=name)
 
 
-def trial_table(suite: "Suite") -> Table:
-    """The expanded trials of a suite and the resources each asks for (`run --dry-run`)."""
+DRY_RUN_ROWS = 40
+"""A dry run of more trials than this prints a summary and the first rows (unless asked for all)."""
+DRY_RUN_FIRST = 15
+
+
+def trial_table(suite: "Suite", select: "TrialFilter | None" = None, recorded: set[str] | frozenset[str] = frozenset(),
+                all_rows: bool = False) -> Group:
+    """`run --dry-run`: the expanded trials (those `select` matches) and the resources each asks
+    for, the ones in `recorded` (already recorded ok: a run skips them) marked; for more than
+    DRY_RUN_ROWS trials, unless `all_rows`, the count of trials per value of every swept field
+    and the first DRY_RUN_FIRST rows."""
     from actbench.runner import varying_fields
 
     r = suite.spec.resources
     keys = varying_fields(suite)
-    t = Table(title=f"{suite.name}: {len(suite.trials)} {suite.spec.kind} trial(s); each asks "
-                    f"cpus={r.cpus:g} gpus={r.gpus:g} timeout_s={r.timeout_s:g} retries={r.retries}")
+    trials = [(t, t.config_dict()) for t in suite.trials]
+    if select is not None:
+        trials = select.apply(trials, lambda tc: tc[1], lambda tc: tc[0].id)
+    n_done = sum(t.id in recorded for t, _ in trials)
+    chosen = f" of {len(suite.trials)} (-k {select.expr!r})" if select is not None else ""
+    head = (f"{suite.name}: {len(trials)} {suite.spec.kind} trial(s){chosen}; each asks cpus={r.cpus:g} gpus={r.gpus:g} "
+            f"timeout_s={r.timeout_s:g} retries={r.retries}; {n_done} already recorded ok (skipped by run unless --rerun), "
+            f"{len(trials) - n_done} to run")
+    parts: list = [Text(head, style="bold")]
+    shown = trials if all_rows or len(trials) <= DRY_RUN_ROWS else trials[:DRY_RUN_FIRST]
+    if len(shown) < len(trials):
+        parts.append(Text("trials per value of each swept field"))
+        axes = Table()
+        axes.add_column("field")
+        axes.add_column("values (trials)")
+        for k in keys:
+            counts: dict[str, int] = {}
+            for _, cfg in trials:
+                counts[str(cfg.get(k))] = counts.get(str(cfg.get(k)), 0) + 1
+            listed = ", ".join(f"{v} ({n})" for v, n in list(counts.items())[:20]) + (f", ... ({len(counts)} values)" if len(counts) > 20 else "")
+            axes.add_row(k, listed)
+        parts.append(axes)
+    if len(shown) < len(trials):
+        parts.append(Text(f"first {len(shown)} of {len(trials)} trials (--all lists every one)"))
+    t = Table()
     t.add_column("#", justify="right")
     t.add_column("trial id")
     for k in keys:
         t.add_column(k)
-    for i, trial in enumerate(suite.trials):
-        cfg = trial.config_dict()
-        t.add_row(str(i), trial.id, *(str(cfg.get(k)) for k in keys))
+    t.add_column("recorded")
+    for i, (trial, cfg) in enumerate(shown):
+        t.add_row(str(i), trial.id, *(str(cfg.get(k)) for k in keys), "ok: skipped" if trial.id in recorded else "")
     if suite.spec.tune is not None:
         tune = suite.spec.tune
         rungs = len(tune.rung_budgets())
         t.caption = (f"these are the tuning trials ({', '.join(tune.fields)}" + (f", successive halving in {rungs} rungs: later rungs "
                      "keep the best values" if rungs > 1 else "") + f"); then the final stage: {suite.groups} group(s) x "
                      f"{suite.spec.n_seeds} seed(s) at each group's best values, decided from these results")
-    return t
+    parts.append(t)
+    return Group(*parts)
 
 
 def print_summary(result: "SweepResult", out_dir: Path, console: Console) -> None:
@@ -76,12 +111,17 @@ def print_summary(result: "SweepResult", out_dir: Path, console: Console) -> Non
     counts: dict[str, int] = {}
     for r in recs:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    parts = [f"{n} {s}" for s, n in sorted(counts.items())] or ["nothing to run"]
+    nothing = "interrupted before any trial finished: nothing recorded" if result.interrupted else "nothing to run"
+    parts = [f"{n} {s}" for s, n in sorted(counts.items())] or [nothing]
     if len(result.records) > len(recs):
         parts.append(f"{len(result.records) - len(recs)} earlier attempt(s) recorded")
     if result.skipped:
         parts.append(f"{result.skipped} already done")
-    console.print(f"[bold]{', '.join(parts)}[/]; results in {out_dir}/trials.jsonl")
+    if result.deselected:
+        parts.append(f"{result.deselected} not selected by -k")
+    path = out_dir / "trials.jsonl"
+    where = f"results in {path}" if path.exists() else f"no results file: {path} does not exist"
+    console.print(f"[bold]{escape(', '.join(parts))}[/]; {escape(where)}", highlight=False)
     bad = [r for r in recs if r["status"] != "ok"]
     if bad:
         t = Table(title="trials that did not succeed")

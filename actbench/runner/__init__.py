@@ -28,16 +28,20 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
 
 from actbench import tuning
 from actbench.benchmarks import kind_spec
 from actbench.errors import UserError
 from actbench.results import OK, ResultStore, fingerprint
 from actbench.suite import Resources, Suite, Trial
+
+if TYPE_CHECKING:
+    from actbench.runner.progress import Board, Sink
+    from actbench.select import TrialFilter
 
 
 class ClusterLost(UserError):
@@ -94,14 +98,16 @@ def trial_plugins(trial: Trial) -> list[str]:
 
 def execute_trial(
     kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None = None, timeout_s: float | None = None,
-    cpus: float | None = None, plugins: list[str] | tuple[str, ...] = (),
+    cpus: float | None = None, plugins: list[str] | tuple[str, ...] = (), progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run one trial where this process is; return its outcome as a plain dict (never raises).
-    `cpus` sets torch's threads for this trial (restored afterwards); `plugins` are imported first."""
+    `cpus` sets torch's threads for this trial (restored afterwards); `plugins` are imported first;
+    `progress` receives the trial's live progress, throttled (`progress.Throttle`)."""
     import torch
 
     from actbench.activations import load_plugin
     from actbench.benchmarks import TrialContext, kind_spec
+    from actbench.runner.progress import Throttle
 
     started = time.time()
     threads_before = torch.get_num_threads()
@@ -125,7 +131,7 @@ def execute_trial(
         cfg = spec.config_model.model_validate(config)
         ckpt = Path(checkpoint_dir) / trial_id if checkpoint_dir else None
         with _alarm(timeout_s):
-            result = spec.run(cfg, TrialContext(trial_id=trial_id, checkpoint_dir=ckpt))
+            result = spec.run(cfg, TrialContext(trial_id=trial_id, checkpoint_dir=ckpt, progress=Throttle(progress) if progress else None))
         out.update(metrics=result.metrics, rows=result.rows, series=result.series, note=result.note)
         status = result.status
         bad = [k for k, v in result.metrics.items() if isinstance(v, float) and not math.isfinite(v)]
@@ -148,11 +154,14 @@ def execute_trial(
 class Executor(Protocol):
     """How trials get run: inline in this process, or as Ray tasks. `poll` returns outcomes as
     `execute_trial` makes them, with `lost: True` for an attempt lost to its worker or node
-    dying (run again by the driver); it raises ClusterLost when the cluster is gone."""
+    dying (run again by the driver); it raises ClusterLost when the cluster is gone. After
+    `set_progress(sink)`, trials submitted send their live progress to `sink(trial_id, values)`,
+    called in the driver's thread (inline: from inside the trial; Ray: from `poll`)."""
 
     name: str
 
     def describe(self) -> str: ...
+    def set_progress(self, sink: "Sink | None") -> None: ...
     def capacity(self, resources: Resources) -> int: ...
     def submit(self, trial: Trial, checkpoint_dir: str | None) -> Any: ...
     def poll(self, timeout: float) -> list[tuple[Any, dict[str, Any]]]: ...
@@ -162,11 +171,14 @@ class Executor(Protocol):
 
 @dataclass
 class SweepResult:
-    """What a sweep did: records appended this run (every attempt), trials skipped as already done."""
+    """What a sweep did: records appended this run (every attempt), trials skipped as already done,
+    trials left out by -k, and the distinct notes of its records."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
+    deselected: int = 0
     interrupted: bool = False
+    notes: set[str] = field(default_factory=set)
 
     @property
     def final_records(self) -> list[dict[str, Any]]:
@@ -208,17 +220,34 @@ def run_suite(
     rerun: bool = False,
     checkpoint_dir: str | None = None,
     console: Console | None = None,
+    select: "TrialFilter | None" = None,
+    tensorboard: Path | None = None,
+    plain_every_s: float | None = None,
 ) -> SweepResult:
     """Run every trial of `suite` not already recorded as successful in `store` (whose lock it
-    holds meanwhile). `checkpoint_dir` (default <store>/checkpoints) holds each trial's folder."""
+    holds meanwhile), of those `select` matches. `checkpoint_dir` (default <store>/checkpoints)
+    holds each trial's folder. Live progress goes to `console` (see `progress.Board`: plain lines
+    every `plain_every_s` seconds where it is not a terminal); with `tensorboard`, each trial's
+    streamed scalars are written as TensorBoard event files below that folder."""
+    from actbench.runner.progress import PLAIN_EVERY_S, Board
+
     console = console or Console(stderr=True)
+    if select is not None:
+        select.check_keys(t.config_dict() for t in suite.trials)
     with store.lock() as note:
         if note:
             console.print(f"{store.root}: {note}")
-        return _sweep(suite, store, executor, rerun, checkpoint_dir or str(store.root / "checkpoints"), console)
+        board = Board(suite.name, console, PLAIN_EVERY_S if plain_every_s is None else plain_every_s, tensorboard)
+        executor.set_progress(board.report)
+        try:
+            with board:
+                return _sweep(suite, store, executor, rerun, checkpoint_dir or str(store.root / "checkpoints"), console, board, select)
+        finally:
+            executor.set_progress(None)
 
 
-def _sweep(suite: Suite, store: ResultStore, executor: Executor, rerun: bool, checkpoint_dir: str, console: Console) -> SweepResult:
+def _sweep(suite: Suite, store: ResultStore, executor: Executor, rerun: bool, checkpoint_dir: str, console: Console, board: "Board",
+           select: "TrialFilter | None") -> SweepResult:
     """Run the suite's stages in order (one stage unless it is tuned), each decided from the
     records of the stages before it."""
     result = SweepResult()
@@ -228,7 +257,11 @@ def _sweep(suite: Suite, store: ResultStore, executor: Executor, rerun: bool, ch
     for stage in suite.stages(lambda: tuning.metric_values(store.records(), tune.metric if tune else "")):
         if tune is not None:
             _describe_stage(stage, suite, console)
-        _run_stage(stage.trials, suite, store, executor, rerun, checkpoint_dir, console, result)
+        trials = stage.trials
+        if select is not None:
+            trials = [t for t in trials if select.matches(t.config_dict(), t.id)]
+            result.deselected += len(stage.trials) - len(trials)
+        _run_stage(trials, suite, store, executor, rerun, checkpoint_dir, console, result, board)
         if result.interrupted:
             break
     return result
@@ -244,8 +277,15 @@ def _describe_stage(stage: tuning.Stage, suite: Suite, console: Console) -> None
     console.print(f"[bold]stage: {stage.name}[/] ({len(stage.trials)} trial(s))", highlight=False)
 
 
+def trial_work(trial: Trial) -> float:
+    """How much work a trial is, for the sweep's ETA: its optimizer steps where its config has
+    them (lm), else 1."""
+    steps = getattr(trial.config, "steps", None)
+    return float(steps) if isinstance(steps, int) and steps > 0 else 1.0
+
+
 def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: Executor, rerun: bool, checkpoint_dir: str,
-               console: Console, result: SweepResult) -> None:
+               console: Console, result: SweepResult, board: "Board") -> None:
     done_ids = set() if rerun else store.successful_ids()
     todo = deque(t for t in trials if t.id not in done_ids)
     skipped = len(trials) - len(todo)
@@ -263,13 +303,7 @@ def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: 
     run_id = uuid.uuid4().hex[:8]
     varying = varying_fields(suite)
     inflight: dict[Any, tuple[Trial, float]] = {}
-    counts = {"ok": 0, "bad": 0}
-
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("ok {task.fields[ok]} | not ok {task.fields[bad]} | running {task.fields[running]}"),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
-    )
+    board.add([trial_work(t) for t in todo])
 
     def finish(trial: Trial, out: dict[str, Any]) -> None:
         attempts[trial.id] = attempts.get(trial.id, 0) + 1
@@ -296,10 +330,13 @@ def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: 
         if retry:
             todo.appendleft(trial)
             why += f"; its worker or node was lost, retrying: attempt {tries[trial.id] + 1} of {trial.resources.retries + 1}"
-        else:
-            counts["ok" if ok else "bad"] += 1
+        board.finished(trial.id, ok, again=bool(retry))
+        new_notes = [n for n in (record["note"] or "").split("; ") if n and n not in result.notes]
+        result.notes.update(new_notes)
+        if ok and new_notes:  # a note shared by many trials (an impl skipped here) is said once, with the first
+            why += f" (note: {'; '.join(new_notes)})"
         mark = f"[{'green' if ok else 'red'}]{record['status']:>8}[/]"
-        console.print(f"{mark} {trial.kind} {_label(trial, varying)} {record.get('duration_s', 0):.1f}s{why}", highlight=False)
+        console.print(f"{mark} {trial.kind} {_label(trial, varying)} {record.get('duration_s', 0):.1f}s{escape(why)}", highlight=False)
 
     def cancel_all() -> int:
         n = len(inflight)
@@ -308,34 +345,32 @@ def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: 
         inflight.clear()
         return n
 
-    with progress:
-        task = progress.add_task(suite.name, total=len(todo), ok=0, bad=0, running=0)
-        try:
-            while todo or inflight:
-                cap = executor.capacity(suite.spec.resources) if todo else cap
-                while todo and len(inflight) < max(cap, 1):
-                    trial = todo.popleft()
-                    inflight[executor.submit(trial, checkpoint_dir)] = (trial, time.time())
-                progress.update(task, running=len(inflight))
-                for handle, out in executor.poll(timeout=0.25):
-                    trial, _ = inflight.pop(handle)
-                    finish(trial, out)
-                now = time.time()
-                for handle, (trial, t0) in list(inflight.items()):
-                    if now - t0 > backstop_s(trial.resources.timeout_s):
-                        executor.cancel(handle)
-                        inflight.pop(handle)
-                        msg = f"no result {now - t0:.0f}s after submission (timeout_s={trial.resources.timeout_s:g}); force-cancelled"
-                        finish(trial, {"status": "timeout", "error": {"type": "TrialTimeout", "message": msg}, "started_at": t0})
-                progress.update(task, completed=counts["ok"] + counts["bad"], ok=counts["ok"], bad=counts["bad"], running=len(inflight))
-        except KeyboardInterrupt:
-            result.interrupted = True
-            n = cancel_all()
-            console.print(f"interrupted: {len(result.records)} finished trial(s) kept, {n} running trial(s) cancelled")
-        except ClusterLost as e:
-            raise ClusterLost(f"{e}; {len(result.records)} record(s) of this run are kept, {len(inflight)} running trial(s) lost") from e
-        except UserError as e:  # e.g. results cannot be written
-            raise UserError(f"{e}; {cancel_all()} running trial(s) cancelled") from e
+    try:
+        while todo or inflight:
+            cap = executor.capacity(suite.spec.resources) if todo else cap
+            while todo and len(inflight) < max(cap, 1):
+                trial = todo.popleft()
+                board.submitted(trial.id, _label(trial, varying), trial_work(trial))
+                inflight[executor.submit(trial, checkpoint_dir)] = (trial, time.time())
+            for handle, out in executor.poll(timeout=0.25):
+                trial, _ = inflight.pop(handle)
+                finish(trial, out)
+            now = time.time()
+            for handle, (trial, t0) in list(inflight.items()):
+                if now - t0 > backstop_s(trial.resources.timeout_s):
+                    executor.cancel(handle)
+                    inflight.pop(handle)
+                    msg = f"no result {now - t0:.0f}s after submission (timeout_s={trial.resources.timeout_s:g}); force-cancelled"
+                    finish(trial, {"status": "timeout", "error": {"type": "TrialTimeout", "message": msg}, "started_at": t0})
+            board.tick()
+    except KeyboardInterrupt:
+        result.interrupted = True
+        n = cancel_all()
+        console.print(f"interrupted: {len(result.records)} finished trial(s) kept, {n} running trial(s) cancelled")
+    except ClusterLost as e:
+        raise ClusterLost(f"{e}; {len(result.records)} record(s) of this run are kept, {len(inflight)} running trial(s) lost") from e
+    except UserError as e:  # e.g. results cannot be written
+        raise UserError(f"{e}; {cancel_all()} running trial(s) cancelled") from e
 
 
 def make_executor(name: str, address: str | None = None, verbose: bool = False) -> Executor:

@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from actbench.runner import execute_trial, trial_plugins
+from actbench.runner.progress import Sink
 from actbench.suite import Resources, Trial
 
 
@@ -27,6 +28,11 @@ class InlineExecutor:
     def __init__(self) -> None:
         self._queue: deque[tuple[int, Trial, str | None]] = deque()
         self._next = 0
+        self._sink: Sink | None = None
+
+    def set_progress(self, sink: Sink | None) -> None:
+        """Progress goes to `sink` directly, from inside the running trial."""
+        self._sink = sink
 
     def capacity(self, resources: Resources) -> int:
         return 1
@@ -40,8 +46,9 @@ class InlineExecutor:
         if not self._queue:
             return []
         handle, trial, ckpt = self._queue.popleft()
-        r = trial.resources
-        return [(handle, execute_trial(trial.kind, trial.config_dict(), trial.id, ckpt, r.timeout_s, r.cpus, trial_plugins(trial)))]
+        r, sink = trial.resources, self._sink
+        progress = (lambda values: sink(trial.id, values)) if sink is not None else None
+        return [(handle, execute_trial(trial.kind, trial.config_dict(), trial.id, ckpt, r.timeout_s, r.cpus, trial_plugins(trial), progress))]
 
     def cancel(self, handle: Any) -> None:
         self._queue = deque(q for q in self._queue if q[0] != handle)

@@ -39,18 +39,22 @@ from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayError, TaskCanc
 
 from actbench.errors import UserError
 from actbench.runner import ClusterLost, execute_trial, trial_plugins
+from actbench.runner.progress import Sink
 from actbench.suite import Resources, Trial
 
 CONNECT_TIMEOUT_S = 5.0
 CLUSTER_LOST_S = 10.0
 _PROBE_EVERY_S = 2.0
 _AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
+PROGRESS_QUEUE_SIZE = 10_000
 
 
 @ray.remote
 def _trial_task(kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None, timeout_s: float,
-                cpus: float, plugins: list[str]) -> dict[str, Any]:
-    return execute_trial(kind, config, trial_id, checkpoint_dir, timeout_s, cpus, plugins)
+                cpus: float, plugins: list[str], progress: Any = None) -> dict[str, Any]:
+    """One trial in a worker; its progress goes to the driver's queue (`progress`), if any."""
+    send = (lambda values: progress.put((trial_id, values), block=False)) if progress is not None else None
+    return execute_trial(kind, config, trial_id, checkpoint_dir, timeout_s, cpus, plugins, send)
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -150,6 +154,36 @@ class RayExecutor:
         self._unreachable_since: float | None = None
         self._cap: tuple[float, int] | None = None
         self._inflight: set[ray.ObjectRef] = set()
+        self._sink: Sink | None = None
+        self._queue: Any = None
+
+    def set_progress(self, sink: Sink | None) -> None:
+        """Trials submitted from now on put their progress into a Ray queue (an actor on this
+        node, no CPU held) that `poll` drains into `sink`."""
+        self._sink = sink
+        if sink is not None and self._queue is None:
+            from ray.util.queue import Queue
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            try:
+                here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+                self._queue = Queue(maxsize=PROGRESS_QUEUE_SIZE, actor_options={"num_cpus": 0, "scheduling_strategy": here})
+            except Exception:  # noqa: BLE001 - no live progress (e.g. through Ray Client), the sweep runs as before
+                self._queue = None
+
+    def _drain(self) -> None:
+        """Hand the queued progress messages to the sink; a queue that fails is given up (progress
+        is best effort: the sweep goes on without it)."""
+        if self._queue is None or self._sink is None:
+            return
+        try:
+            n = self._queue.qsize()
+            items = self._queue.get_nowait_batch(n) if n else []
+        except Exception:  # noqa: BLE001 - e.g. the queue's actor died with its node
+            self._queue = None
+            return
+        for trial_id, values in items:
+            self._sink(trial_id, values)
 
     @staticmethod
     def _gcs_address() -> str | None:
@@ -206,7 +240,8 @@ class RayExecutor:
         r = trial.resources
         ref = _trial_task.options(
             num_cpus=r.cpus, num_gpus=r.gpus, max_retries=0, retry_exceptions=False, name=f"actbench:{trial.kind}:{trial.id}",
-        ).remote(trial.kind, trial.config_dict(), trial.id, checkpoint_dir, r.timeout_s, r.cpus, trial_plugins(trial))
+        ).remote(trial.kind, trial.config_dict(), trial.id, checkpoint_dir, r.timeout_s, r.cpus, trial_plugins(trial),
+                  self._queue if self._sink is not None else None)
         self._inflight.add(ref)
         return ref
 
@@ -220,6 +255,7 @@ class RayExecutor:
         ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
         if ready:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        self._drain()  # a trial puts its messages before it returns: they all come before its outcome
         done = []
         for ref in ready:
             self._inflight.discard(ref)
@@ -262,6 +298,12 @@ class RayExecutor:
             pass  # already finished
 
     def shutdown(self) -> None:
+        if self._queue is not None:
+            try:
+                self._queue.shutdown()
+            except Exception:  # noqa: BLE001 - its actor may be gone with its node
+                pass
+            self._queue = None
         if self._connected_here and ray.is_initialized():
             ray.shutdown()
         self._restore_env()

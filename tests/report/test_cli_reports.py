@@ -76,12 +76,15 @@ def test_report_writes_plots_html_and_exports_that_load_back(cpu_results, tmp_pa
     r = report.build_report(cpu_results, tmp_path / "rep")
     assert r["names"][0] == "relu2" and r["baseline_why"] == "the suite's reference"
     names = {p.name for p in r["images"]}
-    assert {"lm_curves.png", "alphas.png"} <= names and any(n.startswith("kernel_") for n in names)
+    suite = load(cpu_results).query("kind == 'lm'")["suite"].iloc[0]
+    assert {f"lm_{suite}.png", f"alphas_{suite}.png"} <= names and any(n.startswith("kernel_") for n in names)
     for p in r["images"]:
         assert p.stat().st_size > 5000 and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = r["html"].read_text()
     assert "data:image/png;base64," in page and "Summary" in page and "the suite&#x27;s reference" in page
     assert not re.search(r">\s*(nan|None|NaN)\s*<", page)
+    env = page[page.index("Environment"):]
+    assert "git commit" in env and "torch threads" in env and f"name: {suite}" in env  # fingerprint and the suite as run
     n = len(load(cpu_results))
     assert len(pd.read_csv(tmp_path / "rep" / "trials.csv")) == n
     pytest.importorskip("pyarrow")

@@ -1,0 +1,55 @@
+"""-k expressions: what they select, and one-line errors naming -k."""
+
+from __future__ import annotations
+
+import pytest
+
+from actbench.errors import UserError
+from actbench.select import parse_filter
+
+CONFIGS = [
+    {"activation": a, "seed": s, "lr": lr, "data": {"source": "shakespeare"}, "compile": False}
+    for a in ("xielu", "relu2", "swiglu") for s in (0, 1) for lr in (0.003, 0.001)
+]
+
+
+def chosen(expr: str) -> list[tuple[str, int, float]]:
+    f = parse_filter(expr)
+    return [(c["activation"], c["seed"], c["lr"]) for c in f.apply(CONFIGS, lambda c: c, lambda c: "")]
+
+
+def test_fields_words_and_or_not_parentheses():
+    assert chosen("activation=xielu and seed=0") == [("xielu", 0, 0.003), ("xielu", 0, 0.001)]
+    assert chosen("activation = xielu and seed = 0 and lr=3e-3") == [("xielu", 0, 0.003)]  # numbers compare as numbers
+    assert len(chosen("not activation=swiglu")) == 8 == len(chosen("activation!=swiglu"))
+    assert {a for a, _, _ in chosen("XIELU or relu")} == {"xielu", "relu2"}  # words: case-insensitive substrings
+    assert chosen("swiglu and (seed=1 or lr=0.003) and not (seed=1 and lr=0.003)") == [("swiglu", 0, 0.003), ("swiglu", 1, 0.001)]
+    assert chosen("not not seed=1 and lr=0.001") == [("xielu", 1, 0.001), ("relu2", 1, 0.001), ("swiglu", 1, 0.001)]
+    assert len(chosen("data.source=shakespeare and compile=false")) == 12  # dotted keys, booleans
+    assert chosen("seed=0 or seed=1 and activation=relu2") == chosen("seed=0 or (seed=1 and activation=relu2)")  # and binds tighter
+    assert parse_filter("5f80").matches({}, "5f805aab8d90") and not parse_filter("aab").matches({}, "5f805aab8d90")  # id prefixes
+    assert chosen("seed") == [] and not parse_filter("seed=0").matches({}, "x")  # words match values, not field names
+
+
+@pytest.mark.parametrize("expr, why", [
+    ("", "empty expression"),
+    ("xielu and", "unexpected end of the expression after 'and'"),
+    ("(xielu or relu2", "unexpected end of the expression"),
+    ("xielu)", "unexpected ')'"),
+    ("activation=", "unexpected end of the expression after '='"),
+    ("activation=and", "expected a value after activation=, got 'and'"),
+    ("seed=0 seed=1", "unexpected 'seed'"),
+    ("__import__('os')", "unexpected"),
+    ("a ! b", "unexpected '!' at character 3"),
+])
+def test_malformed_expressions_are_one_line_errors_naming_k(expr, why):
+    with pytest.raises(UserError) as e:
+        parse_filter(expr).check_keys(CONFIGS)
+    msg = str(e.value)
+    assert msg.startswith(f"-k {expr!r}: ") and why in msg and "\n" not in msg
+
+
+def test_a_field_no_trial_has_is_an_error_with_the_near_names():
+    with pytest.raises(UserError, match=r"^-k 'activaton=xielu': no trial has a field 'activaton' \(did you mean 'activation'"):
+        chosen("activaton=xielu")
+    assert chosen("activation=xielo") == []  # a value nobody has is a valid (empty) selection
