@@ -95,6 +95,8 @@ class Resources(BaseModel):
             given = [f for f in ("gpus", "cpus") if f in self.model_fields_set]
             if given:
                 raise ValueError(f"{given[0]} is for a trial of one process; with workers, set {given[0]}_per_worker")
+            if self.gpus_per_worker and self.gpus_per_worker != int(self.gpus_per_worker):
+                raise ValueError(f"gpus_per_worker {self.gpus_per_worker:g} is not a whole number (NCCL needs a GPU of its own per worker)")
         return self
 
     @property
