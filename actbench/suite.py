@@ -29,10 +29,10 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from actbench import tuning
 from actbench.benchmarks import TrialConfig, kind_names, kind_spec
@@ -50,21 +50,67 @@ _FLOAT_EXP = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 _YamlBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+@dataclass(frozen=True)
+class WorkerGroup:
+    """The Ray Train workers of one trial: how many, what each one holds, how they split the model."""
+
+    workers: int
+    cpus: float  # per worker
+    gpus: float  # per worker
+    strategy: str  # ddp (replicas) or fsdp (sharded parameters, gradients and optimizer state)
+
+    def asks(self) -> str:
+        return f"{self.workers} worker(s) of {self.cpus:g} CPU(s) and {self.gpus:g} GPU(s) each"
+
+
 class Resources(BaseModel):
-    """What each trial asks the scheduler for."""
+    """What each trial asks the scheduler for: `gpus`/`cpus` for a trial of one process, or
+    `workers` x (`gpus_per_worker`, `cpus_per_worker`) for a trial run by Ray Train on several
+    workers (`strategy` ddp or fsdp); the two forms do not mix."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     gpus: float = Field(0, ge=0, le=1024)
     cpus: float = Field(1, gt=0, le=1024)
+    workers: int | None = Field(None, ge=1, le=4096)
+    gpus_per_worker: float | None = Field(None, ge=0, le=1024)
+    cpus_per_worker: float | None = Field(None, gt=0, le=1024)
+    strategy: Literal["ddp", "fsdp"] | None = None
     timeout_s: float = Field(3600, ge=0.1, le=30 * 86400)
     retries: int = Field(1, ge=0, le=20)
 
-    @field_validator("gpus", "cpus")
+    @field_validator("gpus", "cpus", "gpus_per_worker", "cpus_per_worker")
     @classmethod
-    def _ray_precision(cls, v: float) -> float:
-        if abs(v * 10_000 - round(v * 10_000)) > 1e-6:
+    def _ray_precision(cls, v: float | None) -> float | None:
+        if v is not None and abs(v * 10_000 - round(v * 10_000)) > 1e-6:
             raise ValueError(f"{v!r} is not a multiple of 0.0001 (the precision of Ray's resources)")
         return v
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Resources":
+        if self.workers is None:
+            given = [f for f in ("gpus_per_worker", "cpus_per_worker", "strategy") if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"{given[0]} needs workers (the number of Ray Train workers that run each trial)")
+        else:
+            given = [f for f in ("gpus", "cpus") if f in self.model_fields_set]
+            if given:
+                raise ValueError(f"{given[0]} is for a trial of one process; with workers, set {given[0]}_per_worker")
+            if self.gpus_per_worker and self.gpus_per_worker != int(self.gpus_per_worker):
+                raise ValueError(f"gpus_per_worker {self.gpus_per_worker:g} is not a whole number (NCCL needs a GPU of its own per worker)")
+        return self
+
+    @property
+    def worker_group(self) -> WorkerGroup | None:
+        """The trial's Ray Train workers, or None for a trial of one process."""
+        if self.workers is None:
+            return None
+        return WorkerGroup(self.workers, 1.0 if self.cpus_per_worker is None else self.cpus_per_worker,
+                           self.gpus_per_worker or 0.0, self.strategy or "ddp")
+
+    def asks(self) -> str:
+        """What one trial asks for, in words."""
+        group = self.worker_group
+        return group.asks() if group else f"{self.cpus:g} CPU(s) and {self.gpus:g} GPU(s)"
 
 
 class SuiteFile(BaseModel):
@@ -364,6 +410,9 @@ def _expand(path: Path, data: dict[str, Any], spec: SuiteFile, loc: _Located, ma
         raise loc.error(("zip",), f"lists must have equal lengths, got {sorted(zip_lengths)}")
     ladder_rows = _ladder_rows(spec, fields, loc)
     _check_tune(spec, kind.budget_field, fields, loc)
+    if spec.resources.workers is not None and not kind.distributed:
+        raise loc.error(("resources", "workers"), f"kind {spec.kind!r} runs each trial in one process; workers (Ray Train) "
+                        "are for kinds that train on several workers, such as lm")
     groups = math.prod([*(len(v) for v in spec.matrix.values()), *zip_lengths, len(ladder_rows)])
     tuned = 0 if spec.tune is None else (
         len(spec.tune.grid()) * len(spec.tune.tune_seeds(spec.seed_list)) * len(spec.tune.rung_budgets()))

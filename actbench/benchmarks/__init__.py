@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import importlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable
@@ -71,54 +72,77 @@ ExistingPath = Annotated[str, AfterValidator(_existing_path)]
 running, it must exist (an fsspec URI such as s3://... is not checked)."""
 
 
+class TrialTimeout(Exception):
+    """A trial ran past its timeout (raised inside the trial)."""
+
+
 @dataclass
 class TrialContext:
     """What the runner gives a trial besides its config. `progress`, when set, receives live
     progress (a dict: step, total_steps, train_loss, val_bpb, tokens_per_s, ...); it may be
-    called often and must be cheap (the runner's sink throttles what it forwards)."""
+    called often and must be cheap (the runner's sink throttles what it forwards); for a trial
+    on several workers it is sent to rank 0, so it must pickle (e.g. a Ray queue's put).
+
+    On several workers (Ray Train, `resources.workers`) the kind's `run` is called on each
+    worker with torch.distributed set up: `strategy` says how to split the model (ddp or fsdp),
+    and the trial itself stops when `past_deadline()` (there is no alarm signal there; a trial
+    of one process is interrupted by the runner's SIGALRM instead, and `timeout_s` is None)."""
 
     trial_id: str
     checkpoint_dir: Path | None = None
     progress: Callable[[dict[str, Any]], None] | None = None
+    strategy: str = "ddp"
+    timeout_s: float | None = None
+    started_at: float = field(default_factory=time.time)
 
     def report(self, **values: Any) -> None:
         """Send live progress to the driver, if anything listens."""
         if self.progress is not None:
             self.progress(values)
 
+    def past_deadline(self) -> bool:
+        """Whether the trial has run past `timeout_s` (always False without one)."""
+        return self.timeout_s is not None and time.time() - self.started_at > self.timeout_s
+
 
 @dataclass
 class TrialOutput:
     """What a trial returns. `rows` are long-format measurements; `series` are large per-step
     curves stored beside the results; `status` is `ok` unless the trial itself knows better
-    (e.g. `diverged`)."""
+    (e.g. `diverged`); `env` adds to (and overrides) the record's environment fingerprint, for
+    a trial whose work ran in other processes than the runner's (Ray Train workers)."""
 
     metrics: dict[str, Any] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     series: dict[str, list[Any]] = field(default_factory=dict)
     status: str = "ok"
     note: str = ""
+    env: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class KindSpec:
     """A trial kind. `budget_field` names the config field that sets how much work a trial does
-    (lm: tokens), which tuning scales down for its cheaper trials."""
+    (lm: tokens), which tuning scales down for its cheaper trials; `distributed` kinds can run a
+    trial on several Ray Train workers (`resources.workers`): `run` is then called on every
+    worker, with torch.distributed set up, and rank 0's output is the trial's."""
 
     name: str
     config_model: type[TrialConfig]
     run: Callable[[Any, TrialContext], TrialOutput]
     budget_field: str | None = None
+    distributed: bool = False
 
 
 _KINDS: dict[str, KindSpec] = {}
 
 
-def register_kind(name: str, config_model: type[TrialConfig], budget_field: str | None = None) -> Callable[[Callable], Callable]:
+def register_kind(name: str, config_model: type[TrialConfig], budget_field: str | None = None,
+                  distributed: bool = False) -> Callable[[Callable], Callable]:
     """Decorator for a kind's run function."""
 
     def deco(fn: Callable[[Any, TrialContext], TrialOutput]) -> Callable:
-        _KINDS[name] = KindSpec(name, config_model, fn, budget_field)
+        _KINDS[name] = KindSpec(name, config_model, fn, budget_field, distributed)
         return fn
 
     return deco

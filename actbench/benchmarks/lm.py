@@ -9,7 +9,7 @@ from actbench.benchmarks import TrialContext, TrialOutput, register_kind
 from actbench.lm.config import LMConfig
 
 
-@register_kind("lm", LMConfig, budget_field="tokens")
+@register_kind("lm", LMConfig, budget_field="tokens", distributed=True)
 def run(cfg: LMConfig, ctx: TrialContext) -> TrialOutput:
     from actbench.lm.train import train
 

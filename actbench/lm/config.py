@@ -11,13 +11,16 @@ and at the end on the whole validation split (`final_eval: full`, the default) o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from actbench import activations
 from actbench.benchmarks import ActivationName, ExistingPath, TrialConfig
 from actbench.lm.flops import match_d_ff
+
+if TYPE_CHECKING:
+    from actbench.suite import Resources
 
 
 class DataConfig(BaseModel):
@@ -108,6 +111,13 @@ class LMConfig(TrialConfig):
             object.__setattr__(self, "reference_d_ff", ref)
             object.__setattr__(self, "d_ff", match_d_ff(self.activation, self.d_model, self.reference, ref, self.ff_multiple))
         return self
+
+    def check_resources(self, r: "Resources") -> tuple[str, str] | None:
+        """Several workers split each micro-batch of batch_size sequences into equal slices."""
+        if r.workers and self.batch_size % r.workers:
+            return "workers", (f"batch_size {self.batch_size} does not split evenly over {r.workers} workers (each worker takes "
+                               "an equal slice of every micro-batch; the global batch is the same as on one worker)")
+        return None
 
     @property
     def tokens_per_step(self) -> int:

@@ -332,19 +332,31 @@ def eval_targets(tokens: np.ndarray, max_targets: int | None = None) -> int:
     return n if max_targets is None else min(n, max_targets)
 
 
-def eval_batches(tokens: np.ndarray, seq_len: int, batch_size: int, max_targets: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def eval_batches(tokens: np.ndarray, seq_len: int, batch_size: int, max_targets: int | None = None,
+                 part: tuple[int, int] = (0, 1)) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(inputs, targets) of consecutive non-overlapping windows whose targets are exactly
     tokens[1 : 1 + eval_targets(tokens, max_targets)]: full windows of seq_len, `batch_size` at a
-    time, then one shorter window with the remainder."""
+    time, then one shorter window with the remainder. With `part` = (k, parts), only the batches
+    i with i % parts == k (one worker's share; see `eval_batch_count`), unread otherwise."""
+    k, parts = part
     n = eval_targets(tokens, max_targets)
     full = n // seq_len
-    for s in range(0, full, batch_size):
+    for i, s in enumerate(range(0, full, batch_size)):
+        if i % parts != k:
+            continue
         e = min(full, s + batch_size)
         w = np.asarray(tokens[s * seq_len : e * seq_len + 1], dtype=np.int64)
         yield w[:-1].reshape(e - s, seq_len), w[1:].reshape(e - s, seq_len)
-    if n > full * seq_len:
+    if n > full * seq_len and -(-full // batch_size) % parts == k:
         w = np.asarray(tokens[full * seq_len : n + 1], dtype=np.int64)
         yield w[None, :-1], w[None, 1:]
+
+
+def eval_batch_count(tokens: np.ndarray, seq_len: int, batch_size: int, max_targets: int | None = None) -> int:
+    """How many batches `eval_batches` yields in all (its parts together)."""
+    n = eval_targets(tokens, max_targets)
+    full = n // seq_len
+    return -(-full // batch_size) + (n > full * seq_len)
 
 
 def windows_per_chunk(n_targets: int, seq_len: int) -> int:

@@ -35,6 +35,7 @@ silently, since a checkpoint that is not ours means tampering or a foreign file.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
@@ -49,11 +50,11 @@ import torch
 import torch.nn.functional as F
 
 from actbench import activations
-from actbench.benchmarks import TrialContext, TrialOutput
+from actbench.benchmarks import TrialContext, TrialOutput, TrialTimeout
 from actbench.benchmarks.device import pick_device
 from actbench.errors import UserError
 from actbench.lm import flops
-from actbench.lm.data import Corpus, batch, eval_batches, eval_targets, load_corpus, windows_per_chunk
+from actbench.lm.data import Corpus, batch, eval_batch_count, eval_batches, eval_targets, load_corpus, windows_per_chunk
 from actbench.lm.model import Llama
 
 if TYPE_CHECKING:
@@ -249,20 +250,63 @@ class Evaluation:
         return out
 
 
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the workers of a trial: one process is rank 0 of 1."""
+
+    rank: int = 0
+    world: int = 1
+    strategy: str = "ddp"  # ddp: every rank holds the model; fsdp: parameters, gradients and optimizer state sharded
+
+    @property
+    def sharded(self) -> bool:
+        return self.world > 1 and self.strategy == "fsdp"
+
+    def gather(self, obj: Any) -> list[Any]:
+        """`obj` of every rank, in rank order (a collective: every rank calls it)."""
+        out: list[Any] = [None] * self.world
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+    def from_rank0(self, obj: Any) -> Any:
+        """Rank 0's `obj` on every rank (a collective)."""
+        box = [obj]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def current_ranks(strategy: str = "ddp") -> Ranks:
+    """The ranks of torch.distributed's default group when it is set up (Ray Train), else one process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return Ranks(torch.distributed.get_rank(), torch.distributed.get_world_size(), strategy)
+    return Ranks(strategy=strategy)
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of a (possibly FSDP-sharded) parameter or value computed from one."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
 @torch.inference_mode()
 def evaluate(model: Llama, corpus: Corpus, seq_len: int, batch_size: int, device: torch.device,
-             max_targets: int | None = None, diagnostics: bool = False, churn_tokens: int = 0) -> Evaluation:
+             max_targets: int | None = None, diagnostics: bool = False, churn_tokens: int = 0, ranks: Ranks = Ranks()) -> Evaluation:
     """Score the validation targets (all, or the first `max_targets`), `batch_size` windows at a
     time: loss per window, bits per byte over the exact bytes scored; with `diagnostics`,
-    per-layer sparsity and dead units."""
+    per-layer sparsity and dead units. On several workers each rank scores every world-th batch
+    (under FSDP every rank runs as many forward passes, some on a spare window, since a forward
+    pass is a collective) and the pieces are gathered in order: every rank returns the
+    Evaluation one process would (the same windows, chunks and counts)."""
     model.eval()
     acts = model.activation_modules() if diagnostics else []
     zeros = [torch.zeros((), dtype=torch.int64, device=device) for _ in acts]
     seen = [0] * len(acts)
     alive: list[torch.Tensor | None] = [None] * len(acts)
+    counting = [True]
 
     def hook(i: int):  # noqa: ANN202
         def fn(module: torch.nn.Module, inputs: Any, out: torch.Tensor) -> None:
+            if not counting[0]:
+                return
             nz = out != 0
             zeros[i] += (~nz).sum()
             seen[i] += out.numel()
@@ -270,38 +314,75 @@ def evaluate(model: Llama, corpus: Corpus, seq_len: int, batch_size: int, device
             alive[i] = a if alive[i] is None else alive[i] | a
         return fn
 
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            return model(x)
+
+    full = eval_targets(corpus.val, max_targets) // seq_len
     handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(acts)]
-    nats, preds, window_bytes, window_tokens = [], [], [], []
-    n_preds = 0
+    nats, preds, window_bytes, window_tokens, batches, n_preds = [], [], [], [], [], []
     try:
-        for x_np, y_np in eval_batches(corpus.val, seq_len, batch_size, max_targets):
+        for k, (x_np, y_np) in enumerate(eval_batches(corpus.val, seq_len, batch_size, max_targets, (ranks.rank, ranks.world))):
+            i = ranks.rank + k * ranks.world  # the batch's place in the split
             x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(x)
+            logits = forward(x)
             nll = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
             nats.append(nll.view(y.shape).double().sum(dim=1))
             window_tokens.append(np.full(len(y_np), y_np.shape[1]))
             if (wb := corpus.window_bytes(y_np)) is not None:
                 window_bytes.append(wb)
-            if n_preds < churn_tokens:
-                preds.append(logits.argmax(-1).flatten()[: churn_tokens - n_preds])
-                n_preds += preds[-1].numel()
+            first = min(i * batch_size, full) * seq_len  # targets before this batch
+            if first < churn_tokens:
+                preds.append(logits.argmax(-1).flatten()[: churn_tokens - first])
+            n_preds.append(len(preds[-1]) if first < churn_tokens else 0)
+            batches.append(i)
+        if ranks.sharded:
+            counting[0] = False
+            spare = torch.from_numpy(np.asarray(corpus.val[: min(seq_len, len(corpus.val))], dtype=np.int64))[None].to(device)
+            for _ in range(-(-eval_batch_count(corpus.val, seq_len, batch_size, max_targets) // ranks.world) - len(batches)):
+                forward(spare)
     finally:
         for h in handles:
             h.remove()
     model.train()
-    window_nats = torch.cat(nats).cpu().numpy()  # the one host sync of the evaluation
-    tokens = int(np.concatenate(window_tokens).sum())
-    wbytes = np.concatenate(window_bytes) if window_bytes else None
+    window_nats = torch.cat(nats).cpu().numpy() if nats else np.zeros(0)  # the one host sync of the evaluation
+    parts = [window_nats, np.concatenate(window_tokens) if window_tokens else np.zeros(0, dtype=np.int64),
+             np.concatenate(window_bytes) if window_bytes else None, torch.cat(preds).cpu().numpy() if preds else np.zeros(0, np.int64)]
+    counts = [[int(z) for z in zeros], seen, [a.cpu().numpy() if a is not None else None for a in alive]]
+    if ranks.world > 1:
+        parts, counts = _gathered(ranks, batches, [len(t) for t in window_tokens], n_preds, parts, counts)
+    window_nats, wtokens, wbytes, argmax = parts
+    tokens = int(wtokens.sum())
     n_bytes = float(wbytes.sum()) if wbytes is not None else None
     loss = float(window_nats.sum()) / tokens
     return Evaluation(
         loss=loss, bpb=float(window_nats.sum()) / math.log(2) / n_bytes if n_bytes else None, tokens=tokens, bytes=n_bytes,
-        window_nats=window_nats, window_tokens=np.concatenate(window_tokens), window_bytes=wbytes,
-        sparsity=[int(z) / max(n, 1) for z, n in zip(zeros, seen)],
-        dead=[float((~a).float().mean()) if a is not None else 0.0 for a in alive],
-        argmax=torch.cat(preds).cpu().tolist() if preds else [],
+        window_nats=window_nats, window_tokens=wtokens, window_bytes=wbytes,
+        sparsity=[z / max(n, 1) for z, n in zip(counts[0], counts[1])],
+        dead=[float((~a).mean()) if a is not None else 0.0 for a in counts[2]],
+        argmax=argmax.tolist(),
     )
+
+
+def _gathered(ranks: Ranks, batches: list[int], windows: list[int], n_preds: list[int], parts: list[Any],
+              counts: list[list[Any]]) -> tuple[list[Any], list[list[Any]]]:
+    """The evaluation pieces of every rank, in the split's batch order, and the diagnostics summed."""
+    cut = lambda a, sizes: np.split(a, np.cumsum(sizes)[:-1]) if sizes else []  # noqa: E731
+    mine = {i: (n, t, b, p) for i, n, t, b, p in zip(batches, cut(parts[0], windows), cut(parts[1], windows),
+                                                     cut(parts[2], windows) if parts[2] is not None else [None] * len(batches),
+                                                     cut(parts[3], n_preds))}
+    everyone = ranks.gather((mine, counts))
+    pieces = dict(sorted((i, piece) for part, _ in everyone for i, piece in part.items()))
+    join = lambda j, dtype: np.concatenate([p[j] for p in pieces.values()]) if pieces else np.zeros(0, dtype)  # noqa: E731
+    has_bytes = all(p[2] is not None for p in pieces.values())
+    merged = [join(0, np.float64), join(1, np.int64), join(2, np.float64) if has_bytes and pieces else None, join(3, np.int64)]
+    zeros = [sum(c[0][layer] for _, c in everyone) for layer in range(len(counts[0]))]
+    seen = [sum(c[1][layer] for _, c in everyone) for layer in range(len(counts[1]))]
+    alive = []
+    for layer in range(len(counts[2])):
+        masks = [c[2][layer] for _, c in everyone if c[2][layer] is not None]
+        alive.append(np.logical_or.reduce(masks) if masks else None)
+    return merged, [zeros, seen, alive]
 
 
 def _alphas(model: Llama) -> list[tuple[float, float]]:
@@ -309,7 +390,7 @@ def _alphas(model: Llama) -> list[tuple[float, float]]:
     for m in model.activation_modules():
         if hasattr(m, "alphas"):
             ap, an = m.alphas()
-            vals.append((float(ap.detach()), float(an.detach())))
+            vals.append((float(_full(ap).detach()), float(_full(an).detach())))
     return vals
 
 
@@ -327,26 +408,103 @@ def _append(table: dict[str, list[Any]], **row: Any) -> None:
         table[k].append(v)
 
 
+def _parallel(model: Llama, ranks: Ranks, device: torch.device) -> torch.nn.Module:
+    """What the training step calls: the model itself on one worker; on several, DDP around it
+    (every rank holds the model; gradients averaged) or the model with its blocks and itself
+    sharded by FSDP2 `fully_shard` (parameters in fp32, as on one worker; autocast as usual)."""
+    if ranks.world == 1:
+        return model
+    if ranks.strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.blocks:
+            fully_shard(block)
+        return fully_shard(model)
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index or 0] if device.type == "cuda" else None, forward_sync_buffers=False)
+
+
+def _grad_sync(wrapped: torch.nn.Module, ranks: Ranks, sync: bool) -> Any:
+    """A context for one micro-step's backward: gradients are reduced across ranks only in the
+    step's last micro-step (before it they add up locally)."""
+    if ranks.sharded:
+        wrapped.set_requires_gradient_sync(sync)
+    elif ranks.world > 1 and not sync:
+        return wrapped.no_sync()
+    return contextlib.nullcontext()
+
+
+def _optimizer_order(model: torch.nn.Module, opt: torch.optim.Optimizer) -> list[str]:
+    """Parameter names in the optimizer's order: the ids of a plain optimizer state dict."""
+    name = {id(p): n for n, p in model.named_parameters()}
+    return [name[id(p)] for group in opt.param_groups for p in group["params"]]
+
+
+def _state_dicts(model: torch.nn.Module, opt: torch.optim.Optimizer, ranks: Ranks) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Whole model and optimizer state dicts, as one process saves them (a collective under FSDP,
+    whose values are then on rank 0 only)."""
+    if not ranks.sharded:
+        return model.state_dict(), opt.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    msd, osd = get_model_state_dict(model, options=options), get_optimizer_state_dict(model, opt, options=options)
+    if ranks.rank:
+        return {}, {}
+    ids = {n: i for i, n in enumerate(_optimizer_order(model, opt))}
+    return msd, {"state": {ids[n]: v for n, v in osd["state"].items()},
+                 "param_groups": [{**g, "params": [ids[n] for n in g["params"]]} for g in osd["param_groups"]]}
+
+
+def _load_optimizer(model: torch.nn.Module, opt: torch.optim.Optimizer, saved: dict[str, Any], ranks: Ranks) -> None:
+    """Load a saved (plain, whole) optimizer state into this worker's optimizer."""
+    if not ranks.sharded:
+        opt.load_state_dict(saved)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    names = _optimizer_order(model, opt)
+    by_name = {"state": {names[i]: v for i, v in saved["state"].items()},
+               "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in saved["param_groups"]]}
+    set_optimizer_state_dict(model, opt, by_name, options=StateDictOptions(full_state_dict=True))
+
+
 def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
+    """Train and evaluate one model. On several workers (torch.distributed set up by Ray Train,
+    `ctx.strategy`) every rank runs this: each takes its equal slice of every micro-batch (the
+    global batch, token budget, LR schedule and data are those of one process), the logged loss
+    is the mean over all ranks, evaluation is split over ranks and gathered, rank 0 writes
+    checkpoints (whole state dicts, the format of one process, so a trial may resume on another
+    number of workers) and sends progress, and all ranks stop together past `ctx.past_deadline()`."""
+    ranks = current_ranks(ctx.strategy)
     device = pick_device(cfg.device)
     corpus = load_corpus(cfg.data)
     if len(corpus.val) < 2:
         raise UserError(f"data: the validation split has {len(corpus.val)} token(s), nothing to score")
     ckpt_path = str(ctx.checkpoint_dir / "ckpt.pt") if ctx.checkpoint_dir and cfg.checkpoint_every else None
     saved = _load(ckpt_path) if ckpt_path else None
-    state = saved["state"] if saved else _fresh_state(choose_impl(cfg, device))
+    if saved:
+        state = saved["state"]
+    elif ranks.world == 1:
+        state = _fresh_state(choose_impl(cfg, device))
+    else:  # rank 0 times the implementations; every rank runs the one it picked
+        state = _fresh_state(ranks.from_rank0(choose_impl(cfg, device) if ranks.rank == 0 else None))
     torch.manual_seed(cfg.seed)
     mcfg = replace(cfg.to_model(corpus.vocab_size), impl=state["impl_used"])
     model = Llama(mcfg, seed=cfg.seed).to(device)
-    opt = make_optimizer(model, cfg)
     if saved:
         model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
+    wrapped = _parallel(model, ranks, device)
+    opt = make_optimizer(model, cfg)
+    if saved:
+        _load_optimizer(model, opt, saved["optimizer"], ranks)
         state["resumed_from"] = state["step"]
     counts = flops.count(mcfg, cfg.seq_len)
-    step_fn = torch.compile(model) if cfg.compile else model
+    step_fn = torch.compile(wrapped) if cfg.compile else wrapped
     params = list(model.parameters())
     eval_batch = eval_batch_windows(cfg.batch_size, cfg.seq_len)
+    rows = slice(ranks.rank * cfg.batch_size // ranks.world, (ranks.rank + 1) * cfg.batch_size // ranks.world)
     t_start = time.perf_counter() - state["elapsed_s"]
 
     def log_alphas(step: int) -> None:
@@ -360,7 +518,7 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
                    val_bpb=last["bpb"], phase=phase)
 
     def log_eval(step: int) -> None:
-        ev = evaluate(model, corpus, cfg.seq_len, eval_batch, device, cfg.eval_tokens)
+        ev = evaluate(model, corpus, cfg.seq_len, eval_batch, device, cfg.eval_tokens, ranks=ranks)
         _append(state["val"], step=step, tokens=step * cfg.tokens_per_step, time_s=time.perf_counter() - t_start, loss=ev.loss, bpb=ev.bpb)
         log_alphas(step)
         progress("eval")
@@ -379,17 +537,28 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
         loss_sum = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
             x, y = batch(corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro)
+            if ranks.world > 1:
+                x, y = x[rows], y[rows]
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = step_fn(x)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten()) / cfg.grad_accum
-            loss.backward()
+            with _grad_sync(wrapped, ranks, micro == cfg.grad_accum - 1):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    logits = step_fn(x)
+                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten()) / cfg.grad_accum
+                loss.backward()
             loss_sum += loss.detach()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        loss_value = float(loss_sum)  # the one host sync per step
+        if ranks.world == 1:
+            loss_value = float(loss_sum)  # the one host sync per step
+        else:  # the mean over ranks, and whether any rank is past the deadline: one all-reduce, one host sync
+            both = torch.stack([loss_sum, torch.tensor(float(ctx.past_deadline()), device=device)])
+            torch.distributed.all_reduce(both)
+            loss_value, late = (float(v) for v in both.cpu())
+            loss_value /= ranks.world
+            if late:
+                raise TrialTimeout(f"ran past timeout_s={ctx.timeout_s:g} (at step {step + 1} of {cfg.steps})")
         now = time.perf_counter()
         if step >= WARM_STEPS:
             state["train_time"] += now - t0
@@ -405,17 +574,19 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
             log_eval(state["step"])
         if ckpt_path and state["step"] % cfg.checkpoint_every == 0 and not last:
             state["elapsed_s"] = time.perf_counter() - t_start
-            _save({"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": opt.state_dict(), "state": state}, ckpt_path)
+            model_state, optimizer_state = _state_dicts(model, opt, ranks)
+            if ranks.rank == 0:
+                _save({"format": CHECKPOINT_FORMAT, "model": model_state, "optimizer": optimizer_state, "state": state}, ckpt_path)
 
     scope = "full" if cfg.final_eval == "full" and diverged_at is None else "slice"
     progress("eval")
     t_eval = time.perf_counter()
     final = evaluate(model, corpus, cfg.seq_len, eval_batch, device, None if scope == "full" else cfg.eval_tokens,
-                     diagnostics=True, churn_tokens=cfg.churn_tokens)
+                     diagnostics=True, churn_tokens=cfg.churn_tokens, ranks=ranks)
     final_eval_s = time.perf_counter() - t_eval
     tokens_per_s = state["timed_tokens"] / state["train_time"] if state["train_time"] > 0 else None
     peak = peak_flops(device)
-    mfu = counts.train_flops_per_token * tokens_per_s / peak if peak and tokens_per_s else None
+    mfu = counts.train_flops_per_token * tokens_per_s / (peak * ranks.world) if peak and tokens_per_s else None
     alphas = _alphas(model)
     metrics: dict[str, Any] = {
         "val_loss": final.loss, "val_bpb": final.bpb, "val_ppl": final.ppl,
@@ -432,7 +603,8 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
     if alphas:
         metrics["alpha_p_mean"] = sum(a for a, _ in alphas) / len(alphas)
         metrics["alpha_n_mean"] = sum(b for _, b in alphas) / len(alphas)
-    _remove(ckpt_path)  # finished: a later --rerun starts from scratch
+    if ranks.rank == 0:
+        _remove(ckpt_path)  # finished: a later --rerun starts from scratch
     series = {"train": state["train"], "val": state["val"], "alphas": state["alphas"],
               "layers": {"layer": list(range(len(final.sparsity))), "sparsity": final.sparsity, "dead": final.dead},
               "eval_chunks": final.chunks(cfg.seq_len), "val_argmax": final.argmax}

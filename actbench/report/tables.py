@@ -176,6 +176,11 @@ def plan_table(suite: "Suite") -> Table:
                   str(int(df["trials"].sum())), f"{total:.3g} GPU-h")
         tuned = " Tuned suite: tuning trials at their budgets plus the final stage (costed at the first tuned values)." \
             if suite.spec.tune is not None else ""
+        group = suite.spec.resources.worker_group
+        if group and group.gpus:
+            gpus = group.workers * group.gpus
+            tuned += (f" Each trial runs on {group.workers} workers of {group.gpus:g} GPU ({gpus:g} GPUs): about "
+                      f"{df['gpu_hours_per_trial'].max() / gpus:.3g} hours of wall clock for the longest, at that MFU.")
         t.caption = (f"reference: {df['reference'].iloc[0]}{' at the first rung' if ladder else ''}; FLOPs/token: forward matmuls and "
                      "attention (x3 to train); act FLOPs: approximate elementwise ops of the activation, not matched; red: more than "
                      f"0.5% off (pick another ff_multiple); total: tokens and GPU-hours of every trial.{tuned}")

@@ -34,10 +34,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from actbench import tuning
-from actbench.benchmarks import kind_spec
+from actbench.benchmarks import TrialTimeout, kind_spec
 from actbench.errors import UserError
 from actbench.results import OK, ResultStore, fingerprint
-from actbench.suite import Resources, Suite, Trial
+from actbench.suite import Resources, Suite, Trial, WorkerGroup
 
 if TYPE_CHECKING:
     from actbench.runner.progress import Board, Sink
@@ -48,8 +48,8 @@ class ClusterLost(UserError):
     """The executor lost its cluster (raised by `Executor.poll`); finished records are kept."""
 
 
-class TrialTimeout(Exception):
-    """Raised inside a trial (by its SIGALRM) that ran past its timeout."""
+class WorkersLost(Exception):
+    """A trial on several workers lost a worker or its node (the attempt is retried, see `run_suite`)."""
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -99,10 +99,13 @@ def trial_plugins(trial: Trial) -> list[str]:
 def execute_trial(
     kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None = None, timeout_s: float | None = None,
     cpus: float | None = None, plugins: list[str] | tuple[str, ...] = (), progress: Callable[[dict[str, Any]], None] | None = None,
+    group: WorkerGroup | None = None,
 ) -> dict[str, Any]:
     """Run one trial where this process is; return its outcome as a plain dict (never raises).
     `cpus` sets torch's threads for this trial (restored afterwards); `plugins` are imported first;
-    `progress` receives the trial's live progress, throttled (`progress.Throttle`)."""
+    `progress` receives the trial's live progress, throttled (`progress.Throttle`). With a worker
+    `group` the trial runs as a Ray Train job (`actbench.runner.train`) that this process waits
+    for, and that enforces `timeout_s` itself (its rank 0 sends the progress)."""
     import torch
 
     from actbench.activations import load_plugin
@@ -130,15 +133,26 @@ def execute_trial(
         spec = kind_spec(kind)
         cfg = spec.config_model.model_validate(config)
         ckpt = Path(checkpoint_dir) / trial_id if checkpoint_dir else None
-        with _alarm(timeout_s):
-            result = spec.run(cfg, TrialContext(trial_id=trial_id, checkpoint_dir=ckpt, progress=Throttle(progress) if progress else None))
+        ctx = TrialContext(trial_id=trial_id, checkpoint_dir=ckpt, progress=Throttle(progress) if progress else None, started_at=started)
+        if group is None:
+            with _alarm(timeout_s):
+                result = spec.run(cfg, ctx)
+        else:
+            from actbench.runner.train import run_on_workers
+
+            result = run_on_workers(spec, cfg, ctx, group, timeout_s, list(plugins))
         out.update(metrics=result.metrics, rows=result.rows, series=result.series, note=result.note)
+        env.update(result.env)
         status = result.status
         bad = [k for k, v in result.metrics.items() if isinstance(v, float) and not math.isfinite(v)]
         if status == OK and bad:
             status, out["note"] = "diverged", f"non-finite metrics: {', '.join(bad)}"
     except TrialTimeout as e:
         status, out["error"] = "timeout", {"type": "TrialTimeout", "message": str(e)}
+    except WorkersLost as e:
+        status, out["lost"] = "failed", True
+        out["error"] = {"type": "WorkersLost", "message": str(e).strip().splitlines()[0][:500]}
+        out["traceback"] = str(e)
     except BaseException as e:  # noqa: BLE001 - every failure becomes a record, the sweep goes on
         if isinstance(e, KeyboardInterrupt):
             raise
@@ -297,7 +311,8 @@ def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: 
     cap = executor.capacity(suite.spec.resources)
     if cap < 1:
         r = suite.spec.resources
-        raise UserError(f"{suite.path}: resources: no node can run a trial asking for {r.cpus:g} CPU(s) and {r.gpus:g} GPU(s)")
+        raise UserError(f"{suite.path}: resources: {'the alive nodes cannot place' if r.workers else 'no node can run'} "
+                        f"a trial asking for {r.asks()}{' (counted per node)' if r.workers else ''}")
     attempts = store.attempts()
     tries: dict[str, int] = {}
     run_id = uuid.uuid4().hex[:8]

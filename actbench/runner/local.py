@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from actbench.errors import UserError
 from actbench.runner import execute_trial, trial_plugins
 from actbench.runner.progress import Sink
 from actbench.suite import Resources, Trial
@@ -35,6 +36,9 @@ class InlineExecutor:
         self._sink = sink
 
     def capacity(self, resources: Resources) -> int:
+        if resources.workers is not None:
+            raise UserError("--executor inline runs each trial in this one process; a suite with resources.workers "
+                            "(Ray Train) needs the ray executor")
         return 1
 
     def submit(self, trial: Trial, checkpoint_dir: str | None) -> int:

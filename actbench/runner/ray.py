@@ -40,10 +40,11 @@ from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayError, TaskCanc
 from actbench.errors import UserError
 from actbench.runner import ClusterLost, execute_trial, trial_plugins
 from actbench.runner.progress import Sink
-from actbench.suite import Resources, Trial
+from actbench.suite import Resources, Trial, WorkerGroup
 
 CONNECT_TIMEOUT_S = 5.0
 CLUSTER_LOST_S = 10.0
+STOP_GRACE_S = 30.0  # a cancelled trial on several workers gets this long to release its workers before its task is killed
 _PROBE_EVERY_S = 2.0
 _AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
 PROGRESS_QUEUE_SIZE = 10_000
@@ -51,10 +52,10 @@ PROGRESS_QUEUE_SIZE = 10_000
 
 @ray.remote
 def _trial_task(kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None, timeout_s: float,
-                cpus: float, plugins: list[str], progress: Any = None) -> dict[str, Any]:
+                cpus: float, plugins: list[str], progress: Any = None, group: WorkerGroup | None = None) -> dict[str, Any]:
     """One trial in a worker; its progress goes to the driver's queue (`progress`), if any."""
     send = (lambda values: progress.put((trial_id, values), block=False)) if progress is not None else None
-    return execute_trial(kind, config, trial_id, checkpoint_dir, timeout_s, cpus, plugins, send)
+    return execute_trial(kind, config, trial_id, checkpoint_dir, timeout_s, cpus, plugins, send, group)
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -156,6 +157,8 @@ class RayExecutor:
         self._inflight: set[ray.ObjectRef] = set()
         self._sink: Sink | None = None
         self._queue: Any = None
+        self._groups: set[ray.ObjectRef] = set()  # tasks of trials on several workers
+        self._stopping: dict[ray.ObjectRef, float] = {}  # cancelled ones -> when to kill their task
 
     def set_progress(self, sink: Sink | None) -> None:
         """Trials submitted from now on put their progress into a Ray queue (an actor on this
@@ -200,22 +203,26 @@ class RayExecutor:
                 f"{res.get('CPU', 0):g} CPU(s), {res.get('GPU', 0):g} GPU(s)")
 
     def capacity(self, resources: Resources) -> int:
-        """How many trials with these resources fit on the alive nodes at once (cached 2 s)."""
+        """How many trials with these resources fit on the alive nodes at once (cached 2 s): for
+        trials on several workers, the workers that fit on each node, summed, per trial's workers."""
         if self._cap and time.time() - self._cap[0] < 2.0:
             return self._cap[1]
         self._check_cluster()
         nodes = self._nodes()
         if nodes is None:  # no answer: keep the last count; the GCS probe decides whether the cluster is gone
             return self._cap[1] if self._cap else 0
+        group = resources.worker_group
+        cpus, gpus = (group.cpus, group.gpus) if group else (resources.cpus, resources.gpus)
         total = 0
         for node in nodes:
             if not node.get("Alive"):
                 continue
             res = node.get("Resources", {})
-            fits = int(res.get("CPU", 0) // resources.cpus)
-            if resources.gpus > 0:
-                fits = min(fits, int(res.get("GPU", 0) // resources.gpus))
+            fits = int(res.get("CPU", 0) // cpus)
+            if gpus > 0:
+                fits = min(fits, int(res.get("GPU", 0) // gpus))
             total += fits
+        total //= group.workers if group else 1
         self._cap = (time.time(), total)
         return total
 
@@ -237,16 +244,23 @@ class RayExecutor:
         return answer[0] if answer else None
 
     def submit(self, trial: Trial, checkpoint_dir: str | None) -> ray.ObjectRef:
+        """One task per trial: holding the trial's CPUs and GPUs, or, for a trial on several
+        workers, none (it waits for the Ray Train job that holds them; see actbench.runner.train)."""
         r = trial.resources
+        group = r.worker_group
         ref = _trial_task.options(
-            num_cpus=r.cpus, num_gpus=r.gpus, max_retries=0, retry_exceptions=False, name=f"actbench:{trial.kind}:{trial.id}",
+            num_cpus=0 if group else r.cpus, num_gpus=0 if group else r.gpus, max_retries=0, retry_exceptions=False,
+            name=f"actbench:{trial.kind}:{trial.id}",
         ).remote(trial.kind, trial.config_dict(), trial.id, checkpoint_dir, r.timeout_s, r.cpus, trial_plugins(trial),
-                  self._queue if self._sink is not None else None)
+                  self._queue if self._sink is not None else None, group)
         self._inflight.add(ref)
+        if group:
+            self._groups.add(ref)
         return ref
 
     def poll(self, timeout: float) -> list[tuple[Any, dict[str, Any]]]:
         """Outcomes of the tasks that finished within `timeout` seconds."""
+        self._finish_stopping()
         if not self._inflight:
             time.sleep(timeout)
             return []
@@ -259,6 +273,7 @@ class RayExecutor:
         done = []
         for ref in ready:
             self._inflight.discard(ref)
+            self._groups.discard(ref)
             done.append((ref, self._outcome(ref)))
         return done
 
@@ -291,11 +306,34 @@ class RayExecutor:
                     "traceback": str(e), "ended_at": time.time(), "lost": not isinstance(e, TaskCancelledError)}
 
     def cancel(self, handle: ray.ObjectRef) -> None:
+        """Kill the trial's task; a trial on several workers is first interrupted (Ray raises in
+        its task, inside fit(), which then releases its Ray Train run, workers and placement
+        group) and killed only if still running STOP_GRACE_S later (killing the task at once
+        would leave its placement group reserved until the driver exits)."""
         self._inflight.discard(handle)
+        graceful = handle in self._groups
+        self._groups.discard(handle)
         try:
-            ray.cancel(handle, force=True, recursive=True)
+            ray.cancel(handle, force=not graceful, recursive=True)
         except (RayError, ValueError):
-            pass  # already finished
+            return  # already finished
+        if graceful:
+            self._stopping[handle] = time.time() + STOP_GRACE_S
+
+    def _finish_stopping(self) -> None:
+        """Kill the tasks of cancelled trials on several workers that are still running past their grace."""
+        if not self._stopping:
+            return
+        done, _ = ray.wait(list(self._stopping), num_returns=len(self._stopping), timeout=0)
+        for ref in done:
+            self._stopping.pop(ref)
+        for ref, kill_at in list(self._stopping.items()):
+            if time.time() > kill_at:
+                self._stopping.pop(ref)
+                try:
+                    ray.cancel(ref, force=True, recursive=True)
+                except (RayError, ValueError):
+                    pass
 
     def shutdown(self) -> None:
         if self._queue is not None:
