@@ -203,16 +203,17 @@ def parse_filter(expr: str | None) -> TrialFilter | None:
     return TrialFilter(expr=expr, predicate=predicate, keys=frozenset(parser.keys))
 
 
-def select_frames(select: TrialFilter | None, trials: "pd.DataFrame", rows: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame"]:
+def select_frames(select: TrialFilter | None, trials: "pd.DataFrame", rows: "pd.DataFrame",
+                  empty_ok: bool = False) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """Loaded trials and rows (`results.load_tables`) of the trials whose config `select` matches
-    (all with no filter); a UserError naming -k when none matches."""
+    (all with no filter); a UserError naming -k when none matches, unless `empty_ok`."""
     if select is None or trials.empty:
         return trials, rows
     configs = [c if isinstance(c, Mapping) else {} for c in trials["config"]]
     select.check_keys(configs)
     keep = [select.matches(c, str(t)) for c, t in zip(configs, trials["trial_id"])]
     trials = trials[keep].reset_index(drop=True)
-    if trials.empty:
+    if trials.empty and not empty_ok:
         raise UserError(f"-k {select.expr!r}: no recorded trial matches")
     if not rows.empty:
         kept = set(zip(trials["results_dir"].astype(str), trials["trial_id"]))

@@ -95,8 +95,9 @@ class Resources(BaseModel):
             given = [f for f in ("gpus", "cpus") if f in self.model_fields_set]
             if given:
                 raise ValueError(f"{given[0]} is for a trial of one process; with workers, set {given[0]}_per_worker")
-            if self.gpus_per_worker and self.gpus_per_worker != int(self.gpus_per_worker):
-                raise ValueError(f"gpus_per_worker {self.gpus_per_worker:g} is not a whole number (NCCL needs a GPU of its own per worker)")
+            if self.gpus_per_worker not in (None, 0, 1):
+                raise ValueError(f"gpus_per_worker {self.gpus_per_worker:g}: each worker trains on one GPU of its own (NCCL needs "
+                                 "that), so 0 or 1; for more GPUs per trial, raise workers")
         return self
 
     @property

@@ -90,3 +90,16 @@ def test_bad_tune_blocks_are_one_line_errors(tmp_path, extra, pattern):
     p.write_text(text.replace("seeds: 2, metric: objective, seeds: 9", "seeds: 9, metric: objective"))
     with pytest.raises(UserError, match=pattern):
         load_suite(p)
+
+
+def test_k_selects_whole_points_of_a_tuned_suite_never_part_of_a_tuning_grid(tmp_path, capsys):
+    from actbench.select import parse_filter
+
+    store = ResultStore(tmp_path / "out")
+    with pytest.raises(UserError, match=r"-k 'x=0.0' selects part of the tuning grid of tag=a .*\(and 1 more\)"):
+        run_suite(load_suite(write(tmp_path)), store, InlineExecutor(), select=parse_filter("x=0.0"))
+    assert not store.path.exists()  # refused before any trial ran
+    result = run_suite(load_suite(write(tmp_path)), store, InlineExecutor(), select=parse_filter("tag=b"))
+    assert result.exit_code == 0 and chosen(result.records) == {"b": {-2.0}}
+    err = capsys.readouterr().err
+    assert "tuned tag=b optimum=-1.7: x=-2.0" in err and "tag=a" not in err  # no decision printed for a point not selected

@@ -422,7 +422,7 @@ def _parallel(model: Llama, ranks: Ranks, device: torch.device) -> torch.nn.Modu
         return fully_shard(model)
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model, device_ids=[device.index or 0] if device.type == "cuda" else None, forward_sync_buffers=False)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False)
 
 
 def _grad_sync(wrapped: torch.nn.Module, ranks: Ranks, sync: bool) -> Any:
@@ -479,11 +479,18 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
     number of workers) and sends progress, and all ranks stop together past `ctx.past_deadline()`."""
     ranks = current_ranks(ctx.strategy)
     device = pick_device(cfg.device)
+    if device.type == "cuda" and device.index is None:  # this worker's GPU (Ray Train sets each rank's current device)
+        device = torch.device("cuda", torch.cuda.current_device())
     corpus = load_corpus(cfg.data)
     if len(corpus.val) < 2:
         raise UserError(f"data: the validation split has {len(corpus.val)} token(s), nothing to score")
     ckpt_path = str(ctx.checkpoint_dir / "ckpt.pt") if ctx.checkpoint_dir and cfg.checkpoint_every else None
     saved = _load(ckpt_path) if ckpt_path else None
+    if ranks.world > 1:
+        found = ranks.gather(saved["state"]["step"] if saved else None)
+        if len(set(found)) > 1:
+            raise RuntimeError(f"the trial's workers found different checkpoints at {ckpt_path} (steps by rank: {found}): "
+                               "checkpoint storage must be one folder every node reaches (--checkpoints a shared path or URI)")
     if saved:
         state = saved["state"]
     elif ranks.world == 1:

@@ -469,9 +469,11 @@ LIST_COLUMNS = ["values", "paired_seeds", "setup", "compute", "losses", "shapes"
 
 
 def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: str | Path, *, alpha: float = 0.05,
-          merge: bool = False, series: "Series | None" = None) -> Comparison:
-    """The comparison of `names` (first = baseline) from loaded trials and rows; the series files
-    it reads stay in `Comparison.series` (pass `series` to share them)."""
+          merge: bool = False, series: "Series | None" = None, select: "TrialFilter | None" = None) -> Comparison:
+    """The comparison of `names` (first = baseline) from loaded trials and rows, of the trials
+    `select` matches (applied after each tuned suite's final trials are chosen from all its
+    records, so -k does not make its tuning look incomplete); the series files it reads stay in
+    `Comparison.series` (pass `series` to share them)."""
     if not 0 < alpha < 1:
         raise UserError(f"--alpha: {alpha} is not between 0 and 1")
     from actbench.report import scaling
@@ -481,6 +483,10 @@ def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: 
     root = Path(root)
     suites, notes = saved_suites(trials)
     trials, tuning_notes = select_tuned(trials, suites) if suites else (trials, [])
+    if select is not None:
+        from actbench.select import select_frames
+
+        trials, rows = select_frames(select, trials, rows, empty_ok=True)
     frames = {"kernel": kernel_frame(rows, names, root, merge), "memory": memory_frame(rows, names, root, merge),
               "lm": lm_frame(trials, names, root, merge, alpha, series=series),
               "scaling": scaling.scaling_frame(trials, names, suites) if suites else pd_empty()}
@@ -508,9 +514,9 @@ def compare_results(names: list[str], results_root: str | Path, *, alpha: float 
     trials, rows = load_tables(results_root)
     if trials.empty:
         raise UserError(f"--results {results_root}: no trial records in a trials.jsonl at or below it")
-    trials, rows = select_frames(select, trials, rows)
-    check_names(names, trials["activation"].dropna().unique() if "activation" in trials else [])
-    return build(names, trials, rows, results_root, alpha=alpha, merge=merge)
+    chosen, _ = select_frames(select, trials, rows)
+    check_names(names, chosen["activation"].dropna().unique() if "activation" in chosen else [])
+    return build(names, trials, rows, results_root, alpha=alpha, merge=merge, select=select)
 
 
 def missing_hints(c: Comparison) -> list[str]:
@@ -659,6 +665,8 @@ def compare_tables(c: Comparison) -> list[Table]:
                       f"[{_colour(r.verdict)}]{r.verdict}[/]", _num(r.tokens_per_s, ",.0f"), f"{r.trials}/{r.runs}" + (f" ({r.not_ok})" if r.not_ok else ""))
         tables.append(t)
     sc = c.frames["scaling"]
+    if not sc.empty:
+        from actbench.report import scaling
     for (suite, results), g in (sc.groupby(["suite", "results"], sort=False) if not sc.empty else []):
         t = Table(title=f"scaling {suite}: {g.iloc[0].metric} = E + A (C/C0)^-alpha per activation; compute-equivalent gain vs {base} "
                         "(the compute the baseline needs to reach the candidate's loss, / the candidate's) with 95% paired-bootstrap CIs",
@@ -667,8 +675,8 @@ def compare_tables(c: Comparison) -> list[Table]:
             t.add_column(col, justify="left" if col in ("activation", "gain per rung", "gain at target") else "right")
         for r in g.itertuples():
             per_rung = " ".join(f"{v:.3g}x" for v, _, _ in r.rung_gains) if r.rung_gains else "-"
-            target = "-" if not r.target_compute else (r.target_note or (f"{_num(r.target_gain, '.3g')}x ({_num(r.target_low, '.3g')}-"
-                                                                       f"{_num(r.target_high, '.3g')}), {r.extrapolation:.3g}x beyond"))
+            target = "-" if not r.target_compute or r.activation == base else \
+                (r.target_note or f"{scaling.gain_text(r.target_gain, r.target_low, r.target_high, short=True)}, {r.extrapolation:.3g}x beyond")
             t.add_row(r.activation, str(r.rungs), str(r.seeds), _num(r.E, ".4g"), _num(r.alpha, ".3g"), _num(r.r2, ".3f"),
                       _num(r.max_residual, ".2g"), per_rung, target)
         tables.append(t)

@@ -131,10 +131,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     from actbench.select import select_frames
 
     run_dir = Path(run_dir)
-    trials, rows = load_tables(run_dir)
-    if trials.empty:
+    all_trials, all_rows = load_tables(run_dir)
+    if all_trials.empty:
         raise UserError(f"{run_dir}: no trial records in a trials.jsonl at or below it")
-    trials, rows = select_frames(select, trials, rows)
+    trials, rows = select_frames(select, all_trials, all_rows)
     out = Path(out) if out else (run_dir if run_dir.is_dir() else run_dir.parent) / "report"
     out.mkdir(parents=True, exist_ok=True)
     summary = trials.groupby(["suite", "kind", "status"], dropna=False).size().rename("trials").reset_index()
@@ -145,8 +145,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     if names:
         base, why = choose_baseline(trials, names, baseline)
         names = [base, *(n for n in names if n != base)]
-        comparison = compare.build(names, trials, rows, run_dir, alpha=alpha, merge=merge)
-    images = plots.lm_curves(trials, out, comparison.series if comparison is not None else None) + plots.kernel_throughput(rows, out)
+        comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select)
+    images = plots.lm_curves(trials, out, comparison.series if comparison is not None else None, merge) + plots.kernel_throughput(rows, out)
     if comparison is not None:
         images += plots.scaling_plot(comparison.frames["scaling"], out)
     suites, _ = compare.saved_suites(trials)

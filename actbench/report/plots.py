@@ -125,72 +125,76 @@ def _legend_column(fig: plt.Figure, ax: plt.Axes, handles: list[Any], title: str
     ax.legend(handles, [h.get_label() for h in handles], loc="center left", fontsize=8, frameon=False, title=title, title_fontsize=8)
 
 
-def _lm_groups(trials: pd.DataFrame) -> dict[str, dict[str, list[tuple[str, str]]]]:
-    """suite -> curve label -> [(results folder, series file)] of its ok lm trials: one
-    label per activation and setup (the setup fields that differ within the suite named)."""
+def _lm_groups(trials: pd.DataFrame, merge: bool = False) -> dict[str, tuple[str, dict[str, list[tuple[str, str]]]]]:
+    """Figure name -> (title, curve label -> [(results folder, series file)]) of the ok lm
+    trials: one figure per suite and results folder (per suite with `merge`), one label per
+    activation and setup (the setup fields that differ within the suite named)."""
     from actbench.report.compare import _labels, setup_fields
 
-    if trials.empty or not {"kind", "status", "series_file", "config", "suite"} <= set(trials.columns):
+    if trials.empty or not {"kind", "status", "series_file", "config", "suite", "results_dir"} <= set(trials.columns):
         return {}
     lm = trials[(trials["kind"] == "lm") & (trials["status"] == "ok") & trials["series_file"].notna()]
-    out: dict[str, dict[str, list[tuple[str, str]]]] = {}
-    for suite, g in lm.groupby("suite", sort=False):
-        configs = [c if isinstance(c, dict) else {} for c in g["config"]]
-        setups = [setup_fields(c) for c in configs]
-        keys = [" ".join(f"{k}={v}" for k, v in f.items()) for f in setups]
-        distinct = list(dict.fromkeys(keys))
-        labels = dict(zip(distinct, _labels([(str(suite), setups[keys.index(k)]) for k in distinct])))
-        groups: dict[str, list[tuple[str, str]]] = {}
-        for c, k, d, f in zip(configs, keys, g["results_dir"], g["series_file"]):
-            name = " ".join(filter(None, [str(c.get("activation", "?")), labels[k]]))
-            groups.setdefault(name, []).append((str(d), f))
-        out[str(suite)] = groups
+    out: dict[str, tuple[str, dict[str, list[tuple[str, str]]]]] = {}
+    for suite, by_suite in lm.groupby("suite", sort=False):
+        parts = [(None, by_suite)] if merge else list(by_suite.groupby("results_dir", sort=False))
+        for i, (folder, g) in enumerate(parts):
+            configs = [c if isinstance(c, dict) else {} for c in g["config"]]
+            setups = [setup_fields(c) for c in configs]
+            keys = [" ".join(f"{k}={v}" for k, v in f.items()) for f in setups]
+            distinct = list(dict.fromkeys(keys))
+            labels = dict(zip(distinct, _labels([(str(suite), setups[keys.index(k)]) for k in distinct])))
+            groups: dict[str, list[tuple[str, str]]] = {}
+            for c, k, d, f in zip(configs, keys, g["results_dir"], g["series_file"]):
+                name = " ".join(filter(None, [str(c.get("activation", "?")), labels[k]]))
+                groups.setdefault(name, []).append((str(d), f))
+            several = len(parts) > 1
+            title = f"{suite} ({folder})" if several else (f"{suite} (results folders merged)" if merge and by_suite["results_dir"].nunique() > 1 else str(suite))
+            out[f"{suite}_{i + 1}" if several else str(suite)] = (title, groups)
     return out
 
 
-def lm_curves(trials: pd.DataFrame, out: Path, series: Any = None) -> list[Path]:
-    """Per lm suite: training loss and validation bits per byte against training tokens, and
-    validation bits per byte against wall-clock time, one line per activation (and setup) with a
-    band over seeds; and the alphas of activations that learn them, per layer, from step 0.
-    `series` (`report.series.Series`) shares the files compare already read. Series that cannot
-    be read (another shape) are left out."""
+def lm_curves(trials: pd.DataFrame, out: Path, series: Any = None, merge: bool = False) -> list[Path]:
+    """Per lm suite and results folder (per suite with `merge`): training loss and validation
+    bits per byte against training tokens, and validation bits per byte against wall-clock time,
+    one line per activation (and setup) with a band over seeds; and the alphas of activations
+    that learn them, per layer, from step 0. `series` (`report.series.Series`) shares the files
+    compare already read. Series that cannot be read (another shape) are left out; validation
+    loss replaces bits per byte in a figure where any curve lacks them (one unit per axis)."""
     from actbench.report.series import Series
 
     series = series if series is not None else Series()
     paths = []
-    for suite, groups in _lm_groups(trials).items():
+    for name, (title, groups) in _lm_groups(trials, merge).items():
+        parsed = {label: [series.get(d, f) for d, f in members] for label, members in groups.items()}
+        vals = [s.val for members in parsed.values() for s in members if s.val is not None and {"tokens", "time_s"} <= set(s.val)]
+        val_metric = "bpb" if all("bpb" in v and np.isfinite(v["bpb"]).all() for v in vals) else "loss"
         curves: dict[str, dict[str, list[np.ndarray]]] = {}
         alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]] = {}
-        val_metric = "bpb"
-        for label, members in groups.items():
+        for label, members in parsed.items():
             c = curves.setdefault(label, {"train": [], "val_tokens": [], "val_time": []})
-            for d, f in members:
-                s = series.get(d, f)
+            for s in members:
                 if s.train is not None and {"loss", "tokens"} <= set(s.train):
                     c["train"].append(np.column_stack([s.train["step"], s.train["tokens"], s.train["loss"]]))
-                if s.val is not None and {"tokens", "time_s"} <= set(s.val):
-                    has_bpb = "bpb" in s.val and np.isfinite(s.val["bpb"]).all()
-                    val_metric = val_metric if has_bpb else "loss"
-                    y = s.val["bpb"] if has_bpb else s.val.get("loss")
-                    if y is not None:
-                        c["val_tokens"].append(np.column_stack([s.val["step"], s.val["tokens"], y]))
-                        c["val_time"].append(np.column_stack([s.val["step"], s.val["time_s"], y]))
+                if s.val is not None and {"tokens", "time_s", val_metric} <= set(s.val):
+                    y = s.val[val_metric]
+                    c["val_tokens"].append(np.column_stack([s.val["step"], s.val["tokens"], y]))
+                    c["val_time"].append(np.column_stack([s.val["step"], s.val["time_s"], y]))
                 a = s.alphas
                 if a is not None and {"layer", "alpha_p", "alpha_n"} <= set(a):
                     for layer in np.unique(a["layer"]).astype(int):
                         sel = a["layer"] == layer
                         per = alphas.setdefault((label, int(layer)), {"alpha_p": [], "alpha_n": []})
-                        for name in ("alpha_p", "alpha_n"):
-                            per[name].append(np.column_stack([a["step"][sel], a["step"][sel], a[name][sel]]))
+                        for p in ("alpha_p", "alpha_n"):
+                            per[p].append(np.column_stack([a["step"][sel], a["step"][sel], a[p][sel]]))
         if not any(v for c in curves.values() for v in c.values()):
             continue
-        paths.append(_lm_figure(suite, curves, val_metric, out))
+        paths.append(_lm_figure(name, title, curves, val_metric, out))
         if alphas:
-            paths.append(_alpha_figure(suite, alphas, out))
+            paths.append(_alpha_figure(name, title, alphas, out))
     return paths
 
 
-def _lm_figure(suite: str, curves: dict[str, dict[str, list[np.ndarray]]], val_metric: str, out: Path) -> Path:
+def _lm_figure(name: str, title: str, curves: dict[str, dict[str, list[np.ndarray]]], val_metric: str, out: Path) -> Path:
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.3]})
     ax_t, ax_v, ax_w, ax_l = axes
     handles = []
@@ -219,11 +223,11 @@ def _lm_figure(suite: str, curves: dict[str, dict[str, list[np.ndarray]]], val_m
     for ax in (ax_t, ax_v, ax_w):
         ax.grid(alpha=0.3)
     _legend_column(fig, ax_l, handles, "activation (seeds)")
-    fig.suptitle(f"{suite}: {', '.join(curves)} compared; line: mean over seeds, band: min to max over seeds")
-    return _save(fig, out / f"lm_{suite}.png", fixed=_margins(fig))
+    fig.suptitle(f"{title}: {', '.join(curves)} compared; line: mean over seeds, band: min to max over seeds")
+    return _save(fig, out / f"lm_{name}.png", fixed=_margins(fig))
 
 
-def _alpha_figure(suite: str, alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]], out: Path) -> Path:
+def _alpha_figure(name: str, title: str, alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]], out: Path) -> Path:
     fig, (ax_p, ax_n, ax_l) = plt.subplots(1, 3, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1, 0.3]})
     handles = []
     for i, ((label, layer), per) in enumerate(alphas.items()):
@@ -236,8 +240,8 @@ def _alpha_figure(suite: str, alphas: dict[tuple[str, int], dict[str, list[np.nd
     for ax in (ax_p, ax_n):
         ax.grid(alpha=0.3)
     _legend_column(fig, ax_l, handles, "activation, layer (seeds)")
-    fig.suptitle(f"{suite}: learned activation parameters from initialisation; line: mean over seeds, band: min to max")
-    return _save(fig, out / f"alphas_{suite}.png", fixed=_margins(fig))
+    fig.suptitle(f"{title}: learned activation parameters from initialisation; line: mean over seeds, band: min to max")
+    return _save(fig, out / f"alphas_{name}.png", fixed=_margins(fig))
 
 
 def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:

@@ -152,7 +152,9 @@ def _interval(values: np.ndarray, point: float, level: float) -> GainEstimate:
     v = values[~np.isnan(values)]
     if not len(v):
         return GainEstimate(point, float("nan"), float("nan"), 0)
-    lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2])  # inf replicates sort last
+    # order statistics, not interpolation: an infinite replicate (the baseline's curve never gets
+    # there) sorts last and stays infinite instead of turning an interval's end into nan
+    lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
     return GainEstimate(point, float(lo), float(hi), len(v))
 
 
@@ -288,11 +290,18 @@ def scaling_frame(trials: "pd.DataFrame", names: list[str], suites: dict[tuple[s
     return pd.DataFrame(out)
 
 
-def _interval_text(value: float, low: float, high: float) -> str:
-    def x(v: float) -> str:
-        return "inf" if v == float("inf") else f"{v:.3g}x"
+def _times(v: float) -> str:
+    return "unbounded" if v == float("inf") else ("-" if not np.isfinite(v) else f"{v:.3g}x")
 
-    return f"{x(value)} (95% CI {x(low)}-{x(high)})" if np.isfinite(low) else f"{x(value)} (no interval)"
+
+def gain_text(value: float, low: float, high: float, short: bool = False) -> str:
+    """A gain with its interval; an infinite gain says why (the baseline's fitted curve levels off
+    above the candidate's loss: no compute brings the baseline there, by the fit)."""
+    interval = f"{_times(low)}-{_times(high)}" if np.isfinite(low) else "no interval"
+    if value == float("inf"):
+        return f"unbounded ({interval})" if short else \
+            f"unbounded: the baseline's fit levels off (its E) above this loss, so no compute reaches it by the fit (95% CI {interval})"
+    return f"{_times(value)} ({interval})" if short else f"{_times(value)} (95% CI {interval})"
 
 
 def scaling_lines(frame: "pd.DataFrame", baseline: str) -> list[str]:
@@ -307,7 +316,7 @@ def scaling_lines(frame: "pd.DataFrame", baseline: str) -> list[str]:
             lines.append(f"{r.suite}: {r.activation} vs {baseline}: {r.note or 'no gain'}")
             continue
         excludes = r.gain_low > 1 or r.gain_high < 1
-        head = (f"{r.suite}: {r.activation} vs {baseline}: compute-equivalent gain at the largest rung {_interval_text(r.gain, r.gain_low, r.gain_high)}"
+        head = (f"{r.suite}: {r.activation} vs {baseline}: compute-equivalent gain at the largest rung {gain_text(r.gain, r.gain_low, r.gain_high)}"
                 f" ({'the interval excludes 1' if excludes else 'the interval includes 1: no detectable gain'}); {fit_text}")
         if r.seeds < 5:
             head += f"; bootstrap over {r.seeds} seed(s): the interval is optimistic"
@@ -318,6 +327,6 @@ def scaling_lines(frame: "pd.DataFrame", baseline: str) -> list[str]:
             else:
                 loud = "EXTRAPOLATED " if r.extrapolation > LOUD_EXTRAPOLATION else ""
                 head += (f"; at {where}, {loud}{r.extrapolation:.3g}x beyond the ladder: "
-                         f"{_interval_text(r.target_gain, r.target_low, r.target_high)}")
+                         f"{gain_text(r.target_gain, r.target_low, r.target_high)}")
         lines.append(head)
     return lines

@@ -68,7 +68,7 @@ def trial_table(suite: "Suite", select: "TrialFilter | None" = None, recorded: s
         trials = select.apply(trials, lambda tc: tc[1], lambda tc: tc[0].id)
     n_done = sum(t.id in recorded for t, _ in trials)
     chosen = f" of {len(suite.trials)} (-k {select.expr!r})" if select is not None else ""
-    head = (f"{suite.name}: {len(trials)} {suite.spec.kind} trial(s){chosen}; each asks cpus={r.cpus:g} gpus={r.gpus:g} "
+    head = (f"{suite.name}: {len(trials)} {suite.spec.kind} trial(s){chosen}; each asks {r.asks()}, "
             f"timeout_s={r.timeout_s:g} retries={r.retries}; {n_done} already recorded ok (skipped by run unless --rerun), "
             f"{len(trials) - n_done} to run")
     parts: list = [Text(head, style="bold")]

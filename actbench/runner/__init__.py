@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from actbench.select import TrialFilter
 
 
+PLACEMENT_WAIT_S = 60.0
+"""How long a sweep waits for lost nodes to come back when no alive node can place its next trial."""
+
+
 class ClusterLost(UserError):
     """The executor lost its cluster (raised by `Executor.poll`); finished records are kept."""
 
@@ -52,7 +56,8 @@ class WorkersLost(Exception):
     """A trial on several workers lost a worker or its node (the attempt is retried, see `run_suite`)."""
 
 
-def _is_oom(e: BaseException) -> bool:
+def is_oom(e: BaseException) -> bool:
+    """Whether an error is running out of (GPU or host) memory."""
     import torch
 
     if isinstance(e, torch.OutOfMemoryError):
@@ -156,7 +161,7 @@ def execute_trial(
     except BaseException as e:  # noqa: BLE001 - every failure becomes a record, the sweep goes on
         if isinstance(e, KeyboardInterrupt):
             raise
-        status = "oom" if _is_oom(e) else "failed"
+        status = "oom" if is_oom(e) else "failed"
         out["error"] = {"type": type(e).__name__, "message": str(e).strip().splitlines()[0][:500] if str(e).strip() else ""}
         out["traceback"] = traceback.format_exc()
     finally:
@@ -268,23 +273,45 @@ def _sweep(suite: Suite, store: ResultStore, executor: Executor, rerun: bool, ch
     if suite.raw is not None:
         store.save_suite(suite.name, suite.raw)
     tune = suite.spec.tune
+    selected_groups: set[int] | None = None if select is None else set()
     for stage in suite.stages(lambda: tuning.metric_values(store.records(), tune.metric if tune else "")):
-        if tune is not None:
-            _describe_stage(stage, suite, console)
         trials = stage.trials
         if select is not None:
             trials = [t for t in trials if select.matches(t.config_dict(), t.id)]
             result.deselected += len(stage.trials) - len(trials)
+            if stage.candidates:
+                _check_whole_tuning_grids(stage, {t.id for t in trials}, store, suite, select, selected_groups)
+        if tune is not None:
+            _describe_stage(stage, suite, console, selected_groups)
         _run_stage(trials, suite, store, executor, rerun, checkpoint_dir, console, result, board)
         if result.interrupted:
             break
     return result
 
 
-def _describe_stage(stage: tuning.Stage, suite: Suite, console: Console) -> None:
-    """What a tuning stage is about to run; before the final stage, what tuning chose."""
+def _check_whole_tuning_grids(stage: tuning.Stage, chosen: set[str], store: ResultStore, suite: Suite, select: "TrialFilter",
+                              selected_groups: set[int]) -> None:
+    """-k may select whole points of a tuned suite (e.g. one activation), not part of a point's
+    tuning grid: tuning picks among every value, so a point of which -k leaves out tuning trials
+    that have no record yet could only be decided on part of its grid. Refused before the stage
+    runs; adds the points -k selects to `selected_groups`."""
+    recorded = {r["trial_id"] for r in store.records() if isinstance(r.get("trial_id"), str)}
+    groups = {c.group for c in stage.candidates if c.trial.id in chosen}
+    partial = sorted({c.group for c in stage.candidates if c.trial.id not in chosen and c.trial.id not in recorded} & groups)
+    if partial:
+        raise UserError(f"-k {select.expr!r} selects part of the tuning grid of {suite.labels[partial[0]]}"
+                        f"{f' (and {len(partial) - 1} more)' if len(partial) > 1 else ''}: tuning chooses among every value; "
+                        "select whole points (e.g. -k activation=xielu) or run without -k")
+    selected_groups.update(groups)
+
+
+def _describe_stage(stage: tuning.Stage, suite: Suite, console: Console, selected_groups: set[int] | None = None) -> None:
+    """What a tuning stage is about to run; before the final stage, what tuning chose (for the
+    points -k selected, when given)."""
     fields = list(suite.spec.tune.fields) if suite.spec.tune else []
     for d in stage.decisions:
+        if selected_groups is not None and d.group not in selected_groups:
+            continue
         chosen = "no value succeeded: its final trials are not run" if d.values is None else \
             ", ".join(f"{k}={v}" for k, v in zip(fields, d.values))
         console.print(f"tuned {suite.labels[d.group]}: {chosen}" + "".join(f"  [yellow]warning: {e}[/]" for e in d.edges), highlight=False)
@@ -360,10 +387,20 @@ def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: 
         inflight.clear()
         return n
 
+    unplaceable_since: float | None = None
     try:
         while todo or inflight:
             cap = executor.capacity(suite.spec.resources) if todo else cap
-            while todo and len(inflight) < max(cap, 1):
+            if todo and cap < 1 and not inflight:  # nodes were lost mid-sweep: wait a while for them, then stop
+                unplaceable_since = unplaceable_since or time.time()
+                if time.time() - unplaceable_since > PLACEMENT_WAIT_S:
+                    r = suite.spec.resources
+                    raise UserError(f"the alive nodes can no longer place a trial asking for {r.asks()} (waited "
+                                    f"{PLACEMENT_WAIT_S:.0f}s); {len(result.records)} record(s) of this run are kept, {len(todo)} "
+                                    "trial(s) not run: run again when the cluster has the resources")
+            else:
+                unplaceable_since = None
+            while todo and len(inflight) < cap:
                 trial = todo.popleft()
                 board.submitted(trial.id, _label(trial, varying), trial_work(trial))
                 inflight[executor.submit(trial, checkpoint_dir)] = (trial, time.time())

@@ -33,6 +33,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from actbench.benchmarks import TrialTimeout
+
 THROTTLE_S = 1.0
 PLAIN_EVERY_S = 30.0
 
@@ -42,8 +44,8 @@ Sink = Callable[[str, dict[str, Any]], None]
 
 class Throttle:
     """A trial's progress callback: forwards to `send` at most once per `every_s` seconds, except
-    messages whose phase is not "train" (evaluations), which always go; never raises (progress
-    is best effort and must not fail a trial)."""
+    messages whose phase is not "train" (evaluations), which always go; raises nothing but the
+    trial's own timeout (progress is best effort and must not fail a trial)."""
 
     def __init__(self, send: Callable[[dict[str, Any]], None], every_s: float = THROTTLE_S):
         self.send = send
@@ -57,6 +59,8 @@ class Throttle:
         self.last = now
         try:
             self.send(values)
+        except TrialTimeout:  # the trial's alarm went off while it sent: the trial ends, as anywhere else
+            raise
         except Exception:  # noqa: BLE001 - a lost progress message is not a failed trial
             pass
 

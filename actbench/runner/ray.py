@@ -1,4 +1,5 @@
-"""The Ray executor: each trial is one Ray task with the suite's CPUs and GPUs.
+"""The Ray executor: each trial is one Ray task with the suite's CPUs and GPUs (a trial on several
+workers: a task holding nothing that waits for its Ray Train job, see actbench.runner.train).
 
 Embedded (no `--address`): a local Ray sized to this machine is started and shut down afterwards,
 without a dashboard and with token authentication on a fresh random token that only this run's

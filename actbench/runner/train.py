@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from actbench.benchmarks import KindSpec, TrialConfig, TrialContext, TrialOutput, TrialTimeout
-from actbench.runner import WorkersLost, trial_threads
+from actbench.runner import WorkersLost, is_oom, trial_threads
 from actbench.suite import WorkerGroup
 
 
@@ -110,8 +110,10 @@ def _failure(error: Exception) -> BaseException:
         why = (str(cause).strip().splitlines() or [""])[0][:300]
         return WorkersLost(f"Ray Train worker(s) of rank {', '.join(map(str, lost))} of the trial died "
                            f"({type(cause).__name__}: {why})\n{error}")
-    timeouts = [e for e in failures.values() if isinstance(e, TrialTimeout)]
-    first = timeouts[0] if timeouts else next(iter(failures.values()), error)
+    # the cause, not its echo: a rank that ran out of time or memory makes its peers fail in the
+    # next collective (gloo's "connection closed"), which may be the lower rank
+    causes = [e for e in failures.values() if isinstance(e, TrialTimeout)] + [e for e in failures.values() if is_oom(e)]
+    first = causes[0] if causes else next(iter(failures.values()), error)
     if isinstance(first, BaseException) and first is not error:
         first.add_note(f"reported by the trial's Ray Train workers:\n{error}")
     return first

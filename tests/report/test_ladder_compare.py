@@ -14,6 +14,7 @@ from actbench import tuning
 from actbench.report.compare import compare_results
 from actbench.report.scaling import PowerLaw
 from actbench.results import ResultStore
+from actbench.select import parse_filter
 from actbench.suite import load_suite
 
 SUITE = """\
@@ -76,6 +77,10 @@ def test_tuned_ladder_compares_at_each_activations_own_lr_and_recovers_the_gain(
         assert "refused" in line and "max_extrapolation" in line and np.isnan(x["target_gain"])
     else:
         assert x["target_low"] <= GAIN <= x["target_high"] and "beyond the ladder" in line
+    # -k picks among the final trials chosen from all the records: never "tuning is incomplete"
+    picked = compare_results(["relu2", "xielu"], tmp_path / "out", select=parse_filter("seed=1 or seed=2"))  # seed 0 runs the tuning
+    assert (picked.frames["lm"]["n"] == 2).all() and len(picked.frames["lm"]) == 2 * 5
+    assert not any("incomplete" in line for line in picked.lines["lm"])
 
 
 def test_incomplete_tuning_is_not_compared(tmp_path):

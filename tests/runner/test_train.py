@@ -3,6 +3,7 @@ process, a killed worker retried from the trial's checkpoint, placement refused 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,10 +22,11 @@ from actbench.runner import execute_trial, run_suite
 from actbench.runner.ray import RayExecutor
 from actbench.suite import load_suite
 
-STEPS, BATCH, SEQ = 40, 8, 32
-CONFIG = dict(activation="xielu", d_model=32, n_layers=1, n_heads=2, seq_len=SEQ, batch_size=BATCH, tokens=STEPS * BATCH * SEQ,
-              ff_multiple=16, reference="relu2", reference_d_ff=192, lr=3e-3, eval_every=20, eval_tokens=2048, churn_tokens=256,
-              checkpoint_every=10, final_eval="slice", impl="eager")
+STEPS, BATCH, ACCUM, SEQ = 40, 4, 2, 32
+CONFIG = dict(activation="xielu", d_model=32, n_layers=1, n_heads=2, seq_len=SEQ, batch_size=BATCH, grad_accum=ACCUM,
+              tokens=STEPS * BATCH * ACCUM * SEQ, ff_multiple=16, reference="relu2", reference_d_ff=192, lr=3e-3, eval_every=20,
+              eval_tokens=2048, churn_tokens=256, checkpoint_every=10, final_eval="full", impl="eager")
+WORDS = ["the", "river", "stone", "lamp", "héllo", "a", "to", "zebra", "quixotic", "banana"]
 # Per-step training loss of 2 workers against 1 process with the same global batch. They differ
 # only by the order of float32 sums (each rank averages its half of the batch, gloo averages the
 # ranks' gradients), amplified by 40 Adam steps: 0.15% at most, measured. A wrong split is far
@@ -32,8 +34,21 @@ CONFIG = dict(activation="xielu", d_model=32, n_layers=1, n_heads=2, seq_len=SEQ
 LOSS_RTOL = 0.01
 
 
-def suite_file(tmp_path: Path, name: str, workers: int, **extra: object) -> Path:
-    defaults = "".join(f"  {k}: {v}\n" for k, v in {**CONFIG, **extra}.items() if k != "activation")
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> str:
+    """A small text corpus (bytes as tokens): a full-split evaluation of a few thousand targets."""
+    d = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    (d / "words.txt").write_text("".join(" " + WORDS[i] for i in rng.integers(0, len(WORDS), 12_000)), encoding="utf-8")
+    return str(d)
+
+
+def config(corpus: str) -> dict:
+    return {**CONFIG, "data": {"source": "text", "path": corpus}}
+
+
+def suite_file(tmp_path: Path, name: str, workers: int, corpus: str) -> Path:
+    defaults = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in config(corpus).items() if k != "activation")
     p = tmp_path / f"{name}.yaml"
     p.write_text(f"name: {name}\nkind: lm\ndefaults:\n{defaults}matrix:\n  activation: [{CONFIG['activation']}]\nseeds: 1\n"
                  f"resources:\n  workers: {workers}\n  cpus_per_worker: 1\n  timeout_s: 300\n  retries: 1\n")
@@ -51,9 +66,9 @@ def local_ray():
 
 
 @pytest.fixture(scope="module")
-def one_process() -> dict:
+def one_process(corpus) -> dict:
     """The same trial in one process, no Ray: the reference curve."""
-    out = execute_trial("lm", {**CONFIG, "seed": 0}, "one", None, 300, 1)
+    out = execute_trial("lm", {**config(corpus), "seed": 0}, "one", None, 300, 1)
     assert out["status"] == "ok", out
     return out
 
@@ -78,18 +93,24 @@ def _kill_a_worker_after_first_checkpoint(ckpts: Path, killed: list[int]) -> Non
             return
 
 
-def test_two_gloo_workers_train_the_experiment_of_one_process_and_a_killed_worker_resumes(tmp_path, local_ray, one_process):
-    suite = load_suite(suite_file(tmp_path, "two", 2))
+def test_two_gloo_workers_train_the_experiment_of_one_process_and_a_killed_worker_resumes(tmp_path, local_ray, one_process, corpus):
+    suite = load_suite(suite_file(tmp_path, "two", 2, corpus))
     result = run_suite(suite, ResultStore(tmp_path / "two"), RayExecutor())
     assert result.exit_code == 0, result.records
     (rec,) = result.records
     m = rec["metrics"]
-    assert (m["workers"], m["nodes"], m["steps"], m["tokens"]) == (2, 1, STEPS, STEPS * BATCH * SEQ)
+    assert (m["workers"], m["nodes"], m["steps"], m["tokens"]) == (2, 1, STEPS, STEPS * BATCH * ACCUM * SEQ)
     assert [w["rank"] for w in rec["env"]["workers"]] == [0, 1] and rec["env"]["strategy"] == "ddp"
     two = ResultStore(tmp_path / "two").series(rec)
     np.testing.assert_allclose(_train_loss(two), _train_loss(one_process["series"]), rtol=LOSS_RTOL)
     assert m["val_loss"] == pytest.approx(one_process["metrics"]["val_loss"], rel=LOSS_RTOL)
-    assert m["val_tokens_scored"] == one_process["metrics"]["val_tokens_scored"]  # the ranks' shards of the evaluation add up
+    # the ranks' shares of the full evaluation, gathered in order: the same chunks of the same text
+    assert (m["eval_scope"], m["val_tokens_scored"], m["val_bytes_scored"]) == \
+        ("full", one_process["metrics"]["val_tokens_scored"], one_process["metrics"]["val_bytes_scored"])
+    chunks, ref = two["eval_chunks"], one_process["series"]["eval_chunks"]
+    assert chunks["bytes"] == ref["bytes"] and chunks["tokens"] == ref["tokens"] and len(chunks["nats"]) > 4
+    np.testing.assert_allclose(chunks["nats"], ref["nats"], rtol=LOSS_RTOL)
+    assert np.mean(np.asarray(two["val_argmax"]) == np.asarray(one_process["series"]["val_argmax"])) > 0.95
 
     # the same trial again; one worker is killed after the first checkpoint: the driver records
     # the lost attempt and runs the trial again, which resumes from that checkpoint
@@ -109,8 +130,8 @@ def test_two_gloo_workers_train_the_experiment_of_one_process_and_a_killed_worke
     assert not (tmp_path / "kill" / "checkpoints").exists()
 
 
-def test_a_trial_no_node_can_place_is_refused_before_it_starts(tmp_path, local_ray):
-    suite = load_suite(suite_file(tmp_path, "big", 4))
+def test_a_trial_no_node_can_place_is_refused_before_it_starts(tmp_path, local_ray, corpus):
+    suite = load_suite(suite_file(tmp_path, "big", 4, corpus))
     with pytest.raises(UserError, match="4 worker"):
         run_suite(suite, ResultStore(tmp_path / "big"), RayExecutor())
     assert not (tmp_path / "big" / "trials.jsonl").exists()
@@ -119,7 +140,8 @@ def test_a_trial_no_node_can_place_is_refused_before_it_starts(tmp_path, local_r
 @pytest.mark.parametrize("resources, error", [
     ("workers: 2\n  gpus: 1", "gpus is for a trial of one process"),
     ("cpus_per_worker: 2", "cpus_per_worker needs workers"),
-    ("workers: 2\n  gpus_per_worker: 0.5", "not a whole number"),
+    ("workers: 2\n  gpus_per_worker: 0.5", "0 or 1"),
+    ("workers: 2\n  gpus_per_worker: 2", "raise workers"),
     ("workers: 2\n  strategy: zero3", "strategy"),
 ])
 def test_worker_resources_are_checked_when_the_suite_loads(tmp_path, resources, error):
