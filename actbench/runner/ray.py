@@ -146,7 +146,7 @@ class RayExecutor:
             os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
             _refresh_auth()
             init_kwargs.setdefault("num_cpus", os.cpu_count())
-            ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=log_to_driver, runtime_env=_plugins_env(),
+            ray.init(address="local", include_dashboard=False, logging_level="ERROR", log_to_driver=log_to_driver, runtime_env=_plugins_env(),
                      **init_kwargs)
             self.owns_ray = True
             self._how = "embedded Ray on this machine (private token)"

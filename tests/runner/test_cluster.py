@@ -93,10 +93,11 @@ def test_join_a_cluster_started_the_readme_way_then_lose_it(tmp_path):
             shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_embedded_ray_refuses_callers_without_its_private_token():
+def test_embedded_ray_refuses_callers_without_its_private_token(monkeypatch):
     """Ray 2.60 cannot bind the embedded cluster to loopback, so it runs with token
     authentication on a fresh token that only this run's processes hold: a caller without it,
-    or with the machine's default token, is refused (here: the runtime-env agent's HTTP port)."""
+    or with the machine's default token, is refused (here: the runtime-env agent's HTTP port).
+    It is always a new cluster: never one that RAY_ADDRESS (or a stale `ray start`) names."""
     import urllib.error
     import urllib.request
 
@@ -107,6 +108,7 @@ def test_embedded_ray_refuses_callers_without_its_private_token():
     if ray.is_initialized():
         ray.shutdown()
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # nothing listens there
     ex = RayExecutor(num_cpus=1)
     try:
         token = os.environ["RAY_AUTH_TOKEN"]
