@@ -146,10 +146,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         base, why = choose_baseline(trials, names, baseline)
         names = [base, *(n for n in names if n != base)]
         comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select)
-    images = plots.lm_curves(trials, out, comparison.series if comparison is not None else None, merge) + plots.kernel_throughput(rows, out)
+    suites, _ = compare.saved_suites(trials)
+    curves = compare.select_tuned(trials, suites)[0] if suites else trials  # tuned suites: their final trials (tuning has its own plot)
+    images = plots.lm_curves(curves, out, comparison.series if comparison is not None else None, merge) + plots.kernel_throughput(rows, out)
     if comparison is not None:
         images += plots.scaling_plot(comparison.frames["scaling"], out)
-    suites, _ = compare.saved_suites(trials)
     images += plots.tuning_plot(trials, suites, out)
     exports = _exports(trials, rows, out)
     sections = [("Summary", _html_table(summary))]

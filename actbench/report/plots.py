@@ -127,29 +127,32 @@ def _legend_column(fig: plt.Figure, ax: plt.Axes, handles: list[Any], title: str
 
 def _lm_groups(trials: pd.DataFrame, merge: bool = False) -> dict[str, tuple[str, dict[str, list[tuple[str, str]]]]]:
     """Figure name -> (title, curve label -> [(results folder, series file)]) of the ok lm
-    trials: one figure per suite and results folder (per suite with `merge`), one label per
-    activation and setup (the setup fields that differ within the suite named)."""
+    trials: one figure per suite, results folder (unless `merge`) and setup (the config but the
+    activation, seed and fields without effect; tuned fields, listed in a `_ignore` column by
+    `compare.select_tuned`, are left out and named in the label), one curve per activation."""
     from actbench.report.compare import _labels, setup_fields
 
     if trials.empty or not {"kind", "status", "series_file", "config", "suite", "results_dir"} <= set(trials.columns):
         return {}
     lm = trials[(trials["kind"] == "lm") & (trials["status"] == "ok") & trials["series_file"].notna()]
+    ignores = lm["_ignore"] if "_ignore" in lm else pd.Series([()] * len(lm), index=lm.index)
     out: dict[str, tuple[str, dict[str, list[tuple[str, str]]]]] = {}
     for suite, by_suite in lm.groupby("suite", sort=False):
-        parts = [(None, by_suite)] if merge else list(by_suite.groupby("results_dir", sort=False))
-        for i, (folder, g) in enumerate(parts):
-            configs = [c if isinstance(c, dict) else {} for c in g["config"]]
-            setups = [setup_fields(c) for c in configs]
-            keys = [" ".join(f"{k}={v}" for k, v in f.items()) for f in setups]
-            distinct = list(dict.fromkeys(keys))
-            labels = dict(zip(distinct, _labels([(str(suite), setups[keys.index(k)]) for k in distinct])))
-            groups: dict[str, list[tuple[str, str]]] = {}
-            for c, k, d, f in zip(configs, keys, g["results_dir"], g["series_file"]):
-                name = " ".join(filter(None, [str(c.get("activation", "?")), labels[k]]))
-                groups.setdefault(name, []).append((str(d), f))
-            several = len(parts) > 1
-            title = f"{suite} ({folder})" if several else (f"{suite} (results folders merged)" if merge and by_suite["results_dir"].nunique() > 1 else str(suite))
-            out[f"{suite}_{i + 1}" if several else str(suite)] = (title, groups)
+        folders = [(None, by_suite)] if merge else list(by_suite.groupby("results_dir", sort=False))
+        setups: dict[tuple[Any, str], tuple[dict[str, str], dict[str, list[tuple[str, str]]]]] = {}
+        for folder, g in folders:
+            for c, ignore, d, f in zip(g["config"], ignores[g.index], g["results_dir"], g["series_file"]):
+                c = c if isinstance(c, dict) else {}
+                fields = setup_fields(c, ignore)
+                key = (folder, " ".join(f"{k}={v}" for k, v in fields.items()))
+                tuned = " ".join(f"{k}={c.get(k)}" for k in ignore)
+                label = str(c.get("activation", "?")) + (f"\n{tuned} (tuned)" if tuned else "")
+                setups.setdefault(key, (fields, {}))[1].setdefault(label, []).append((str(d), f))
+        labels = _labels([(str(suite), fields) for fields, _ in setups.values()])
+        for i, ((folder, _), (_, groups)) in enumerate(setups.items()):
+            where = f" ({folder})" if len(folders) > 1 else (" (results folders merged)" if merge and by_suite["results_dir"].nunique() > 1 else "")
+            title = f"{suite}{where}{f' [{labels[i]}]' if labels[i] else ''}"
+            out[f"{suite}_{i + 1}" if len(setups) > 1 else str(suite)] = (title, groups)
     return out
 
 
@@ -195,7 +198,7 @@ def lm_curves(trials: pd.DataFrame, out: Path, series: Any = None, merge: bool =
 
 
 def _lm_figure(name: str, title: str, curves: dict[str, dict[str, list[np.ndarray]]], val_metric: str, out: Path) -> Path:
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.3]})
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.45]})
     ax_t, ax_v, ax_w, ax_l = axes
     handles = []
     val_label = "validation bits per byte" if val_metric == "bpb" else "validation loss (nats/token)"
@@ -223,7 +226,7 @@ def _lm_figure(name: str, title: str, curves: dict[str, dict[str, list[np.ndarra
     for ax in (ax_t, ax_v, ax_w):
         ax.grid(alpha=0.3)
     _legend_column(fig, ax_l, handles, "activation (seeds)")
-    fig.suptitle(f"{title}: {', '.join(curves)} compared; line: mean over seeds, band: min to max over seeds")
+    fig.suptitle(f"{title}\nline: mean over seeds, band: min to max over seeds", fontsize=10)
     return _save(fig, out / f"lm_{name}.png", fixed=_margins(fig))
 
 
@@ -240,7 +243,7 @@ def _alpha_figure(name: str, title: str, alphas: dict[tuple[str, int], dict[str,
     for ax in (ax_p, ax_n):
         ax.grid(alpha=0.3)
     _legend_column(fig, ax_l, handles, "activation, layer (seeds)")
-    fig.suptitle(f"{title}: learned activation parameters from initialisation; line: mean over seeds, band: min to max")
+    fig.suptitle(f"{title}\nlearned activation parameters from initialisation; line: mean over seeds, band: min to max", fontsize=10)
     return _save(fig, out / f"alphas_{name}.png", fixed=_margins(fig))
 
 
@@ -334,13 +337,19 @@ def tuning_plot(trials: pd.DataFrame, suites: dict[tuple[str, str], Any], out: P
         fig, ax = plt.subplots(figsize=(11, 5.5))
         chosen = {dec.group: dec.values for dec in final.decisions} if final else {}
         edges = sum(bool(dec.edges) for dec in final.decisions) if final else 0
+        colours: dict[str, str] = {}  # one colour per activation; its groups (ladder rungs, ...) told apart by line style
+        styles: dict[str, int] = {}
         for group in sorted({c.group for c in last.candidates}):
             cands = [c for c in last.candidates if c.group == group and metric_of.get(c.trial.id) is not None]
             xs = sorted({c.values[0] for c in cands})
             if not xs:
                 continue
+            act = str(getattr(cands[0].trial.config, "activation", ""))
+            colour = colours.setdefault(act, f"C{len(colours) % 10}")
+            k = styles[act] = styles.get(act, -1) + 1
             means = [np.mean([metric_of[c.trial.id] for c in cands if c.values[0] == x]) for x in xs]
-            (line,) = ax.plot(xs, means, marker="o", label=_group_label(suite, group))
+            (line,) = ax.plot(xs, means, marker="os^Dv<>p"[k % 8], ls=("-", "--", ":", "-.")[k % 4], color=colour,
+                              label=_group_label(suite, group))
             ax.plot([c.values[0] for c in cands], [metric_of[c.trial.id] for c in cands], ".", color=line.get_color(), alpha=0.5)
             if chosen.get(group):
                 x = chosen[group][0]
@@ -348,7 +357,7 @@ def tuning_plot(trials: pd.DataFrame, suites: dict[tuple[str, str], Any], out: P
         positive = all(isinstance(v, (int, float)) and v > 0 for v in tune.fields[key])
         warn = f"; {edges} choice(s) on the edge of the grid: widen it" if edges else ""
         ax.set(xscale="log" if positive else "linear", xlabel=key + (" (log)" if positive else ""), ylabel=tune.metric,
-               title=f"{name}: {tune.metric} of the tuning trials against {key} (line: mean over seeds, star: chosen){warn}")
+               title=f"{name}: {tune.metric} of the tuning trials against {key}\n(line: mean over seeds, dots: seeds, star: chosen){warn}")
         if positive:
             ax.set_xticks(sorted(tune.fields[key]), [f"{v:g}" for v in sorted(tune.fields[key])])
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

@@ -290,6 +290,10 @@ def scaling_frame(trials: "pd.DataFrame", names: list[str], suites: dict[tuple[s
     return pd.DataFrame(out)
 
 
+MIN_VERDICT_SEEDS = 5
+"""Fewer seeds than this: the scaling lines give the gain and its bootstrap interval but no verdict."""
+
+
 def _times(v: float) -> str:
     return "unbounded" if v == float("inf") else ("-" if not np.isfinite(v) else f"{v:.3g}x")
 
@@ -316,10 +320,13 @@ def scaling_lines(frame: "pd.DataFrame", baseline: str) -> list[str]:
             lines.append(f"{r.suite}: {r.activation} vs {baseline}: {r.note or 'no gain'}")
             continue
         excludes = r.gain_low > 1 or r.gain_high < 1
+        if r.seeds < MIN_VERDICT_SEEDS:  # 2 seeds give 3 distinct resamples: an interval, but far too narrow to test with
+            verdict = (f"no verdict: a bootstrap over {r.seeds} seed(s) gives too narrow an interval to test with "
+                       f"({MIN_VERDICT_SEEDS}+ seeds needed); the per-rung paired tests are the test")
+        else:
+            verdict = "the interval excludes 1" if excludes else "the interval includes 1: no detectable gain"
         head = (f"{r.suite}: {r.activation} vs {baseline}: compute-equivalent gain at the largest rung {gain_text(r.gain, r.gain_low, r.gain_high)}"
-                f" ({'the interval excludes 1' if excludes else 'the interval includes 1: no detectable gain'}); {fit_text}")
-        if r.seeds < 5:
-            head += f"; bootstrap over {r.seeds} seed(s): the interval is optimistic"
+                f" ({verdict}); {fit_text}")
         if r.target_compute and np.isfinite(r.target_compute):
             where = f"the target ({r.target_label}, {r.target_compute:.3g} FLOPs)" if r.target_label else f"the target {r.target_compute:.3g} FLOPs"
             if r.target_note:

@@ -390,14 +390,14 @@ def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: 
     unplaceable_since: float | None = None
     try:
         while todo or inflight:
-            cap = executor.capacity(suite.spec.resources) if todo else cap
-            if todo and cap < 1 and not inflight:  # nodes were lost mid-sweep: wait a while for them, then stop
+            cap = executor.capacity(suite.spec.resources)
+            if cap < 1:  # nodes were lost mid-sweep: nothing can run (a submitted trial only waits); wait for them, then stop
                 unplaceable_since = unplaceable_since or time.time()
                 if time.time() - unplaceable_since > PLACEMENT_WAIT_S:
                     r = suite.spec.resources
                     raise UserError(f"the alive nodes can no longer place a trial asking for {r.asks()} (waited "
-                                    f"{PLACEMENT_WAIT_S:.0f}s); {len(result.records)} record(s) of this run are kept, {len(todo)} "
-                                    "trial(s) not run: run again when the cluster has the resources")
+                                    f"{PLACEMENT_WAIT_S:.0f}s); {len(result.records)} record(s) of this run are kept, "
+                                    f"{len(todo) + len(inflight)} trial(s) not run: run again when the cluster has the resources")
             else:
                 unplaceable_since = None
             while todo and len(inflight) < cap:

@@ -186,6 +186,46 @@ def test_node_removed_while_trial_runs_is_retried_elsewhere(tmp_path):
         cluster.shutdown()
 
 
+def test_a_sweep_whose_nodes_are_lost_stops_with_one_line_instead_of_hanging(tmp_path, monkeypatch):
+    """The only node with CPUs goes: the running trial and the next cannot be placed anywhere;
+    after PLACEMENT_WAIT_S the sweep stops with a UserError saying so (no hang on a task Ray
+    keeps pending)."""
+    from ray.cluster_utils import Cluster
+
+    import actbench.runner
+    from actbench.errors import UserError
+
+    monkeypatch.setattr(actbench.runner, "PLACEMENT_WAIT_S", 2.0)
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        doomed = cluster.add_node(num_cpus=1)
+        ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+        cluster.wait_for_nodes()
+        suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [a, b]\ndefaults:\n  sleep_s: 4\nresources:\n  retries: 2\n"))
+        outcome: list = []
+
+        def sweep() -> None:
+            try:
+                outcome.append(run_suite(suite, ResultStore(tmp_path / "out"), RayExecutor()))
+            except UserError as e:
+                outcome.append(e)
+
+        thread = threading.Thread(target=sweep)
+        thread.start()
+        deadline = time.time() + 60  # once the first trial runs on the only node with CPUs, remove it
+        while time.time() < deadline and ray.available_resources().get("CPU", 0) > 0:
+            time.sleep(0.1)
+        cluster.remove_node(doomed)
+        thread.join(timeout=90)
+        assert not thread.is_alive() and isinstance(outcome[0], UserError), outcome
+        assert "can no longer place a trial asking for 1 CPU(s)" in str(outcome[0]) and "2 trial(s) not run" in str(outcome[0])
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
 def test_ctrl_c_keeps_finished_trials_cancels_running_ones_and_exits_130(tmp_path):
     proc, suite_path, out = _start_sweep_and_wait_for_records(tmp_path, trials=6, sleep_s=1.5, records=1)
     proc.send_signal(signal.SIGINT)
