@@ -207,7 +207,8 @@ def test_dry_run_marks_recorded_trials_selects_with_k_and_summarises_large_suite
     rows = {tuple(line.split("│")[3:6]) for line in r.stdout.splitlines() if line.count("│") == 6}
     assert {(t.strip(), x.strip(), rec.strip()) for t, x, rec in rows} == {("a", "1.0", "ok: skipped"), ("a", "2.0", "ok: skipped"),
                                                                           ("b", "1.0", ""), ("b", "2.0", "ok: skipped")}, r.stdout
-    assert "p: 4 probe trial(s) of 6 (-k 'not c');" in r.stdout and "3 already recorded ok (skipped by run unless --rerun), 1 to run" in r.stdout
+    text = " ".join(r.stdout.split())
+    assert "p: 4 probe trial(s) of 6 (-k 'not c');" in text and "3 already recorded ok (skipped by run unless --rerun), 1 to run" in text
     r = cli("run", str(suite), "--out", str(out), "--dry-run", "--rerun", "-k", "tag=a")
     assert "0 already recorded ok" in r.stdout and "ok: skipped" not in r.stdout
     big = probe(tmp_path, "matrix:\n  tag: [" + ", ".join(f"t{i}" for i in range(30)) + "]\n  x: [1, 2, 3]\n", "big")
