@@ -99,6 +99,8 @@ def test_k_selects_whole_points_of_a_tuned_suite_never_part_of_a_tuning_grid(tmp
     with pytest.raises(UserError, match=r"-k 'x=0.0' selects part of the tuning grid of tag=a .*\(and 1 more\)"):
         run_suite(load_suite(write(tmp_path)), store, InlineExecutor(), select=parse_filter("x=0.0"))
     assert not store.path.exists()  # refused before any trial ran
+    with pytest.raises(UserError, match=r"-k 'seed=2' selects none of the tuning trials of t.yaml"):  # seed 2: final stage only
+        run_suite(load_suite(write(tmp_path)), store, InlineExecutor(), select=parse_filter("seed=2"))
     result = run_suite(load_suite(write(tmp_path)), store, InlineExecutor(), select=parse_filter("tag=b"))
     assert result.exit_code == 0 and chosen(result.records) == {"b": {-2.0}}
     err = capsys.readouterr().err

@@ -140,6 +140,8 @@ def fastest_cpu_impl(activation: str, rows: int, width: int, calls_per_trial: in
         module(x).backward(grad)  # compiles
         compile_s = time.perf_counter() - t0
         compiled = _time_per_call(module, x, grad)
+    except TrialTimeout:  # the trial ran out of time while timing: it ends, as anywhere else
+        raise
     except Exception:  # noqa: BLE001 - no working compiler here: eager it is
         return "eager"
     return "compile" if compiled + compile_s / max(calls_per_trial, 1) < eager else "eager"
@@ -197,6 +199,8 @@ def _load(path: str) -> dict[str, Any] | None:
         return None
     try:
         saved = torch.load(source, map_location="cpu", weights_only=True)
+    except TrialTimeout:
+        raise
     except Exception as e:  # noqa: BLE001 - refused (not plain tensors) or unreadable
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise RuntimeError(f"checkpoint {path} is not a plain-tensor actbench checkpoint, refused to load it ({first}); "

@@ -35,14 +35,22 @@ def choose_baseline(trials: "pd.DataFrame", names: list[str], requested: str | N
 
 
 def _html_table(df: "pd.DataFrame") -> str:
-    return compare.display(df).to_html(index=False, escape=True)
+    """An HTML table of df's cells as `compare.display` writes them, escaped (built directly:
+    pandas' to_html takes seconds for the thousands of rows of a large kernel table)."""
+    shown = compare.display(df)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>\n" for row in shown.itertuples(index=False))
+    return f'<table class="dataframe">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>'
+
 
 
 def _json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
     """Lists and dicts in object columns as JSON text (CSV and Parquet cells are scalars)."""
+    import pandas as pd
+
     df = df.copy()
-    for c in df.columns:
-        if df[c].dtype == object and df[c].map(lambda v: isinstance(v, (list, dict))).any():
+    for c in df.columns:  # infer_dtype (one C pass) names columns of plain strings or numbers; only the rest are looked at
+        if df[c].dtype == object and pd.api.types.infer_dtype(df[c], skipna=True) in ("mixed", "mixed-integer"):
             df[c] = df[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
     return df
 
@@ -146,12 +154,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         base, why = choose_baseline(trials, names, baseline)
         names = [base, *(n for n in names if n != base)]
         comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select)
-    suites, _ = compare.saved_suites(trials)
-    curves = compare.select_tuned(trials, suites)[0] if suites else trials  # tuned suites: their final trials (tuning has its own plot)
+    # tuned suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
+    suites, _ = compare.saved_suites(all_trials)
+    curves = select_frames(select, compare.select_tuned(all_trials, suites)[0], all_rows, empty_ok=True)[0] if suites else trials
     images = plots.lm_curves(curves, out, comparison.series if comparison is not None else None, merge) + plots.kernel_throughput(rows, out)
     if comparison is not None:
         images += plots.scaling_plot(comparison.frames["scaling"], out)
-    images += plots.tuning_plot(trials, suites, out)
+    images += plots.tuning_plot(all_trials, suites, out)
     exports = _exports(trials, rows, out)
     sections = [("Summary", _html_table(summary))]
     if not failures.empty:

@@ -301,7 +301,7 @@ def _times(v: float) -> str:
 def gain_text(value: float, low: float, high: float, short: bool = False) -> str:
     """A gain with its interval; an infinite gain says why (the baseline's fitted curve levels off
     above the candidate's loss: no compute brings the baseline there, by the fit)."""
-    interval = f"{_times(low)}-{_times(high)}" if np.isfinite(low) else "no interval"
+    interval = "no interval" if np.isnan(low) else f"{_times(low)}-{_times(high)}"
     if value == float("inf"):
         return f"unbounded ({interval})" if short else \
             f"unbounded: the baseline's fit levels off (its E) above this loss, so no compute reaches it by the fit (95% CI {interval})"

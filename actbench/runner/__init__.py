@@ -274,7 +274,7 @@ def _sweep(suite: Suite, store: ResultStore, executor: Executor, rerun: bool, ch
         store.save_suite(suite.name, suite.raw)
     tune = suite.spec.tune
     selected_groups: set[int] | None = None if select is None else set()
-    for stage in suite.stages(lambda: tuning.metric_values(store.records(), tune.metric if tune else "")):
+    for i, stage in enumerate(suite.stages(lambda: tuning.metric_values(store.records(), tune.metric if tune else ""))):
         trials = stage.trials
         if select is not None:
             trials = [t for t in trials if select.matches(t.config_dict(), t.id)]
@@ -283,7 +283,7 @@ def _sweep(suite: Suite, store: ResultStore, executor: Executor, rerun: bool, ch
                 _check_whole_tuning_grids(stage, {t.id for t in trials}, store, suite, select, selected_groups)
         if tune is not None:
             _describe_stage(stage, suite, console, selected_groups)
-        _run_stage(trials, suite, store, executor, rerun, checkpoint_dir, console, result, board)
+        _run_stage(trials, suite, store, executor, rerun, checkpoint_dir, console, result, board, first=i == 0)
         if result.interrupted:
             break
     return result
@@ -297,7 +297,11 @@ def _check_whole_tuning_grids(stage: tuning.Stage, chosen: set[str], store: Resu
     runs; adds the points -k selects to `selected_groups`."""
     recorded = {r["trial_id"] for r in store.records() if isinstance(r.get("trial_id"), str)}
     groups = {c.group for c in stage.candidates if c.trial.id in chosen}
-    partial = sorted({c.group for c in stage.candidates if c.trial.id not in chosen and c.trial.id not in recorded} & groups)
+    missing = {c.group for c in stage.candidates if c.trial.id not in chosen and c.trial.id not in recorded}
+    if not groups and missing:  # e.g. -k seed=2 where tuning runs on seed 0: the final trials would never be decided
+        raise UserError(f"-k {select.expr!r} selects none of the tuning trials of {suite.path.name}, and {len(missing)} of its "
+                        "points are not tuned yet: select whole points (e.g. -k activation=xielu) or run without -k first")
+    partial = sorted(missing & groups)
     if partial:
         raise UserError(f"-k {select.expr!r} selects part of the tuning grid of {suite.labels[partial[0]]}"
                         f"{f' (and {len(partial) - 1} more)' if len(partial) > 1 else ''}: tuning chooses among every value; "
@@ -326,7 +330,9 @@ def trial_work(trial: Trial) -> float:
 
 
 def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: Executor, rerun: bool, checkpoint_dir: str,
-               console: Console, result: SweepResult, board: "Board") -> None:
+               console: Console, result: SweepResult, board: "Board", first: bool = True) -> None:
+    """Run the trials of one stage not yet recorded ok; `first`: the sweep's first stage, where a
+    trial that no alive node can place is refused before anything starts."""
     done_ids = set() if rerun else store.successful_ids()
     todo = deque(t for t in trials if t.id not in done_ids)
     skipped = len(trials) - len(todo)
@@ -336,7 +342,7 @@ def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: 
     if not todo:
         return
     cap = executor.capacity(suite.spec.resources)
-    if cap < 1:
+    if cap < 1 and first:  # later stages wait for lost nodes like any trial (PLACEMENT_WAIT_S)
         r = suite.spec.resources
         raise UserError(f"{suite.path}: resources: {'the alive nodes cannot place' if r.workers else 'no node can run'} "
                         f"a trial asking for {r.asks()}{' (counted per node)' if r.workers else ''}")

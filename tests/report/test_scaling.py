@@ -59,3 +59,12 @@ def test_identical_activations_have_gain_one_inside_the_interval():
     rungs, ext = sc.bootstrap_gains(sc.Ladder(COMPUTE, losses), sc.Ladder(COMPUTE, losses.copy()), [1e16], replicates=200)
     for g in rungs + ext:
         assert g.value == pytest.approx(1.0, rel=1e-6) and g.low <= 1.0 <= g.high
+
+
+def test_gain_text_says_unbounded_and_never_inf_or_nan():
+    inf, nan = float("inf"), float("nan")
+    assert sc.gain_text(1.42, 1.1, 1.9, short=True) == "1.42x (1.1x-1.9x)"
+    assert sc.gain_text(inf, 4.5, inf, short=True) == "unbounded (4.5x-unbounded)"
+    assert sc.gain_text(inf, inf, inf, short=True) == "unbounded (unbounded-unbounded)"
+    assert sc.gain_text(2.0, nan, nan) == "2x (95% CI no interval)"
+    assert "levels off" in sc.gain_text(inf, 4.5, inf) and not any(w in sc.gain_text(inf, 4.5, inf) for w in ("inf ", "nan"))

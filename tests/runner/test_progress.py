@@ -13,6 +13,7 @@ import pytest
 import ray
 from rich.console import Console
 
+from actbench.benchmarks import TrialTimeout
 from actbench.results import ResultStore
 from actbench.runner import run_suite
 from actbench.runner.local import InlineExecutor
@@ -107,3 +108,9 @@ def test_eta_counts_steps_and_throttle_keeps_evaluations():
         raise ConnectionError("queue gone")
 
     Throttle(broken)({"step": 1})  # never fails the trial
+
+    def times_out(values):
+        raise TrialTimeout("the alarm went off while sending")
+
+    with pytest.raises(TrialTimeout):  # except for the trial's own timeout, which ends it as anywhere else
+        Throttle(times_out)({"step": 1})

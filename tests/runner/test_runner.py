@@ -153,77 +153,73 @@ def test_sigkill_driver_mid_sweep_then_resume_records_each_trial_once(tmp_path):
     assert len(load(out)) == 8
 
 
-def test_node_removed_while_trial_runs_is_retried_elsewhere(tmp_path):
+@pytest.fixture
+def one_cpu_node():
+    """A real Ray cluster of a head without CPUs and one node of 1 CPU: (cluster, that node)."""
     from ray.cluster_utils import Cluster
 
     if ray.is_initialized():
         ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
-        doomed = cluster.add_node(num_cpus=1)
+        node = cluster.add_node(num_cpus=1)
         ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
         cluster.wait_for_nodes()
-        doomed_id = doomed.node_id
-        suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [survivor]\ndefaults:\n  sleep_s: 4\nresources:\n  retries: 2\n"))
-
-        results = []
-        sweep = threading.Thread(target=lambda: results.append(run_suite(suite, ResultStore(tmp_path / "out"), RayExecutor())))
-        sweep.start()
-        deadline = time.time() + 60  # wait until the trial runs on the doomed node, then replace the node
-        while time.time() < deadline and ray.available_resources().get("CPU", 0) > 0:
-            time.sleep(0.1)
-        time.sleep(1.0)
-        cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        cluster.remove_node(doomed)
-        sweep.join(timeout=240)
-        lost, rec = results[0].records  # the attempt on the removed node is recorded, then its retry
-        assert (lost["attempt"], lost["status"], rec["attempt"], rec["status"]) == (1, "failed", 2, "ok"), results[0].records
-        assert rec["env"]["ray_node_id"] != doomed_id
-        assert rec["metrics"]["t_start"] > time.time() - 60
+        yield cluster, node
     finally:
         ray.shutdown()
         cluster.shutdown()
 
 
-def test_a_sweep_whose_nodes_are_lost_stops_with_one_line_instead_of_hanging(tmp_path, monkeypatch):
+def test_node_removed_while_trial_runs_is_retried_elsewhere(tmp_path, one_cpu_node):
+    cluster, doomed = one_cpu_node
+    doomed_id = doomed.node_id
+    suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [survivor]\ndefaults:\n  sleep_s: 4\nresources:\n  retries: 2\n"))
+
+    results = []
+    sweep = threading.Thread(target=lambda: results.append(run_suite(suite, ResultStore(tmp_path / "out"), RayExecutor())), daemon=True)
+    sweep.start()
+    deadline = time.time() + 60  # wait until the trial runs on the doomed node, then replace the node
+    while time.time() < deadline and ray.available_resources().get("CPU", 0) > 0:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    cluster.remove_node(doomed)
+    sweep.join(timeout=240)
+    lost, rec = results[0].records  # the attempt on the removed node is recorded, then its retry
+    assert (lost["attempt"], lost["status"], rec["attempt"], rec["status"]) == (1, "failed", 2, "ok"), results[0].records
+    assert rec["env"]["ray_node_id"] != doomed_id
+    assert rec["metrics"]["t_start"] > time.time() - 60
+
+
+def test_a_sweep_whose_nodes_are_lost_stops_with_one_line_instead_of_hanging(tmp_path, monkeypatch, one_cpu_node):
     """The only node with CPUs goes: the running trial and the next cannot be placed anywhere;
     after PLACEMENT_WAIT_S the sweep stops with a UserError saying so (no hang on a task Ray
     keeps pending)."""
-    from ray.cluster_utils import Cluster
-
     import actbench.runner
     from actbench.errors import UserError
 
     monkeypatch.setattr(actbench.runner, "PLACEMENT_WAIT_S", 2.0)
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    try:
-        doomed = cluster.add_node(num_cpus=1)
-        ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
-        cluster.wait_for_nodes()
-        suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [a, b]\ndefaults:\n  sleep_s: 4\nresources:\n  retries: 2\n"))
-        outcome: list = []
+    cluster, doomed = one_cpu_node
+    suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [a, b]\ndefaults:\n  sleep_s: 4\nresources:\n  retries: 2\n"))
+    outcome: list = []
 
-        def sweep() -> None:
-            try:
-                outcome.append(run_suite(suite, ResultStore(tmp_path / "out"), RayExecutor()))
-            except UserError as e:
-                outcome.append(e)
+    def sweep() -> None:
+        try:
+            outcome.append(run_suite(suite, ResultStore(tmp_path / "out"), RayExecutor()))
+        except UserError as e:
+            outcome.append(e)
 
-        thread = threading.Thread(target=sweep)
-        thread.start()
-        deadline = time.time() + 60  # once the first trial runs on the only node with CPUs, remove it
-        while time.time() < deadline and ray.available_resources().get("CPU", 0) > 0:
-            time.sleep(0.1)
-        cluster.remove_node(doomed)
-        thread.join(timeout=90)
-        assert not thread.is_alive() and isinstance(outcome[0], UserError), outcome
-        assert "can no longer place a trial asking for 1 CPU(s)" in str(outcome[0]) and "2 trial(s) not run" in str(outcome[0])
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    thread = threading.Thread(target=sweep, daemon=True)  # a regression to a hang fails the test, not pytest
+    thread.start()
+    deadline = time.time() + 60  # once the first trial runs on the only node with CPUs, remove it
+    while time.time() < deadline and ray.available_resources().get("CPU", 0) > 0:
+        time.sleep(0.1)
+    cluster.remove_node(doomed)
+    thread.join(timeout=90)
+    assert not thread.is_alive() and isinstance(outcome[0], UserError), outcome
+    assert "can no longer place a trial asking for 1 CPU(s)" in str(outcome[0]) and "2 trial(s) not run" in str(outcome[0])
 
 
 def test_ctrl_c_keeps_finished_trials_cancels_running_ones_and_exits_130(tmp_path):
