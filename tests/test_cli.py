@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from actbench.results import LOCK, iter_records
 
@@ -118,15 +119,21 @@ def test_inline_trial_that_exits_its_process_ends_the_sweep_keeping_what_finishe
     assert [r["config"]["tag"] for r in recs] == ["a"] and (out / "trials.jsonl").read_bytes().endswith(b"\n")
 
 
+def _inline_run_until(suite: Path, out: Path, ready: Callable[[], bool]) -> subprocess.Popen:
+    """`actbench run SUITE --executor inline` in the background, returned once `ready()` (or 120 s)."""
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "run", str(suite), "--executor", "inline", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ready():
+        time.sleep(0.05)
+    return proc
+
+
 def test_second_run_into_the_same_folder_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
     out = tmp_path / "out"
     suite = probe(tmp_path, "matrix:\n  tag: [a, b]\ndefaults:\n  sleep_s: 60\n")
-    first = subprocess.Popen([sys.executable, "-c", CLI, "run", str(suite), "--executor", "inline", "--out", str(out)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = _inline_run_until(suite, out, lambda: (out / LOCK).exists() and bool((out / LOCK).read_text()))
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not ((out / LOCK).exists() and (out / LOCK).read_text()):
-            time.sleep(0.05)
         assert json.loads((out / LOCK).read_text())["pid"] == first.pid
         r = cli("run", str(suite), "--executor", "inline", "--out", str(out))
         assert r.returncode == 2
@@ -180,15 +187,9 @@ def test_address_with_nothing_listening_fails_at_once(tmp_path):
 def test_ctrl_c_before_any_trial_finished_says_so_and_points_at_no_missing_file(tmp_path):
     out = tmp_path / "out"
     suite = probe(tmp_path, "matrix:\n  tag: [a]\ndefaults:\n  fail: hang\n  fail_marker: started\n")
-    proc = subprocess.Popen([sys.executable, "-c", CLI, "run", str(suite), "--executor", "inline", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not list((out / "checkpoints").glob("*/started")):  # the trial runs
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
+    proc = _inline_run_until(suite, out, lambda: bool(list((out / "checkpoints").glob("*/started"))))  # the trial runs
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "interrupted: 0 finished trial(s) kept, 1 running trial(s) cancelled" in stderr
     text = " ".join(stdout.split())
