@@ -403,7 +403,7 @@ def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: 
                     r = suite.spec.resources
                     raise UserError(f"the alive nodes can no longer place a trial asking for {r.asks()} (waited "
                                     f"{PLACEMENT_WAIT_S:.0f}s); {len(result.records)} record(s) of this run are kept, "
-                                    f"{len(todo) + len(inflight)} trial(s) not run: run again when the cluster has the resources")
+                                    f"{len(todo) + len(inflight)} trial(s) without a record: run again when the cluster has the resources")
             else:
                 unplaceable_since = None
             while todo and len(inflight) < cap:

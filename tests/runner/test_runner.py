@@ -219,7 +219,7 @@ def test_a_sweep_whose_nodes_are_lost_stops_with_one_line_instead_of_hanging(tmp
     cluster.remove_node(doomed)
     thread.join(timeout=90)
     assert not thread.is_alive() and isinstance(outcome[0], UserError), outcome
-    assert "can no longer place a trial asking for 1 CPU(s)" in str(outcome[0]) and "2 trial(s) not run" in str(outcome[0])
+    assert "can no longer place a trial asking for 1 CPU(s)" in str(outcome[0]) and "2 trial(s) without a record" in str(outcome[0])
 
 
 def test_ctrl_c_keeps_finished_trials_cancels_running_ones_and_exits_130(tmp_path):
