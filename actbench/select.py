@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 _TOKEN = re.compile(r"\s*(\(|\)|!=|=|[^\s()=!]+|!)")
 _KEYWORDS = ("and", "or", "not")
+MAX_NESTING = 32
 
 Predicate = Callable[[Mapping[str, Any], str], bool]
 
@@ -124,10 +125,12 @@ class _Parser:
             self.tokens.append(m.group(1))
             pos = m.end()
         self.i = 0
+        self.depth = 0
         self.keys: set[str] = set()
 
     def error(self, why: str) -> UserError:
-        return UserError(f"-k {self.expr!r}: {why} (use field=value, words, and, or, not, parentheses)")
+        shown = self.expr if len(self.expr) <= 80 else self.expr[:77] + "..."  # one line, however long the input
+        return UserError(f"-k {shown!r}: {why} (use field=value, words, and, or, not, parentheses)")
 
     def peek(self) -> str | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -147,33 +150,43 @@ class _Parser:
             raise self.error(f"unexpected {self.peek()!r}")
         return pred
 
-    def or_expr(self) -> Predicate:
-        parts = [self.and_expr()]
-        while self.peek() == "or":
+    def _joined(self, word: str, operand: Callable[[], Predicate], combine: Callable[[Iterable[bool]], bool]) -> Predicate:
+        """operand (word operand)*, its predicates combined by `combine` (any for or, all for and)."""
+        parts = [operand()]
+        while self.peek() == word:
             self.take()
-            parts.append(self.and_expr())
-        return parts[0] if len(parts) == 1 else (lambda c, t: any(p(c, t) for p in parts))
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else (lambda c, t: combine(p(c, t) for p in parts))
+
+    def or_expr(self) -> Predicate:
+        return self._joined("or", self.and_expr, any)
 
     def and_expr(self) -> Predicate:
-        parts = [self.not_expr()]
-        while self.peek() == "and":
-            self.take()
-            parts.append(self.not_expr())
-        return parts[0] if len(parts) == 1 else (lambda c, t: all(p(c, t) for p in parts))
+        return self._joined("and", self.not_expr, all)
+
+    def _deeper(self) -> None:
+        """One more level of `not` or parentheses, up to MAX_NESTING (the parser recurses per level)."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"nested more than {MAX_NESTING} levels deep (not, parentheses)")
 
     def not_expr(self) -> Predicate:
         if self.peek() == "not":
             self.take()
+            self._deeper()
             inner = self.not_expr()
+            self.depth -= 1
             return lambda c, t: not inner(c, t)
         return self.atom()
 
     def atom(self) -> Predicate:
         tok = self.take()
         if tok == "(":
+            self._deeper()
             inner = self.or_expr()
             if self.take() != ")":
                 raise self.error("missing ')'")
+            self.depth -= 1
             return inner
         if tok in (")", "=", "!=") or tok in _KEYWORDS:
             raise self.error(f"unexpected {tok!r}")

@@ -49,6 +49,19 @@ def test_malformed_expressions_are_one_line_errors_naming_k(expr, why):
     assert msg.startswith(f"-k {expr!r}: ") and why in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize("expr", ["not " * 3000 + "xielu", "(" * 3000 + "xielu" + ")" * 3000, "not (" * 20 + "xielu" + ")" * 20])
+def test_deep_nesting_is_a_short_one_line_error_not_a_recursion_error(expr):
+    with pytest.raises(UserError) as e:
+        parse_filter(expr)
+    msg = str(e.value)
+    assert "nested more than 32 levels deep" in msg and "\n" not in msg and len(msg) < 250
+
+
+def test_nesting_up_to_the_bound_works():
+    assert parse_filter("not " * 32 + "xielu").matches({"activation": "xielu"}, "x")  # an even number of nots
+    assert parse_filter("(" * 32 + "xielu" + ")" * 32).matches({"activation": "xielu"}, "x")
+
+
 def test_a_field_no_trial_has_is_an_error_with_the_near_names():
     with pytest.raises(UserError, match=r"^-k 'activaton=xielu': no trial has a field 'activaton' \(did you mean 'activation'"):
         chosen("activaton=xielu")
