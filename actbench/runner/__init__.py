@@ -295,7 +295,7 @@ def _check_whole_tuning_grids(stage: tuning.Stage, chosen: set[str], store: Resu
     tuning grid: tuning picks among every value, so a point of which -k leaves out tuning trials
     that have no record yet could only be decided on part of its grid. Refused before the stage
     runs; adds the points -k selects to `selected_groups`."""
-    recorded = {r["trial_id"] for r in store.records() if isinstance(r.get("trial_id"), str)}
+    recorded = store.attempts()  # trial id -> attempts recorded
     groups = {c.group for c in stage.candidates if c.trial.id in chosen}
     missing = {c.group for c in stage.candidates if c.trial.id not in chosen and c.trial.id not in recorded}
     if not groups and missing:  # e.g. -k seed=2 where tuning runs on seed 0: the final trials would never be decided
