@@ -64,7 +64,7 @@ PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peak per GPU, by name fragment (f
     "H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "GH200": 989.0, "B200": 2250.0, "A100": 312.0,
     "L40S": 362.0, "L4": 121.0, "A10G": 125.0, "A10": 125.0, "RTX 4090": 165.0, "RTX 3090": 71.0, "V100": 125.0,
 }
-CHECKPOINT_FORMAT = 2  # 2: column series, tensors and plain values only
+CHECKPOINT_FORMAT = 3  # 2: column series, tensors and plain values only; 3: q/k rows of qkv in interleaved rotary pairs
 WARM_STEPS = 5  # optimizer steps left out of tokens/s
 EVAL_BATCH_TOKENS = 2048  # at least this many tokens per evaluation batch (tiny batches are overhead)
 

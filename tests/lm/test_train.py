@@ -18,7 +18,7 @@ from actbench.benchmarks import TrialContext
 from actbench.lm import data
 from actbench.lm.config import LMConfig
 from actbench.lm.model import Llama, ModelConfig
-from actbench.lm.train import evaluate, lr_at, train
+from actbench.lm.train import CHECKPOINT_FORMAT, evaluate, lr_at, train
 from actbench.results import ResultStore, iter_records, series
 from actbench.runner import execute_trial
 
@@ -232,12 +232,22 @@ def test_a_planted_pickle_checkpoint_is_refused_not_run(tmp_path):
 
     cfg = LMConfig(activation="relu2", tokens=40 * 8 * 32, checkpoint_every=10, final_eval="slice", **TINY)
     (tmp_path / "ck" / "t1").mkdir(parents=True)
-    torch.save({"format": 2, "state": Payload()}, tmp_path / "ck" / "t1" / "ckpt.pt")
+    torch.save({"format": CHECKPOINT_FORMAT, "state": Payload()}, tmp_path / "ck" / "t1" / "ckpt.pt")
     out = execute_trial("lm", cfg.model_dump(), "t1", str(tmp_path / "ck"))
     assert not marker.exists()
     assert out["status"] == "failed"
     assert "ckpt.pt is not a plain-tensor actbench checkpoint, refused" in out["error"]["message"]
     assert "delete it" in out["error"]["message"]
+
+
+def test_a_checkpoint_of_an_earlier_format_is_refused_not_resumed(tmp_path):
+    """Format 2 held the qkv rows in the halves rotary layout: resuming it would train another model."""
+    cfg = LMConfig(activation="relu2", tokens=40 * 8 * 32, checkpoint_every=10, final_eval="slice", **TINY)
+    (tmp_path / "ck" / "t1").mkdir(parents=True)
+    torch.save({"format": CHECKPOINT_FORMAT - 1, "model": {}, "optimizer": {}, "state": {"step": 10}}, tmp_path / "ck" / "t1" / "ckpt.pt")
+    out = execute_trial("lm", cfg.model_dump(), "t1", str(tmp_path / "ck"))
+    assert out["status"] == "failed"
+    assert f"is of another format than {CHECKPOINT_FORMAT}; delete it" in out["error"]["message"]
 
 
 def test_non_finite_loss_stops_the_trial_as_diverged_with_the_step():
