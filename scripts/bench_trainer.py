@@ -1,13 +1,18 @@
 """Tokens/s of actbench's lm trainer against a nanoGPT-style plain PyTorch loop, in one process.
 
 The same data (byte-level Shakespeare, actbench's training split), the same sizes (llm_tiny's
-ReLU² model: d 128, 3 layers, 4 heads, d_ff 768, seq 128, batch 16), the same threads, and the
-same measure: tokens per second over the optimizer steps after the first five, evaluation
-excluded. Contenders, run interleaved `--repeats` times:
+ReLU² model: d 128, 3 layers, 4 heads, d_ff 768, seq 128, batch 16), the same threads.
+Contenders:
   actbench  `actbench.lm.train.train` (rotary Llama, RMSNorm; impl from --impl)
   nanogpt   a nanoGPT-style GPT (learned positions, LayerNorm, same ReLU² MLP) and training
             loop: random windows, AdamW as nanoGPT configures it on CPU, clip 1.0
   plain     the same plain loop over actbench's own Llama (separates trainer from model costs)
+
+They run in lockstep: after each optimizer step of the trainer (in its progress callback), one
+step of each plain loop. A trainer step's time is the time between two callbacks (batch,
+forward, backward, optimizer, bookkeeping); a plain loop's is one call of its step. Ratios
+compare steps taken at the same moment, so load from other processes on a shared machine hits
+every contender alike. Steps after the first five count; evaluation is excluded.
 
     python scripts/bench_trainer.py --steps 100 --repeats 3 --threads 2
 """
@@ -18,6 +23,7 @@ import argparse
 import math
 import statistics
 import time
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -71,21 +77,21 @@ class NanoGPT(nn.Module):
         return self.lm_head(self.ln_f(x))
 
 
-def plain_loop(model: nn.Module, train_tokens: np.ndarray, cfg: LMConfig, steps: int) -> float:
-    """nanoGPT's training loop on CPU; tokens/s after WARM_STEPS steps."""
+
+def plain_step(model: nn.Module, train_tokens: np.ndarray, cfg: LMConfig) -> Callable[[int], None]:
+    """One optimizer step of nanoGPT's training loop on CPU, as a function of the step index."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))  # nanoGPT: fused only on CUDA
     t = cfg.seq_len
-    for step in range(steps):
-        if step == WARM_STEPS:
-            t0 = time.perf_counter()
+
+    def step(i: int) -> None:
         for group in opt.param_groups:
-            group["lr"] = lr_at(cfg, step)
+            group["lr"] = lr_at(cfg, i)
         ix = torch.randint(len(train_tokens) - t, (cfg.batch_size,))
-        x = torch.stack([torch.from_numpy(train_tokens[i : i + t].astype(np.int64)) for i in ix])
-        y = torch.stack([torch.from_numpy(train_tokens[i + 1 : i + 1 + t].astype(np.int64)) for i in ix])
+        x = torch.stack([torch.from_numpy(train_tokens[j : j + t].astype(np.int64)) for j in ix])
+        y = torch.stack([torch.from_numpy(train_tokens[j + 1 : j + 1 + t].astype(np.int64)) for j in ix])
         logits = model(x)
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=-1)
         loss.backward()
@@ -93,13 +99,33 @@ def plain_loop(model: nn.Module, train_tokens: np.ndarray, cfg: LMConfig, steps:
         opt.step()
         opt.zero_grad(set_to_none=True)
         loss.item()
-    return (steps - WARM_STEPS) * cfg.tokens_per_step / (time.perf_counter() - t0)
+
+    return step
 
 
-def _actbench(cfg: LMConfig) -> float:
-    m = train(cfg, TrialContext(trial_id="bench")).metrics
-    _actbench.impl_used = m["impl_used"]
-    return m["tokens_per_s"]
+def lockstep(cfg: LMConfig, train_tokens: np.ndarray) -> tuple[dict[str, list[float]], str]:
+    """Seconds of each counted step per contender, from one trainer run with the plain loops
+    stepped in its progress callback; and the impl the trainer ran."""
+    plain = {"nanogpt": plain_step(NanoGPT(256, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.d_ff, cfg.seq_len), train_tokens, cfg),
+             "plain": plain_step(Llama(cfg.to_model(256)), train_tokens, cfg)}
+    times: dict[str, list[float]] = {"actbench": [], **{k: [] for k in plain}}
+    resumed = [0.0]  # when the trainer got control back from the last callback
+
+    def on_progress(values: dict[str, Any]) -> None:
+        if values.get("phase") != "train":
+            return
+        done = values["step"]  # optimizer steps done
+        if done > WARM_STEPS:
+            times["actbench"].append(time.perf_counter() - resumed[0])
+        for name, step in plain.items():
+            t0 = time.perf_counter()
+            step(done - 1)
+            if done > WARM_STEPS:
+                times[name].append(time.perf_counter() - t0)
+        resumed[0] = time.perf_counter()
+
+    out = train(cfg, TrialContext(trial_id="bench", progress=on_progress))
+    return times, out.metrics["impl_used"]
 
 
 def main() -> None:
@@ -113,27 +139,26 @@ def main() -> None:
     cfg = LMConfig(activation="relu2", impl=args.impl, tokens=args.steps * 16 * 128, eval_every=10**9, eval_tokens=128,
                    final_eval="slice", churn_tokens=0, **SIZES)
     train_tokens = np.asarray(load_corpus(DataConfig()).train)
-    contenders = {
-        "actbench": lambda: _actbench(cfg),
-        "nanogpt": lambda: plain_loop(NanoGPT(256, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.d_ff, cfg.seq_len), train_tokens, cfg, args.steps),
-        "plain": lambda: plain_loop(Llama(cfg.to_model(256)), train_tokens, cfg, args.steps),
-    }
     params = {"actbench": sum(p.numel() for p in Llama(cfg.to_model(256)).parameters()),
               "nanogpt": sum(p.numel() for p in NanoGPT(256, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.d_ff, cfg.seq_len).parameters())}
     print(f"threads {args.threads}, {args.steps} steps x {args.repeats} repeats, d_ff {cfg.d_ff}, params: "
           f"actbench/plain {params['actbench']:,}, nanogpt {params['nanogpt']:,}, actbench impl {args.impl}")
-    rates: dict[str, list[float]] = {k: [] for k in contenders}
+    pooled: dict[str, list[float]] = {}
     for r in range(args.repeats):
-        order = list(contenders)[r % 3:] + list(contenders)[: r % 3]  # rotate who goes first
-        for name in order:
-            torch.manual_seed(r)
-            rates[name].append(contenders[name]())
-        print(f"repeat {r + 1}: " + ", ".join(f"{k} {rates[k][-1]:,.0f}" for k in contenders), flush=True)
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    print("median tokens/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in med.items()))
-    ratios = [a / n for a, n in zip(rates["actbench"], rates["nanogpt"])]
-    print(f"actbench / nanogpt: {med['actbench'] / med['nanogpt']:.3f} (per repeat: {', '.join(f'{x:.3f}' for x in ratios)}); "
-          f"actbench / plain: {med['actbench'] / med['plain']:.3f}; actbench ran impl {_actbench.impl_used}")
+        torch.manual_seed(r)
+        times, impl = lockstep(cfg, train_tokens)
+        for k, v in times.items():
+            pooled.setdefault(k, []).extend(v)
+        print(f"repeat {r + 1}, tokens/s of the median step: "
+              + ", ".join(f"{k} {cfg.tokens_per_step / statistics.median(v):,.0f}" for k, v in times.items()), flush=True)
+    print("all repeats, tokens/s of the median step: "
+          + ", ".join(f"{k} {cfg.tokens_per_step / statistics.median(v):,.0f}" for k, v in pooled.items()))
+    for other in ("nanogpt", "plain"):
+        ratios = sorted(o / a for a, o in zip(pooled["actbench"], pooled[other]))  # their step time / ours = our tokens/s / theirs
+        quartiles = statistics.quantiles(ratios, n=4)
+        print(f"actbench / {other} tokens/s: {statistics.median(ratios):.3f} (median over {len(ratios)} paired steps, "
+              f"quartiles {quartiles[0]:.3f}-{quartiles[2]:.3f})")
+    print(f"actbench ran impl {impl}")
 
 
 if __name__ == "__main__":
