@@ -7,7 +7,7 @@ import html
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from actbench.errors import UserError
 from actbench.report import compare
@@ -51,8 +51,23 @@ def _json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
     df = df.copy()
     for c in df.columns:  # infer_dtype (one C pass) names columns of plain strings or numbers; only the rest are looked at
         if df[c].dtype == object and pd.api.types.infer_dtype(df[c], skipna=True) in ("mixed", "mixed-integer"):
-            df[c] = df[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+            df[c] = df[c].map(_json_once())
     return df
+
+
+def _json_once() -> Callable[[Any], Any]:
+    """`json.dumps` of lists and dicts (anything else as it is), once per object: the rows of a
+    trial share its config's lists. Objects are told apart by id, so the values it is given must
+    stay alive while it is used (as the cells of a frame do)."""
+    seen: dict[int, Any] = {}
+
+    def text(v: Any) -> Any:
+        key = id(v)
+        if key not in seen:
+            seen[key] = json.dumps(v) if isinstance(v, (list, dict)) else v
+        return seen[key]
+
+    return text
 
 
 def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path) -> list[Path]:
@@ -148,7 +163,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     summary = trials.groupby(["suite", "kind", "status"], dropna=False).size().rename("trials").reset_index()
     failed = trials[trials["status"] != "ok"]
     failures = failed[[c for c in ("suite", "trial_id", "activation", "status", "error_type", "error_message", "note") if c in failed]]
-    names = list(dict.fromkeys(trials["activation"].dropna())) if "activation" in trials else []
+    names = list(trials["activation"].dropna().unique()) if "activation" in trials else []
     comparison, why = None, ""
     if names:
         base, why = choose_baseline(trials, names, baseline)
