@@ -250,17 +250,26 @@ class _Seeds:
 def _seeds(ok: "pd.DataFrame", metric: str, series: "Series") -> _Seeds:
     """Per seed: the mean of its records' metric (several records only with merge), the mean
     per-chunk losses where the records agree on the chunks, and argmax predictions."""
+    import pandas as pd
+
     out = _Seeds()
     weight = "bytes" if metric == "val_bpb" else "tokens"
-    for seed, recs in ok.groupby("seed", sort=True):
-        vals = recs[f"metric.{metric}"].astype(float)
+    codes, seeds = pd.factorize(ok["seed"], sort=True)  # the groups of groupby("seed", sort=True): NaN seeds left out
+    rows = np.flatnonzero(codes >= 0)
+    rows = rows[np.argsort(codes[rows], kind="stable")]  # by seed, each seed's records in their order
+    bounds = np.searchsorted(codes[rows], np.arange(len(seeds) + 1))
+    values = ok[f"metric.{metric}"].iloc[rows].astype(float).to_numpy()
+    dirs = ok["results_dir"].to_numpy()[rows]
+    files = ok["series_file"].to_numpy()[rows] if "series_file" in ok else [None] * len(rows)
+    for seed, lo, hi in zip(seeds, bounds[:-1], bounds[1:]):
+        vals = values[lo:hi]
         vals = vals[np.isfinite(vals)]
         if not len(vals):
             continue
         s = int(seed)
         out.value[s] = float(vals.mean())
         chunks, preds = [], None
-        for d, f in zip(recs["results_dir"], recs["series_file"] if "series_file" in recs else [None] * len(recs)):
+        for d, f in zip(dirs[lo:hi], files[lo:hi]):
             trial = series.get(d, f)
             c = trial.chunk_arrays(weight)
             if c is not None:
