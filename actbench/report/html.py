@@ -7,7 +7,7 @@ import html
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from actbench.errors import UserError
 from actbench.report import compare
@@ -46,28 +46,19 @@ def _html_table(df: "pd.DataFrame") -> str:
 
 def _json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
     """Lists and dicts in object columns as JSON text (CSV and Parquet cells are scalars)."""
+    import numpy as np
     import pandas as pd
 
     df = df.copy()
     for c in df.columns:  # infer_dtype (one C pass) names columns of plain strings or numbers; only the rest are looked at
         if df[c].dtype == object and pd.api.types.infer_dtype(df[c], skipna=True) in ("mixed", "mixed-integer"):
-            df[c] = df[c].map(_json_once())
+            # each object once (the rows of a trial share its config's lists), told apart by id while df holds them all;
+            # map infers the same dtype from them as from the whole column: the same types and values
+            values = df[c].to_numpy()
+            _, first, inverse = np.unique(np.fromiter(map(id, values), np.uint64, len(values)), return_index=True, return_inverse=True)
+            text = pd.Series(values[first], dtype=object).map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+            df[c] = text.take(inverse).set_axis(df.index)
     return df
-
-
-def _json_once() -> Callable[[Any], Any]:
-    """`json.dumps` of lists and dicts (anything else as it is), once per object: the rows of a
-    trial share its config's lists. Objects are told apart by id, so the values it is given must
-    stay alive while it is used (as the cells of a frame do)."""
-    seen: dict[int, Any] = {}
-
-    def text(v: Any) -> Any:
-        key = id(v)
-        if key not in seen:
-            seen[key] = json.dumps(v) if isinstance(v, (list, dict)) else v
-        return seen[key]
-
-    return text
 
 
 def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path) -> list[Path]:
