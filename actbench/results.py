@@ -365,6 +365,21 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextlib.contextmanager
+def gc_frozen() -> Iterator[None]:
+    """Keep the objects that exist now (loaded tables: millions of them) out of Python's cyclic
+    garbage collections until the block ends (gc.freeze), so that the collections which later
+    allocations trigger traverse only what is new. Left alone where something else froze objects."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`(load(path, latest_only), load_rows(path))` from one pass over the files, one results
     folder at a time (only one folder's parsed records are held in memory at once)."""
