@@ -355,7 +355,7 @@ def _load_folder(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame
 def _gc_paused() -> Iterator[None]:
     """Hold off Python's cyclic garbage collector: loading builds millions of objects (no cycles
     among them) that its collections, triggered by the allocations, would traverse again and
-    again (a sixth of the load time). Anything cyclic is collected after, as usual."""
+    again (a tenth of the load time). Anything cyclic is collected after, as usual."""
     enabled = gc.isenabled()
     gc.disable()
     try:

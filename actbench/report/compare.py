@@ -199,7 +199,7 @@ def kernel_frame(rows: "pd.DataFrame", names: list[str], root: Path, merge: bool
     if rows.empty or "kind" not in rows:
         return pd.DataFrame()
     used = ["activation", "impl", *KERNEL_SHAPE, "results_dir", "run_id", "trial_id", "ms_p20", "ms_p50", "ms_p80", "gbps", "pct_copy",
-            "gated", "noisy"]  # all this reads: taking only these is a third of the work on many rows
+            "gated", "noisy"]  # the columns read below: the others are not copied
     r = rows.loc[(rows["kind"] == "kernel") & rows["activation"].isin(names) & (rows["impl"] != "copy"), [c for c in used if c in rows]]
     if r.empty:
         return pd.DataFrame()
@@ -519,15 +519,16 @@ def compare_results(names: list[str], results_root: str | Path, *, alpha: float 
     """Load every results folder at or below `results_root` and compare `names` (first =
     baseline), of the trials `select` matches. A UserError when there are no results there, none
     is selected or a name is unknown."""
-    from actbench.results import load_tables
+    from actbench.results import gc_frozen, load_tables
     from actbench.select import select_frames
 
     trials, rows = load_tables(results_root)
     if trials.empty:
         raise UserError(f"--results {results_root}: no trial records in a trials.jsonl at or below it")
-    chosen, _ = select_frames(select, trials, rows)
-    check_names(names, chosen["activation"].dropna().unique() if "activation" in chosen else [])
-    return build(names, trials, rows, results_root, alpha=alpha, merge=merge, select=select)
+    with gc_frozen():
+        chosen, _ = select_frames(select, trials, rows)
+        check_names(names, chosen["activation"].dropna().unique() if "activation" in chosen else [])
+        return build(names, trials, rows, results_root, alpha=alpha, merge=merge, select=select)
 
 
 def missing_hints(c: Comparison) -> list[str]:
