@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import gc
 import json
 import os
 import platform
@@ -350,12 +351,42 @@ def _load_folder(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame
     return (t.iloc[latest_ids].reset_index(drop=True) if latest_only else t), r
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector: loading builds millions of objects (no cycles
+    among them) that its collections, triggered by the allocations, would traverse again and
+    again (a tenth of the load time). Anything cyclic is collected after, as usual."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextlib.contextmanager
+def gc_frozen() -> Iterator[None]:
+    """Keep the objects that exist now (loaded tables: millions of them) out of Python's cyclic
+    garbage collections until the block ends (gc.freeze), so that the collections which later
+    allocations trigger traverse only what is new. Left alone where something else froze objects."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`(load(path, latest_only), load_rows(path))` from one pass over the files, one results
     folder at a time (only one folder's parsed records are held in memory at once)."""
     import pandas as pd
 
-    parts = [_load_folder(d, latest_only) for d in result_dirs(path)]
+    with _gc_paused():
+        parts = [_load_folder(d, latest_only) for d in result_dirs(path)]
     trials = [t for t, _ in parts if not t.empty]
     rows = [r for _, r in parts if not r.empty]
     concat = lambda frames: frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)  # noqa: E731

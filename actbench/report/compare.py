@@ -198,7 +198,9 @@ def kernel_frame(rows: "pd.DataFrame", names: list[str], root: Path, merge: bool
 
     if rows.empty or "kind" not in rows:
         return pd.DataFrame()
-    r = rows[(rows["kind"] == "kernel") & rows["activation"].isin(names) & (rows["impl"] != "copy")]
+    used = ["activation", "impl", *KERNEL_SHAPE, "results_dir", "run_id", "trial_id", "ms_p20", "ms_p50", "ms_p80", "gbps", "pct_copy",
+            "gated", "noisy"]  # the columns read below: the others are not copied
+    r = rows.loc[(rows["kind"] == "kernel") & rows["activation"].isin(names) & (rows["impl"] != "copy"), [c for c in used if c in rows]]
     if r.empty:
         return pd.DataFrame()
     shape = [*KERNEL_SHAPE, "results"]
@@ -250,17 +252,26 @@ class _Seeds:
 def _seeds(ok: "pd.DataFrame", metric: str, series: "Series") -> _Seeds:
     """Per seed: the mean of its records' metric (several records only with merge), the mean
     per-chunk losses where the records agree on the chunks, and argmax predictions."""
+    import pandas as pd
+
     out = _Seeds()
     weight = "bytes" if metric == "val_bpb" else "tokens"
-    for seed, recs in ok.groupby("seed", sort=True):
-        vals = recs[f"metric.{metric}"].astype(float)
+    codes, seeds = pd.factorize(ok["seed"], sort=True)  # the groups of groupby("seed", sort=True): NaN seeds left out
+    rows = np.flatnonzero(codes >= 0)
+    rows = rows[np.argsort(codes[rows], kind="stable")]  # by seed, each seed's records in their order
+    bounds = np.searchsorted(codes[rows], np.arange(len(seeds) + 1))
+    values = ok[f"metric.{metric}"].iloc[rows].astype(float).to_numpy()
+    dirs = ok["results_dir"].to_numpy()[rows]
+    files = ok["series_file"].to_numpy()[rows] if "series_file" in ok else [None] * len(rows)
+    for seed, lo, hi in zip(seeds, bounds[:-1], bounds[1:]):
+        vals = values[lo:hi]
         vals = vals[np.isfinite(vals)]
         if not len(vals):
             continue
         s = int(seed)
         out.value[s] = float(vals.mean())
         chunks, preds = [], None
-        for d, f in zip(recs["results_dir"], recs["series_file"] if "series_file" in recs else [None] * len(recs)):
+        for d, f in zip(dirs[lo:hi], files[lo:hi]):
             trial = series.get(d, f)
             c = trial.chunk_arrays(weight)
             if c is not None:
@@ -508,15 +519,16 @@ def compare_results(names: list[str], results_root: str | Path, *, alpha: float 
     """Load every results folder at or below `results_root` and compare `names` (first =
     baseline), of the trials `select` matches. A UserError when there are no results there, none
     is selected or a name is unknown."""
-    from actbench.results import load_tables
+    from actbench.results import gc_frozen, load_tables
     from actbench.select import select_frames
 
     trials, rows = load_tables(results_root)
     if trials.empty:
         raise UserError(f"--results {results_root}: no trial records in a trials.jsonl at or below it")
-    chosen, _ = select_frames(select, trials, rows)
-    check_names(names, chosen["activation"].dropna().unique() if "activation" in chosen else [])
-    return build(names, trials, rows, results_root, alpha=alpha, merge=merge, select=select)
+    with gc_frozen():
+        chosen, _ = select_frames(select, trials, rows)
+        check_names(names, chosen["activation"].dropna().unique() if "activation" in chosen else [])
+        return build(names, trials, rows, results_root, alpha=alpha, merge=merge, select=select)
 
 
 def missing_hints(c: Comparison) -> list[str]:

@@ -46,12 +46,18 @@ def _html_table(df: "pd.DataFrame") -> str:
 
 def _json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
     """Lists and dicts in object columns as JSON text (CSV and Parquet cells are scalars)."""
+    import numpy as np
     import pandas as pd
 
     df = df.copy()
     for c in df.columns:  # infer_dtype (one C pass) names columns of plain strings or numbers; only the rest are looked at
         if df[c].dtype == object and pd.api.types.infer_dtype(df[c], skipna=True) in ("mixed", "mixed-integer"):
-            df[c] = df[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+            # each object once (the rows of a trial share its config's lists), told apart by id while df holds them all;
+            # map infers the same dtype from them as from the whole column: the same types and values
+            values = df[c].to_numpy()
+            _, first, inverse = np.unique(np.fromiter(map(id, values), np.uint64, len(values)), return_index=True, return_inverse=True)
+            text = pd.Series(values[first], dtype=object).map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+            df[c] = text.take(inverse).set_axis(df.index)
     return df
 
 
@@ -135,43 +141,44 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     """Summary, failures, comparison tables, PNG plots, HTML page, CSV/Parquet exports (of the
     trials `select` matches)."""
     from actbench.report import plots
-    from actbench.results import load_tables
+    from actbench.results import gc_frozen, load_tables
     from actbench.select import select_frames
 
     run_dir = Path(run_dir)
     all_trials, all_rows = load_tables(run_dir)
     if all_trials.empty:
         raise UserError(f"{run_dir}: no trial records in a trials.jsonl at or below it")
-    trials, rows = select_frames(select, all_trials, all_rows)
-    out = Path(out) if out else (run_dir if run_dir.is_dir() else run_dir.parent) / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    summary = trials.groupby(["suite", "kind", "status"], dropna=False).size().rename("trials").reset_index()
-    failed = trials[trials["status"] != "ok"]
-    failures = failed[[c for c in ("suite", "trial_id", "activation", "status", "error_type", "error_message", "note") if c in failed]]
-    names = list(dict.fromkeys(trials["activation"].dropna())) if "activation" in trials else []
-    comparison, why = None, ""
-    if names:
-        base, why = choose_baseline(trials, names, baseline)
-        names = [base, *(n for n in names if n != base)]
-        comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select)
-    # tuned suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
-    suites, _ = compare.saved_suites(all_trials)
-    curves = select_frames(select, compare.select_tuned(all_trials, suites)[0], all_rows, empty_ok=True)[0] if suites else trials
-    images = plots.lm_curves(curves, out, comparison.series if comparison is not None else None, merge) + plots.kernel_throughput(rows, out)
-    if comparison is not None:
-        images += plots.scaling_plot(comparison.frames["scaling"], out)
-    images += plots.tuning_plot(all_trials, suites, out)
-    exports = _exports(trials, rows, out)
-    sections = [("Summary", _html_table(summary))]
-    if not failures.empty:
-        sections.append(("Trials that did not succeed", _html_table(failures.reset_index(drop=True))))
-    if comparison is not None:
-        for kind, df in comparison.frames.items():
-            if not df.empty:
-                lines = "".join(f"<li>{html.escape(line)}</li>" for line in comparison.lines.get(kind, []))
-                sections.append((f"{kind} (baseline: {names[0]}, {why}; alpha={alpha:g})",
-                                 _html_table(df.drop(columns=compare.LIST_COLUMNS, errors="ignore")) + f"<ul>{lines}</ul>"))
-    sections.append(("Environment (distinct fingerprints of the trials) and the suites as run", _environment_section(trials)))
-    (out / "report.html").write_text(plots.html_page(f"actbench report: {run_dir}", sections, images))
-    return {"summary": summary, "failures": failures, "comparison": comparison, "names": names, "baseline_why": why,
-            "images": images, "html": out / "report.html", "exports": exports, "out": out}
+    with gc_frozen():  # what follows allocates plenty (plots): its collections need not traverse the loaded tables
+        trials, rows = select_frames(select, all_trials, all_rows)
+        out = Path(out) if out else (run_dir if run_dir.is_dir() else run_dir.parent) / "report"
+        out.mkdir(parents=True, exist_ok=True)
+        summary = trials.groupby(["suite", "kind", "status"], dropna=False).size().rename("trials").reset_index()
+        failed = trials[trials["status"] != "ok"]
+        failures = failed[[c for c in ("suite", "trial_id", "activation", "status", "error_type", "error_message", "note") if c in failed]]
+        names = list(trials["activation"].dropna().unique()) if "activation" in trials else []
+        comparison, why = None, ""
+        if names:
+            base, why = choose_baseline(trials, names, baseline)
+            names = [base, *(n for n in names if n != base)]
+            comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select)
+        # tuned suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
+        suites, _ = compare.saved_suites(all_trials)
+        curves = select_frames(select, compare.select_tuned(all_trials, suites)[0], all_rows, empty_ok=True)[0] if suites else trials
+        images = plots.lm_curves(curves, out, comparison.series if comparison is not None else None, merge) + plots.kernel_throughput(rows, out)
+        if comparison is not None:
+            images += plots.scaling_plot(comparison.frames["scaling"], out)
+        images += plots.tuning_plot(all_trials, suites, out)
+        exports = _exports(trials, rows, out)
+        sections = [("Summary", _html_table(summary))]
+        if not failures.empty:
+            sections.append(("Trials that did not succeed", _html_table(failures.reset_index(drop=True))))
+        if comparison is not None:
+            for kind, df in comparison.frames.items():
+                if not df.empty:
+                    lines = "".join(f"<li>{html.escape(line)}</li>" for line in comparison.lines.get(kind, []))
+                    sections.append((f"{kind} (baseline: {names[0]}, {why}; alpha={alpha:g})",
+                                     _html_table(df.drop(columns=compare.LIST_COLUMNS, errors="ignore")) + f"<ul>{lines}</ul>"))
+        sections.append(("Environment (distinct fingerprints of the trials) and the suites as run", _environment_section(trials)))
+        (out / "report.html").write_text(plots.html_page(f"actbench report: {run_dir}", sections, images))
+        return {"summary": summary, "failures": failures, "comparison": comparison, "names": names, "baseline_why": why,
+                "images": images, "html": out / "report.html", "exports": exports, "out": out}

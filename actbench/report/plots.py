@@ -107,12 +107,17 @@ def _band(ax: plt.Axes, curves: list[np.ndarray], label: str, color: Any = None,
     """Mean line and min-max band over seeds of curves given as (step, x, y) rows, at the steps
     every curve has (x: the mean over seeds of each step's x, e.g. its wall-clock time)."""
     steps = curves[0][:, 0]
-    for c in curves[1:]:
-        steps = np.intersect1d(steps, c[:, 0])
+    aligned = bool((np.diff(steps) > 0).all()) and all(np.array_equal(c[:, 0], steps) for c in curves[1:])
+    if not aligned:
+        for c in curves[1:]:
+            steps = np.intersect1d(steps, c[:, 0])
     if not len(steps):
         return None
-    xs = np.array([_values_at(c[:, [0, 1]], steps) for c in curves]).mean(0)
-    ys = np.array([_values_at(c[:, [0, 2]], steps) for c in curves])
+    if aligned:  # the usual case: every curve has these steps in this order, so its rows are the values
+        xs, ys = np.array([c[:, 1] for c in curves]).mean(0), np.array([c[:, 2] for c in curves])
+    else:
+        xs = np.array([_values_at(c[:, [0, 1]], steps) for c in curves]).mean(0)
+        ys = np.array([_values_at(c[:, [0, 2]], steps) for c in curves])
     (drawn,) = ax.plot(xs, ys.mean(0), label=f"{label} (n={len(curves)})", color=color, **line)
     if len(curves) > 1:
         ax.fill_between(xs, ys.min(0), ys.max(0), color=drawn.get_color(), alpha=0.2, lw=0)
@@ -250,7 +255,8 @@ def _alpha_figure(name: str, title: str, alphas: dict[tuple[str, int], dict[str,
 def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
     """Per dtype, achieved GB/s and % of the device copy against size (log x) for each mode, one
     line per activation x impl (median over repeats), the copy dashed: one figure per dtype."""
-    k = rows[rows["kind"] == "kernel"] if not rows.empty and "kind" in rows else rows
+    used = [c for c in ("results_dir", "dtype", "mode", "activation", "impl", "size", "gbps", "pct_copy") if c in rows]
+    k = rows.loc[rows["kind"] == "kernel", used] if not rows.empty and "kind" in rows else rows
     if k.empty:
         return []
     folders = k["results_dir"].nunique() if "results_dir" in k else 1
@@ -258,7 +264,7 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
     copy = k[k["impl"] == "copy"].groupby(["dtype", "size"])["gbps"].median()
     paths = []
     for dtype, g in k[k["impl"] != "copy"].groupby("dtype"):
-        modes = list(dict.fromkeys(g["mode"]))
+        modes = list(g["mode"].unique())
         med = g.groupby(["mode", "activation", "impl", "size"])[["gbps", "pct_copy"]].median()
         fig, axes = plt.subplots(len(modes), 2, figsize=(14, 3.4 * len(modes)), squeeze=False)
         colours: dict[tuple[str, str], Any] = {}
@@ -277,8 +283,7 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
             ax_c.set(title=f"{dtype} {mode}: % of a device copy in the same trial", ylabel="% of copy", xscale="log")
         for ax in axes[-1]:
             ax.set_xlabel("input size (elements, log scale)")
-        acts = ", ".join(dict.fromkeys(g["activation"]))
-        impls = ", ".join(dict.fromkeys(g["impl"]))
+        acts, impls = ", ".join(g["activation"].unique()), ", ".join(g["impl"].unique())
         fig.suptitle(f"{dtype} kernels compared: {acts} (impls: {impls}); median over repeats against input size{pooled}")
         fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.86, 0.5))
         paths.append(_save(fig, out / f"kernel_{dtype}.png", fixed=_margins(fig, legend_room=0.14, top=0.75, between=0.75)))

@@ -21,6 +21,11 @@ _LEGACY = {"train": ("train_loss", ("step", "loss")), "val": ("val", ("step", "l
            "alphas": ("alphas", ("step", "layer", "alpha_p", "alpha_n"))}
 
 
+def _floats(values: Any) -> np.ndarray:
+    """A column as floats, None as NaN (numpy's own conversion of a list does both)."""
+    return np.asarray(values if isinstance(values, list) else [np.nan if v is None else v for v in values], dtype=float)
+
+
 def _table(series: dict[str, Any], name: str) -> dict[str, np.ndarray] | None:
     """One curve table as float columns: the column format {table: {column: [...]}} or the older
     list of unnamed rows; None where it is absent or has another shape."""
@@ -28,7 +33,7 @@ def _table(series: dict[str, Any], name: str) -> dict[str, np.ndarray] | None:
     legacy_key, legacy_names = _LEGACY[name]
     try:
         if isinstance(data, dict):
-            cols = {c: np.asarray([np.nan if v is None else v for v in data[c]], dtype=float) for c in CURVES[name] if c in data}
+            cols = {c: _floats(data[c]) for c in CURVES[name] if c in data}
         else:
             rows = np.asarray([[np.nan if v is None else v for v in r] for r in series.get(legacy_key) or []], dtype=float)
             cols = {c: rows[:, i] for i, c in enumerate(legacy_names) if rows.ndim == 2 and i < rows.shape[1]}
@@ -55,8 +60,14 @@ def _chunks(series: dict[str, Any]) -> dict[str, np.ndarray] | None:
 
 
 def _argmax(series: dict[str, Any]) -> np.ndarray | None:
+    values = series.get("val_argmax")
+    if isinstance(values, list) and values:
+        try:  # byte-level token ids (all in 0..255): bytes() converts them at C speed
+            return np.frombuffer(bytes(values), dtype=np.uint8).astype(np.uint16)
+        except (TypeError, ValueError):
+            pass
     try:
-        a = np.asarray(series.get("val_argmax"), dtype=np.int64)
+        a = np.asarray(values, dtype=np.int64)
     except (TypeError, ValueError, OverflowError):
         return None
     if a.ndim != 1 or not len(a):
