@@ -23,9 +23,9 @@ trial start finds faster once compile time is spread over the trial (`impl_used`
 Series (`series/<trial_id>.json`), each table a dict of equal-length columns:
 train {step, loss, lr, tokens, time_s}, val {step, tokens, time_s, loss, bpb}, alphas {step,
 layer, alpha_p, alpha_n} from step 0 (the initial values), layers {layer, sparsity, dead},
-eval_chunks {nats, bytes, tokens} (bytes absent when unknown), and the list val_argmax. `step`
-counts optimizer updates done, `tokens` training tokens seen, `time_s` wall seconds since
-training started (summed over resumed runs).
+eval_chunks {nats, bytes, tokens} (bytes absent when unknown), and val_argmax (token ids packed
+by `results.pack_ints`). `step` counts optimizer updates done, `tokens` training tokens seen,
+`time_s` wall seconds since training started (summed over resumed runs).
 
 Checkpoints hold tensors and plain values only (model and optimizer state, the series so far,
 step) and are loaded with `torch.load(weights_only=True)`: a file that needs more (a planted
@@ -56,6 +56,7 @@ from actbench.errors import UserError
 from actbench.lm import flops
 from actbench.lm.data import Corpus, batch, eval_batch_count, eval_batches, eval_targets, load_corpus, windows_per_chunk
 from actbench.lm.model import Llama
+from actbench.results import pack_ints
 
 if TYPE_CHECKING:
     from actbench.lm.config import LMConfig
@@ -237,7 +238,7 @@ class Evaluation:
     window_bytes: np.ndarray | None
     sparsity: list[float]
     dead: list[float]
-    argmax: list[int]
+    argmax: np.ndarray  # token ids
 
     @property
     def ppl(self) -> float:
@@ -364,7 +365,7 @@ def evaluate(model: Llama, corpus: Corpus, seq_len: int, batch_size: int, device
         window_nats=window_nats, window_tokens=wtokens, window_bytes=wbytes,
         sparsity=[z / max(n, 1) for z, n in zip(counts[0], counts[1])],
         dead=[float((~a).mean()) if a is not None else 0.0 for a in counts[2]],
-        argmax=argmax.tolist(),
+        argmax=argmax,
     )
 
 
@@ -618,7 +619,7 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
         _remove(ckpt_path)  # finished: a later --rerun starts from scratch
     series = {"train": state["train"], "val": state["val"], "alphas": state["alphas"],
               "layers": {"layer": list(range(len(final.sparsity))), "sparsity": final.sparsity, "dead": final.dead},
-              "eval_chunks": final.chunks(cfg.seq_len), "val_argmax": final.argmax}
+              "eval_chunks": final.chunks(cfg.seq_len), "val_argmax": pack_ints(final.argmax)}
     if diverged_at is not None:
         return TrialOutput(metrics=metrics, series=series, status="diverged", note=f"non-finite loss at step {diverged_at}")
     return TrialOutput(metrics=metrics, series=series)

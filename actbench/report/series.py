@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from actbench.results import read_series
+from actbench.results import read_series, unpack_ints
 
 CURVES = {"train": ("step", "loss", "tokens", "time_s"), "val": ("step", "tokens", "time_s", "loss", "bpb"),
           "alphas": ("step", "layer", "alpha_p", "alpha_n")}
@@ -61,7 +61,12 @@ def _chunks(series: dict[str, Any]) -> dict[str, np.ndarray] | None:
 
 def _argmax(series: dict[str, Any]) -> np.ndarray | None:
     values = series.get("val_argmax")
-    if isinstance(values, list) and values:
+    if isinstance(values, dict):  # packed (pack_ints)
+        a = unpack_ints(values)
+        if a is None or not len(a):
+            return None
+        return a.astype(np.uint16) if a.dtype.itemsize <= 2 or a.max() < 2**16 else a.astype(np.int64)
+    if isinstance(values, list) and values:  # a list of numbers (earlier results)
         try:  # byte-level token ids (all in 0..255): bytes() converts them at C speed
             return np.frombuffer(bytes(values), dtype=np.uint8).astype(np.uint16)
         except (TypeError, ValueError):

@@ -1,5 +1,5 @@
 """The report's fast paths give what the plain code they replace gives: series columns and argmax
-predictions (report.series), JSON text of list cells in exports (report.html), seed curves (plots)."""
+predictions, listed or packed (report.series), JSON text of list cells in exports (report.html), seed curves (plots)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from actbench.report import html, plots, series
+from actbench.results import pack_ints, unpack_ints
 
 VALUES = [[1, 2, 255, 0], [True, 3], [256, 1], [-1, 4], [70000], [1.0, 2.5], [1, "x"], ["7"], [], [[1, 2]], 5, "abc", None,
           {"a": 1}, [None, 1.5], [2**70], [1, None]]
@@ -85,3 +86,25 @@ def test_band_of_aligned_curves_matches_the_lookup(steps, monkeypatch):
     plots._band(slow, curves, "x")
     for attr in ("x", "y", "low", "high"):
         assert equal(getattr(fast, attr), getattr(slow, attr))
+
+
+@pytest.mark.parametrize("values", [[1, 2, 255, 0], [256, 1], [70000, 3], [2**32 - 1], list(range(300))])
+def test_packed_token_ids_read_as_the_list_of_them(values):
+    packed = pack_ints(np.asarray(values))
+    assert json.loads(json.dumps(packed)) == packed
+    assert np.array_equal(unpack_ints(packed), values)
+    got, want = series._argmax({"val_argmax": packed}), _plain_argmax(values)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("packed", [{"dtype": "<u2", "base64": "AAEC"}, {"dtype": "<i8", "base64": "AAAAAAAAAAA="}, {"dtype": "<u1", "base64": "**"},
+                                    {"dtype": "<u1"}, {"dtype": "<u1", "base64": 5}, {"dtype": "<u1", "base64": ""}, {}])
+def test_malformed_packed_ids_are_no_predictions(packed):
+    """An odd byte count, a dtype outside the packed ones, bad base64, missing or empty data."""
+    assert series._argmax({"val_argmax": packed}) is None
+
+
+def test_pack_refuses_what_it_cannot_hold():
+    for bad in ([-1, 2], [2**32]):
+        with pytest.raises(ValueError):
+            pack_ints(np.asarray(bad))
