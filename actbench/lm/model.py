@@ -9,6 +9,8 @@ Each weight is drawn from its own generator seeded by (seed, parameter name), so
 seed share every tensor whose name and shape do not depend on the activation (embedding,
 attention, norms): a paired design, where seed s of two activations differs only in the MLP.
 `norm: none` removes every RMSNorm (the norm-free variant of "ReLU's Revival").
+The q and k features of each head hold their rotary pairs interleaved (one complex multiply);
+their rows are drawn as for the halves layout and reordered, so a seed's model is the same.
 """
 
 from __future__ import annotations
