@@ -277,15 +277,17 @@ def pack_ints(values: "np.ndarray") -> dict[str, str]:
     import numpy as np
 
     a = np.asarray(values).ravel()
+    if not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"pack_ints takes integers, not {a.dtype}")
     top = int(a.max()) if a.size else 0
     if a.size and int(a.min()) < 0 or top >= 2**32:
-        raise ValueError("pack_ints takes integers in [0, 2^32)")
+        raise ValueError(f"pack_ints takes integers in [0, 2^32), not [{a.min()}, {top}]")
     dtype = next(d for d in PACKED_DTYPES if top < 2 ** (8 * np.dtype(d).itemsize))
     return {"dtype": dtype, "base64": base64.b64encode(a.astype(dtype).tobytes()).decode("ascii")}
 
 
 def unpack_ints(packed: Any) -> "np.ndarray | None":
-    """The integers of `pack_ints`' output (uint8/16/32); None for anything else."""
+    """The integers of `pack_ints`' output (uint8/16/32, a read-only array); None for anything else."""
     import numpy as np
 
     if not isinstance(packed, dict) or packed.get("dtype") not in PACKED_DTYPES or not isinstance(packed.get("base64"), str):

@@ -23,7 +23,8 @@ import argparse
 import math
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,7 +76,6 @@ class NanoGPT(nn.Module):
         for block in self.h:
             x = block(x)
         return self.lm_head(self.ln_f(x))
-
 
 
 def plain_step(model: nn.Module, train_tokens: np.ndarray, cfg: LMConfig) -> Callable[[int], None]:
@@ -135,6 +135,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--impl", default="eager", help="actbench's activation impl: eager (the loops' own code), compile, or auto")
     args = ap.parse_args()
+    if args.steps < WARM_STEPS + 3:
+        ap.error(f"--steps: at least {WARM_STEPS + 3} (the first {WARM_STEPS} are not timed)")
     torch.set_num_threads(args.threads)
     cfg = LMConfig(activation="relu2", impl=args.impl, tokens=args.steps * 16 * 128, eval_every=10**9, eval_tokens=128,
                    final_eval="slice", churn_tokens=0, **SIZES)

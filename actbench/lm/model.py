@@ -42,13 +42,15 @@ class _RMSNormFunction(torch.autograd.Function):
         return (x_hat * weight).to(x.dtype)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # no double backward
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:  # type: ignore[override]
         x_hat, weight, r = ctx.saved_tensors
         gx = gw = None
+        d = x_hat.shape[-1]
         if ctx.needs_input_grad[1]:
-            gw = torch.linalg.vecdot(g.flatten(0, -2).to(x_hat.dtype), x_hat.flatten(0, -2), dim=0).to(weight.dtype)
+            gw = torch.linalg.vecdot(g.reshape(-1, d).to(x_hat.dtype), x_hat.reshape(-1, d), dim=0).to(weight.dtype)
         if ctx.needs_input_grad[0]:
-            gxw = (g * weight).to(x_hat.dtype)
+            gxw = g.to(x_hat.dtype) * weight
             minus_mean = torch.linalg.vecdot(gxw, x_hat).unsqueeze_(-1).div_(-x_hat.shape[-1])
             gx = torch.addcmul(gxw, x_hat, minus_mean).mul_(r).to(g.dtype)
         return gx, gw, None
@@ -81,12 +83,17 @@ def apply_rotary(x: torch.Tensor, table: torch.Tensor, head_dim: int) -> torch.T
     """Rotary embedding of q and k laid out as in the qkv projection (..., T, heads * head_dim),
     in fp32 or wider: each head's features hold its pairs interleaved, (x1_j, x2_j) at 2j and
     2j + 1, and pair j at position p becomes (x1 cos - x2 sin, x2 cos + x1 sin) at angle p * freq_j;
-    `table` from `rotary_tables`, cut to T rows. One complex multiply (one pass forward, one
-    backward)."""
+    `table` from `rotary_tables`, cut to T rows. Eager: one complex multiply (one pass forward, one
+    backward); under torch.compile, which generates no code for complex numbers, real arithmetic."""
     xf = x.to(torch.promote_types(x.dtype, torch.float32))
-    pairs = torch.view_as_complex(xf.unflatten(-1, (-1, head_dim // 2, 2)))
-    rot = torch.view_as_complex(table.to(xf.dtype)).unsqueeze(-2)  # (T, 1, head_dim / 2): one row per position, for all heads
-    return torch.view_as_real(pairs * rot).flatten(-3).type_as(x)
+    pairs = xf.unflatten(-1, (-1, head_dim // 2, 2))
+    rot = table.to(xf.dtype).unsqueeze(-3)  # (T, 1, head_dim / 2, 2): one row per position, for all heads
+    if torch.compiler.is_compiling():
+        (x1, x2), (cos, sin) = pairs.unbind(-1), rot.unbind(-1)
+        out = torch.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+    else:
+        out = torch.view_as_real(torch.view_as_complex(pairs) * torch.view_as_complex(rot))
+    return out.flatten(-3).type_as(x)
 
 
 def interleave_halves(rows: int, head_dim: int) -> torch.Tensor:

@@ -31,6 +31,18 @@ def test_rotary_equals_the_textbook_rotation_forward_and_backward():
     assert apply_rotary(x.detach().float(), rotary_tables(cfg), hd).dtype == torch.float32
 
 
+def test_rotary_under_torch_compile_is_the_same_rotation():
+    """Compiled code takes the real-arithmetic form (no complex numbers there)."""
+    cfg = ModelConfig(d_model=64, n_heads=4, max_seq_len=16)
+    table = rotary_tables(cfg)
+    x = torch.randn(2, 16, 2 * cfg.d_model, requires_grad=True)
+    compiled = torch.compile(apply_rotary, backend="aot_eager", fullgraph=True)
+    g = torch.randn(2, 16, 2 * cfg.d_model)
+    want, got = apply_rotary(x, table, cfg.head_dim), compiled(x, table, cfg.head_dim)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0])
+
+
 def test_qk_rows_are_the_halves_layout_draw_interleaved():
     """The q and k rows of the qkv projection are drawn as for a halves-layout rotary ([x1, x2] per
     head) and reordered into pairs, so a seed's model does not depend on the layout."""
@@ -55,6 +67,12 @@ def test_rmsnorm_equals_the_formula_forward_and_backward():
     for a, b in zip(torch.autograd.grad(got, (x, norm.weight), g), torch.autograd.grad(ref, (x, norm.weight), g)):
         torch.testing.assert_close(a, b)
     assert torch.autograd.gradcheck(norm, (x[:1].detach().requires_grad_(),))
+    flat = x[0, 0].detach().requires_grad_()  # one vector
+    ref_flat = F.rms_norm(flat, (16,), norm.weight, norm.eps)
+    torch.testing.assert_close(torch.autograd.grad(norm(flat).sum(), flat)[0], torch.autograd.grad(ref_flat.sum(), flat)[0])
+    with pytest.raises(RuntimeError):  # no double backward (rather than a wrong one)
+        (gx,) = torch.autograd.grad(norm(x).sum(), x, create_graph=True)
+        gx.sum().backward()
     half = RMSNorm(16).to(torch.bfloat16)
     xb = x.detach().to(torch.bfloat16).requires_grad_()
     out = half(xb)

@@ -105,6 +105,6 @@ def test_malformed_packed_ids_are_no_predictions(packed):
 
 
 def test_pack_refuses_what_it_cannot_hold():
-    for bad in ([-1, 2], [2**32]):
+    for bad in ([-1, 2], [2**32], [1.7, 2.2], [float("nan")]):
         with pytest.raises(ValueError):
             pack_ints(np.asarray(bad))
