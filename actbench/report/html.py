@@ -43,7 +43,6 @@ def _html_table(df: "pd.DataFrame") -> str:
     return f'<table class="dataframe">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>'
 
 
-
 def _json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
     """Lists and dicts in object columns as JSON text (CSV and Parquet cells are scalars)."""
     import numpy as np

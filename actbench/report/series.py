@@ -63,21 +63,19 @@ def _argmax(series: dict[str, Any]) -> np.ndarray | None:
     values = series.get("val_argmax")
     if isinstance(values, dict):  # packed (pack_ints)
         a = unpack_ints(values)
-        if a is None or not len(a):
-            return None
-        return a.astype(np.uint16) if a.dtype.itemsize <= 2 or a.max() < 2**16 else a.astype(np.int64)
-    if isinstance(values, list) and values:  # a list of numbers (earlier results)
+    else:  # a list of numbers (earlier results)
         try:  # byte-level token ids (all in 0..255): bytes() converts them at C speed
-            return np.frombuffer(bytes(values), dtype=np.uint8).astype(np.uint16)
+            a = np.frombuffer(bytes(values), dtype=np.uint8) if isinstance(values, list) else None
         except (TypeError, ValueError):
-            pass
-    try:
-        a = np.asarray(values, dtype=np.int64)
-    except (TypeError, ValueError, OverflowError):
+            a = None
+        if a is None:
+            try:
+                a = np.asarray(values, dtype=np.int64)
+            except (TypeError, ValueError, OverflowError):
+                return None
+    if a is None or a.ndim != 1 or not len(a):
         return None
-    if a.ndim != 1 or not len(a):
-        return None
-    return a.astype(np.uint16) if a.min() >= 0 and a.max() < 2**16 else a  # token ids: 2 bytes each where they fit
+    return a.astype(np.uint16) if a.min() >= 0 and a.max() < 2**16 else a.astype(np.int64)  # token ids: 2 bytes each where they fit
 
 
 @dataclass
