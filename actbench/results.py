@@ -178,6 +178,24 @@ class ResultsWarning(UserWarning):
 _RECORD_PARTS = {"config": dict, "metrics": dict, "rows": list, "env": dict, "error": dict}
 
 
+@lru_cache(maxsize=1)
+def _fast_json() -> tuple[Any, type[Exception]]:
+    import msgspec
+
+    return msgspec.json.Decoder(), msgspec.DecodeError
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """`json.loads(raw)`, decoded by msgspec (2-3x faster) where it accepts the text. Whatever it
+    refuses (NaN, Infinity, a BOM, lone surrogates, deep nesting, ...) goes to json.loads, which
+    decides and raises as before; on the text msgspec accepts, both give the same values."""
+    decoder, refused = _fast_json()
+    try:
+        return decoder.decode(raw)
+    except (refused, RecursionError):
+        return json.loads(raw)
+
+
 def _not_a_record(obj: Any) -> str | None:
     """Why a parsed JSON line is not a trial record, or None when it is one."""
     if not isinstance(obj, dict):
@@ -209,7 +227,7 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = parse_json(raw)
         except UnicodeDecodeError:
             bad.append((i + 1, "not UTF-8"))
             continue
@@ -262,7 +280,7 @@ def read_series(results_dir: str | Path, series_file: Any) -> dict[str, Any]:
     if not path.is_relative_to(root):
         return {}
     try:
-        data = json.loads(path.read_bytes())
+        data = parse_json(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -414,13 +432,65 @@ def gc_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def load_tables(path: str | Path, latest_only: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+PARALLEL_MIN_BYTES = 32 << 20
+"""Records (bytes of trials.jsonl) from which `load_tables(..., parallel=True)` parses folders in
+worker processes: below it, starting them costs more than it saves."""
+
+
+def _load_folder_in_worker(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[str, type[Warning]]]]:
+    """`_load_folder` in a worker process, with the warnings it gave (for the parent to give)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trials, rows = _load_folder(d, latest_only)
+    return trials, rows, [(str(w.message), w.category) for w in caught]
+
+
+def _load_workers(dirs: list[Path]) -> int:
+    """How many processes to parse `dirs` in: one per usable CPU, at most 4 and one per folder,
+    where there are 2+ folders holding PARALLEL_MIN_BYTES of records and forking is safe (Linux,
+    called from the only thread of the process); else 1 (this process)."""
+    import multiprocessing
+    import threading
+
+    if len(dirs) < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return 1
+    if not hasattr(os, "sched_getaffinity") or sum((d / RECORDS).stat().st_size for d in dirs) < PARALLEL_MIN_BYTES:
+        return 1
+    return min(4, len(os.sched_getaffinity(0)), len(dirs))
+
+
+def _load_folders(dirs: list[Path], latest_only: bool, parallel: bool) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """`_load_folder` of each folder, in order: in forked worker processes when `parallel` and
+    `_load_workers` allows (their warnings given here), else in this process. A pool that breaks
+    (a worker killed) falls back to this process: no folder is left out."""
+    workers = _load_workers(dirs) if parallel else 1
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                done = list(pool.map(_load_folder_in_worker, dirs, [latest_only] * len(dirs)))
+        except (BrokenProcessPool, OSError):
+            pass
+        else:
+            for _, _, caught in done:
+                for message, category in caught:
+                    warnings.warn(message, category, stacklevel=4)
+            return [(t, r) for t, r, _ in done]
+    return [_load_folder(d, latest_only) for d in dirs]
+
+
+def load_tables(path: str | Path, latest_only: bool = True, parallel: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`(load(path, latest_only), load_rows(path))` from one pass over the files, one results
-    folder at a time (only one folder's parsed records are held in memory at once)."""
+    folder at a time (only one folder's parsed records are held in memory at once). With
+    `parallel`, large sets of folders are parsed in forked worker processes (`_load_workers`);
+    the tables are the same either way."""
     import pandas as pd
 
     with _gc_paused():
-        parts = [_load_folder(d, latest_only) for d in result_dirs(path)]
+        parts = _load_folders(result_dirs(path), latest_only, parallel)
     trials = [t for t, _ in parts if not t.empty]
     rows = [r for _, r in parts if not r.empty]
     concat = lambda frames: frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)  # noqa: E731
@@ -454,7 +524,7 @@ def series(path: str | Path) -> pd.DataFrame:
     frames = []
     for trial_id, file in sources:
         try:
-            tables = json.loads(file.read_text())
+            tables = parse_json(file.read_bytes())
         except (OSError, ValueError) as e:
             warnings.warn(f"{file}: skipping unreadable series ({e})", stacklevel=2)
             continue

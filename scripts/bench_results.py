@@ -10,8 +10,11 @@ paired seeds over 8 activations x 4 setups, each with a series file holding trai
 alphas, 64 validation chunks and 8,192 packed argmax predictions); 2% of trials failed. They are
 spread over results folders of at most 10,000 records. Every step runs in a fresh process, so
 its peak RSS is its own (including the Python, pandas and scipy imports, ~150 MB); times exclude
-those imports. CPU seconds are printed beside wall seconds: on a shared machine the wall time
-grows with the load, the CPU time much less.
+those imports. Large sets of folders are parsed in forked worker processes (`load_tables(...,
+parallel=True)`, as compare and report do): "worker MB" is the largest worker's peak RSS, and
+the CPU seconds are the step's own, not its workers'. On a shared machine the wall time grows
+with the load, the CPU time much less, and both with the speed the machine gives at the time:
+the fixed pure-Python loop timed before and after ("machine speed") shows that speed.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ ENV = {"hostname": "bench", "platform": "Linux", "python": "3.11", "cpu_count": 
        "gpu_name": "NVIDIA H100 80GB HBM3", "gpu_count": 8, "cuda": "12.8", "driver": "570.1", "git_commit": "0" * 40,
        "triton": "3.5.0", "ray": "2.60.0"}
 STEPS = {
-    "load": "from actbench.results import load_tables\nt, r = load_tables(ROOT)\nprint(len(t), len(r))",
+    "load": "from actbench.results import load_tables\nt, r = load_tables(ROOT, parallel=True)\nprint(len(t), len(r))",
     "compare": f"from actbench.report.compare import compare_results\nc = compare_results({COMPARED!r}, ROOT)\n"
                "print(*(len(f) for f in c.frames.values()))",
     "report": "from actbench.report.html import build_report\nr = build_report(ROOT, OUT)\nprint(len(r['images']), len(r['exports']))",
@@ -118,20 +121,30 @@ def generate(root: Path, n: int, seed: int = 0) -> None:
                     f.write(json.dumps(rec) + "\n")
 
 
-def measure(step: str, root: Path, out: Path) -> tuple[float, float, float, str]:
-    """(wall seconds, CPU seconds, peak RSS in MB, what it printed) of one step in a fresh
-    process (imports excluded from the times, included in the memory)."""
+def measure(step: str, root: Path, out: Path) -> tuple[float, float, float, float, str]:
+    """(wall seconds, CPU seconds, peak RSS in MB, the largest peak RSS of its worker processes
+    in MB (0: none), what it printed) of one step in a fresh process (imports excluded from the
+    times, included in the memory; CPU seconds are its own, not its workers')."""
     code = (f"import resource, time\nfrom pathlib import Path\nROOT, OUT = Path({str(root)!r}), Path({str(out)!r})\n"
             "import pandas, scipy.stats, actbench.results, actbench.report.compare\n"
             "u = resource.getrusage(resource.RUSAGE_SELF)\nc0, t0 = u.ru_utime + u.ru_stime, time.perf_counter()\n"
             f"{STEPS[step]}\nu = resource.getrusage(resource.RUSAGE_SELF)\n"
-            "print('BENCH', time.perf_counter() - t0, u.ru_utime + u.ru_stime - c0, u.ru_maxrss / 1024)")
+            "w = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+            "print('BENCH', time.perf_counter() - t0, u.ru_utime + u.ru_stime - c0, u.ru_maxrss / 1024, w.ru_maxrss / 1024)")
     r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"{step} failed:\n{r.stderr}")
     lines = r.stdout.strip().splitlines()
-    _, seconds, cpu, rss = lines[-1].split()
-    return float(seconds), float(cpu), float(rss), " ".join(lines[:-1])
+    _, seconds, cpu, rss, worker_rss = lines[-1].split()
+    return float(seconds), float(cpu), float(rss), float(worker_rss), " ".join(lines[:-1])
+
+
+def machine_speed() -> float:
+    """Seconds of a fixed pure-Python loop (10M additions): how fast this machine runs right now."""
+    t0, total = time.perf_counter(), 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -140,7 +153,8 @@ def main() -> None:
     ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS))
     ap.add_argument("--keep", type=Path, help="Generate into this folder and keep it (default: a temporary folder).")
     args = ap.parse_args()
-    print(f"{'records':>8} {'step':>8} {'wall s':>8} {'CPU s':>8} {'peak MB':>8}  output")
+    print(f"machine speed: {machine_speed():.2f} s")
+    print(f"{'records':>8} {'step':>8} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'worker MB':>9}  output")
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             root = (args.keep or Path(tmp)) / f"n{n}"
@@ -149,8 +163,9 @@ def main() -> None:
             print(f"{n:>8} {'generate':>8} {time.perf_counter() - t0:>8.1f} {'':>8} {'':>8}  "
                   f"{sum(1 for _ in root.glob('*/trials.jsonl'))} folders", flush=True)
             for step in args.steps:
-                seconds, cpu, rss, printed = measure(step, root, root.parent / f"report{n}")
-                print(f"{n:>8} {step:>8} {seconds:>8.2f} {cpu:>8.2f} {rss:>8.0f}  {printed}", flush=True)
+                seconds, cpu, rss, worker_rss, printed = measure(step, root, root.parent / f"report{n}")
+                print(f"{n:>8} {step:>8} {seconds:>8.2f} {cpu:>8.2f} {rss:>8.0f} {worker_rss:>9.0f}  {printed}", flush=True)
+    print(f"machine speed: {machine_speed():.2f} s")
 
 
 if __name__ == "__main__":

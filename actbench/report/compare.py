@@ -522,7 +522,7 @@ def compare_results(names: list[str], results_root: str | Path, *, alpha: float 
     from actbench.results import gc_frozen, load_tables
     from actbench.select import select_frames
 
-    trials, rows = load_tables(results_root)
+    trials, rows = load_tables(results_root, parallel=True)
     if trials.empty:
         raise UserError(f"--results {results_root}: no trial records in a trials.jsonl at or below it")
     with gc_frozen():

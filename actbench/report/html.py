@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,7 +145,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     from actbench.select import select_frames
 
     run_dir = Path(run_dir)
-    all_trials, all_rows = load_tables(run_dir)
+    all_trials, all_rows = load_tables(run_dir, parallel=True)
     if all_trials.empty:
         raise UserError(f"{run_dir}: no trial records in a trials.jsonl at or below it")
     with gc_frozen():  # what follows allocates plenty (plots): its collections need not traverse the loaded tables
@@ -155,19 +156,23 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         failed = trials[trials["status"] != "ok"]
         failures = failed[[c for c in ("suite", "trial_id", "activation", "status", "error_type", "error_message", "note") if c in failed]]
         names = list(trials["activation"].dropna().unique()) if "activation" in trials else []
-        comparison, why = None, ""
+        why = ""
         if names:
             base, why = choose_baseline(trials, names, baseline)
             names = [base, *(n for n in names if n != base)]
-            comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select)
-        # tuned suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
-        suites, _ = compare.saved_suites(all_trials)
-        curves = select_frames(select, compare.select_tuned(all_trials, suites)[0], all_rows, empty_ok=True)[0] if suites else trials
-        images = plots.lm_curves(curves, out, comparison.series if comparison is not None else None, merge) + plots.kernel_throughput(rows, out)
-        if comparison is not None:
-            images += plots.scaling_plot(comparison.frames["scaling"], out)
-        images += plots.tuning_plot(all_trials, suites, out)
-        exports = _exports(trials, rows, out)
+        with ThreadPoolExecutor(1, thread_name_prefix="actbench-exports") as writing:
+            # pyarrow writes CSV and Parquet without holding the GIL: the exports go on beside the comparison and plots
+            exporting = writing.submit(_exports, trials, rows, out)
+            comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select) if names else None
+            # tuned suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
+            suites, _ = compare.saved_suites(all_trials)
+            curves = select_frames(select, compare.select_tuned(all_trials, suites)[0], all_rows, empty_ok=True)[0] if suites else trials
+            images = plots.lm_curves(curves, out, comparison.series if comparison is not None else None, merge)
+            images += plots.kernel_throughput(rows, out)
+            if comparison is not None:
+                images += plots.scaling_plot(comparison.frames["scaling"], out)
+            images += plots.tuning_plot(all_trials, suites, out)
+        exports = exporting.result()
         sections = [("Summary", _html_table(summary))]
         if not failures.empty:
             sections.append(("Trials that did not succeed", _html_table(failures.reset_index(drop=True))))

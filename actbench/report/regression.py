@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from actbench.errors import UserError
 from actbench.report.compare import markdown
 from actbench.report.stats import NOISY_SPREAD
+from actbench.results import parse_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -163,7 +164,7 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
     entries = []
     for raw in p.read_bytes().splitlines():
         try:
-            e = json.loads(raw)
+            e = parse_json(raw)
         except (ValueError, RecursionError):
             continue
         if isinstance(e, dict) and isinstance(e.get("figures"), dict):
