@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from actbench.results import LOCK, iter_records
 
 CLI = "from actbench.cli import main; main()"
@@ -220,3 +222,16 @@ def test_dry_run_marks_recorded_trials_selects_with_k_and_summarises_large_suite
     assert "trials per value" not in r.stdout and len(re.findall(r"│ [0-9a-f]{12} │", r.stdout)) == 90
     r = cli("run", str(big), "--dry-run", "-k", "tag=t1 and")
     assert r.returncode == 2 and one_error_line(r).startswith("actbench: error: -k 'tag=t1 and': unexpected end of the expression")
+
+
+HEAVY = ("torch", "triton", "ray", "pandas", "matplotlib")
+
+
+@pytest.mark.parametrize(("args", "uses"), [(("--help",), ()), (("list",), ()), (("lm", "plan", "suites/llm_tiny.yaml"), ("pandas",)),
+                                            (("info", "xielu"), ("torch",))])  # info: torch tells whether CUDA (triton's) is there
+def test_commands_that_run_no_trials_import_only_what_they_use(args, uses):
+    probe_imports = "import atexit, sys\natexit.register(lambda: print('IMPORTED', *sorted(m for m in HEAVY if m in sys.modules)))\n"
+    r = cli(*args, prelude=f"HEAVY = {HEAVY!r}\n" + probe_imports, cwd=Path(__file__).parents[1])
+    assert r.returncode == 0, r.stderr
+    imported = r.stdout.strip().splitlines()[-1].split()[1:]
+    assert set(imported) <= set(uses), imported

@@ -17,7 +17,7 @@ def _a(name: str, target: str, family: str, paper: str, *, gated: bool = False, 
 BUILTINS = [
     _a("xielu", "xielu:XIELU", "xielu", XIELU_PAPER, params=("alpha_p_raw", "alpha_n_raw"),
        impls={"triton": "actbench.kernels.xielu:XIELUTriton"},
-       availability={"triton": "actbench.kernels.xielu:unavailable_reason"}),
+       availability={"triton": "actbench.kernels:unavailable_reason"}),
     _a("xiprelu", "xielu:XIPReLU", "xielu", XIELU_PAPER + " (v3)", params=("alpha_p_raw", "alpha_n_raw")),
     _a("xsilu", "xielu:XSiLU", "xielu", XIELU_PAPER, params=("a",)),
     _a("relu", "relu:ReLU", "relu", "Nair & Hinton, ICML 2010"),

@@ -30,6 +30,7 @@ import os
 import torch
 
 from actbench.activations.xielu import XIELU
+from actbench.kernels import unavailable_reason as kernels_unavailable_reason
 
 try:
     import triton
@@ -46,11 +47,7 @@ BWD_BLOCK = 4096
 
 def unavailable_reason() -> str | None:
     """Why the Triton kernels cannot run here, or None when they can."""
-    if _IMPORT_ERROR:
-        return _IMPORT_ERROR
-    if not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
-        return "no CUDA device (set TRITON_INTERPRET=1 to run the kernels on CPU, slowly)"
-    return None
+    return _IMPORT_ERROR or kernels_unavailable_reason()
 
 
 if _IMPORT_ERROR is None:
