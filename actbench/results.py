@@ -219,27 +219,28 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         return
-    with open(path, "rb") as f:
-        lines = f.read().split(b"\n")
-    last = max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
     bad: list[tuple[int, str]] = []
-    for i, raw in enumerate(lines):
-        if not raw.strip():
-            continue
-        try:
-            obj = parse_json(raw)
-        except UnicodeDecodeError:
-            bad.append((i + 1, "not UTF-8"))
-            continue
-        except (ValueError, RecursionError):
-            if i != last:
-                bad.append((i + 1, "not JSON (a torn record of an earlier crash?)"))
-            continue
-        why = _not_a_record(obj)
-        if why is None:
-            yield obj
-        else:
-            bad.append((i + 1, why))
+    unparsed: int | None = None  # a line that is not JSON: torn (skipped silently) if no other line follows it
+    with open(path, "rb") as f:  # line by line: a large file is never held whole (nor twice, split)
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            if unparsed is not None:
+                bad.append((unparsed, "not JSON (a torn record of an earlier crash?)"))
+                unparsed = None
+            try:
+                obj = parse_json(raw)
+            except UnicodeDecodeError:
+                bad.append((n, "not UTF-8"))
+                continue
+            except (ValueError, RecursionError):
+                unparsed = n
+                continue
+            why = _not_a_record(obj)
+            if why is None:
+                yield obj
+            else:
+                bad.append((n, why))
     if bad:
         listed = "; ".join(f"line {n}: {why}" for n, why in bad[:3]) + ("; ..." if len(bad) > 3 else "")
         warnings.warn(f"{path}:{bad[0][0]}: skipped {len(bad)} line(s) that are not trial records ({listed})",
@@ -397,7 +398,8 @@ def _load_folder(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame
     if len(r):
         owner = np.asarray(row_owner, dtype=np.int64)
         kept = np.isin(owner, latest_ids)
-        r, owner = r[kept].reset_index(drop=True), owner[kept]
+        if not kept.all():
+            r, owner = r[kept].reset_index(drop=True), owner[kept]
         context = [c for c in dict.fromkeys((*_ROW_CONTEXT, *config_keys)) if c in t.columns and c not in r.columns]
         r = pd.concat([t[context].iloc[owner].reset_index(drop=True), r], axis=1)
     return (t.iloc[latest_ids].reset_index(drop=True) if latest_only else t), r

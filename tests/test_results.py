@@ -114,3 +114,17 @@ def test_workers_only_where_they_pay_and_forking_is_safe(tmp_path, monkeypatch):
         stop.set()
         other.join()
     assert results._load_workers(dirs) > 1 or len(os.sched_getaffinity(0)) == 1
+
+
+def test_lines_that_are_not_records_are_named_and_a_torn_last_line_is_not(tmp_path):
+    good = json.dumps(_record("a", "memory", 1))
+    path = tmp_path / results.RECORDS
+    path.write_bytes(b"\n".join([good.encode(), b"{not json", b"", good.replace('"a"', '"b"').encode(), b'{"x": "\xff"}', b"[1]",
+                                 b'{"trial_id": "c", "status": "ok", "con', b"  ", b""]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ids = [r["trial_id"] for r in results.iter_records(path)]
+    assert ids == ["a", "b"]
+    (w,) = caught
+    assert str(w.message) == (f"{path}:2: skipped 3 line(s) that are not trial records (line 2: not JSON (a torn record of an "
+                              "earlier crash?); line 5: not UTF-8; line 6: a JSON list, not an object)")
