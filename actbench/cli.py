@@ -244,6 +244,16 @@ def _merge_option() -> Any:
                                                "activation (default: each folder's rows stay separate).")
 
 
+TERMINAL_ROWS = 200
+"""Rows of a kernel or memory table (and of failed trials) that compare and report print, unless
+--all (rich takes seconds per thousand rows; md/csv/json and the report's files hold every row)."""
+
+
+def _all_rows_option() -> Any:
+    return typer.Option(False, "--all", help="Print every row of the kernel and memory tables (and, in report, every failed "
+                                             f"trial); default: the first {TERMINAL_ROWS} of each (the verdict lines cover every row).")
+
+
 @app.command()
 def compare(
     names: list[str] = typer.Argument(..., help="Activations; the first is the baseline."),
@@ -252,6 +262,7 @@ def compare(
     alpha: float = _alpha_option(),
     merge: bool = _merge_option(),
     select: Optional[str] = _filter_option(),
+    all_rows: bool = _all_rows_option(),
 ) -> None:
     """Compare activations across every recorded kernel, memory and lm result."""
     from actbench.report.compare import compare_results, missing_hints
@@ -261,15 +272,15 @@ def compare(
         raise UserError(f"--format: unknown format {fmt!r} (rich, md, csv, json)")
     c = compare_results(names, results, alpha=alpha, merge=merge, select=parse_filter(select))
     if fmt == "rich":
-        _print_comparison(c)
+        _print_comparison(c, all_rows)
     else:
         print({"md": c.to_markdown, "csv": c.to_csv, "json": c.to_json}[fmt]())
     for hint in missing_hints(c):
         err_console.print(hint, highlight=False, soft_wrap=True)
 
 
-def _print_comparison(c: Any) -> None:
-    for table in c.tables():
+def _print_comparison(c: Any, all_rows: bool) -> None:
+    for table in c.tables(None if all_rows else TERMINAL_ROWS):
         console.print(table)
     for kind, kind_lines in c.lines.items():
         for line in kind_lines:
@@ -284,6 +295,7 @@ def report(
     alpha: float = _alpha_option(),
     merge: bool = _merge_option(),
     select: Optional[str] = _filter_option(),
+    all_rows: bool = _all_rows_option(),
 ) -> None:
     """Summary, failures, comparisons, PNG plots, an HTML page and CSV/Parquet exports of a run."""
     from actbench.report.compare import display
@@ -292,12 +304,15 @@ def report(
 
     r = build_report(run_dir, out, baseline=baseline, alpha=alpha, merge=merge, select=parse_filter(select))
     console.print(display(r["summary"]).to_string(index=False))
-    if not r["failures"].empty:
-        console.print("[bold red]trials that did not succeed[/]")
-        console.print(display(r["failures"]).to_string(index=False), markup=False, highlight=False)
+    failures = r["failures"]
+    if not failures.empty:
+        shown = failures if all_rows else failures.head(TERMINAL_ROWS)
+        console.print(f"[bold red]trials that did not succeed[/] ({len(failures)}" +
+                      (f"; the first {len(shown)} here: --all prints them all, {r['html']} lists every one)" if len(shown) < len(failures) else ")"))
+        console.print(display(shown).to_string(index=False), markup=False, highlight=False)
     if r["comparison"] is not None:
         console.print(f"baseline: {r['names'][0]} ({r['baseline_why']})")
-        _print_comparison(r["comparison"])
+        _print_comparison(r["comparison"], all_rows)
     console.print(f"wrote {r['html']}, {len(r['images'])} plot(s), exports: {', '.join(p.name for p in r['exports']) or '-'}")
 
 

@@ -472,8 +472,8 @@ class Comparison:
                 parts.append(f"### {kind} (baseline: {self.baseline})\n\n{markdown(df.drop(columns=LIST_COLUMNS, errors='ignore'))}\n\n{verdict}\n")
         return "\n".join(parts)
 
-    def tables(self) -> list[Table]:
-        return compare_tables(self)
+    def tables(self, max_rows: int | None = None) -> list[Table]:
+        return compare_tables(self, max_rows)
 
 
 LIST_COLUMNS = ["values", "paired_seeds", "setup", "compute", "losses", "shapes", "rung_gains"]
@@ -630,13 +630,20 @@ def _colour(verdict: str) -> str:
     return {"better": "green", "faster": "green", "worse": "red", "slower": "red"}.get(v, "white")
 
 
-def compare_tables(c: Comparison) -> list[Table]:
-    """Rich tables: kernel and memory one each, lm one per table (suite, setup, results)."""
+def _more_rows(shown: int, total: int) -> str | None:
+    return None if shown == total else (f"the first {shown} of {total} rows: --all prints them all; --format md/csv/json, and "
+                                        "`actbench report`'s HTML and exports, hold every row")
+
+
+def compare_tables(c: Comparison, max_rows: int | None = None) -> list[Table]:
+    """Rich tables: kernel and memory one each (their first `max_rows` rows, with a caption
+    saying how many there are, when given), lm one per table (suite, setup, results)."""
     tables = []
     k, base = c.frames["kernel"], c.baseline
     if not k.empty:
+        total, k = len(k), k.head(max_rows) if max_rows is not None else k
         t = Table(title=f"kernel: median ms with its p20-p80 interval over repeats; verdict vs {base}'s best impl at the same shape "
-                        "(same: intervals overlap; noisy: interval too wide)")
+                        "(same: intervals overlap; noisy: interval too wide)", caption=_more_rows(len(k), total))
         for col in ("results", "activation", "impl", "dtype", "size", "mode", "ms p50 (interval)", "GB/s", "% copy", f"vs {base}", "trials", "runs"):
             t.add_column(col, justify="left" if col in ("results", "activation", "impl", "dtype", "mode", f"vs {base}") else "right")
         for r in k.itertuples():
@@ -649,7 +656,9 @@ def compare_tables(c: Comparison) -> list[Table]:
         tables.append(t)
     m = c.frames["memory"]
     if not m.empty:
-        t = Table(title="memory: peak above inputs (CUDA only) and bytes saved for backward per output element")
+        total, m = len(m), m.head(max_rows) if max_rows is not None else m
+        t = Table(title="memory: peak above inputs (CUDA only) and bytes saved for backward per output element",
+                  caption=_more_rows(len(m), total))
         for col in ("results", "activation", "impl", "dtype", "size", "peak fwd MB", "peak fwd+bwd MB", "saved B/elem", "trials", "runs"):
             t.add_column(col)
         for r in m.itertuples():

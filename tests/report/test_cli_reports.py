@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from actbench import report
+from actbench.report.compare import compare_results
 from actbench.results import ResultStore, load
 from actbench.runner import run_suite
 from actbench.runner.local import InlineExecutor
@@ -70,6 +72,24 @@ def test_compare_cli_formats_and_missing_hints(cpu_results):
     doc = json.loads(_cli("compare", "relu2", "xielu", "--results", str(cpu_results), "--format", "json").stdout)
     assert len(doc["kernel"]["rows"]) > 0 and len(doc["lm"]["rows"]) == 2
     assert not _imports_torch("compare", "relu2", "xielu", "--results", str(cpu_results), "--format", "json")
+
+
+def _cli_rows(rows: int, *args: str) -> str:
+    """Output of the CLI with TERMINAL_ROWS set to `rows`."""
+    code = f"import actbench.cli as c\nc.TERMINAL_ROWS = {rows}\nc.main()"
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_terminal_tables_show_the_first_rows_unless_all(cpu_results, tmp_path):
+    kernel_rows = len(compare_results(["relu2", "xielu"], cpu_results).frames["kernel"])
+    assert kernel_rows > 3
+    short = _cli_rows(3, "compare", "relu2", "xielu", "--results", str(cpu_results))
+    assert f"the first 3 of {kernel_rows} rows: --all prints them all" in short
+    full = _cli_rows(3, "compare", "relu2", "xielu", "--results", str(cpu_results), "--all")
+    assert "the first" not in full and full.count("│ smoke") > short.count("│ smoke") >= 3
+    assert short.count("kernel: ") == full.count("kernel: ") >= 1  # the verdict lines cover every row either way
 
 
 def test_report_writes_plots_html_and_exports_that_load_back(cpu_results, tmp_path):
