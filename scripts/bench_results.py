@@ -1,7 +1,7 @@
 """Time and peak memory of reading results: `results.load`, `compare` and `report` on synthetic
 results of 1k / 10k / 100k records of mixed kinds.
 
-    python scripts/bench_results.py                 # 1000 10000 100000 records
+    python scripts/bench_results.py                 # 1000 10000 100000 records, every step
     python scripts/bench_results.py --sizes 1000 --keep /tmp/bench
 
 The records have the shapes the kinds write: kernel records (70%: a copy row and 3 impls x 3
@@ -12,9 +12,12 @@ spread over results folders of at most 10,000 records. Every step runs in a fres
 its peak RSS is its own (including the Python, pandas and scipy imports, ~150 MB); times exclude
 those imports. Large sets of folders are parsed in forked worker processes (`load_tables(...,
 parallel=True)`, as compare and report do): "worker MB" is the largest worker's peak RSS, and
-the CPU seconds are the step's own, not its workers'. On a shared machine the wall time grows
-with the load, the CPU time much less, and both with the speed the machine gives at the time:
-the fixed pure-Python loop timed before and after ("machine speed") shows that speed.
+the CPU seconds include the workers'. cli-compare and cli-report run the commands as a user does
+(`actbench compare relu2 xielu swiglu --results ROOT`, `actbench report ROOT`): imports and
+terminal output included; their "worker MB" is the command's own peak (or its largest worker's).
+On a shared machine the wall time grows with the load, the CPU time much less, and both with the
+speed the machine gives at the time: the fixed pure-Python loop timed before and after ("machine
+speed") shows that speed.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ STEPS = {
     "compare": f"from actbench.report.compare import compare_results\nc = compare_results({COMPARED!r}, ROOT)\n"
                "print(*(len(f) for f in c.frames.values()))",
     "report": "from actbench.report.html import build_report\nr = build_report(ROOT, OUT)\nprint(len(r['images']), len(r['exports']))",
+    # the commands as a user runs them: imports and printing to the terminal included
+    "cli-compare": "import subprocess, sys\nr = subprocess.run([sys.executable, '-m', 'actbench', 'compare', *" + repr(COMPARED) + ", "
+                   "'--results', str(ROOT)], capture_output=True, text=True)\nprint(r.returncode, len(r.stdout.splitlines()), 'lines')",
+    "cli-report": "import subprocess, sys\nr = subprocess.run([sys.executable, '-m', 'actbench', 'report', str(ROOT), '--out', str(OUT)], "
+                  "capture_output=True, text=True)\nprint(r.returncode, len(r.stdout.splitlines()), 'lines')",
 }
 
 
@@ -122,15 +130,16 @@ def generate(root: Path, n: int, seed: int = 0) -> None:
 
 
 def measure(step: str, root: Path, out: Path) -> tuple[float, float, float, float, str]:
-    """(wall seconds, CPU seconds, peak RSS in MB, the largest peak RSS of its worker processes
+    """(wall seconds, CPU seconds, peak RSS in MB, the largest peak RSS of its child processes
     in MB (0: none), what it printed) of one step in a fresh process (imports excluded from the
-    times, included in the memory; CPU seconds are its own, not its workers')."""
+    times, included in the memory; CPU seconds its own and its children's)."""
     code = (f"import resource, time\nfrom pathlib import Path\nROOT, OUT = Path({str(root)!r}), Path({str(out)!r})\n"
             "import pandas, scipy.stats, actbench.results, actbench.report.compare\n"
             "u = resource.getrusage(resource.RUSAGE_SELF)\nc0, t0 = u.ru_utime + u.ru_stime, time.perf_counter()\n"
             f"{STEPS[step]}\nu = resource.getrusage(resource.RUSAGE_SELF)\n"
             "w = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-            "print('BENCH', time.perf_counter() - t0, u.ru_utime + u.ru_stime - c0, u.ru_maxrss / 1024, w.ru_maxrss / 1024)")
+            "print('BENCH', time.perf_counter() - t0, u.ru_utime + u.ru_stime - c0 + w.ru_utime + w.ru_stime, u.ru_maxrss / 1024, "
+            "w.ru_maxrss / 1024)")
     r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"{step} failed:\n{r.stderr}")
@@ -154,17 +163,17 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="Generate into this folder and keep it (default: a temporary folder).")
     args = ap.parse_args()
     print(f"machine speed: {machine_speed():.2f} s")
-    print(f"{'records':>8} {'step':>8} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'worker MB':>9}  output")
+    print(f"{'records':>8} {'step':>11} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'worker MB':>9}  output")
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             root = (args.keep or Path(tmp)) / f"n{n}"
             t0 = time.perf_counter()
             generate(root, n)
-            print(f"{n:>8} {'generate':>8} {time.perf_counter() - t0:>8.1f} {'':>8} {'':>8}  "
+            print(f"{n:>8} {'generate':>11} {time.perf_counter() - t0:>8.1f} {'':>8} {'':>8}  "
                   f"{sum(1 for _ in root.glob('*/trials.jsonl'))} folders", flush=True)
             for step in args.steps:
                 seconds, cpu, rss, worker_rss, printed = measure(step, root, root.parent / f"report{n}")
-                print(f"{n:>8} {step:>8} {seconds:>8.2f} {cpu:>8.2f} {rss:>8.0f} {worker_rss:>9.0f}  {printed}", flush=True)
+                print(f"{n:>8} {step:>11} {seconds:>8.2f} {cpu:>8.2f} {rss:>8.0f} {worker_rss:>9.0f}  {printed}", flush=True)
     print(f"machine speed: {machine_speed():.2f} s")
 
 
