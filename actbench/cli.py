@@ -270,7 +270,7 @@ def compare(
 
     if fmt not in ("rich", "md", "csv", "json"):
         raise UserError(f"--format: unknown format {fmt!r} (rich, md, csv, json)")
-    c = compare_results(names, results, alpha=alpha, merge=merge, select=parse_filter(select))
+    c = compare_results(names, results, alpha=alpha, merge=merge, select=parse_filter(select), parallel=True)
     if fmt == "rich":
         _print_comparison(c, all_rows)
     else:
@@ -302,18 +302,19 @@ def report(
     from actbench.report.html import build_report
     from actbench.select import parse_filter
 
-    r = build_report(run_dir, out, baseline=baseline, alpha=alpha, merge=merge, select=parse_filter(select))
+    r = build_report(run_dir, out, baseline=baseline, alpha=alpha, merge=merge, select=parse_filter(select), parallel=True)
     console.print(display(r["summary"]).to_string(index=False))
     failures = r["failures"]
     if not failures.empty:
         shown = failures if all_rows else failures.head(TERMINAL_ROWS)
         console.print(f"[bold red]trials that did not succeed[/] ({len(failures)}" +
-                      (f"; the first {len(shown)} here: --all prints them all, {r['html']} lists every one)" if len(shown) < len(failures) else ")"))
+                      (f"; the first {len(shown)} here: --all prints them all, {escape(str(r['html']))} lists every one)"
+                       if len(shown) < len(failures) else ")"))
         console.print(display(shown).to_string(index=False), markup=False, highlight=False)
     if r["comparison"] is not None:
         console.print(f"baseline: {r['names'][0]} ({r['baseline_why']})")
         _print_comparison(r["comparison"], all_rows)
-    console.print(f"wrote {r['html']}, {len(r['images'])} plot(s), exports: {', '.join(p.name for p in r['exports']) or '-'}")
+    console.print(f"wrote {escape(str(r['html']))}, {len(r['images'])} plot(s), exports: {', '.join(p.name for p in r['exports']) or '-'}")
 
 
 @app.command()

@@ -179,20 +179,20 @@ _RECORD_PARTS = {"config": dict, "metrics": dict, "rows": list, "env": dict, "er
 
 
 @lru_cache(maxsize=1)
-def _fast_json() -> tuple[Any, type[Exception]]:
+def _json_decoder() -> Any:
     import msgspec
 
-    return msgspec.json.Decoder(), msgspec.DecodeError
+    return msgspec.json.Decoder()
 
 
 def parse_json(raw: bytes | str) -> Any:
     """`json.loads(raw)`, decoded by msgspec (2-3x faster) where it accepts the text. Whatever it
-    refuses (NaN, Infinity, a BOM, lone surrogates, deep nesting, ...) goes to json.loads, which
-    decides and raises as before; on the text msgspec accepts, both give the same values."""
-    decoder, refused = _fast_json()
+    refuses (NaN, Infinity, a BOM, surrogates, deep nesting, ...: a ValueError or RecursionError)
+    goes to json.loads, which decides and raises as before; on the text msgspec accepts, both give
+    the same values."""
     try:
-        return decoder.decode(raw)
-    except (refused, RecursionError):
+        return _json_decoder().decode(raw)
+    except (ValueError, RecursionError):  # msgspec.DecodeError and UnicodeError are ValueErrors
         return json.loads(raw)
 
 
@@ -435,68 +435,96 @@ def gc_frozen() -> Iterator[None]:
 
 
 PARALLEL_MIN_BYTES = 32 << 20
-"""Records (bytes of trials.jsonl) from which `load_tables(..., parallel=True)` parses folders in
-worker processes: below it, starting them costs more than it saves."""
+PARALLEL_MIN_FOLDERS = 16
+"""`load_tables(..., parallel=True)` parses folders in worker processes from this many bytes of
+records (trials.jsonl), or this many folders (each costs pandas ~20 ms, however few its records);
+below both, starting the workers costs more than it saves."""
 
 
-def _load_folder_in_worker(d: Path, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[str, type[Warning]]]]:
-    """`_load_folder` in a worker process, with the warnings it gave (for the parent to give)."""
+def _tables(parts: list[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trials and rows of consecutive parts, concatenated in order (empty parts left out)."""
+    import pandas as pd
+
+    concat = lambda frames: frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)  # noqa: E731
+    trials = [t for t, _ in parts if not t.empty]
+    rows = [r for _, r in parts if not r.empty]
+    return (concat(trials) if trials else pd.DataFrame()), (concat(rows) if rows else pd.DataFrame())
+
+
+def _load_batch(dirs: list[Path], latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame, list[warnings.WarningMessage]]:
+    """The tables of consecutive folders (`_load_folder` each), in a worker process, with the
+    warnings it would have shown (for the parent to show)."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        trials, rows = _load_folder(d, latest_only)
-    return trials, rows, [(str(w.message), w.category) for w in caught]
+        trials, rows = _tables([_load_folder(d, latest_only) for d in dirs])
+    return trials, rows, caught
 
 
-def _load_workers(dirs: list[Path]) -> int:
-    """How many processes to parse `dirs` in: one per usable CPU, at most 4 and one per folder,
-    where there are 2+ folders holding PARALLEL_MIN_BYTES of records and forking is safe (Linux,
-    called from the only thread of the process); else 1 (this process)."""
+def _records_bytes(d: Path) -> int:
+    try:
+        return (d / RECORDS).stat().st_size
+    except OSError:  # gone since it was found: loading it finds nothing, as in one process
+        return 0
+
+
+def _batches(dirs: list[Path], workers: int) -> list[list[Path]]:
+    """`dirs` in consecutive batches, for `workers` processes, or [] where one process should
+    parse them: 2+ folders and PARALLEL_MIN_BYTES or PARALLEL_MIN_FOLDERS, and forking is safe
+    (Linux, called from the only thread of the process). About 4 batches per worker of about
+    equal bytes (a folder larger than that alone), so that none waits long on another."""
     import multiprocessing
     import threading
 
-    if len(dirs) < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
-        return 1
-    if not hasattr(os, "sched_getaffinity") or sum((d / RECORDS).stat().st_size for d in dirs) < PARALLEL_MIN_BYTES:
-        return 1
-    return min(4, len(os.sched_getaffinity(0)), len(dirs))
+    if workers < 2 or len(dirs) < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return []
+    sizes = [_records_bytes(d) for d in dirs]
+    if sum(sizes) < PARALLEL_MIN_BYTES and len(dirs) < PARALLEL_MIN_FOLDERS:
+        return []
+    share, batches, filled = sum(sizes) / (4 * workers), [], 0.0
+    for d, size in zip(dirs, sizes):
+        if not batches or filled >= share:
+            batches.append([])
+            filled = 0.0
+        batches[-1].append(d)
+        filled += size
+    return batches
 
 
-def _load_folders(dirs: list[Path], latest_only: bool, parallel: bool) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    """`_load_folder` of each folder, in order: in forked worker processes when `parallel` and
-    `_load_workers` allows (their warnings given here), else in this process. A pool that breaks
-    (a worker killed) falls back to this process: no folder is left out."""
-    workers = _load_workers(dirs) if parallel else 1
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        from concurrent.futures.process import BrokenProcessPool
+def _load_in_workers(batches: list[list[Path]], workers: int, latest_only: bool) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The tables of `batches` loaded in forked worker processes, their warnings shown here as
+    they were given there; None when the workers could not start or one died (the caller loads
+    in-process: no folder is left out). What a worker raises (an unreadable file) is raised."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
+    with ProcessPoolExecutor(min(workers, len(batches)), mp_context=multiprocessing.get_context("fork")) as pool:
         try:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                done = list(pool.map(_load_folder_in_worker, dirs, [latest_only] * len(dirs)))
-        except (BrokenProcessPool, OSError):
-            pass
-        else:
-            for _, _, caught in done:
-                for message, category in caught:
-                    warnings.warn(message, category, stacklevel=4)
-            return [(t, r) for t, r, _ in done]
-    return [_load_folder(d, latest_only) for d in dirs]
+            results = pool.map(_load_batch, batches, [latest_only] * len(batches))  # submits: the workers start here
+        except OSError:  # no process could be started (fork: out of memory or processes)
+            return None
+        try:
+            done = list(results)
+        except BrokenProcessPool:  # a worker died (killed, out of memory)
+            return None
+    for _, _, caught in done:
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return _tables([(t, r) for t, r, _ in done])
 
 
 def load_tables(path: str | Path, latest_only: bool = True, parallel: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`(load(path, latest_only), load_rows(path))` from one pass over the files, one results
-    folder at a time (only one folder's parsed records are held in memory at once). With
-    `parallel`, large sets of folders are parsed in forked worker processes (`_load_workers`);
-    the tables are the same either way."""
-    import pandas as pd
-
+    """`(load(path, latest_only), load_rows(path))` from one pass over the files. In this process,
+    one results folder at a time (only one folder's parsed records are held in memory at once);
+    with `parallel` (the CLI's compare and report), many or large folders are parsed in forked
+    worker processes (`_batches`), one per usable CPU up to 4, each holding one batch of folders.
+    The tables are the same either way. Fork only where no other code runs threads that could
+    hold locks (a fresh command, not a library caller with Ray or torch threads)."""
+    dirs = result_dirs(path)
+    workers = min(4, len(os.sched_getaffinity(0))) if parallel and hasattr(os, "sched_getaffinity") else 1
     with _gc_paused():
-        parts = _load_folders(result_dirs(path), latest_only, parallel)
-    trials = [t for t, _ in parts if not t.empty]
-    rows = [r for _, r in parts if not r.empty]
-    concat = lambda frames: frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)  # noqa: E731
-    return (concat(trials) if trials else pd.DataFrame()), (concat(rows) if rows else pd.DataFrame())
+        batches = _batches(dirs, workers)
+        tables = _load_in_workers(batches, workers, latest_only) if batches else None
+        return tables if tables is not None else _tables([_load_folder(d, latest_only) for d in dirs])
 
 
 def load(path: str | Path, latest_only: bool = True) -> pd.DataFrame:

@@ -42,9 +42,9 @@ ENV = {"hostname": "bench", "platform": "Linux", "python": "3.11", "cpu_count": 
        "triton": "3.5.0", "ray": "2.60.0"}
 STEPS = {
     "load": "from actbench.results import load_tables\nt, r = load_tables(ROOT, parallel=True)\nprint(len(t), len(r))",
-    "compare": f"from actbench.report.compare import compare_results\nc = compare_results({COMPARED!r}, ROOT)\n"
+    "compare": f"from actbench.report.compare import compare_results\nc = compare_results({COMPARED!r}, ROOT, parallel=True)\n"
                "print(*(len(f) for f in c.frames.values()))",
-    "report": "from actbench.report.html import build_report\nr = build_report(ROOT, OUT)\nprint(len(r['images']), len(r['exports']))",
+    "report": "from actbench.report.html import build_report\nr = build_report(ROOT, OUT, parallel=True)\nprint(len(r['images']), len(r['exports']))",
     # the commands as a user runs them: imports and printing to the terminal included
     "cli-compare": "import subprocess, sys\nr = subprocess.run([sys.executable, '-m', 'actbench', 'compare', *" + repr(COMPARED) + ", "
                    "'--results', str(ROOT)], capture_output=True, text=True)\nprint(r.returncode, len(r.stdout.splitlines()), 'lines')",

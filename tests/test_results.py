@@ -45,8 +45,8 @@ def test_parse_json_reads_every_double_and_long_decimal_as_json_does():
         assert got == want and [type(v) for v in got] == [type(v) for v in want]
 
 
-def _record(tid: str, kind: str, i: int, status: str = "ok") -> dict:
-    config = {"activation": ("relu2", "xielu")[i % 2], "size": 2 ** (10 + i % 3), "impls": ["eager", "triton"], "seed": i}
+def _record(tid: str, kind: str, i: int, status: str = "ok", extra: dict | None = None) -> dict:
+    config = {"activation": ("relu2", "xielu")[i % 2], "size": 2 ** (10 + i % 3), "impls": ["eager", "triton"], "seed": i, **(extra or {})}
     rows = [{"impl": impl, "mode": "forward", "ms_p50": 0.1 + i / 100, "gated": False} for impl in ("eager", "triton")]
     return {"trial_id": tid, "attempt": 1, "run_id": "r", "kind": kind, "suite": "s", "config": config, "status": status,
             "metrics": {"eager.ms_p50": 0.1 + i / 100, "nan": math.nan} if status == "ok" else {}, "rows": rows if kind == "kernel" else [],
@@ -54,15 +54,22 @@ def _record(tid: str, kind: str, i: int, status: str = "ok") -> dict:
             "env": {"hostname": "h", "gpu_name": None, "big": 2**70}}
 
 
+EXTRA = [{}, {"width": 4096}, {"width": 0.5, "flag": True}, {"flag": "yes"}, {"device": "cpu"}]
+"""Config fields some folders have and others lack, of different types: how the tables join them
+must not depend on how the folders are grouped."""
+
+
 def _folders(root, n_folders: int = 4, per: int = 25):
-    """Folders of kernel and memory records with a failed trial, a retried one (the later attempt
-    counts), a line that is not a record and a torn last line in every folder."""
+    """Folders of kernel, memory and rowless records (config fields varying between folders) with a
+    failed trial, a retried one (the later attempt counts), a line that is not a record and a
+    torn last line in every folder."""
     for f in range(n_folders):
-        d = root / f"run{f}"
+        d = root / f"run{f:02d}"
         d.mkdir(parents=True)
-        lines = [json.dumps(_record(f"t{f}_{i}", ("kernel", "memory")[f % 2], i, "failed" if i == 3 else "ok")) for i in range(per)]
+        kind, extra = ("kernel", "memory", "lm")[f % 3], EXTRA[f % len(EXTRA)]
+        lines = [json.dumps(_record(f"t{f}_{i}", kind, i, "failed" if i == 3 else "ok", extra)) for i in range(per + f % 7)]
         lines.insert(5, json.dumps({"trial_id": "not a record", "status": "ok", "config": [1]}))
-        lines.append(json.dumps(_record(f"t{f}_3", "kernel", 3)))  # the retry of the failed trial
+        lines.append(json.dumps(_record(f"t{f}_3", kind, 3, extra=extra)))  # the retry of the failed trial
         (d / results.RECORDS).write_text("\n".join(lines) + '\n{"trial_id": "torn', encoding="utf-8")
     return root
 
@@ -74,46 +81,86 @@ def _load(root, parallel):
     return trials, rows, sorted(str(w.message) for w in caught if issubclass(w.category, ResultsWarning))
 
 
-def test_loading_in_workers_gives_the_same_tables_and_warnings(tmp_path, monkeypatch):
-    root = _folders(tmp_path)
-    monkeypatch.setattr(results, "PARALLEL_MIN_BYTES", 0)
-    assert results._load_workers(results.result_dirs(root)) == min(4, len(os.sched_getaffinity(0)))
+@pytest.fixture
+def two_cpus_no_threads(monkeypatch):
+    """Forking allowed as in a fresh command: two CPUs, and no other Python thread (torch.compile,
+    run earlier in this process by other tests, leaves threads behind). Returns the list of
+    calls of `_load_in_workers` (which still runs as written)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    calls, load_in_workers = [], results._load_in_workers
+    monkeypatch.setattr(results, "_load_in_workers", lambda *a: calls.append(a) or load_in_workers(*a))
+    return calls
+
+
+def test_loading_in_workers_gives_the_same_tables_and_warnings(tmp_path, two_cpus_no_threads):
+    root = _folders(tmp_path, n_folders=30)
+    batches = results._batches(results.result_dirs(root), 2)
+    assert len(batches) > 2 and max(map(len, batches)) > 1  # 30 folders: several batches, of several folders
+    assert [d for b in batches for d in b] == results.result_dirs(root)
     here, there = _load(root, parallel=False), _load(root, parallel=True)
+    assert len(two_cpus_no_threads) == 1
     pd.testing.assert_frame_equal(here[0], there[0])
     pd.testing.assert_frame_equal(here[1], there[1])
-    assert here[2] == there[2] and len(here[2]) == 4  # each folder's skipped line, named once
-    assert len(here[0]) == 4 * 25 and (here[0]["status"] == "ok").all()  # retries count once, as their later attempt
+    assert here[2] == there[2] and len(here[2]) == 30  # each folder's skipped line, named once
+    assert len(here[0]) == sum(25 + f % 7 for f in range(30)) and (here[0]["status"] == "ok").all()  # a retry counts once
+    assert {"width", "flag", "device"} <= set(here[1].columns)
 
 
-def _die(d, latest_only):
+def _die(dirs, latest_only):
     os._exit(9)  # in the forked worker: the pool breaks
 
 
-def test_a_killed_worker_falls_back_to_loading_here(tmp_path, monkeypatch):
-    root = _folders(tmp_path)
-    monkeypatch.setattr(results, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(results, "_load_folder_in_worker", _die)
+def test_a_killed_worker_falls_back_to_loading_here(tmp_path, monkeypatch, two_cpus_no_threads):
+    root = _folders(tmp_path, n_folders=20)
+    monkeypatch.setattr(results, "_load_batch", _die)
     trials, rows, caught = _load(root, parallel=True)
+    assert len(two_cpus_no_threads) == 1
     want = _load(root, parallel=False)
     pd.testing.assert_frame_equal(trials, want[0])
     pd.testing.assert_frame_equal(rows, want[1])
     assert caught == want[2]
 
 
+LOADED_HERE: list[str] = []  # folders `_unreadable_run07` loaded in this process (a forked worker appends to its own copy)
+
+
+def _unreadable_run07(d, latest_only, load_folder=results._load_folder):
+    LOADED_HERE.append(d.name)
+    if d.name == "run07":
+        raise PermissionError(f"[Errno 13] Permission denied: '{d / results.RECORDS}'")
+    return load_folder(d, latest_only)
+
+
+def test_an_error_in_a_worker_is_raised_as_in_one_process(tmp_path, monkeypatch, two_cpus_no_threads):
+    root = _folders(tmp_path, n_folders=20)
+    monkeypatch.setattr(results, "_load_folder", _unreadable_run07)  # inherited by the forked workers
+    with pytest.raises(PermissionError, match="run07"):
+        load_tables(root)
+    assert LOADED_HERE[-1] == "run07"
+    LOADED_HERE.clear()
+    with pytest.raises(PermissionError, match="run07"):
+        load_tables(root, parallel=True)
+    assert len(two_cpus_no_threads) == 1 and LOADED_HERE == []  # raised from a worker, not loaded again here
+
+
 def test_workers_only_where_they_pay_and_forking_is_safe(tmp_path, monkeypatch):
-    dirs = results.result_dirs(_folders(tmp_path))
-    assert results._load_workers(dirs) == 1  # a few KB of records
+    few, many = results.result_dirs(_folders(tmp_path / "few")), results.result_dirs(_folders(tmp_path / "many", n_folders=16))
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # as in a fresh command
+    assert results._batches(few, 2) == []  # 4 folders of a few KB
+    assert results._batches(many, 2) and results._batches(many, 1) == []  # 16 folders; one CPU
     monkeypatch.setattr(results, "PARALLEL_MIN_BYTES", 0)
-    assert results._load_workers(dirs[:1]) == 1  # one folder
+    assert results._batches(few, 2) and results._batches(few[:1], 2) == []  # enough bytes; one folder
+    monkeypatch.undo()
+    monkeypatch.setattr(results, "PARALLEL_MIN_BYTES", 0)
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        assert results._load_workers(dirs) == 1  # another thread: no fork
+        assert results._batches(few, 2) == []  # another thread is running: no fork
     finally:
         stop.set()
         other.join()
-    assert results._load_workers(dirs) > 1 or len(os.sched_getaffinity(0)) == 1
 
 
 def test_lines_that_are_not_records_are_named_and_a_torn_last_line_is_not(tmp_path):

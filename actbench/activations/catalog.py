@@ -9,15 +9,18 @@ GLU_PAPER = "arXiv:2002.05202"
 
 
 def _a(name: str, target: str, family: str, paper: str, *, gated: bool = False, params: tuple[str, ...] = (),
-       impls: dict[str, str] | None = None, availability: dict[str, str] | None = None) -> dict[str, object]:
+       impls: dict[str, str] | None = None, availability: dict[str, str] | None = None,
+       quick_availability: dict[str, str] | None = None) -> dict[str, object]:
     return {"name": name, "target": f"actbench.activations.{target}", "family": family, "gated": gated, "params": params,
-            "paper": paper, "impls": dict(impls or {}), "availability": dict(availability or {})}
+            "paper": paper, "impls": dict(impls or {}), "availability": dict(availability or {}),
+            "quick_availability": dict(quick_availability or {})}
 
 
 BUILTINS = [
     _a("xielu", "xielu:XIELU", "xielu", XIELU_PAPER, params=("alpha_p_raw", "alpha_n_raw"),
        impls={"triton": "actbench.kernels.xielu:XIELUTriton"},
-       availability={"triton": "actbench.kernels:unavailable_reason"}),
+       availability={"triton": "actbench.kernels.xielu:unavailable_reason"},
+       quick_availability={"triton": "actbench.kernels:unavailable_reason"}),
     _a("xiprelu", "xielu:XIPReLU", "xielu", XIELU_PAPER + " (v3)", params=("alpha_p_raw", "alpha_n_raw")),
     _a("xsilu", "xielu:XSiLU", "xielu", XIELU_PAPER, params=("a",)),
     _a("relu", "relu:ReLU", "relu", "Nair & Hinton, ICML 2010"),

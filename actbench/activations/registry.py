@@ -48,7 +48,8 @@ def _compiled(cls: type) -> Callable[..., "nn.Module"]:
 @dataclass
 class ActivationSpec:
     """Metadata of one registered activation. `target` is the module class or its import path;
-    `impls` and `availability` map extra implementations to factories / checks (or their paths)."""
+    `impls` and `availability` map extra implementations to factories / checks (or their paths);
+    `quick_availability`, checks that import nothing heavy, for listings (`actbench info`)."""
 
     name: str
     target: str | type
@@ -58,6 +59,7 @@ class ActivationSpec:
     paper: str | None
     impls: dict[str, str | Callable[..., Any]] = field(default_factory=dict)
     availability: dict[str, str | Callable[[], str | None]] = field(default_factory=dict)
+    quick_availability: dict[str, str | Callable[[], str | None]] = field(default_factory=dict)
     plugin: str | None = None
 
     @property
@@ -84,9 +86,10 @@ class ActivationSpec:
         sig = inspect.signature(self.cls.__init__)
         return {k: p.default for k, p in sig.parameters.items() if k != "self" and p.default is not inspect.Parameter.empty}
 
-    def unavailable_reason(self, impl: str) -> str | None:
-        """Why `impl` cannot run on this machine, or None when it can."""
-        check = self.availability.get(impl)
+    def unavailable_reason(self, impl: str, quick: bool = False) -> str | None:
+        """Why `impl` cannot run on this machine, or None when it can (`quick`: as far as a check
+        that imports nothing heavy can tell, where the activation has one)."""
+        check = (quick and self.quick_availability.get(impl)) or self.availability.get(impl)
         return import_target(check)() if check else None
 
 

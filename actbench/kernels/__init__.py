@@ -9,8 +9,8 @@ import os
 
 def unavailable_reason() -> str | None:
     """Why Triton kernels cannot run here, or None when they can: triton installed, and a CUDA
-    device (or TRITON_INTERPRET=1, to run them on CPU). Cheap: triton's import (seconds) is left
-    to the first kernel built; an install it cannot import fails that trial with its error."""
+    device (or TRITON_INTERPRET=1, to run them on CPU). Without importing triton (seconds): for
+    listings. Choosing an impl also imports it (`actbench.kernels.xielu.unavailable_reason`)."""
     if importlib.util.find_spec("triton") is None:
         return "triton is not installed"
     import torch

@@ -25,8 +25,6 @@ write of dx backward, with both alpha gradients reduced in fp32 in the same pass
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from actbench.activations.xielu import XIELU

@@ -515,14 +515,14 @@ def pd_empty() -> "pd.DataFrame":
 
 
 def compare_results(names: list[str], results_root: str | Path, *, alpha: float = 0.05, merge: bool = False,
-                    select: "TrialFilter | None" = None) -> Comparison:
-    """Load every results folder at or below `results_root` and compare `names` (first =
-    baseline), of the trials `select` matches. A UserError when there are no results there, none
-    is selected or a name is unknown."""
+                    select: "TrialFilter | None" = None, parallel: bool = False) -> Comparison:
+    """Load every results folder at or below `results_root` (`parallel`: see `load_tables`) and
+    compare `names` (first = baseline), of the trials `select` matches. A UserError when there are
+    no results there, none is selected or a name is unknown."""
     from actbench.results import gc_frozen, load_tables
     from actbench.select import select_frames
 
-    trials, rows = load_tables(results_root, parallel=True)
+    trials, rows = load_tables(results_root, parallel=parallel)
     if trials.empty:
         raise UserError(f"--results {results_root}: no trial records in a trials.jsonl at or below it")
     with gc_frozen():
@@ -631,8 +631,8 @@ def _colour(verdict: str) -> str:
 
 
 def _more_rows(shown: int, total: int) -> str | None:
-    return None if shown == total else (f"the first {shown} of {total} rows: --all prints them all; --format md/csv/json, and "
-                                        "`actbench report`'s HTML and exports, hold every row")
+    return None if shown == total else (f"the first {shown} of {total} rows in table order: --all prints them all; the report's "
+                                        "HTML and exports, and compare --format md/csv/json, hold every row")
 
 
 def compare_tables(c: Comparison, max_rows: int | None = None) -> list[Table]:

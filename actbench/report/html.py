@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -61,10 +62,19 @@ def _json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
     return df
 
 
+def _partial(path: Path) -> Path:
+    """Where an export is written before the report succeeds (then it replaces `path`)."""
+    return path.with_name(f".{path.name}.partial")
+
+
+EXPORTS = ("trials.csv", "trials.parquet", "rows.csv", "rows.parquet")
+
+
 def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path) -> list[Path]:
-    """trials and rows as CSV and Parquet. With pyarrow (the `parquet` extra) both are written
-    from one Arrow table (fast); without it, or for a column of mixed types that has no Arrow
-    type, CSV is written by pandas and Parquet is left out."""
+    """trials and rows as CSV and Parquet, written under `_partial` names (the report moves them
+    into place once it has succeeded; the final paths are returned). With pyarrow (the `parquet`
+    extra) both are written from one Arrow table (fast); without it, or for a column of mixed
+    types that has no Arrow type, CSV is written by pandas and Parquet is left out."""
     exports = []
     for name, df in (("trials", trials.drop(columns=["config", "env"], errors="ignore")), ("rows", rows)):
         if df.empty:
@@ -77,11 +87,12 @@ def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path) -> list[Pa
             import pyarrow.parquet as pq
 
             table = pa.Table.from_pandas(df, preserve_index=False)
-            pa_csv.write_csv(table, csv)
-            pq.write_table(table, parquet)
+            pa_csv.write_csv(table, _partial(csv))
+            pq.write_table(table, _partial(parquet))
             exports += [csv, parquet]
         except (ImportError, ValueError, TypeError):  # pyarrow's errors derive from these
-            df.to_csv(csv, index=False)
+            _partial(parquet).unlink(missing_ok=True)
+            df.to_csv(_partial(csv), index=False)
             exports.append(csv)
     return exports
 
@@ -137,15 +148,15 @@ def _environment_section(trials: "pd.DataFrame") -> str:
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline: str | None = None, alpha: float = 0.05,
-                 merge: bool = False, select: "TrialFilter | None" = None) -> dict[str, Any]:
+                 merge: bool = False, select: "TrialFilter | None" = None, parallel: bool = False) -> dict[str, Any]:
     """Summary, failures, comparison tables, PNG plots, HTML page, CSV/Parquet exports (of the
-    trials `select` matches)."""
+    trials `select` matches); `parallel`: see `load_tables`."""
     from actbench.report import plots
     from actbench.results import gc_frozen, load_tables
     from actbench.select import select_frames
 
     run_dir = Path(run_dir)
-    all_trials, all_rows = load_tables(run_dir, parallel=True)
+    all_trials, all_rows = load_tables(run_dir, parallel=parallel)
     if all_trials.empty:
         raise UserError(f"{run_dir}: no trial records in a trials.jsonl at or below it")
     with gc_frozen():  # what follows allocates plenty (plots): its collections need not traverse the loaded tables
@@ -160,19 +171,25 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         if names:
             base, why = choose_baseline(trials, names, baseline)
             names = [base, *(n for n in names if n != base)]
-        with ThreadPoolExecutor(1, thread_name_prefix="actbench-exports") as writing:
-            # pyarrow writes CSV and Parquet without holding the GIL: the exports go on beside the comparison and plots
-            exporting = writing.submit(_exports, trials, rows, out)
-            comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select) if names else None
-            # tuned suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
-            suites, _ = compare.saved_suites(all_trials)
-            curves = select_frames(select, compare.select_tuned(all_trials, suites)[0], all_rows, empty_ok=True)[0] if suites else trials
-            images = plots.lm_curves(curves, out, comparison.series if comparison is not None else None, merge)
-            images += plots.kernel_throughput(rows, out)
-            if comparison is not None:
-                images += plots.scaling_plot(comparison.frames["scaling"], out)
-            images += plots.tuning_plot(all_trials, suites, out)
-        exports = exporting.result()
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="actbench-exports") as writing:
+                # pyarrow writes CSV and Parquet without holding the GIL: the exports go on beside the comparison and plots
+                exporting = writing.submit(_exports, trials, rows, out)
+                comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select) if names else None
+                # tuned suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
+                suites, _ = compare.saved_suites(all_trials)
+                curves = select_frames(select, compare.select_tuned(all_trials, suites)[0], all_rows, empty_ok=True)[0] if suites else trials
+                images = plots.lm_curves(curves, out, comparison.series if comparison is not None else None, merge)
+                images += plots.kernel_throughput(rows, out)
+                if comparison is not None:
+                    images += plots.scaling_plot(comparison.frames["scaling"], out)
+                images += plots.tuning_plot(all_trials, suites, out)
+            exports = exporting.result()
+            for path in exports:  # the report succeeded: its exports replace any earlier ones
+                os.replace(_partial(path), path)
+        finally:  # a report that failed leaves the earlier exports as they were
+            for name in EXPORTS:
+                _partial(out / name).unlink(missing_ok=True)
         sections = [("Summary", _html_table(summary))]
         if not failures.empty:
             sections.append(("Trials that did not succeed", _html_table(failures.reset_index(drop=True))))

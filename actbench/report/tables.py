@@ -42,7 +42,7 @@ def activation_info(name: str) -> Panel:
         Text(f"trainable parameters (fp32): {', '.join(s.params) or '-'}"),
     ]
     for impl in s.impl_names:
-        why = s.unavailable_reason(impl)
+        why = s.unavailable_reason(impl, quick=True)  # a listing: triton is not imported to tell
         lines.append(Text(f"impl {impl}: " + ("available" if why is None else f"unavailable here ({why})")))
     lines.append(Text(f"paper: {s.paper or '-'}"))
     return Panel(Group(*lines), title=name)

@@ -3,6 +3,7 @@ list / info / --version."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -86,3 +87,17 @@ def test_cli_list_info_version_and_bad_arguments(tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     for cmd in ([], ["list"], ["info"]):
         assert _cli([*cmd, "--help"], tmp_path, "").returncode == 0
+
+
+def test_a_triton_that_does_not_import_is_unavailable_to_trials_but_info_does_not_import_it(tmp_path):
+    """Choosing an impl imports triton (an install that cannot be imported makes auto fall back,
+    not fail); `info`'s quick check only asks whether triton is installed."""
+    fake = tmp_path / "triton"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('broken install')\n")
+    code = ("import sys\nfrom actbench import activations\ns = activations.spec('xielu')\n"
+            "print(repr(s.unavailable_reason('triton')), repr(s.unavailable_reason('triton', quick=True)), 'triton' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "TRITON_INTERPRET": "1"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["'triton", "is", "not", "importable", "(broken", "install)'", "None", "False"]

@@ -13,8 +13,11 @@ import pandas as pd
 import pytest
 
 from actbench import report
+from actbench.errors import UserError
+from actbench.report import plots
 from actbench.report.compare import compare_results
 from actbench.results import ResultStore, load
+from actbench.select import parse_filter
 from actbench.runner import run_suite
 from actbench.runner.local import InlineExecutor
 from actbench.suite import load_suite, parse_overrides
@@ -86,7 +89,7 @@ def test_terminal_tables_show_the_first_rows_unless_all(cpu_results, tmp_path):
     kernel_rows = len(compare_results(["relu2", "xielu"], cpu_results).frames["kernel"])
     assert kernel_rows > 3
     short = _cli_rows(3, "compare", "relu2", "xielu", "--results", str(cpu_results))
-    assert f"the first 3 of {kernel_rows} rows: --all prints them all" in short
+    assert f"the first 3 of {kernel_rows} rows in table order: --all prints them all" in short
     full = _cli_rows(3, "compare", "relu2", "xielu", "--results", str(cpu_results), "--all")
     assert "the first" not in full and full.count("│ smoke") > short.count("│ smoke") >= 3
     assert short.count("kernel: ") == full.count("kernel: ") >= 1  # the verdict lines cover every row either way
@@ -114,6 +117,25 @@ def test_report_writes_plots_html_and_exports_that_load_back(cpu_results, tmp_pa
     assert not _imports_torch("report", str(cpu_results), "--out", str(tmp_path / "rep3"), "--baseline", "swiglu")
     r = _cli("report", str(cpu_results), "--out", str(tmp_path / "rep4"), "--baseline", "xielo")
     assert r.returncode == 2 and "did you mean 'xielu'" in r.stderr
+
+
+def test_a_report_that_fails_leaves_the_earlier_exports_as_they_were(cpu_results, tmp_path, monkeypatch):
+    out = tmp_path / "rep"
+    written = report.build_report(cpu_results, out)["exports"]
+    before = {p.name: p.read_bytes() for p in written}
+    assert {"trials.csv", "rows.csv"} <= set(before)
+
+    def no_plot(*args, **kwargs):
+        raise RuntimeError("injected plot failure")
+
+    fewer = parse_filter("activation=xielu")  # other exports than the first report's, were they written
+    with pytest.raises(UserError, match="--alpha"):
+        report.build_report(cpu_results, out, alpha=2.0, select=fewer)  # rejected while the exports are being written
+    monkeypatch.setattr(plots, "kernel_throughput", no_plot)
+    with pytest.raises(RuntimeError, match="injected"):
+        report.build_report(cpu_results, out, select=fewer)
+    assert {p.name: p.read_bytes() for p in written} == before
+    assert not list(out.glob(".*.partial"))
 
 
 def test_regress_cli_against_its_own_baseline_and_plot_activation(cpu_results, tmp_path):
