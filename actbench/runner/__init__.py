@@ -111,6 +111,7 @@ def execute_trial(
     `progress` receives the trial's live progress, throttled (`progress.Throttle`). With a worker
     `group` the trial runs as a Ray Train job (`actbench.runner.train`) that this process waits
     for, and that enforces `timeout_s` itself (its rank 0 sends the progress)."""
+    import numpy  # noqa: F401 - before torch, whose C init swallows any error importing numpy: a Ctrl-C landing there was lost
     import torch
 
     from actbench.activations import load_plugin
