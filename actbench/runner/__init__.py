@@ -185,7 +185,7 @@ class Executor(Protocol):
     def capacity(self, resources: Resources) -> int: ...
     def submit(self, trial: Trial, checkpoint_dir: str | None) -> Any: ...
     def poll(self, timeout: float) -> list[tuple[Any, dict[str, Any]]]: ...
-    def cancel(self, handle: Any) -> None: ...
+    def cancel(self, handle: Any, ending: bool = False) -> None: ...
     def shutdown(self) -> None: ...
 
 
@@ -387,10 +387,10 @@ def _run_stage(trials: list[Trial], suite: Suite, store: ResultStore, executor: 
         mark = f"[{'green' if ok else 'red'}]{record['status']:>8}[/]"
         console.print(f"{mark} {trial.kind} {_label(trial, varying)} {record.get('duration_s', 0):.1f}s{escape(why)}", highlight=False)
 
-    def cancel_all() -> int:
+    def cancel_all() -> int:  # the sweep ends: the executor's shutdown follows
         n = len(inflight)
         for handle in list(inflight):
-            executor.cancel(handle)
+            executor.cancel(handle, ending=True)
         inflight.clear()
         return n
 

@@ -54,7 +54,7 @@ class InlineExecutor:
         progress = (lambda values: sink(trial.id, values)) if sink is not None else None
         return [(handle, execute_trial(trial.kind, trial.config_dict(), trial.id, ckpt, r.timeout_s, r.cpus, trial_plugins(trial), progress))]
 
-    def cancel(self, handle: Any) -> None:
+    def cancel(self, handle: Any, ending: bool = False) -> None:
         self._queue = deque(q for q in self._queue if q[0] != handle)
 
     def shutdown(self) -> None:

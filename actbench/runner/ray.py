@@ -306,14 +306,19 @@ class RayExecutor:
             return {"status": status, "error": {"type": type(e).__name__, "message": first[:500]},
                     "traceback": str(e), "ended_at": time.time(), "lost": not isinstance(e, TaskCancelledError)}
 
-    def cancel(self, handle: ray.ObjectRef) -> None:
+    def cancel(self, handle: ray.ObjectRef, ending: bool = False) -> None:
         """Kill the trial's task; a trial on several workers is first interrupted (Ray raises in
         its task, inside fit(), which then releases its Ray Train run, workers and placement
         group) and killed only if still running STOP_GRACE_S later (killing the task at once
-        would leave its placement group reserved until the driver exits)."""
+        would leave its placement group reserved until the driver exits). When the sweep is
+        `ending` on the embedded Ray this executor started, the task is left to `shutdown`,
+        which kills every worker: Ray 2.60's force-cancel of a running task can race with its
+        reply and abort the driver ("Check failed: it != submissible_tasks_.end()")."""
         self._inflight.discard(handle)
         graceful = handle in self._groups
         self._groups.discard(handle)
+        if ending and self.owns_ray:
+            return
         try:
             ray.cancel(handle, force=not graceful, recursive=True)
         except (RayError, ValueError):
