@@ -477,9 +477,10 @@ def _batches(dirs: list[Path], workers: int) -> list[list[Path]]:
     if workers < 2 or len(dirs) < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return []
     sizes = [_records_bytes(d) for d in dirs]
-    if sum(sizes) < PARALLEL_MIN_BYTES and len(dirs) < PARALLEL_MIN_FOLDERS:
+    total = sum(sizes)
+    if total < PARALLEL_MIN_BYTES and len(dirs) < PARALLEL_MIN_FOLDERS:
         return []
-    share, batches, filled = sum(sizes) / (4 * workers), [], 0.0
+    share, batches, filled = total / (4 * workers), [], 0.0
     for d, size in zip(dirs, sizes):
         if not batches or filled >= share:
             batches.append([])

@@ -630,9 +630,12 @@ def _colour(verdict: str) -> str:
     return {"better": "green", "faster": "green", "worse": "red", "slower": "red"}.get(v, "white")
 
 
-def _more_rows(shown: int, total: int) -> str | None:
-    return None if shown == total else (f"the first {shown} of {total} rows in table order: --all prints them all; the report's "
-                                        "HTML and exports, and compare --format md/csv/json, hold every row")
+def _first_rows(df: "pd.DataFrame", max_rows: int | None) -> tuple["pd.DataFrame", str | None]:
+    """df's first `max_rows` rows (all when None), and a caption saying how many there are when some are left out."""
+    if max_rows is None or len(df) <= max_rows:
+        return df, None
+    return df.head(max_rows), (f"the first {max_rows} of {len(df)} rows in table order: --all prints them all; the report's "
+                               "HTML and exports, and compare --format md/csv/json, hold every row")
 
 
 def compare_tables(c: Comparison, max_rows: int | None = None) -> list[Table]:
@@ -641,9 +644,9 @@ def compare_tables(c: Comparison, max_rows: int | None = None) -> list[Table]:
     tables = []
     k, base = c.frames["kernel"], c.baseline
     if not k.empty:
-        total, k = len(k), k.head(max_rows) if max_rows is not None else k
+        k, caption = _first_rows(k, max_rows)
         t = Table(title=f"kernel: median ms with its p20-p80 interval over repeats; verdict vs {base}'s best impl at the same shape "
-                        "(same: intervals overlap; noisy: interval too wide)", caption=_more_rows(len(k), total))
+                        "(same: intervals overlap; noisy: interval too wide)", caption=caption)
         for col in ("results", "activation", "impl", "dtype", "size", "mode", "ms p50 (interval)", "GB/s", "% copy", f"vs {base}", "trials", "runs"):
             t.add_column(col, justify="left" if col in ("results", "activation", "impl", "dtype", "mode", f"vs {base}") else "right")
         for r in k.itertuples():
@@ -656,9 +659,8 @@ def compare_tables(c: Comparison, max_rows: int | None = None) -> list[Table]:
         tables.append(t)
     m = c.frames["memory"]
     if not m.empty:
-        total, m = len(m), m.head(max_rows) if max_rows is not None else m
-        t = Table(title="memory: peak above inputs (CUDA only) and bytes saved for backward per output element",
-                  caption=_more_rows(len(m), total))
+        m, caption = _first_rows(m, max_rows)
+        t = Table(title="memory: peak above inputs (CUDA only) and bytes saved for backward per output element", caption=caption)
         for col in ("results", "activation", "impl", "dtype", "size", "peak fwd MB", "peak fwd+bwd MB", "saved B/elem", "trials", "runs"):
             t.add_column(col)
         for r in m.itertuples():
