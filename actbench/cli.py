@@ -5,10 +5,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -97,80 +95,22 @@ def run(
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Write each trial's live progress as TensorBoard event files "
                                      "to <out>/tensorboard (tensorboard --logdir <out>); needs the tensorboard package."),
 ) -> None:
-    """Run a suite: expand its trials, schedule them, record every outcome."""
+    """Run a suite: plan its trials, schedule them, record every outcome."""
+    from actbench import api
     from actbench.report.tables import print_summary, trial_table
-    from actbench.results import ResultStore
-    from actbench.runner import make_executor, run_suite
-    from actbench.select import parse_filter
-    from actbench.suite import load_suite, parse_overrides
 
-    chosen = parse_filter(select)
-    s = load_suite(suite, parse_overrides(set_), max_trials=max_trials)
+    s = api.suite_of(suite, set_, max_trials=max_trials, check_paths=dry_run)
     out_dir = out or Path("results") / s.name
-    store = ResultStore(out_dir)
     if dry_run:
-        console.print(trial_table(s, chosen, set() if rerun else store.successful_ids(), all_rows))
+        from actbench.results.store import ResultStore
+        from actbench.select import parse_filter
+
+        console.print(trial_table(s, parse_filter(select), set() if rerun else ResultStore(out_dir).successful_ids(), all_rows))
         return
-    if chosen is not None:
-        chosen.check_keys(t.config_dict() for t in s.trials)
-    with store.lock() as note:  # the folder is writable and no other run writes it, before anything starts
-        if note:
-            err_console.print(f"{out_dir}: {note}", highlight=False, soft_wrap=True)
-        if checkpoints and "://" not in checkpoints:
-            _check_writable(Path(checkpoints), "--checkpoints")
-        with _output_to(None if verbose else out_dir / "run.log"):
-            ex = make_executor(executor, address, verbose)
-            try:
-                console.print(ex.describe(), highlight=False)
-                result = run_suite(s, store, ex, rerun=rerun, checkpoint_dir=checkpoints or str(out_dir / "checkpoints"),
-                                   console=err_console, select=chosen, tensorboard=out_dir / "tensorboard" if tensorboard else None)
-            finally:
-                ex.shutdown()
+    result = api.run(s, out=out_dir, overrides=set_, executor=executor, address=address, rerun=rerun, checkpoints=checkpoints,
+                     select=select, console=err_console, log=True, verbose=verbose, tensorboard=tensorboard, status=console)
     print_summary(result, out_dir, console)
     raise typer.Exit(result.exit_code)
-
-
-def _check_writable(folder: Path, flag: str) -> None:
-    """UserError unless `folder` exists or can be made, and takes a file."""
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise UserError(f"{flag} {folder}: not writable: {e.strerror or e}") from e
-
-
-@contextmanager
-def _output_to(log: Path | None) -> Iterator[None]:
-    """While running, whatever else writes to this process's stdout and stderr (Ray's C++ and
-    Python logs, raylet messages about dead workers, trials' prints) goes to `log`; actbench's
-    own consoles keep writing to the terminal. A no-op when `log` is None."""
-    if log is None:
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
-    terminals = {fd: os.fdopen(os.dup(saved[fd]), "w") for fd in (1, 2)}
-    with open(log, "ab") as f:
-        f.write(f"--- actbench run, pid {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
-        f.flush()
-        console.file, err_console.file = terminals[1], terminals[2]
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        for fd, dup in saved.items():
-            os.dup2(dup, fd)
-            os.close(dup)
-        console.file = err_console.file = None  # type: ignore[assignment]
-        for t in terminals.values():
-            t.close()
 
 
 @lm_app.command("plan")
@@ -178,14 +118,10 @@ def lm_plan(
     suite: Path = typer.Argument(..., help="An lm suite YAML file."),
     set_: list[str] = typer.Option([], "--set", help="Override a default: --set d_model=256 (repeatable)."),
 ) -> None:
-    """Matched d_ff per activation, parameters, FLOPs/token, and estimated GPU-hours."""
-    from actbench.report.tables import plan_table
-    from actbench.suite import load_suite, parse_overrides
+    """Matched d_ff per activation, parameters, FLOPs/token, and estimated GPU- and CPU-hours."""
+    from actbench import api
 
-    s = load_suite(suite, parse_overrides(set_), check_paths=False)
-    if s.spec.kind != "lm":
-        raise UserError(f"{suite}: kind: lm plan needs an lm suite, got {s.spec.kind!r}")
-    console.print(plan_table(s))
+    console.print(api.plan(suite, set_))
 
 
 @data_app.command("prepare")
@@ -208,7 +144,8 @@ def data_prepare(
     """Tokenise text into uint16 shards in the modded-nanogpt layout (256 x int32 header: magic
     20240520, version 1, token count; then the tokens), as suites with `data: {source: bin}` read,
     with the token byte table <prefix>_token_bytes.npy beside them so bits per byte are exact."""
-    from actbench.lm.data import default_prefix, hf_texts, prepare_shards, text_files
+    from actbench.lm.corpus import text_files
+    from actbench.lm.prepare import default_prefix, hf_texts, prepare_shards
 
     if (text is None) == (dataset is None):
         raise UserError("data prepare: give exactly one of --text or --dataset")
@@ -239,6 +176,11 @@ def _alpha_option() -> Any:
     return typer.Option(0.05, "--alpha", help="Family-wise error rate of the lm verdicts (Holm over the candidates of each table).")
 
 
+def _margin_option() -> Any:
+    return typer.Option(None, "--margin", help="Equivalence margin of lm tables whose suite states no decide: block (absolute, in "
+                                                "the table's metric): an interval inside ±margin is 'equivalent'.")
+
+
 def _merge_option() -> Any:
     return typer.Option(False, "--merge", help="Pool every results folder below the root into one row per "
                                                "activation (default: each folder's rows stay separate).")
@@ -263,14 +205,15 @@ def compare(
     merge: bool = _merge_option(),
     select: Optional[str] = _filter_option(),
     all_rows: bool = _all_rows_option(),
+    margin: Optional[float] = _margin_option(),
 ) -> None:
     """Compare activations across every recorded kernel, memory and lm result."""
-    from actbench.report.compare import compare_results, missing_hints
-    from actbench.select import parse_filter
+    from actbench import api
+    from actbench.report.compare import missing_hints
 
     if fmt not in ("rich", "md", "csv", "json"):
         raise UserError(f"--format: unknown format {fmt!r} (rich, md, csv, json)")
-    c = compare_results(names, results, alpha=alpha, merge=merge, select=parse_filter(select), parallel=True)
+    c = api.compare(names, results, alpha=alpha, merge=merge, select=select, margin=margin)
     if fmt == "rich":
         _print_comparison(c, all_rows)
     else:
@@ -296,13 +239,13 @@ def report(
     merge: bool = _merge_option(),
     select: Optional[str] = _filter_option(),
     all_rows: bool = _all_rows_option(),
+    margin: Optional[float] = _margin_option(),
 ) -> None:
     """Summary, failures, comparisons, PNG plots, an HTML page and CSV/Parquet exports of a run."""
-    from actbench.report.compare import display
-    from actbench.report.html import build_report
-    from actbench.select import parse_filter
+    from actbench import api
+    from actbench.report.formats import display
 
-    r = build_report(run_dir, out, baseline=baseline, alpha=alpha, merge=merge, select=parse_filter(select), parallel=True)
+    r = api.report(run_dir, out, baseline=baseline, alpha=alpha, merge=merge, select=select, margin=margin)
     console.print(display(r["summary"]).to_string(index=False))
     failures = r["failures"]
     if not failures.empty:
@@ -330,24 +273,18 @@ def regress(
 ) -> None:
     """Compare a run with a baseline from the same GPU model; exit 1 on SLOW, WORSE or failed trials,
     2 when nothing could be compared (a wrong path or baseline)."""
-    from actbench.report.regression import append_history, regress_failed, regress_markdown
-    from actbench.report.regression import regress as regress_run
-    from actbench.results import write_baseline
+    from actbench import api
 
     if update_baseline:
-        n = write_baseline(run_dir, baseline)
+        n = api.update_baseline(run_dir, baseline)
         console.print(f"wrote {n} ok record(s) of {run_dir} to {baseline}")
         return
-    df = regress_run(baseline, run_dir, threshold, bpb_tolerance)
-    text = regress_markdown(df, baseline, run_dir)
-    print(text)
-    if summary:
-        with open(summary, "a") as f:
-            f.write(text)
-    if history:
-        entry, plot = append_history(df, run_dir, history)
+    r = api.regress(run_dir, baseline, threshold=threshold, bpb_tolerance=bpb_tolerance, summary=summary, history=history)
+    print(r.markdown)
+    if r.history is not None:
+        entry, plot = r.history
         console.print(f"history: {len(entry['figures'])} figure(s) of commit {entry['commit'][:12]} appended to {history}; trend in {plot}")
-    raise typer.Exit(1 if regress_failed(df) else 0)
+    raise typer.Exit(1 if r.failed else 0)
 
 
 @app.command("plot-activation")
@@ -359,7 +296,7 @@ def plot_activation(
 ) -> None:
     """Draw f(x) and f'(x) of activations (gated ones with value 1)."""
     from actbench import activations
-    from actbench.report.plots import activation_shapes
+    from actbench.report.plots.activation import activation_shapes
 
     for n in names:
         activations.spec(n)

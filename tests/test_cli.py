@@ -15,7 +15,8 @@ from typing import Callable
 
 import pytest
 
-from actbench.results import LOCK, iter_records
+from actbench.results.read import iter_records
+from actbench.results.store import LOCK
 
 CLI = "from actbench.cli import main; main()"
 
@@ -88,13 +89,12 @@ def test_unwritable_results_folder_fails_before_anything_runs(tmp_path):
 def test_write_failure_mid_sweep_keeps_whole_lines_and_resumes(tmp_path):
     """A real partial write: a file-size limit (RLIMIT_FSIZE binds root too) lets the next record
     only half in; the append is rolled back, the sweep stops in one line, and a rerun finishes."""
-    from actbench.results import ResultStore
-    from actbench.runner import run_suite
+    from actbench import api
     from actbench.runner.local import InlineExecutor
     from actbench.suite import load_suite
 
     out = tmp_path / "out"
-    run_suite(load_suite(probe(tmp_path, "matrix:\n  tag: [a]\n")), ResultStore(out), InlineExecutor())
+    api.run(load_suite(probe(tmp_path, "matrix:\n  tag: [a]\n")), out=out, executor=InlineExecutor())
     before = (out / "trials.jsonl").read_bytes()
     limit = len(before) * 3 // 2
     suite = probe(tmp_path, "matrix:\n  tag: [a, b, c]\n")
@@ -107,7 +107,7 @@ def test_write_failure_mid_sweep_keeps_whole_lines_and_resumes(tmp_path):
     r = cli("run", str(suite), "--executor", "inline", "--out", str(out))
     assert r.returncode == 0, r.stderr
     recs = list(iter_records(out / "trials.jsonl"))
-    assert sorted(r["config"]["tag"] for r in recs) == ["a", "b", "c"] and all(r["status"] == "ok" for r in recs)
+    assert sorted(r.config["tag"] for r in recs) == ["a", "b", "c"] and all(r.status == "ok" for r in recs)
 
 
 def test_inline_trial_that_exits_its_process_ends_the_sweep_keeping_what_finished(tmp_path):
@@ -118,7 +118,7 @@ def test_inline_trial_that_exits_its_process_ends_the_sweep_keeping_what_finishe
     r = cli("run", str(suite), "--executor", "inline", "--out", str(out))
     assert r.returncode == 1  # os._exit(1) of the trial is the driver's exit
     recs = list(iter_records(out / "trials.jsonl"))
-    assert [r["config"]["tag"] for r in recs] == ["a"] and (out / "trials.jsonl").read_bytes().endswith(b"\n")
+    assert [r.config["tag"] for r in recs] == ["a"] and (out / "trials.jsonl").read_bytes().endswith(b"\n")
 
 
 def _inline_run_until(suite: Path, out: Path, ready: Callable[[], bool]) -> subprocess.Popen:
@@ -170,10 +170,10 @@ def test_plugin_activation_runs_in_ray_workers_and_ray_output_goes_to_the_log(tm
     assert r.returncode == 1, r.stderr + r.stdout
     assert "embedded Ray on this machine (private token)" in r.stdout and "1 node(s)" in r.stdout
     recs = list(iter_records(tmp_path / "out" / "trials.jsonl"))
-    cube = [x for x in recs if x["config"]["activation"] == "cube"]
-    assert [x["status"] for x in cube] == ["ok"] and cube[0]["metrics"]["eager.forward.ms_p50"] > 0
-    assert cube[0]["env"]["torch_threads"] == 1 and "deterministic_algorithms" in cube[0]["env"]
-    boom = [(x["attempt"], x["status"], x["error"]["type"]) for x in recs if x["config"]["activation"] == "boom"]
+    cube = [x for x in recs if x.config["activation"] == "cube"]
+    assert [x.status for x in cube] == ["ok"] and cube[0].metrics["eager.forward.ms_p50"] > 0
+    assert cube[0].env["torch_threads"] == 1 and "deterministic_algorithms" in cube[0].env
+    boom = [(x.attempt, x.status, x.error["type"]) for x in recs if x.config["activation"] == "boom"]
     assert boom == [(1, "failed", "WorkerCrashedError"), (2, "failed", "WorkerCrashedError")]
     assert "(raylet)" not in r.stdout + r.stderr and "\x1b[33m" not in r.stdout
     assert "A worker died or was killed" in (tmp_path / "out" / "run.log").read_text()
@@ -204,7 +204,7 @@ def test_dry_run_marks_recorded_trials_selects_with_k_and_summarises_large_suite
     suite = probe(tmp_path, "matrix:\n  tag: [a, b, c]\n  x: [1, 2]\n")
     r = cli("run", str(suite), "--executor", "inline", "--out", str(out), "-k", "tag=a or (tag=b and x=2)")
     assert r.returncode == 0, r.stderr
-    assert sorted((x["config"]["tag"], x["config"]["x"]) for x in iter_records(out / "trials.jsonl")) == [("a", 1), ("a", 2), ("b", 2)]
+    assert sorted((x.config["tag"], x.config["x"]) for x in iter_records(out / "trials.jsonl")) == [("a", 1), ("a", 2), ("b", 2)]
     assert "3 ok, 3 not selected by -k" in " ".join(r.stdout.split())
     r = cli("run", str(suite), "--out", str(out), "--dry-run", "-k", "not c")
     rows = {tuple(line.split("│")[3:6]) for line in r.stdout.splitlines() if line.count("│") == 6}

@@ -176,6 +176,38 @@ def plugin_modules(names: Iterable[str] | None = None) -> list[str]:
     return sorted({s.plugin for s in specs if s.plugin})
 
 
+def facts(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """What the rest of the tool needs to know of each registered name among `names` (other
+    strings are ignored) without building it: family, gated, parameters, paper, plugin module.
+    A run keeps them beside its results, so reading the results needs no plugin (`remember`)."""
+    _ensure_loaded()
+    return {n: {"family": s.family, "gated": s.gated, "params": list(s.params), "paper": s.paper, "plugin": s.plugin}
+            for n in sorted(set(names)) if (s := _REGISTRY.get(n)) is not None}
+
+
+def remember(known: dict[str, Any]) -> list[str]:
+    """Register the names of `facts` output that are not registered here (a plugin's activations,
+    read back from results without the plugin): their metadata, not their modules, which cannot be
+    built. Returns the names added; entries of another shape are ignored."""
+    _ensure_loaded()
+    added = []
+    for name, f in known.items():
+        if name in _REGISTRY or not isinstance(f, dict) or not isinstance(f.get("gated"), bool):
+            continue
+        params = f.get("params") if isinstance(f.get("params"), list) else []
+        _REGISTRY[name] = ActivationSpec(name=name, target=_not_loaded(name, f.get("plugin")), family=str(f.get("family", "plugin")),
+                                         gated=f["gated"], params=tuple(map(str, params)), paper=f.get("paper"), plugin=f.get("plugin"))
+        added.append(name)
+    return added
+
+
+def _not_loaded(name: str, plugin: Any) -> Callable[..., Any]:
+    def refuse(**kwargs: object) -> "nn.Module":
+        raise UserError(f"activation {name!r} comes from the plugin {plugin!r}, which is not loaded: --plugin {plugin}")
+
+    return refuse
+
+
 def names() -> list[str]:
     """All registered activation names, sorted."""
     _ensure_loaded()

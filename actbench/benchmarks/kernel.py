@@ -1,4 +1,5 @@
-"""The `kernel` kind: forward, backward and forward+backward time of one activation per impl.
+"""The `kernel` kind: forward, backward and forward+backward time of one activation per impl
+(the timing itself is `actbench.benchmarks.timing`'s; this module holds the config, free of torch).
 
 Timing: `warmup_ms` of calls first, then repeats for at least `rep_ms` (and at least
 MIN_REPEATS of them); each row reports the p20 / p50 / p80 of the per-call time over the
@@ -24,25 +25,15 @@ input measured in the same trial.
 
 from __future__ import annotations
 
-import math
-import time
-import timeit
-from dataclasses import dataclass
-from functools import partial
-from typing import Any, Callable, Literal
+from typing import Literal
 
-import numpy as np
-import torch
 from pydantic import Field
-from torch.utils.benchmark.utils.common import set_torch_threads
 
-from actbench.benchmarks import NOISY_SPREAD, TrialContext, TrialOutput, register_kind
-from actbench.benchmarks.device import pick_device
-from actbench.benchmarks.elementwise import ElementwiseConfig, available_impls, build_module, make_inputs
+from actbench.benchmarks.elementwise import ElementwiseConfig
+from actbench.core.kinds import register_kind
+from actbench.core.trial import TrialContext, TrialOutput
 
 MODES = ("forward", "backward", "full")
-MIN_REPEATS = 10
-CPU_BLOCK_MS = 1.0
 
 
 class KernelConfig(ElementwiseConfig):
@@ -51,108 +42,8 @@ class KernelConfig(ElementwiseConfig):
     rep_ms: float = Field(100.0, gt=0, le=60_000)
 
 
-@dataclass(frozen=True)
-class Timing:
-    """Per-call time quantiles (ms) over `repeats` repeats of `calls_per_repeat` calls each."""
-
-    p20: float
-    p50: float
-    p80: float
-    repeats: int
-    calls_per_repeat: int
-
-    @classmethod
-    def of(cls, per_call_ms: list[float] | np.ndarray, calls_per_repeat: int) -> "Timing":
-        q = np.quantile(np.asarray(per_call_ms, dtype=float), [0.2, 0.5, 0.8])
-        return cls(float(q[0]), float(q[1]), float(q[2]), len(per_call_ms), calls_per_repeat)
-
-    @property
-    def spread(self) -> float:
-        """(p80 - p20) / p50."""
-        return (self.p80 - self.p20) / self.p50 if self.p50 > 0 else math.inf
-
-    @property
-    def noisy(self) -> bool:
-        return self.repeats < MIN_REPEATS or self.spread > NOISY_SPREAD
-
-    def row(self) -> dict[str, Any]:
-        return {"ms_p20": self.p20, "ms_p50": self.p50, "ms_p80": self.p80, "repeats": self.repeats,
-                "calls_per_repeat": self.calls_per_repeat, "noisy": self.noisy}
-
-
-def time_ms(fn: Callable[[], Any], device: torch.device, cfg: KernelConfig, reset: list[torch.Tensor], threads: int) -> Timing:
-    """Timing of fn(); `reset` tensors get .grad = None before each call."""
-    if device.type == "cuda":
-        import triton.testing
-
-        times = triton.testing.do_bench(fn, warmup=cfg.warmup_ms, rep=cfg.rep_ms, grad_to_none=reset, return_mode="all")
-        while len(times) < MIN_REPEATS:  # a call longer than rep_ms / MIN_REPEATS
-            times += triton.testing.do_bench(fn, warmup=0, rep=cfg.rep_ms, grad_to_none=reset, return_mode="all")
-        return Timing.of(times, 1)
-
-    def call() -> None:
-        for t in reset:
-            t.grad = None
-        fn()
-
-    timer = timeit.Timer(call)  # the stdlib's: perf_counter, gc off while timing
-    with set_torch_threads(threads):
-        per_repeat = max(1, math.ceil(CPU_BLOCK_MS / warm_up(timer, cfg.warmup_ms)))
-        times: list[float] = []
-        measured_end = time.perf_counter() + cfg.rep_ms / 1e3
-        while len(times) < MIN_REPEATS or time.perf_counter() < measured_end:
-            times.append(timer.timeit(per_repeat) / per_repeat * 1e3)
-    return Timing.of(times, per_repeat)
-
-
-def warm_up(timer: timeit.Timer, warmup_ms: float) -> float:
-    """Run timer's statement until warmup_ms have passed (at least once); its mean time per call
-    in ms."""
-    calls, spent = 0, 0.0
-    end = time.perf_counter() + warmup_ms / 1e3
-    while calls == 0 or time.perf_counter() < end:
-        spent += timer.timeit(1)
-        calls += 1
-    return spent / calls * 1e3
-
-
 @register_kind("kernel", KernelConfig)
 def run(cfg: KernelConfig, ctx: TrialContext) -> TrialOutput:
-    device = pick_device(cfg.device)
-    threads = torch.get_num_threads()
-    x, g, gated = make_inputs(cfg, device)
-    es = x.element_size()
-    n_in, n_out = x.numel(), g.numel()
-    bytes_moved = {"forward": (n_in + n_out) * es, "backward": (2 * n_in + n_out) * es}
-    bytes_moved["full"] = bytes_moved["forward"] + bytes_moved["backward"]
-    timed = partial(time_ms, device=device, cfg=cfg, threads=threads)
+    from actbench.benchmarks.timing import run_kernel
 
-    src, dst = x.detach().clone(), torch.empty_like(x)
-    copy = timed(lambda: dst.copy_(src), reset=[])
-    copy_gbps = 2 * n_in * es / (copy.p50 * 1e-3) / 1e9
-    common = {"gated": gated, "input_elems": n_in, "output_elems": n_out, "device": device.type, "threads": threads}
-    rows: list[dict[str, Any]] = [{"impl": "copy", "mode": "copy", **copy.row(), "bytes": 2 * n_in * es, "gbps": copy_gbps,
-                                   "pct_copy": 100.0, **common}]
-    metrics: dict[str, Any] = {"copy.gbps": copy_gbps, "copy.ms_p50": copy.p50, "threads": threads}
-    impls, note = available_impls(cfg)
-    for impl in impls:
-        module = build_module(cfg, impl, device, x, g)
-        reset = [x, *module.parameters()]
-        y_keep = module(x)
-        fns = {
-            "forward": lambda: module(x),
-            "backward": partial(y_keep.backward, g, retain_graph=True),
-            "full": lambda: module(x).backward(g),
-        }
-        for mode in cfg.modes:
-            t = timed(fns[mode], reset=reset)
-            gbps = bytes_moved[mode] / (t.p50 * 1e-3) / 1e9
-            rows.append({"impl": impl, "mode": mode, **t.row(), "bytes": bytes_moved[mode], "gbps": gbps,
-                         "pct_copy": 100.0 * gbps / copy_gbps, **common})
-            metrics[f"{impl}.{mode}.ms_p50"] = t.p50
-            metrics[f"{impl}.{mode}.pct_copy"] = 100.0 * gbps / copy_gbps
-        del y_keep
-    noisy = sum(r["noisy"] for r in rows)
-    if noisy:
-        note = "; ".join(filter(None, [note, f"{noisy} of {len(rows)} rows noisy ((p80 - p20) / p50 > {NOISY_SPREAD} or < {MIN_REPEATS} repeats)"]))
-    return TrialOutput(metrics=metrics, rows=rows, note=note)
+    return run_kernel(cfg, ctx)

@@ -22,7 +22,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from actbench.benchmarks import TrialConfig, TrialContext, TrialOutput, register_kind
+from actbench.core.kinds import register_kind
+from actbench.core.trial import TrialConfig, TrialContext, TrialOutput
 
 
 class ProbeConfig(TrialConfig):

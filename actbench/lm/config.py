@@ -1,26 +1,26 @@
 """Configs of the `lm` kind, free of torch so that suites validate and plans print quickly.
 
-`DataConfig` names a corpus (see `actbench.lm.data`), `ModelConfig` the Llama of
-`actbench.lm.model`, and `LMConfig` one training trial. d_ff is resolved when an LMConfig is
+`DataConfig` names a corpus (see `actbench.lm.corpus`) and `LMConfig` one training trial (its
+`to_model` gives the shape of the Llama it trains). d_ff is resolved when an LMConfig is
 validated: given explicitly, or matched to `reference` at `reference_d_ff` (MLP parameters and
 FLOPs equal to within the rounding to `ff_multiple`), so the resolved width is part of the trial id.
-Evaluation: every `eval_every` steps on the first `eval_tokens` validation targets (the curve),
-and at the end on the whole validation split (`final_eval: full`, the default) or on that slice.
+Evaluation: the validation split (its first `data.val_tokens` tokens, when given) is two parts,
+the first `data.tune_fraction` of its tokens for tuning and the rest (the test part) for the
+verdicts; every `eval_every` steps on the first
+`eval_tokens` targets of the test part (the curve), and at the end each part whole (`final_eval:
+full`, the default) or its first `eval_tokens` targets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from actbench import activations
-from actbench.benchmarks import ActivationName, ExistingPath, TrialConfig
+from actbench.core.resources import Resources
+from actbench.core.trial import ActivationName, ExistingPath, TrialConfig
 from actbench.lm.flops import match_d_ff
-
-if TYPE_CHECKING:
-    from actbench.suite import Resources
+from actbench.lm.shapes import ModelConfig
 
 
 class DataConfig(BaseModel):
@@ -31,6 +31,8 @@ class DataConfig(BaseModel):
     tokenizer: Literal["byte", "bpe"] = "byte"
     bpe_vocab_size: int = Field(4096, ge=260, le=65535)
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    tune_fraction: float = Field(0.5, gt=0, lt=1)
+    val_tokens: int | None = Field(None, ge=4)
     vocab_size: int | None = Field(None, ge=2, le=65536)
     bytes_per_token: float | None = Field(None, gt=0)
 
@@ -41,29 +43,6 @@ class DataConfig(BaseModel):
         if self.source in ("text", "bin") and not self.path:
             raise ValueError(f"source {self.source!r} needs path")
         return self
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    vocab_size: int = 256
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 512
-    activation: str = "relu2"
-    impl: str = "eager"
-    max_seq_len: int = 256
-    tied_embeddings: bool = True
-    norm: Literal["rms", "none"] = "rms"
-    rope_base: float = 10000.0
-
-    @property
-    def gated(self) -> bool:
-        return activations.spec(self.activation).gated
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
 
 
 class LMConfig(TrialConfig):
@@ -112,7 +91,7 @@ class LMConfig(TrialConfig):
             object.__setattr__(self, "d_ff", match_d_ff(self.activation, self.d_model, self.reference, ref, self.ff_multiple))
         return self
 
-    def check_resources(self, r: "Resources") -> tuple[str, str] | None:
+    def check_resources(self, r: Resources) -> tuple[str, str] | None:
         """Several workers split each micro-batch of batch_size sequences into equal slices."""
         if r.workers and self.batch_size % r.workers:
             return "workers", (f"batch_size {self.batch_size} does not split evenly over {r.workers} workers (each worker takes "

@@ -21,7 +21,7 @@ from actbench import activations
 if TYPE_CHECKING:
     import pandas as pd
 
-    from actbench.lm.config import ModelConfig
+    from actbench.lm.shapes import ModelConfig
 
 ACT_OPS = {  # approximate forward elementwise ops per output element
     "relu": 1, "relu2": 2, "leaky_relu2": 3, "leaky_relu": 2, "prelu": 2, "helu": 1, "elu": 4, "smelu": 5,
@@ -97,7 +97,7 @@ def plan(trials: list, assumed_mfu: float = 0.4, peak_tflops: float = 989.0) -> 
             "params": n.params, "mlp_params": n.mlp_params, "flops_per_token": n.flops_per_token,
             "act_flops_per_token": n.act_flops_per_token,
             "diff_pct": mismatch_pct(c.activation, c.d_ff, c.reference, ref_d_ff), "reference": f"{c.reference} d_ff={ref_d_ff}",
-            "tokens": c.steps * c.tokens_per_step, "trials": 1,
+            "tokens": c.steps * c.tokens_per_step, "trials": 1, "train_flops": n.train_flops_per_token * c.steps * c.tokens_per_step,
             "gpu_hours_per_trial": n.train_flops_per_token * c.steps * c.tokens_per_step / (assumed_mfu * peak_tflops * 1e12) / 3600,
         }
         seen[key] = row

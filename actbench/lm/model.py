@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from actbench import activations
-from actbench.lm.config import ModelConfig
+from actbench.lm.shapes import ModelConfig
 
 
 class _RMSNormFunction(torch.autograd.Function):

@@ -3,16 +3,18 @@ CSV/Parquet exports of one results folder (or a folder of them). Missing values 
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actbench.errors import UserError
 from actbench.report import compare
+from actbench.report.formats import LIST_COLUMNS, display
+from actbench.report.replay import replay, saved_suites
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,9 +39,9 @@ def choose_baseline(trials: "pd.DataFrame", names: list[str], requested: str | N
 
 
 def _html_table(df: "pd.DataFrame") -> str:
-    """An HTML table of df's cells as `compare.display` writes them, escaped (built directly:
+    """An HTML table of df's cells as `formats.display` writes them, escaped (built directly:
     pandas' to_html takes seconds for the thousands of rows of a large kernel table)."""
-    shown = compare.display(df)
+    shown = display(df)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>\n" for row in shown.itertuples(index=False))
     return f'<table class="dataframe">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>'
@@ -47,18 +49,10 @@ def _html_table(df: "pd.DataFrame") -> str:
 
 def _json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
     """Lists and dicts in object columns as JSON text (CSV and Parquet cells are scalars)."""
-    import numpy as np
-    import pandas as pd
-
     df = df.copy()
-    for c in df.columns:  # infer_dtype (one C pass) names columns of plain strings or numbers; only the rest are looked at
-        if df[c].dtype == object and pd.api.types.infer_dtype(df[c], skipna=True) in ("mixed", "mixed-integer"):
-            # each object once (the rows of a trial share its config's lists), told apart by id while df holds them all;
-            # map infers the same dtype from them as from the whole column: the same types and values
-            values = df[c].to_numpy()
-            _, first, inverse = np.unique(np.fromiter(map(id, values), np.uint64, len(values)), return_index=True, return_inverse=True)
-            text = pd.Series(values[first], dtype=object).map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
-            df[c] = text.take(inverse).set_axis(df.index)
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
     return df
 
 
@@ -106,22 +100,16 @@ ENV_FIELDS = {"git commit": "git_commit", "actbench": "actbench", "python": "pyt
 
 def environments(trials: "pd.DataFrame") -> "pd.DataFrame":
     """One row per distinct environment the trials ran in (ENV_FIELDS), with its results folder,
-    suite and the number of trials (records of one run share one `env` object: cheap)."""
+    suite and the number of trials."""
     import pandas as pd
 
     if trials.empty or "env" not in trials:
         return pd.DataFrame()
     seen: dict[tuple, dict[str, Any]] = {}
-    by_object: dict[tuple[int, str, str], tuple] = {}
     for env, d, suite in zip(trials["env"], trials["results_dir"].astype(str), trials["suite"].astype(str)):
-        key = by_object.get((id(env), d, suite))
-        if key is None:
-            e = env if isinstance(env, dict) else {}
-            values = tuple(json.dumps(e.get(k), sort_keys=True) if isinstance(e.get(k), (list, dict)) else e.get(k) for k in ENV_FIELDS.values())
-            key = by_object[(id(env), d, suite)] = (d, suite, values)
-        row = seen.get(key)
-        if row is None:
-            row = seen[key] = {"results": key[0], "suite": key[1], **dict(zip(ENV_FIELDS, key[2])), "trials": 0}
+        e = env if isinstance(env, dict) else {}
+        values = tuple(json.dumps(e.get(k), sort_keys=True) if isinstance(e.get(k), (list, dict)) else e.get(k) for k in ENV_FIELDS.values())
+        row = seen.setdefault((d, suite, values), {"results": d, "suite": suite, **dict(zip(ENV_FIELDS, values)), "trials": 0})
         row["trials"] += 1
     return pd.DataFrame(list(seen.values()))
 
@@ -148,58 +136,73 @@ def _environment_section(trials: "pd.DataFrame") -> str:
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline: str | None = None, alpha: float = 0.05,
-                 merge: bool = False, select: "TrialFilter | None" = None, parallel: bool = False) -> dict[str, Any]:
+                 merge: bool = False, select: "TrialFilter | None" = None, margin: float | None = None) -> dict[str, Any]:
     """Summary, failures, comparison tables, PNG plots, HTML page, CSV/Parquet exports (of the
-    trials `select` matches); `parallel`: see `load_tables`."""
-    from actbench.report import plots
-    from actbench.results import gc_frozen, load_tables
+    trials `select` matches)."""
+    from actbench.report.plots.kernel import kernel_throughput
+    from actbench.report.plots.lm import lm_curves
+    from actbench.report.plots.stages import scaling_plot, tuning_plot
+    from actbench.results.frames import load_tables
     from actbench.select import select_frames
 
     run_dir = Path(run_dir)
-    all_trials, all_rows = load_tables(run_dir, parallel=parallel)
+    all_trials, all_rows = load_tables(run_dir)
     if all_trials.empty:
         raise UserError(f"{run_dir}: no trial records in a trials.jsonl at or below it")
-    with gc_frozen():  # what follows allocates plenty (plots): its collections need not traverse the loaded tables
-        trials, rows = select_frames(select, all_trials, all_rows)
-        out = Path(out) if out else (run_dir if run_dir.is_dir() else run_dir.parent) / "report"
-        out.mkdir(parents=True, exist_ok=True)
-        summary = trials.groupby(["suite", "kind", "status"], dropna=False).size().rename("trials").reset_index()
-        failed = trials[trials["status"] != "ok"]
-        failures = failed[[c for c in ("suite", "trial_id", "activation", "status", "error_type", "error_message", "note") if c in failed]]
-        names = list(trials["activation"].dropna().unique()) if "activation" in trials else []
-        why = ""
-        if names:
-            base, why = choose_baseline(trials, names, baseline)
-            names = [base, *(n for n in names if n != base)]
-        try:
-            with ThreadPoolExecutor(1, thread_name_prefix="actbench-exports") as writing:
-                # pyarrow writes CSV and Parquet without holding the GIL: the exports go on beside the comparison and plots
-                exporting = writing.submit(_exports, trials, rows, out)
-                comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select) if names else None
-                # tuned suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
-                suites, _ = compare.saved_suites(all_trials)
-                curves = select_frames(select, compare.select_tuned(all_trials, suites)[0], all_rows, empty_ok=True)[0] if suites else trials
-                images = plots.lm_curves(curves, out, comparison.series if comparison is not None else None, merge)
-                images += plots.kernel_throughput(rows, out)
-                if comparison is not None:
-                    images += plots.scaling_plot(comparison.frames["scaling"], out)
-                images += plots.tuning_plot(all_trials, suites, out)
-            exports = exporting.result()
-            for path in exports:  # the report succeeded: its exports replace any earlier ones
-                os.replace(_partial(path), path)
-        finally:  # a report that failed leaves the earlier exports as they were
-            for name in EXPORTS:
-                _partial(out / name).unlink(missing_ok=True)
-        sections = [("Summary", _html_table(summary))]
-        if not failures.empty:
-            sections.append(("Trials that did not succeed", _html_table(failures.reset_index(drop=True))))
+    trials, rows = select_frames(select, all_trials, all_rows)
+    out = Path(out) if out else (run_dir if run_dir.is_dir() else run_dir.parent) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = trials.groupby(["suite", "kind", "status"], dropna=False).size().rename("trials").reset_index()
+    failed = trials[trials["status"] != "ok"]
+    failures = failed[[c for c in ("suite", "trial_id", "activation", "status", "error_type", "error_message", "note") if c in failed]]
+    names = list(trials["activation"].dropna().unique()) if "activation" in trials else []
+    why = ""
+    if names:
+        base, why = choose_baseline(trials, names, baseline)
+        names = [base, *(n for n in names if n != base)]
+    try:
+        exports = _exports(trials, rows, out)
+        comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select, margin=margin) \
+            if names else None
+        # staged suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
+        suites = comparison.suites if comparison is not None else saved_suites(all_trials)[0]
+        final, _, plans = replay(all_trials, suites)
+        curves = select_frames(select, final, all_rows, empty_ok=True)[0] if suites else trials
+        images = lm_curves(curves, out, comparison.series if comparison is not None else None, merge)
+        images += kernel_throughput(rows, out)
         if comparison is not None:
-            for kind, df in comparison.frames.items():
-                if not df.empty:
-                    lines = "".join(f"<li>{html.escape(line)}</li>" for line in comparison.lines.get(kind, []))
-                    sections.append((f"{kind} (baseline: {names[0]}, {why}; alpha={alpha:g})",
-                                     _html_table(df.drop(columns=compare.LIST_COLUMNS, errors="ignore")) + f"<ul>{lines}</ul>"))
-        sections.append(("Environment (distinct fingerprints of the trials) and the suites as run", _environment_section(trials)))
-        (out / "report.html").write_text(plots.html_page(f"actbench report: {run_dir}", sections, images))
-        return {"summary": summary, "failures": failures, "comparison": comparison, "names": names, "baseline_why": why,
-                "images": images, "html": out / "report.html", "exports": exports, "out": out}
+            images += scaling_plot(comparison.frames["scaling"], out)
+        images += tuning_plot(all_trials, suites, plans, out)
+        for path in exports:  # the report succeeded: its exports replace any earlier ones
+            os.replace(_partial(path), path)
+    finally:  # a report that failed leaves the earlier exports as they were
+        for name in EXPORTS:
+            _partial(out / name).unlink(missing_ok=True)
+    sections = [("Summary", _html_table(summary))]
+    if not failures.empty:
+        sections.append(("Trials that did not succeed", _html_table(failures.reset_index(drop=True))))
+    if comparison is not None:
+        for kind, df in comparison.frames.items():
+            if not df.empty:
+                lines = "".join(f"<li>{html.escape(line)}</li>" for line in comparison.lines.get(kind, []))
+                sections.append((f"{kind} (baseline: {names[0]}, {why}; alpha={alpha:g})",
+                                 _html_table(df.drop(columns=LIST_COLUMNS, errors="ignore")) + f"<ul>{lines}</ul>"))
+    sections.append(("Environment (distinct fingerprints of the trials) and the suites as run", _environment_section(trials)))
+    (out / "report.html").write_text(html_page(f"actbench report: {run_dir}", sections, images))
+    return {"summary": summary, "failures": failures, "comparison": comparison, "names": names, "baseline_why": why,
+            "images": images, "html": out / "report.html", "exports": exports, "out": out}
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}"><figcaption>{html.escape(path.name)}</figcaption></figure>'
+
+
+def html_page(title: str, sections: list[tuple[str, str]], images: list[Path]) -> str:
+    """A self-contained page: tables (HTML strings) and images embedded as base64."""
+    body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)
+    figs = "".join(_img(p) for p in images)
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:13px}"
+             "td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}figure{margin:1em 0}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head>" \
+           f"<body><h1>{html.escape(title)}</h1>{body}<h2>Plots</h2>{figs}</body></html>"

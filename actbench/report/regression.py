@@ -3,16 +3,17 @@ per-commit history of the figures it compared (one JSON line per run, plotted as
 
 from __future__ import annotations
 
-import json
+import os
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actbench.core.record import Record, decode_json, encode
+from actbench.core.trial import NOISY_SPREAD
 from actbench.errors import UserError
-from actbench.report.compare import markdown
-from actbench.report.stats import NOISY_SPREAD
-from actbench.results import parse_json
+from actbench.report.formats import markdown
+from actbench.results.read import gpu_name, iter_records, latest, latest_records, result_dirs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,13 +30,13 @@ def _spread(row: dict[str, Any] | None) -> float:
         return 0.0
 
 
-def _kernel_rows(rec: dict[str, Any], base: dict[str, Any], threshold: float) -> list[tuple[str, str, float, float, str, float]]:
+def _kernel_rows(rec: Record, base: Record, threshold: float) -> list[tuple[str, str, float, float, str, float]]:
     """(impl mode, metric, baseline, current, verdict, noise) per timed row, on the % of the device
     copy measured in the same trial (so a slower or faster machine state cancels out). The noise
     of a side is its row's spread plus its copy's spread; NOISY where it exceeds NOISY_SPREAD or
     a row is flagged noisy; else SLOW / FAST beyond max(threshold, noise), SAME otherwise."""
-    def split(r: dict[str, Any]) -> tuple[dict | None, dict[tuple[Any, Any], dict]]:
-        rows = r.get("rows") or []
+    def split(r: Record) -> tuple[dict | None, dict[tuple[Any, Any], dict]]:
+        rows = r.rows
         copy = next((x for x in rows if x.get("impl") == "copy"), None)
         return copy, {(x.get("impl"), x.get("mode")): x for x in rows if x.get("impl") != "copy"}
 
@@ -67,28 +68,25 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
     or nothing in it could be compared (a wrong path or baseline)."""
     import pandas as pd
 
-    from actbench.results import gpu_name, iter_records, latest_records, result_dirs
-
     base_path = Path(baseline)
     if not base_path.is_file():
         raise UserError(f"--baseline {baseline}: no such file (create one with --update-baseline)")
     if not result_dirs(run_dir):
         raise UserError(f"{run_dir}: no trials.jsonl at or below it")
-    base = {r["trial_id"]: r for r in iter_records(base_path) if r.get("status") == "ok"}
-    current = {r["trial_id"]: r for _, r in latest_records(run_dir)}
+    base = {r.trial_id: r for r in iter_records(base_path) if r.ok}
+    current = {r.trial_id: r for _, r in latest_records(run_dir)}
     out = []
 
-    def add(rec: dict, label: str, metric: str, b: float | None = None, c: float | None = None, verdict: str = "",
+    def add(rec: Record, label: str, metric: str, b: float | None = None, c: float | None = None, verdict: str = "",
             noise: float | None = None) -> None:
         change = (c / b - 1) * 100 if b and c is not None else None
-        out.append({"trial_id": rec["trial_id"], "kind": rec.get("kind"), "what": label, "metric": metric, "baseline": b, "current": c,
+        out.append({"trial_id": rec.trial_id, "kind": rec.kind, "what": label, "metric": metric, "baseline": b, "current": c,
                     "change_pct": change, "noise_pct": None if noise is None else noise * 100, "verdict": verdict})
 
     for tid, rec in current.items():
-        cfg = rec.get("config") or {}
-        label = " ".join(f"{k}={v}" for k, v in cfg.items() if k in ("activation", "dtype", "size", "seed"))
-        if rec.get("status") != "ok":
-            add(rec, label, "status", verdict=f"FAILED ({rec['status']})")
+        label = " ".join(f"{k}={v}" for k, v in rec.config.items() if k in ("activation", "dtype", "size", "seed"))
+        if not rec.ok:
+            add(rec, label, "status", verdict=f"FAILED ({rec.status})")
             continue
         b = base.get(tid)
         if b is None:
@@ -96,13 +94,13 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
         if gpu_name(b) != gpu_name(rec):
             add(rec, label, "-", verdict="SKIPPED (different GPU)")
             continue
-        kind, metrics, bmetrics = rec.get("kind"), rec.get("metrics") or {}, b.get("metrics") or {}
+        kind, metrics, bmetrics = rec.kind, rec.metrics, b.metrics
         if kind == "kernel":
             for what, metric, bv, cv, verdict, noise in _kernel_rows(rec, b, threshold):
                 add(rec, f"{label} {what}", metric, bv, cv, verdict, noise)
         elif kind == "memory":
-            brows = {r.get("impl"): r for r in b.get("rows") or []}
-            for r in rec.get("rows") or []:
+            brows = {r.get("impl"): r for r in b.rows}
+            for r in rec.rows:
                 br = brows.get(r.get("impl"))
                 for m in ("saved_bytes_per_elem", "peak_fwd_bwd_mb"):
                     if br is None or r.get(m) is None or br.get(m) in (None, 0):
@@ -144,11 +142,9 @@ def regress_markdown(df: "pd.DataFrame", baseline: str | Path, run_dir: str | Pa
 def history_entry(df: "pd.DataFrame", run_dir: str | Path) -> dict[str, Any]:
     """One line of the history: the run's git commit (the most common among its records), its
     date (the last record's end, UTC), and the current figure of every compared row."""
-    from actbench.results import latest_records
-
     recs = [r for _, r in latest_records(run_dir)]
-    commits = Counter((r.get("env") or {}).get("git_commit") or "unknown" for r in recs)
-    ended = [r["ended_at"] for r in recs if isinstance(r.get("ended_at"), (int, float))]
+    commits = Counter(r.env.get("git_commit") or "unknown" for r in recs)
+    ended = [r.ended_at for r in recs if isinstance(r.ended_at, (int, float))]
     date = datetime.fromtimestamp(max(ended), timezone.utc) if ended else datetime.now(timezone.utc)
     compared = df[df["verdict"].isin(COMPARED) & df["current"].notna()]
     figures = {f"{r.what} | {r.metric}": float(r.current) for r in compared.itertuples()}
@@ -164,8 +160,8 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
     entries = []
     for raw in p.read_bytes().splitlines():
         try:
-            e = parse_json(raw)
-        except (ValueError, RecursionError):
+            e = decode_json(raw)
+        except ValueError:
             continue
         if isinstance(e, dict) and isinstance(e.get("figures"), dict):
             entries.append(e)
@@ -175,11 +171,24 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
 def append_history(df: "pd.DataFrame", run_dir: str | Path, history: str | Path) -> tuple[dict[str, Any], Path]:
     """Append this run's entry to `history` and redraw its trend plot (the same name, .png).
     Returns the entry and the plot's path."""
-    from actbench.report.plots import history_plot
+    from actbench.report.plots.history import history_plot
 
     entry = history_entry(df, run_dir)
     path = Path(history)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        f.write(json.dumps(entry, allow_nan=False) + "\n")
+        f.write(encode(entry).decode() + "\n")
     return entry, history_plot(read_history(path), path.with_suffix(".png"))
+
+
+def write_baseline(run_dir: str | Path, baseline: str | Path) -> int:
+    """Write the latest ok record of every trial under `run_dir` to `baseline` (replacing it)."""
+    ok = [r for r in latest(r for _, r in latest_records(run_dir)).values() if r.ok]
+    if not ok:
+        raise UserError(f"{run_dir}: no ok trial record at or below it; {baseline} left as it was")
+    path = Path(baseline)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(b"".join(encode(r) + b"\n" for r in ok))
+    os.replace(tmp, path)
+    return len(ok)

@@ -129,11 +129,13 @@ def gain(reference: PowerLaw, loss: float, compute: float) -> float:
 
 @dataclass(frozen=True)
 class Ladder:
-    """Losses of one activation: `losses[r, s]` at rung r (compute `compute[r]`) and seed s.
-    Seeds are columns shared by every activation of the same ladder (nan where missing)."""
+    """Losses of one activation: `losses[r, s]` at rung r (compute `compute[r]`) and seed s, and
+    its training throughput `speed[r, s]` (tokens/s; nan where unknown). Seeds are columns shared
+    by every activation of the same ladder (nan where missing)."""
 
     compute: np.ndarray
     losses: np.ndarray
+    speed: np.ndarray | None = None
 
     @property
     def means(self) -> np.ndarray:
@@ -159,10 +161,12 @@ def _interval(values: np.ndarray, point: float, level: float) -> GainEstimate:
 
 
 def bootstrap_gains(reference: Ladder, candidate: Ladder, at: list[float], *, replicates: int = 1000,
-                    level: float = 0.95, seed: int = 0) -> tuple[list[GainEstimate], list[GainEstimate]]:
+                    level: float = 0.95, seed: int = 0) -> tuple[list[GainEstimate], list[GainEstimate], GainEstimate | None]:
     """Gain of `candidate` over `reference` at each rung's compute and at each compute in `at`,
     both read off the two fitted curves, with percentile intervals from a paired bootstrap over
-    seeds. Both ladders share rungs and seeds."""
+    seeds. Both ladders share rungs and seeds. The third estimate is the gain at the largest rung
+    net of the throughput ratio (candidate / reference tokens/s there, geometric mean over the
+    same resampled seeds): the factor of training time saved (None without throughputs)."""
     if reference.losses.shape != candidate.losses.shape:
         raise ValueError("the two ladders must have the same rungs and seeds")
     rng = np.random.default_rng(seed)
@@ -194,7 +198,15 @@ def bootstrap_gains(reference: Ladder, candidate: Ladder, at: list[float], *, re
         at_rungs, at_targets = gains(candidate.compute), gains(targets)
     rungs = [_interval(at_rungs[1:, r], float(at_rungs[0, r]), level) for r in range(n_rungs)]
     ext = [_interval(at_targets[1:, t], float(at_targets[0, t]), level) for t in range(len(targets))]
-    return rungs, ext
+    time = None
+    if reference.speed is not None and candidate.speed is not None:
+        log_ratio = np.log(candidate.speed[-1] / reference.speed[-1])  # per seed, at the largest rung
+        if np.isfinite(log_ratio).any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ratio_b = np.exp(np.nanmean(log_ratio[idx[:, -1, :]], axis=1))[keep]
+            time = _interval(at_rungs[1:, -1] * ratio_b, float(at_rungs[0, -1] * np.exp(np.nanmean(log_ratio))), level)
+    return rungs, ext, time
 
 
 MIN_RUNGS_TO_EXTRAPOLATE = 4
@@ -206,7 +218,7 @@ LOUD_EXTRAPOLATION = 10.0
 def _ladders(recs: "pd.DataFrame", names: list[str], metric: str) -> tuple[dict[str, Ladder], list[tuple[int, int]], list[int]]:
     """Per activation its Ladder over the suite's rungs (d_model, n_layers; ordered by compute)
     and seeds (nan where a trial is missing)."""
-    import numpy as np
+    import pandas as pd
 
     compute = recs["metric.flops_per_token"].astype(float) * 3 * recs["metric.tokens"].astype(float)
     recs = recs.assign(_rung=list(zip(recs["d_model"].astype(int), recs["n_layers"].astype(int))), _compute=compute)
@@ -219,13 +231,16 @@ def _ladders(recs: "pd.DataFrame", names: list[str], metric: str) -> tuple[dict[
             continue
         c = np.full(len(rungs), np.nan)
         losses = np.full((len(rungs), len(seeds)), np.nan)
+        speed = np.full((len(rungs), len(seeds)), np.nan)
+        tps = a["metric.tokens_per_s"].astype(float) if "metric.tokens_per_s" in a else pd.Series(np.nan, index=a.index)
         for r, rung in enumerate(rungs):
             at = a[a["_rung"] == rung]
             if len(at):
                 c[r] = at["_compute"].mean()
-                for s, v in zip(at["seed"].astype(int), at[f"metric.{metric}"].astype(float)):
+                for s, v, t in zip(at["seed"].astype(int), at[f"metric.{metric}"].astype(float), tps[at.index]):
                     losses[r, seeds.index(s)] = v
-        out[act] = Ladder(c, losses)
+                    speed[r, seeds.index(s)] = t
+        out[act] = Ladder(c, losses, speed)
     return out, rungs, seeds
 
 
@@ -240,7 +255,7 @@ def scaling_frame(trials: "pd.DataFrame", names: list[str], suites: dict[tuple[s
     paired-bootstrap intervals over seeds (or why the target is refused)."""
     import pandas as pd
 
-    from actbench.ladder import target_compute
+    from actbench.lm.ladder import target_compute
 
     out = []
     for (d, name), suite in suites.items():
@@ -259,19 +274,22 @@ def scaling_frame(trials: "pd.DataFrame", names: list[str], suites: dict[tuple[s
             ok = np.isfinite(lad.compute) & ~np.isnan(lad.losses).all(axis=1)
             f = fit(lad.compute[ok], lad.means[ok])
             row: dict[str, Any] = {
+                "device": ", ".join(sorted({str(v) for v in recs["metric.device"].dropna()})) if "metric.device" in recs else None,
                 "suite": name, "results": d, "activation": act, "metric": metric, "rungs": int(ok.sum()), "seeds": len(seeds),
                 "compute": lad.compute.tolist(), "losses": lad.losses.tolist(), "shapes": [f"{m}x{n}" for m, n in rungs],
                 "E": f.law.E if f else np.nan, "A": f.law.A if f else np.nan, "alpha": f.law.alpha if f else np.nan,
                 "C0": f.law.C0 if f else np.nan, "r2": f.r2 if f else np.nan,
                 "max_residual": float(np.abs(f.residuals).max()) if f else np.nan,
                 "gain": np.nan, "gain_low": np.nan, "gain_high": np.nan, "rung_gains": [],
+                "time_gain": np.nan, "time_low": np.nan, "time_high": np.nan,
                 "target_compute": target, "target_label": spec.target.label if spec.target else "", "extrapolation": np.nan, "target_gain": np.nan, "target_low": np.nan,
                 "target_high": np.nan, "target_note": None, "note": None if f else f"no fit: fewer than {MIN_RUNGS} rungs or no decreasing curve",
             }
             if act != names[0] and base is not None and f is not None:
                 both = ok & np.isfinite(base.compute) & ~np.isnan(base.losses).all(axis=1)
                 if both.sum() >= MIN_RUNGS and fit(base.compute[both], base.means[both]) is not None:
-                    ref, cand = Ladder(base.compute[both], base.losses[both]), Ladder(lad.compute[both], lad.losses[both])
+                    ref = Ladder(base.compute[both], base.losses[both], base.speed[both] if base.speed is not None else None)
+                    cand = Ladder(lad.compute[both], lad.losses[both], lad.speed[both] if lad.speed is not None else None)
                     factor = target / float(cand.compute.max()) if target else np.nan
                     refuse = None
                     if target and both.sum() < MIN_RUNGS_TO_EXTRAPOLATE:
@@ -279,11 +297,13 @@ def scaling_frame(trials: "pd.DataFrame", names: list[str], suites: dict[tuple[s
                     elif target and factor > spec.max_extrapolation:
                         refuse = f"refused: {factor:.3g}x beyond the largest rung (max_extrapolation {spec.max_extrapolation:g})"
                     at = [target] if target and refuse is None else []
-                    per_rung, ext = bootstrap_gains(ref, cand, at, replicates=replicates, level=level)
+                    per_rung, ext, time = bootstrap_gains(ref, cand, at, replicates=replicates, level=level)
                     row.update(_gain_cells(per_rung[-1]), rung_gains=[[g.value, g.low, g.high] for g in per_rung],
                                extrapolation=factor, target_note=refuse)
                     if ext:
                         row.update(target_gain=ext[0].value, target_low=ext[0].low, target_high=ext[0].high)
+                    if time is not None:
+                        row.update(time_gain=time.value, time_low=time.low, time_high=time.high)
                 else:
                     row["note"] = f"the baseline {names[0]} has no fit on the same rungs"
             out.append(row)
@@ -327,6 +347,9 @@ def scaling_lines(frame: "pd.DataFrame", baseline: str) -> list[str]:
             verdict = "the interval excludes 1" if excludes else "the interval includes 1: no detectable gain"
         head = (f"{r.suite}: {r.activation} vs {baseline}: compute-equivalent gain at the largest rung {gain_text(r.gain, r.gain_low, r.gain_high)}"
                 f" ({verdict}); {fit_text}")
+        if np.isfinite(r.time_gain):
+            head += (f"; net of its throughput there (training time saved): {gain_text(r.time_gain, r.time_low, r.time_high)}"
+                     + (" on CPU" if r.device == "cpu" else ""))
         if r.target_compute and np.isfinite(r.target_compute):
             where = f"the target ({r.target_label}, {r.target_compute:.3g} FLOPs)" if r.target_label else f"the target {r.target_compute:.3g} FLOPs"
             if r.target_note:

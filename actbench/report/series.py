@@ -1,9 +1,9 @@
 """lm series files read once per comparison or report, kept compact.
 
 A series file (`series/<trial id>.json`) holds per-step tables and the final evaluation's chunks
-and argmax predictions; compare needs the chunks and predictions, the plots the curves. `Series`
-parses each file once (the JSON parse is what costs) and keeps only float/integer arrays of what
-they use, so a report over many lm trials reads each file once and holds little."""
+and argmax predictions; compare needs the chunks, predictions and the slope of the validation
+curve, the plots the curves. `Series` parses each file once and keeps only float/integer arrays of
+what they use, so a report over many lm trials reads each file once and holds little."""
 
 from __future__ import annotations
 
@@ -13,31 +13,27 @@ from typing import Any
 
 import numpy as np
 
-from actbench.results import read_series, unpack_ints
+from actbench.results.read import read_series
 
 CURVES = {"train": ("step", "loss", "tokens", "time_s"), "val": ("step", "tokens", "time_s", "loss", "bpb"),
           "alphas": ("step", "layer", "alpha_p", "alpha_n")}
-_LEGACY = {"train": ("train_loss", ("step", "loss")), "val": ("val", ("step", "loss", "bpb")),
-           "alphas": ("alphas", ("step", "layer", "alpha_p", "alpha_n"))}
+MIN_SLOPE_POINTS = 2
+"""Validation points before the LR decay that a slope against log tokens needs."""
 
 
 def _floats(values: Any) -> np.ndarray:
-    """A column as floats, None as NaN (numpy's own conversion of a list does both)."""
-    return np.asarray(values if isinstance(values, list) else [np.nan if v is None else v for v in values], dtype=float)
+    """A column as floats, None as NaN."""
+    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
 
 
 def _table(series: dict[str, Any], name: str) -> dict[str, np.ndarray] | None:
-    """One curve table as float columns: the column format {table: {column: [...]}} or the older
-    list of unnamed rows; None where it is absent or has another shape."""
+    """One curve table {column: [...]} as float columns; None where it is absent or has another shape."""
     data = series.get(name)
-    legacy_key, legacy_names = _LEGACY[name]
+    if not isinstance(data, dict):
+        return None
     try:
-        if isinstance(data, dict):
-            cols = {c: _floats(data[c]) for c in CURVES[name] if c in data}
-        else:
-            rows = np.asarray([[np.nan if v is None else v for v in r] for r in series.get(legacy_key) or []], dtype=float)
-            cols = {c: rows[:, i] for i, c in enumerate(legacy_names) if rows.ndim == 2 and i < rows.shape[1]}
-    except (TypeError, ValueError, KeyError, IndexError):
+        cols = {c: _floats(data[c]) for c in CURVES[name] if isinstance(data.get(c), list)}
+    except (TypeError, ValueError):
         return None
     if "step" not in cols or len({len(v) for v in cols.values()}) != 1 or not len(cols["step"]):
         return None
@@ -61,21 +57,13 @@ def _chunks(series: dict[str, Any]) -> dict[str, np.ndarray] | None:
 
 def _argmax(series: dict[str, Any]) -> np.ndarray | None:
     values = series.get("val_argmax")
-    if isinstance(values, dict):  # packed (pack_ints)
-        a = unpack_ints(values)
-    else:  # a list of numbers (earlier results)
-        try:  # byte-level token ids (all in 0..255): bytes() converts them at C speed
-            a = np.frombuffer(bytes(values), dtype=np.uint8) if isinstance(values, list) else None
-        except (TypeError, ValueError):
-            a = None
-        if a is None:
-            try:
-                a = np.asarray(values, dtype=np.int64)
-            except (TypeError, ValueError, OverflowError):
-                return None
+    try:
+        a = np.asarray(values, dtype=np.int64) if isinstance(values, list) else None
+    except (TypeError, ValueError, OverflowError):
+        return None
     if a is None or a.ndim != 1 or not len(a):
         return None
-    return a.astype(np.uint16) if a.min() >= 0 and a.max() < 2**16 else a.astype(np.int64)  # token ids: 2 bytes each where they fit
+    return a.astype(np.uint16) if a.min() >= 0 and a.max() < 2**16 else a  # token ids: 2 bytes each where they fit
 
 
 @dataclass
@@ -96,6 +84,23 @@ class TrialSeries:
         if not len(nats) or nats.shape != w.shape or not (np.isfinite(nats).all() and (w > 0).all()):
             return None
         return nats, w
+
+    def stable_slope(self, metric: str, config: dict[str, Any]) -> float | None:
+        """d metric / d ln(tokens) of the validation curve over the second half of the stable
+        phase of a warmup-stable-decay run (after warmup, before the decay): the rate at which more
+        tokens lower the loss there. A run of fewer tokens ends near a curve parallel to the stable
+        one, so this also says what a shorter run of the same schedule would lose. None for another
+        schedule or fewer than MIN_SLOPE_POINTS points."""
+        v = self.val
+        if v is None or metric not in v or "tokens" not in v or config.get("schedule", "wsd") != "wsd":
+            return None
+        steps = v["step"].max()
+        decay_start = steps * (1 - float(config.get("decay_frac", 0.2)))
+        start = max(steps * float(config.get("warmup_frac", 0.05)), decay_start / 2)
+        keep = (v["step"] >= start) & (v["step"] <= decay_start) & np.isfinite(v[metric]) & (v["tokens"] > 0)
+        if keep.sum() < MIN_SLOPE_POINTS:
+            return None
+        return float(np.polyfit(np.log(v["tokens"][keep]), v[metric][keep], 1)[0])
 
 
 def parse(series: dict[str, Any]) -> TrialSeries:

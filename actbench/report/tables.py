@@ -15,7 +15,7 @@ from rich.text import Text
 from actbench import activations
 
 if TYPE_CHECKING:
-    from actbench.runner import SweepResult
+    from actbench.runner.driver import SweepResult
     from actbench.select import TrialFilter
     from actbench.suite import Suite
 
@@ -59,10 +59,8 @@ def trial_table(suite: "Suite", select: "TrialFilter | None" = None, recorded: s
     for, the ones in `recorded` (already recorded ok: a run skips them) marked; for more than
     DRY_RUN_ROWS trials, unless `all_rows`, the count of trials per value of every swept field
     and the first DRY_RUN_FIRST rows."""
-    from actbench.runner import varying_fields
-
     r = suite.spec.resources
-    keys = varying_fields(suite)
+    keys = suite.label_fields
     trials = [(t, t.config_dict()) for t in suite.trials]
     if select is not None:
         trials = select.apply(trials, lambda tc: tc[1], lambda tc: tc[0].id)
@@ -95,12 +93,20 @@ def trial_table(suite: "Suite", select: "TrialFilter | None" = None, recorded: s
     t.add_column("recorded")
     for i, (trial, cfg) in enumerate(shown):
         t.add_row(str(i), trial.id, *(str(cfg.get(k)) for k in keys), "ok: skipped" if trial.id in recorded else "")
+    later = []
     if suite.spec.tune is not None:
         tune = suite.spec.tune
         rungs = len(tune.rung_budgets())
-        t.caption = (f"these are the tuning trials ({', '.join(tune.fields)}" + (f", successive halving in {rungs} rungs: later rungs "
-                     "keep the best values" if rungs > 1 else "") + f"); then the final stage: {suite.groups} group(s) x "
-                     f"{suite.spec.n_seeds} seed(s) at each group's best values, decided from these results")
+        later.append(f"these are the tuning trials ({', '.join(tune.fields)}, on tuning seeds" + (
+            f"; successive halving in {rungs} rungs: later rungs keep the best values" if rungs > 1 else "") +
+            f"); then the final trials of {suite.groups} point(s) at each point's best values, decided from these results")
+    if suite.spec.decide is not None and len(suite.spec.looks) > 1:
+        later.append(f"seeds in rounds: the first {suite.spec.looks[0]} here; more (up to {suite.spec.looks[-1]}) only for the "
+                     "candidates a look leaves undecided")
+    if any(suite.kind.choice(tr.config) for tr, _ in trials[:1]):
+        later.append("values left auto (impl) are chosen first, once per point, by a helper trial")
+    if later:
+        t.caption = "; ".join(later)
     parts.append(t)
     return Group(*parts)
 
@@ -110,7 +116,7 @@ def print_summary(result: "SweepResult", out_dir: Path, console: Console) -> Non
     recs = result.final_records
     counts: dict[str, int] = {}
     for r in recs:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        counts[r.status] = counts.get(r.status, 0) + 1
     nothing = "interrupted before any trial finished: nothing recorded" if result.interrupted else "nothing to run"
     parts = [f"{n} {s}" for s, n in sorted(counts.items())] or [nothing]
     if len(result.records) > len(recs):
@@ -122,45 +128,73 @@ def print_summary(result: "SweepResult", out_dir: Path, console: Console) -> Non
     path = out_dir / "trials.jsonl"
     where = f"results in {path}" if path.exists() else f"no results file: {path} does not exist"
     console.print(f"[bold]{escape(', '.join(parts))}[/]; {escape(where)}", highlight=False)
-    bad = [r for r in recs if r["status"] != "ok"]
+    bad = [r for r in recs if not r.ok]
     if bad:
         t = Table(title="trials that did not succeed")
         for col in ("trial id", "status", "config", "reason", "traceback"):
             t.add_column(col)
         for r in bad:
-            err = r.get("error") or {}
-            cfg = ", ".join(f"{k}={v}" for k, v in r["config"].items() if k not in ("impls", "modes"))
-            reason = f"{err.get('type', '')}: {err.get('message', '')}".strip(": ") or r.get("note", "")
-            t.add_row(r["trial_id"], r["status"], cfg, reason, err.get("traceback_file") or "")
+            err = r.error or {}
+            cfg = ", ".join(f"{k}={v}" for k, v in r.config.items() if k not in ("impls", "modes"))
+            reason = f"{err.get('type', '')}: {err.get('message', '')}".strip(": ") or r.note
+            t.add_row(r.trial_id, r.status, cfg, reason, err.get("traceback_file") or "")
         console.print(t)
 
 
-def planned_trials(suite: "Suite") -> list:
-    """Every trial the suite will run, for costing: for a tuned suite its first tuning stage, the
-    later halving rungs and the final stage, the trials tuning decides later standing in at the
-    first tuned values (with budget 1 some final trials are tuning trials: an upper bound)."""
-    trials = list(suite.trials)
-    tune = suite.spec.tune
-    if tune is None or suite.build is None:
-        return trials
-    first = dict(zip(tune.fields, tune.grid()[0]))
-    seeds = tune.tune_seeds(suite.spec.seed_list)
-    alive = len(tune.grid())
-    for budget in tune.rung_budgets()[1:]:  # successive halving keeps ceil(alive / eta) values per rung
-        alive = -(-alive // tune.halving.eta)
-        trials += [suite.build(g, first, s, budget) for g in range(suite.groups) for s in seeds] * alive
-    return trials + [suite.build(g, first, s, 1.0) for g in range(suite.groups) for s in suite.spec.seed_list]
+def _planned(suite: "Suite") -> list:
+    """Every trial of the suite's own kind it can run (`planner.plan.forecast`)."""
+    from actbench.planner.plan import forecast
+
+    return [t for t in forecast(suite).planned if t.kind == suite.spec.kind]
+
+
+CPU_TRAIN_FLOPS = 5e10
+"""Training FLOP/s of one CPU core, for CPU-hour estimates: llm_tiny trained at about 9,400
+tokens/s (5.5 MFLOP per token) on one core of the 2-core machine the README was measured on."""
+
+
+def cpu_hours(suite: "Suite") -> float:
+    """About how many hours of one CPU core every trial of an lm suite takes (CPU_TRAIN_FLOPS)."""
+    from actbench.lm.flops import plan
+
+    df = plan(_planned(suite))
+    return float((df["trials"] * df["train_flops"]).sum()) / CPU_TRAIN_FLOPS / 3600 if len(df) else 0.0
+
+
+def sequential_cost(suite: "Suite") -> str | None:
+    """What a suite with `decide:` costs in seeds: its looks, and with `decide.sd` (a planning
+    guess of the paired-difference sd) the expected seeds per comparison and how often each
+    verdict comes, at no difference, at the margin and at twice the margin."""
+    from actbench.analysis.sequential import operating
+    from actbench.planner.seeds import design
+
+    d = suite.spec.decide
+    if d is None:
+        return None
+    plan = design(suite)
+    text = (f"Decided in looks at {', '.join(map(str, plan.looks))} paired seeds (alpha {d.alpha:g} family-wise, Bonferroni over "
+            f"{plan.candidates} candidate(s), {d.spending} spending; at most {plan.n_max} seeds per activation and setup)")
+    margin = None if d.margin is None else d.margin if not d.relative else None
+    if d.sd is None or margin is None:
+        return text + ("; set decide.sd (a guess of the sd of paired differences) for the expected seeds" if margin is not None else
+                       "; expected seeds need an absolute margin and decide.sd") + "."
+    parts = []
+    for label, delta in (("no difference", 0.0), ("a difference of the margin", margin), ("twice the margin", 2 * margin)):
+        oc = operating(plan, delta, d.sd, sims=4000)
+        parts.append(f"at {label}: expected {oc.mean_pairs:.1f} seeds (max {oc.max_pairs}), better {oc.p_better:.0%} / worse "
+                     f"{oc.p_worse:.0%} / equivalent {oc.p_equivalent:.0%} / undecided {oc.p_undecided:.0%}")
+    return text + f"; with sd {d.sd:g} and margin ±{margin:g}, per comparison " + "; ".join(parts) + "."
 
 
 def plan_table(suite: "Suite") -> Table:
     """`actbench lm plan`: matched widths, counts, difference from the reference, cost, total."""
     from actbench.lm.flops import plan
 
-    df = plan(planned_trials(suite))
+    df = plan(_planned(suite))
     ladder = suite.spec.ladder is not None
-    t = Table(title=f"{suite.name}: matched MLPs (GPU-hours at 40% MFU of an H100's 989 bf16 TFLOP/s)")
+    t = Table(title=f"{suite.name}: matched MLPs (GPU-hours at 40% MFU of an H100's 989 bf16 TFLOP/s; every trial the suite can run)")
     cols = ["activation", *(["d_model x layers"] if ladder else []), "d_ff", "params", "MLP params", "FLOPs/token", "act FLOPs/token",
-            "vs reference", "tokens/trial", "trials", "GPU-h/trial"]
+            "vs reference", "tokens/trial", "trials", "GPU-h/trial", "CPU-h/trial"]
     for col in cols:
         t.add_column(col, justify="left" if col == "activation" else "right")
     for r in df.itertuples():
@@ -168,14 +202,16 @@ def plan_table(suite: "Suite") -> Table:
         t.add_row(r.activation + (" (gated)" if r.gated else ""), *([f"{r.d_model} x {r.n_layers}"] if ladder else []), str(r.d_ff),
                   f"{r.params / 1e6:.3f}M", f"{r.mlp_params / 1e6:.3f}M", f"{r.flops_per_token / 1e6:.2f}M",
                   f"{r.act_flops_per_token / 1e3:.1f}K", diff if abs(r.diff_pct) <= 0.5 else f"[red]{diff}[/]",
-                  f"{r.tokens / 1e6:.2f}M", str(r.trials), f"{r.gpu_hours_per_trial:.3g}")
+                  f"{r.tokens / 1e6:.2f}M", str(r.trials), f"{r.gpu_hours_per_trial:.3g}", f"{r.train_flops / CPU_TRAIN_FLOPS / 3600:.3g}")
     if len(df):
         total = float((df["trials"] * df["gpu_hours_per_trial"]).sum())
+        cpu = float((df["trials"] * df["train_flops"]).sum()) / CPU_TRAIN_FLOPS / 3600
         t.add_section()
         t.add_row("total", *([""] if ladder else []), "", "", "", "", "", "", f"{(df['trials'] * df['tokens']).sum() / 1e6:.2f}M",
-                  str(int(df["trials"].sum())), f"{total:.3g} GPU-h")
+                  str(int(df["trials"].sum())), f"{total:.3g} GPU-h", f"{cpu:.3g} CPU-h")
         tuned = " Tuned suite: tuning trials at their budgets plus the final stage (costed at the first tuned values)." \
             if suite.spec.tune is not None else ""
+        tuned += f" {sequential_cost(suite)}" if suite.spec.decide is not None else ""
         group = suite.spec.resources.worker_group
         if group and group.gpus:
             gpus = group.workers * group.gpus
@@ -183,5 +219,6 @@ def plan_table(suite: "Suite") -> Table:
                       f"{df['gpu_hours_per_trial'].max() / gpus:.3g} hours of wall clock for the longest, at that MFU.")
         t.caption = (f"reference: {df['reference'].iloc[0]}{' at the first rung' if ladder else ''}; FLOPs/token: forward matmuls and "
                      "attention (x3 to train); act FLOPs: approximate elementwise ops of the activation, not matched; red: more than "
-                     f"0.5% off (pick another ff_multiple); total: tokens and GPU-hours of every trial.{tuned}")
+                     f"0.5% off (pick another ff_multiple); total: tokens and GPU-hours of every trial (CPU-hours: one core at "
+                     f"{CPU_TRAIN_FLOPS / 1e9:g} GFLOP/s, roughly).{tuned}")
     return t

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from actbench.core.resources import Resources
+from actbench.core.trial import Trial
 from actbench.errors import UserError
-from actbench.runner import execute_trial, trial_plugins
 from actbench.runner.progress import Sink
-from actbench.suite import Resources, Trial
+from actbench.runner.trial import execute_trial, trial_plugins
 
 
 class InlineExecutor:

@@ -1,19 +1,19 @@
 """Live progress of a sweep, in the driver.
 
-A trial reports progress through `TrialContext.report` (the lm trainer: step, total_steps,
-tokens, train_loss, lr, tokens_per_s, val_bpb, phase). Where it runs, `Throttle` forwards at most
+A trial reports progress through `TrialContext.report` (step, total_steps, phase and the values its
+kind names as its columns; the lm trainer: train_loss, val_bpb, tokens_per_s, lr). Where it runs, `Throttle` forwards at most
 one message per trial per second (evaluations and the first message always) to the executor's
 sink: a direct call for the inline executor, a Ray queue that the driver drains in its poll loop
 for Ray. The driver's `Board` keeps the latest message of every running trial and shows it:
 
 - on a terminal, a live table (rich) under the finished trials' lines: per running trial its
-  step/total, train loss, last validation bits per byte and tokens/s, and a header with the
-  sweep's progress and ETA;
+  step/total and the kind's columns (lm: train loss, last validation bits per byte, tokens/s), and
+  a header with the sweep's progress and ETA;
 - elsewhere (CI logs, a file), every `plain_every_s` seconds one plain line for the sweep and
   one per running trial, without escape codes.
 
-The sweep's ETA counts work: the steps of trials whose config has `steps` (lm), else whole
-trials, done against the total, at the rate the sweep has managed since it started. With a
+The sweep's ETA counts work (each trial's as its kind counts it: lm, its steps; else 1), done
+against the total, at the rate the sweep has managed since it started. With a
 TensorBoard folder, the board also writes each trial's streamed scalars as event files under
 `<folder>/<trial label> <trial id>/` (`tensorboard --logdir` on the results folder shows them).
 """
@@ -33,7 +33,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from actbench.benchmarks import TrialTimeout
+from actbench.core.kinds import Column
+from actbench.core.trial import TrialTimeout
 
 THROTTLE_S = 1.0
 PLAIN_EVERY_S = 30.0
@@ -93,7 +94,7 @@ class _Running:
 class _TensorBoard:
     """Event files per trial, written from the streamed progress (torch's SummaryWriter)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, columns: tuple[Column, ...]):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
@@ -102,6 +103,7 @@ class _TensorBoard:
             raise UserError(f"--tensorboard needs the tensorboard package ({e}): pip install 'actbench[tensorboard]'") from e
         self.writer_class = SummaryWriter
         self.folder = folder
+        self.columns = columns
         self.writers: dict[str, Any] = {}
 
     def write(self, trial_id: str, label: str, values: dict[str, Any]) -> None:
@@ -112,10 +114,10 @@ class _TensorBoard:
         if w is None:
             name = re.sub(r"[^A-Za-z0-9_.,=+-]+", "_", f"{label} {trial_id}").strip("_")
             w = self.writers[trial_id] = self.writer_class(log_dir=str(self.folder / name))
-        for key, tag in (("train_loss", "train/loss"), ("val_bpb", "val/bpb"), ("lr", "train/lr"), ("tokens_per_s", "train/tokens_per_s")):
-            v = values.get(key)
+        for c in self.columns:
+            v = values.get(c.key)
             if isinstance(v, (int, float)) and v == v:
-                w.add_scalar(tag, v, step)
+                w.add_scalar(c.tag, v, step)
 
     def close(self, trial_id: str) -> None:
         w = self.writers.pop(trial_id, None)
@@ -131,8 +133,10 @@ class Board:
     """What a sweep is doing: the latest progress of every running trial, finished counts and the
     ETA; shown live on a terminal, as periodic plain lines elsewhere (see the module docstring)."""
 
-    def __init__(self, title: str, console: Console, plain_every_s: float = PLAIN_EVERY_S, tensorboard: Path | None = None):
+    def __init__(self, title: str, console: Console, columns: tuple[Column, ...] = (), plain_every_s: float = PLAIN_EVERY_S,
+                 tensorboard: Path | None = None):
         self.title = title
+        self.columns = tuple(c for c in columns if c.header)
         self.console = console
         self.plain_every_s = plain_every_s
         self.started = time.time()
@@ -143,7 +147,7 @@ class Board:
         self.running: dict[str, _Running] = {}
         self.lock = threading.Lock()
         self.next_plain = self.started + plain_every_s
-        self.tb = _TensorBoard(tensorboard) if tensorboard is not None else None
+        self.tb = _TensorBoard(tensorboard, columns) if tensorboard is not None else None
         self.live: Live | None = None
 
     # --- what the driver tells it
@@ -208,18 +212,14 @@ class Board:
                 f"(ok {self.counts['ok']}, not ok {self.counts['bad']}, running {len(self.running)}), "
                 f"elapsed {_clock(time.time() - self.started)}, eta {_clock(self.eta_s())}")
 
-    @staticmethod
-    def trial_line(r: _Running) -> str:
+    def trial_line(self, r: _Running) -> str:
         v = r.values
         parts = []
         if "step" in v:
             parts.append(f"step {v['step']}/{v.get('total_steps', '?')}")
-        if "train_loss" in v:
-            parts.append(f"train loss {_num(v['train_loss'], '.4f')}")
-        if "val_bpb" in v:
-            parts.append(f"val bpb {_num(v['val_bpb'], '.4f')}")
-        if "tokens_per_s" in v:
-            parts.append(f"{_num(v['tokens_per_s'], ',.0f')} tokens/s")
+        for c in self.columns:
+            if c.key in v:
+                parts.append(f"{_num(v[c.key], c.fmt)} {c.header}" if c.header.endswith("/s") else f"{c.header} {_num(v[c.key], c.fmt)}")
         if _final(v):
             parts.append("final evaluation")
         parts.append(f"running {_clock(time.time() - r.since)}")
@@ -247,13 +247,12 @@ class Board:
         if not running:
             return Group(head)
         t = Table(box=None, padding=(0, 1), show_edge=False, header_style="dim")
-        for col in ("running trial", "step", "train loss", "val bpb", "tokens/s", "running for"):
+        for col in ("running trial", "step", *(c.header for c in self.columns), "running for"):
             t.add_column(col, justify="left" if col == "running trial" else "right")
         for r in running:
             v = r.values
             step = f"{v['step']}/{v.get('total_steps', '?')}" + (" final eval" if _final(v) else "") if "step" in v else "-"
-            t.add_row(r.label, step, _num(v.get("train_loss"), ".4f"), _num(v.get("val_bpb"), ".4f"),
-                      _num(v.get("tokens_per_s"), ",.0f"), _clock(time.time() - r.since))
+            t.add_row(r.label, step, *(_num(v.get(c.key), c.fmt) for c in self.columns), _clock(time.time() - r.since))
         return Group(head, t)
 
     def __enter__(self) -> "Board":

@@ -38,10 +38,12 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayError, TaskCancelledError
 
+from actbench.core.resources import Resources, WorkerGroup
+from actbench.core.trial import Trial
 from actbench.errors import UserError
-from actbench.runner import ClusterLost, execute_trial, trial_plugins
+from actbench.runner.executor import ClusterLost
 from actbench.runner.progress import Sink
-from actbench.suite import Resources, Trial, WorkerGroup
+from actbench.runner.trial import execute_trial, trial_plugins
 
 CONNECT_TIMEOUT_S = 5.0
 CLUSTER_LOST_S = 10.0

@@ -44,9 +44,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from actbench.benchmarks import KindSpec, TrialConfig, TrialContext, TrialOutput, TrialTimeout
-from actbench.runner import WorkersLost, is_oom, trial_threads
-from actbench.suite import WorkerGroup
+from actbench.core.kinds import KindSpec
+from actbench.core.resources import WorkerGroup, trial_threads
+from actbench.core.trial import TrialConfig, TrialContext, TrialOutput, TrialTimeout
+from actbench.runner.outcome import WorkersLost, is_oom
 
 
 def _worker_loop(config: dict[str, Any]) -> TrialOutput | None:
@@ -57,8 +58,8 @@ def _worker_loop(config: dict[str, Any]) -> TrialOutput | None:
     import torch
 
     from actbench.activations import load_plugin
-    from actbench.benchmarks import kind_spec
-    from actbench.results import fingerprint
+    from actbench.core.kinds import kind_spec
+    from actbench.results.fingerprint import fingerprint
 
     for module in config["plugins"]:
         load_plugin(module)

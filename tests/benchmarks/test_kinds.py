@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-
 import time
 
 import numpy as np
 import pytest
 import torch
 
-from actbench.benchmarks import TrialContext
-from actbench.benchmarks.kernel import MIN_REPEATS, NOISY_SPREAD, KernelConfig, Timing, time_ms
+from actbench.benchmarks.kernel import KernelConfig
 from actbench.benchmarks.kernel import run as run_kernel
 from actbench.benchmarks.memory import MemoryConfig
 from actbench.benchmarks.memory import run as run_memory
+from actbench.benchmarks.timing import MIN_REPEATS, NOISY_SPREAD, Timing, time_ms
+from actbench.core.trial import TrialContext
 from actbench.kernels import xielu as kx
-from actbench.lm.data import read_shard
+from actbench.lm.shards import read_shard
 
 
 def test_kernel_trial_rows_bytes_and_copy_percentages():

@@ -12,7 +12,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from dtype_grid import DTYPES, excess, grid, sensitivity, signed_uniform, term_scale, worst
 
 from actbench import activations

@@ -14,13 +14,19 @@ import numpy as np
 import pytest
 import torch
 
-from actbench.benchmarks import TrialContext
-from actbench.lm import data
-from actbench.lm.config import LMConfig
+from actbench.core.trial import TrialContext
+from actbench.lm.checkpoint import CHECKPOINT_FORMAT
+from actbench.lm.config import DataConfig, LMConfig
+from actbench.lm.corpus import load_corpus
+from actbench.lm.evaluate import evaluate
 from actbench.lm.model import Llama, ModelConfig
-from actbench.lm.train import CHECKPOINT_FORMAT, evaluate, lr_at, train
-from actbench.results import ResultStore, iter_records, series, unpack_ints
-from actbench.runner import execute_trial
+from actbench.lm.tokens import train_bpe
+from actbench.lm.train import lr_at, train
+from actbench.lm.windows import windows_per_chunk
+from actbench.results.frames import series
+from actbench.results.read import iter_records
+from actbench.results.store import ResultStore
+from actbench.runner.trial import execute_trial
 
 TINY = dict(d_model=32, n_layers=1, n_heads=2, seq_len=32, batch_size=8, ff_multiple=16, eval_tokens=2048, churn_tokens=256, impl="eager")
 WORDS = ["a", "to", "the", "wörld", "héllo", "日本", "banana", "quixotic", "zebra", "lamp", "river", "stone"]
@@ -67,7 +73,7 @@ def test_thirty_cpu_steps_lower_the_loss_and_report_progress():
     assert out.metrics["val_loss"] < np.log(256) - 0.5
     assert out.metrics["eval_scope"] == "slice" and out.metrics["val_tokens_scored"] == 2048 == out.metrics["periodic_eval_tokens"]
     assert out.metrics["impl_used"] == "eager"
-    assert len(unpack_ints(out.series["val_argmax"])) == 256
+    assert len(out.series["val_argmax"]) == 256
     al = out.series["alphas"]
     assert al["step"][:1] == [0] and al["layer"][:1] == [0]
     assert al["alpha_p"][0] == pytest.approx(0.8) and al["alpha_n"][0] == pytest.approx(0.8)  # the init value at step 0
@@ -84,18 +90,20 @@ def test_thirty_cpu_steps_lower_the_loss_and_report_progress():
 def test_full_split_evaluation_scores_every_target_with_its_exact_bytes(word_corpus):
     cfg = LMConfig(activation="relu2", data={"source": "text", "path": str(word_corpus), "val_fraction": 0.49, "tokenizer": "bpe",
                                              "bpe_vocab_size": 400}, tokens=4 * 8 * 32, eval_every=2, **TINY)
-    corpus = data.load_corpus(cfg.data)
+    corpus = load_corpus(cfg.data)
     out = train(cfg, TrialContext(trial_id="f"))
     m, chunks = out.metrics, out.series["eval_chunks"]
-    val = np.asarray(corpus.val, dtype=np.int64)
+    tune, test = corpus.parts(cfg.data.tune_fraction)
+    val = np.asarray(test, dtype=np.int64)  # the verdicts' part; tuning's is scored whole too, apart
+    assert len(tune) + len(test) == len(corpus.val) and m["tune_val_tokens_scored"] == len(tune) - 1
     assert m["eval_scope"] == "full" and m["val_bytes_exact"] is True
     assert m["val_tokens_scored"] == len(val) - 1 == sum(chunks["tokens"])  # the tail window too
     assert m["val_bytes_scored"] == corpus.token_bytes[val[1:]].sum() == sum(chunks["bytes"])
     val_text = (word_corpus / "b_val.txt").read_text(encoding="utf-8").encode()
-    assert corpus.token_bytes[val].sum() == len(val_text)  # the table adds up to the text's bytes
+    assert corpus.token_bytes[np.asarray(corpus.val, dtype=np.int64)].sum() == len(val_text)  # the table adds up to the text's bytes
     assert m["val_bpb"] == pytest.approx(sum(chunks["nats"]) / math.log(2) / sum(chunks["bytes"]), rel=1e-12)
     assert m["val_loss"] == pytest.approx(sum(chunks["nats"]) / sum(chunks["tokens"]), rel=1e-12)
-    per_chunk = data.windows_per_chunk(len(val) - 1, 32) * 32
+    per_chunk = windows_per_chunk(len(val) - 1, 32) * 32
     assert all(t == per_chunk for t in chunks["tokens"][:-1]) and 0 < chunks["tokens"][-1] <= per_chunk
     assert out.series["val"]["step"] == [2, 4] and m["periodic_eval_tokens"] == 2048
 
@@ -117,21 +125,21 @@ def test_bits_per_byte_equal_the_entropy_of_a_known_source_on_the_full_split(wor
     per byte must equal the source's entropy per byte (up to sampling noise, ~0.1% here)."""
     if tokenizer == "byte":  # i.i.d. letters: H(p) bits per byte
         folder, p = letter_corpus
-        corpus = data.load_corpus(data.DataConfig(source="text", path=str(folder), val_fraction=0.49))
+        corpus = load_corpus(DataConfig(source="text", path=str(folder), val_fraction=0.49))
         log_p = np.full(256, -40.0)
         log_p[np.frombuffer(b"abcdefghijklmnop", dtype=np.uint8)] = np.log(p)
         truth = -(p * np.log2(p)).sum()
     else:  # i.i.d. words, each one BPE token: H(words) / E[bytes of " word"] bits per byte
         folder = word_corpus
-        corpus = data.load_corpus(data.DataConfig(source="text", path=str(folder), val_fraction=0.49, tokenizer="bpe", bpe_vocab_size=400))
-        tok = data._train_bpe([(folder / "a_train.txt").read_text(encoding="utf-8")], 400)  # deterministic: the corpus's own
+        corpus = load_corpus(DataConfig(source="text", path=str(folder), val_fraction=0.49, tokenizer="bpe", bpe_vocab_size=400))
+        tok = train_bpe([(folder / "a_train.txt").read_text(encoding="utf-8")], 400)  # deterministic: the corpus's own
         ids = [tok.encode(" " + w).ids for w in WORDS]
         assert all(len(i) == 1 for i in ids) and set(np.unique(corpus.val)) <= {i[0] for i in ids}
         log_p = np.full(corpus.vocab_size, -40.0)
         log_p[[i[0] for i in ids]] = np.log(WORD_P)
         truth = -(WORD_P * np.log2(WORD_P)).sum() / (WORD_P * np.array([len((" " + w).encode()) for w in WORDS])).sum()
     val_bytes = len((folder / "b_val.txt").read_bytes())
-    ev = evaluate(unigram_llama(log_p), corpus, 64, 64, torch.device("cpu"))
+    ev = evaluate(unigram_llama(log_p), corpus, corpus.val, 64, 64, torch.device("cpu"))
     assert ev.tokens == len(corpus.val) - 1
     assert ev.bytes == val_bytes - corpus.token_bytes[int(corpus.val[0])]  # every byte but the first token's
     assert abs(ev.bpb / truth - 1) < 0.005, (ev.bpb, truth)
@@ -194,14 +202,14 @@ def test_killed_trial_resumes_from_its_checkpoint_with_the_same_loss_curve(tmp_p
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
     a = next(iter_records(tmp_path / "full" / "trials.jsonl"))
     b = next(iter_records(tmp_path / "crash" / "trials.jsonl"))
-    assert a["trial_id"] == b["trial_id"]
-    assert a["metrics"]["resumed_from_step"] is None
-    assert 20 <= b["metrics"]["resumed_from_step"] < 600
+    assert a.trial_id == b.trial_id
+    assert a.metrics["resumed_from_step"] is None
+    assert 20 <= b.metrics["resumed_from_step"] < 600
     sa, sb = (ResultStore(tmp_path / d).series(r) for d, r in (("full", a), ("crash", b)))
     for table, cols in (("train", ("step", "loss", "lr", "tokens")), ("val", ("step", "tokens", "loss", "bpb")), ("alphas", ("step", "alpha_p"))):
         for col in cols:
             np.testing.assert_allclose(sa[table][col], sb[table][col], rtol=1e-5, atol=1e-6, err_msg=f"{table}.{col}")
-    assert a["metrics"]["val_bpb"] == pytest.approx(b["metrics"]["val_bpb"], rel=1e-5)
+    assert a.metrics["val_bpb"] == pytest.approx(b.metrics["val_bpb"], rel=1e-5)
     assert not ckpts.exists()  # the checkpoint and its empty folders are gone once the trial finished
     # the long per-step loader reads the same curves back
     long = series(tmp_path / "full")

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from actbench.results import ResultStore
+from actbench.core.record import Record
+from actbench.results.store import ResultStore
 
 LM_CONFIG = {"d_model": 64, "n_layers": 2, "n_heads": 4, "seq_len": 64, "tokens": 20480, "reference": "relu2",
              "reference_d_ff": 384, "impl": "eager", "eval_every": 10, "churn_tokens": 64, "device": "cpu", "compile": False}
@@ -17,14 +18,14 @@ PARAMS = {"relu2": 120_000, "xielu": 120_004, "swiglu": 120_000, "cube": 120_000
 
 
 def lm_record(activation: str, seed: int, bpb: float, *, lr: float = 3e-3, suite: str = "s", run_id: str = "r1",
-              params: int | None = None, status: str = "ok", **config: Any) -> dict[str, Any]:
+              params: int | None = None, status: str = "ok", **config: Any) -> Record:
     cfg = {**LM_CONFIG, "activation": activation, "seed": seed, "lr": lr, "d_ff": 384, **config}
     p = params or PARAMS.get(activation, 120_000)
     tid = f"{suite}-{activation}-{seed}-{lr}-" + "-".join(f"{k}{v}" for k, v in sorted(config.items()))
-    return {"trial_id": tid, "attempt": 1, "kind": "lm", "suite": suite, "status": status, "run_id": run_id, "config": cfg,
-            "env": {"gpu_name": None, "git_commit": "abc123"}, "ended_at": 1.7e9,
-            "metrics": {"val_bpb": bpb, "val_loss": bpb * math.log(2) * 2.3, "params": p, "flops_per_token": 6 * p,
-                        "tokens_per_s": 1000.0, "d_ff": 384} if status == "ok" else {}}
+    return Record(trial_id=tid, attempt=1, kind="lm", suite=suite, status=status, run_id=run_id, config=cfg,
+                  env={"gpu_name": None, "git_commit": "abc123"}, ended_at=1.7e9,
+                  metrics={"val_bpb": bpb, "val_loss": bpb * math.log(2) * 2.3, "params": p, "flops_per_token": 6 * p,
+                           "tokens_per_s": 1000.0, "d_ff": 384} if status == "ok" else {})
 
 
 def chunks(rng: np.random.Generator, difficulty: np.ndarray, bytes_: np.ndarray, offset: float, noise: float = 0.02) -> dict[str, list]:
@@ -52,14 +53,14 @@ def write_lm(root: Path, effects: dict[str, float], seeds: int, *, seed_sd: floa
 
 
 def kernel_record(tid: str, activation: str, rows: list[tuple[str, str, float, float]], *, copy: tuple[float, float] = (0.1, 0.0),
-                  gpu: str = "NVIDIA H100 80GB HBM3", run_id: str = "r1", seed: int = 0, size: int = 1 << 20) -> dict[str, Any]:
+                  gpu: str = "NVIDIA H100 80GB HBM3", run_id: str = "r1", seed: int = 0, size: int = 1 << 20) -> Record:
     """A kernel record: rows (impl, mode, p50 ms, relative p20-p80 spread) and a copy row."""
     def row(impl: str, mode: str, p50: float, spread: float) -> dict[str, Any]:
         copy_gbps = 2e-3 * size / copy[0]
         gbps = 2e-3 * size / p50
         return {"impl": impl, "mode": mode, "ms_p20": p50 * (1 - spread / 2), "ms_p50": p50, "ms_p80": p50 * (1 + spread / 2),
                 "gbps": gbps, "pct_copy": 100 * gbps / copy_gbps, "gated": False, "device": "cuda"}
-    return {"trial_id": tid, "attempt": 1, "kind": "kernel", "status": "ok", "suite": "k", "run_id": run_id, "metrics": {},
-            "config": {"activation": activation, "dtype": "bfloat16", "size": size, "width": 1024, "seed": seed},
-            "rows": [row("copy", "copy", *copy), *(row(*r) for r in rows)], "env": {"gpu_name": gpu, "git_commit": "abc123"},
-            "ended_at": 1.7e9}
+    return Record(trial_id=tid, attempt=1, kind="kernel", status="ok", suite="k", run_id=run_id, metrics={},
+                  config={"activation": activation, "dtype": "bfloat16", "size": size, "width": 1024, "seed": seed},
+                  rows=[row("copy", "copy", *copy), *(row(*r) for r in rows)], env={"gpu_name": gpu, "git_commit": "abc123"},
+                  ended_at=1.7e9)

@@ -15,9 +15,12 @@ import pandas as pd
 import pytest
 
 from actbench.errors import UserError
-from actbench.report.compare import compare_results, setup_key
+from actbench.report.compare import compare_results
 from actbench.report.html import build_report
-from actbench.results import ResultStore, ResultsWarning, load_tables
+from actbench.report.lm import setup_key
+from actbench.results.frames import load_tables
+from actbench.results.read import ResultsWarning
+from actbench.results.store import ResultStore
 
 from .synthetic import kernel_record, lm_record, write_lm
 
@@ -56,7 +59,7 @@ def test_planted_effects_paired_verdicts_holm_and_unmatched(tmp_path):
     x, s, w = _row(c, "xielu"), _row(c, "swiglu"), _row(c, "wide")
     assert x["verdict"] == "better" and x["delta"] == pytest.approx(-0.03, abs=0.015) and x["pairs"] == 6
     assert x["p_holm"] >= x["p"] and x["matched"]
-    assert s["verdict"] == "no detectable difference"
+    assert s["verdict"] == "undecided"
     assert np.isfinite(s["detectable"]) and s["detectable"] > 0
     assert w["verdict"] == "better (UNMATCHED)" and w["params_diff_pct"] == pytest.approx(100 * (130_000 / 120_000 - 1))
     # the per-seed values are paired: the seed effect (sd 0.05) cancels, the interval is narrow
@@ -65,7 +68,7 @@ def test_planted_effects_paired_verdicts_holm_and_unmatched(tmp_path):
     assert x["eval_delta"] == pytest.approx(x["delta"], abs=1e-9) and x["eval_low"] < x["eval_delta"] < x["eval_high"]
     assert x["dominant"] in ("seeds", "eval set")
     line = next(line for line in c.lines["lm"] if "swiglu vs relu2" in line)
-    assert "no detectable difference" in line and "smallest detectable" in line and "80% power" in line
+    assert "undecided" in line and "smallest detectable" in line and "80% power" in line
     assert any("UNMATCHED: params +8.33%" in line for line in c.lines["lm"])
 
 
@@ -89,7 +92,7 @@ def test_learning_rates_are_separate_tables_each_with_its_own_holm_family(tmp_pa
     lm = c.frames["lm"]
     assert len(lm) == 4 and lm["setup"].nunique() == 2 and set(lm["setup_label"]) == {"lr=0.001", "lr=0.003"}
     assert _row(c, "xielu", lr="0.001")["verdict"] == "better"
-    assert _row(c, "xielu", lr="0.003")["verdict"] == "no detectable difference"
+    assert _row(c, "xielu", lr="0.003")["verdict"] == "undecided"
     assert len(c.tables()) == 2
 
 

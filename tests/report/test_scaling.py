@@ -48,7 +48,7 @@ def test_bootstrap_interval_covers_the_planted_multiplier_in_most_draws():
         seed_effect = rng.normal(0, 0.01, seeds)[None, :]
         ref = sc.Ladder(COMPUTE, TRUE.loss(COMPUTE)[:, None] + seed_effect + rng.normal(0, 0.005, (5, seeds)))
         cand = sc.Ladder(COMPUTE, cand_true[:, None] + seed_effect + rng.normal(0, 0.005, (5, seeds)))
-        rungs, ext = sc.bootstrap_gains(ref, cand, [COMPUTE[-1] * 10], replicates=300, seed=d)
+        rungs, ext, _ = sc.bootstrap_gains(ref, cand, [COMPUTE[-1] * 10], replicates=300, seed=d)
         covered += [g.low <= k <= g.high for g in rungs + ext]
     assert (covered / draws >= 0.8).all(), covered / draws
 
@@ -56,7 +56,7 @@ def test_bootstrap_interval_covers_the_planted_multiplier_in_most_draws():
 def test_identical_activations_have_gain_one_inside_the_interval():
     rng = np.random.default_rng(7)
     losses = TRUE.loss(COMPUTE)[:, None] + rng.normal(0, 0.01, (5, 4))
-    rungs, ext = sc.bootstrap_gains(sc.Ladder(COMPUTE, losses), sc.Ladder(COMPUTE, losses.copy()), [1e16], replicates=200)
+    rungs, ext, _ = sc.bootstrap_gains(sc.Ladder(COMPUTE, losses), sc.Ladder(COMPUTE, losses.copy()), [1e16], replicates=200)
     for g in rungs + ext:
         assert g.value == pytest.approx(1.0, rel=1e-6) and g.low <= 1.0 <= g.high
 

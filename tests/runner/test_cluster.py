@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from actbench.results import iter_records
+from actbench.results.read import iter_records
 
 
 def _free_port() -> int:
@@ -79,12 +79,12 @@ def test_join_a_cluster_started_the_readme_way_then_lose_it(tmp_path):
             time.sleep(0.05)
         _kill(_pids_mentioning(temps[0]))  # the head node dies
         stdout, stderr = proc.communicate(timeout=180)
-        assert f"joined the Ray cluster at " in stdout and f":{port}, ready in " in stdout and "2 node(s), 3 CPU(s), 0 GPU(s)" in stdout
+        assert "joined the Ray cluster at " in stdout and f":{port}, ready in " in stdout and "2 node(s), 3 CPU(s), 0 GPU(s)" in stdout
         assert proc.returncode == 2, stderr + (out / "run.log").read_text()[-3000:]
         last = stderr.strip().splitlines()[-1]
-        assert last.startswith(f"actbench: error: lost the connection to the Ray cluster: its GCS at ") and "Traceback" not in stderr
+        assert last.startswith("actbench: error: lost the connection to the Ray cluster: its GCS at ") and "Traceback" not in stderr
         kept = list(iter_records(out / "trials.jsonl"))
-        assert ("a", "ok") in {(r["config"]["tag"], r["status"]) for r in kept}  # plus attempts lost with the head
+        assert ("a", "ok") in {(r.config["tag"], r.status) for r in kept}  # plus attempts lost with the head
         assert f"{len(kept)} record(s) of this run are kept" in last
         assert (out / "trials.jsonl").read_bytes().endswith(b"\n")
     finally:

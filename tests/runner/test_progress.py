@@ -13,9 +13,8 @@ import pytest
 import ray
 from rich.console import Console
 
-from actbench.benchmarks import TrialTimeout
-from actbench.results import ResultStore
-from actbench.runner import run_suite
+from actbench import api
+from actbench.core.trial import TrialTimeout
 from actbench.runner.local import InlineExecutor
 from actbench.runner.progress import Board, Throttle
 from actbench.runner.ray import RayExecutor
@@ -42,7 +41,7 @@ def tiny_suite(tmp_path: Path):
 def test_plain_lines_inline_without_escape_codes_and_tensorboard_events(tmp_path):
     buf = io.StringIO()
     console = Console(file=buf, width=200)  # not a terminal: a CI log
-    result = run_suite(tiny_suite(tmp_path), ResultStore(tmp_path / "out"), InlineExecutor(), console=console, plain_every_s=0,
+    result = api.run(tiny_suite(tmp_path), out=tmp_path / "out", executor=InlineExecutor(), console=console, plain_every_s=0,
                        tensorboard=tmp_path / "out" / "tensorboard")
     assert result.exit_code == 0
     out = buf.getvalue()
@@ -55,11 +54,11 @@ def test_plain_lines_inline_without_escape_codes_and_tensorboard_events(tmp_path
 
     runs = sorted((tmp_path / "out" / "tensorboard").iterdir())
     assert [r.name.split("_")[0] for r in runs] == ["activation=relu2", "activation=xielu"]
-    for run, rec in zip(runs, sorted(result.records, key=lambda r: r["config"]["activation"])):
+    for run, rec in zip(runs, sorted(result.records, key=lambda r: r.config["activation"])):
         ev = EventAccumulator(str(run))
         ev.Reload()
         bpb = {e.step: e.value for e in ev.Scalars("val/bpb")}
-        assert sorted(bpb) == [20, 40, 60] and bpb[60] == pytest.approx(rec["metrics"]["val_bpb"], rel=1e-6)  # the same slice, scored at the end
+        assert sorted(bpb) == [20, 40, 60] and bpb[60] == pytest.approx(rec.metrics["val_bpb"], rel=1e-6)  # the same slice, scored at the end
         assert {"train/loss", "train/lr", "train/tokens_per_s"} <= set(ev.Tags()["scalars"])
 
 
@@ -70,7 +69,7 @@ def test_live_table_on_a_terminal_from_a_ray_run(tmp_path):
     try:
         buf = io.StringIO()
         console = Console(file=buf, width=160, force_terminal=True)
-        result = run_suite(tiny_suite(tmp_path), ResultStore(tmp_path / "out"), RayExecutor(), console=console)
+        result = api.run(tiny_suite(tmp_path), out=tmp_path / "out", executor=RayExecutor(), console=console)
     finally:
         ray.shutdown()
     assert result.exit_code == 0

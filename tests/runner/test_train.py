@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 import ray
 
+from actbench import api
 from actbench.errors import UserError
-from actbench.results import ResultStore, unpack_ints
-from actbench.runner import execute_trial, run_suite
+from actbench.results.store import ResultStore
 from actbench.runner.ray import RayExecutor
+from actbench.runner.trial import execute_trial
 from actbench.suite import load_suite
 
 STEPS, BATCH, ACCUM, SEQ = 40, 4, 2, 32
@@ -95,12 +96,12 @@ def _kill_a_worker_after_first_checkpoint(ckpts: Path, killed: list[int]) -> Non
 
 def test_two_gloo_workers_train_the_experiment_of_one_process_and_a_killed_worker_resumes(tmp_path, local_ray, one_process, corpus):
     suite = load_suite(suite_file(tmp_path, "two", 2, corpus))
-    result = run_suite(suite, ResultStore(tmp_path / "two"), RayExecutor())
+    result = api.run(suite, out=tmp_path / "two", executor=RayExecutor())
     assert result.exit_code == 0, result.records
     (rec,) = result.records
-    m = rec["metrics"]
+    m = rec.metrics
     assert (m["workers"], m["nodes"], m["steps"], m["tokens"]) == (2, 1, STEPS, STEPS * BATCH * ACCUM * SEQ)
-    assert [w["rank"] for w in rec["env"]["workers"]] == [0, 1] and rec["env"]["strategy"] == "ddp"
+    assert [w["rank"] for w in rec.env["workers"]] == [0, 1] and rec.env["strategy"] == "ddp"
     two = ResultStore(tmp_path / "two").series(rec)
     np.testing.assert_allclose(_train_loss(two), _train_loss(one_process["series"]), rtol=LOSS_RTOL)
     assert m["val_loss"] == pytest.approx(one_process["metrics"]["val_loss"], rel=LOSS_RTOL)
@@ -110,20 +111,20 @@ def test_two_gloo_workers_train_the_experiment_of_one_process_and_a_killed_worke
     chunks, ref = two["eval_chunks"], one_process["series"]["eval_chunks"]
     assert chunks["bytes"] == ref["bytes"] and chunks["tokens"] == ref["tokens"] and len(chunks["nats"]) > 4
     np.testing.assert_allclose(chunks["nats"], ref["nats"], rtol=LOSS_RTOL)
-    assert np.mean(unpack_ints(two["val_argmax"]) == unpack_ints(one_process["series"]["val_argmax"])) > 0.95
+    assert np.mean(np.asarray(two["val_argmax"]) == np.asarray(one_process["series"]["val_argmax"])) > 0.95
 
     # the same trial again; one worker is killed after the first checkpoint: the driver records
     # the lost attempt and runs the trial again, which resumes from that checkpoint
     killed: list[int] = []
     killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint, args=(tmp_path / "kill" / "checkpoints", killed))
     killer.start()
-    result = run_suite(suite, ResultStore(tmp_path / "kill"), RayExecutor())
+    result = api.run(suite, out=tmp_path / "kill", executor=RayExecutor())
     killer.join()
     assert killed, "no Ray Train worker process found to kill"
-    attempts = [(r["attempt"], r["status"]) for r in result.records]
-    assert attempts == [(1, "failed"), (2, "ok")], [(r["attempt"], r["status"], r.get("error")) for r in result.records]
-    assert "WorkersLost" in result.records[0]["error"]["type"]
-    resumed = result.records[1]["metrics"]
+    attempts = [(r.attempt, r.status) for r in result.records]
+    assert attempts == [(1, "failed"), (2, "ok")], [(r.attempt, r.status, r.error) for r in result.records]
+    assert "WorkersLost" in result.records[0].error["type"]
+    resumed = result.records[1].metrics
     assert 10 <= resumed["resumed_from_step"] < STEPS
     again = ResultStore(tmp_path / "kill").series(result.records[1])
     np.testing.assert_allclose(_train_loss(again), _train_loss(two), rtol=LOSS_RTOL)
@@ -133,7 +134,7 @@ def test_two_gloo_workers_train_the_experiment_of_one_process_and_a_killed_worke
 def test_a_trial_no_node_can_place_is_refused_before_it_starts(tmp_path, local_ray, corpus):
     suite = load_suite(suite_file(tmp_path, "big", 4, corpus))
     with pytest.raises(UserError, match="4 worker"):
-        run_suite(suite, ResultStore(tmp_path / "big"), RayExecutor())
+        api.run(suite, out=tmp_path / "big", executor=RayExecutor())
     assert not (tmp_path / "big" / "trials.jsonl").exists()
 
 

@@ -1,0 +1,1 @@
+"""Statistical procedures behind suite decisions (sequential designs)."""

@@ -1,0 +1,287 @@
+"""One library entry point per command, for the CLI and a notebook alike: `run`, `compare`,
+`report`, `regress` and `plan`. Each takes what the command line takes and returns what the CLI
+prints, as objects; the results folder's lock, `-k` and the executor's life are handled here."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from rich.console import Console
+
+from actbench.errors import UserError
+from actbench.suite import MAX_TRIALS, Suite, load_suite
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from actbench.report.compare import Comparison
+    from actbench.runner.driver import SweepResult
+    from actbench.runner.executor import Executor
+    from actbench.select import TrialFilter
+
+CPU_SUITES = {"lm": "suites/llm_tiny.yaml", "kernel": "suites/smoke.yaml"}
+"""The shipped CPU suite that asks the same question as a GPU suite of each kind."""
+
+
+def _filter(select: "str | TrialFilter | None") -> "TrialFilter | None":
+    from actbench.select import parse_filter
+
+    return parse_filter(select) if isinstance(select, str) else select
+
+
+def suite_of(suite: str | Path | Suite, overrides: list[str] | dict[str, Any] | None = None, *, max_trials: int = MAX_TRIALS,
+             check_paths: bool = True) -> Suite:
+    """A loaded suite (`overrides`: `--set KEY=VALUE` strings, or their parsed values)."""
+    from actbench.suite import parse_overrides
+
+    if isinstance(suite, Suite):
+        return suite
+    values = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+    return load_suite(suite, values, max_trials=max_trials, check_paths=check_paths)
+
+
+def make_executor(name: str, address: str | None = None, verbose: bool = False) -> "Executor":
+    """`inline` (in this process) or `ray` (embedded local Ray, or the cluster at `address`);
+    `verbose` streams the workers' output to this terminal."""
+    if name == "inline":
+        if address:
+            raise UserError("--address needs --executor ray")
+        from actbench.runner.local import InlineExecutor
+
+        return InlineExecutor()
+    if name == "ray":
+        from actbench.runner.ray import RayExecutor
+
+        return RayExecutor(address=address, log_to_driver=verbose)
+    raise UserError(f"--executor: unknown executor {name!r} (use ray or inline)")
+
+
+def check_machine(suite: Suite, overrides: list[str] | None = None) -> None:
+    """A suite whose trials need GPUs, run on this machine (embedded Ray or inline) without any: a
+    UserError, before anything starts, saying what to run instead: the shipped CPU suite that asks
+    the same question, or the `--set` that runs this one on the CPU and about how long it takes."""
+    need = suite.spec.resources.gpus_per_process
+    if need <= 0:
+        return
+    import torch
+
+    if torch.cuda.device_count() > 0:
+        return
+    workers = suite.spec.resources.workers
+    field = "gpus_per_worker" if workers else "gpus"
+    advice = []
+    cpu_suite = "suites/ladder_tiny.yaml" if suite.spec.ladder is not None else CPU_SUITES.get(suite.spec.kind)
+    if cpu_suite and Path(cpu_suite).resolve() != suite.path.resolve():
+        advice.append(f"`actbench run {cpu_suite}` asks the same question at CPU size")
+    if workers:
+        advice.append(f"this suite runs each trial on {workers} Ray Train workers of {need:g} GPU each: join a GPU cluster with --address")
+    else:
+        sets = [*(f"--set {o}" for o in overrides or []), "--set resources.gpus=0"]
+        sets += ["--set device=cpu"] if suite.spec.defaults.get("device") == "cuda" else []
+        sets += ["--set compile=false"] if suite.spec.defaults.get("compile") is True else []
+        cost = ""
+        if suite.spec.kind == "lm":
+            from actbench.report.tables import cpu_hours
+
+            cost = f" (about {cpu_hours(suite):,.0f} CPU-hours of one core by `actbench lm plan {suite.path}`)"
+        elif suite.spec.kind == "memory":
+            cost = " (on a CPU only the bytes saved for backward are measured: peak memory is CUDA's)"
+        advice.append(f"`actbench run {suite.path} {' '.join(sets)}` runs this one on the CPU{cost}")
+    raise UserError(f"{suite.path}: resources.{field}: each trial asks for {need:g} GPU(s) and this machine has none (no CUDA "
+                    f"device visible): {'; or '.join(advice)}")
+
+
+@contextmanager
+def _output_to(log: Path | None, consoles: list[Console]) -> Iterator[None]:
+    """While running, whatever else writes to this process's stdout and stderr (Ray's C++ and
+    Python logs, raylet messages about dead workers, trials' prints) goes to `log`; `consoles`
+    keep writing to the terminal. A no-op when `log` is None."""
+    if log is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    terminals = {fd: os.fdopen(os.dup(saved[fd]), "w") for fd in (1, 2)}
+    before = [c.file for c in consoles]
+    with open(log, "ab") as f:
+        f.write(f"--- actbench run, pid {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        f.flush()
+        for c in consoles:
+            c.file = terminals[2 if c.stderr else 1]
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, dup in saved.items():
+            os.dup2(dup, fd)
+            os.close(dup)
+        for c, file in zip(consoles, before):
+            c.file = file
+        for t in terminals.values():
+            t.close()
+
+
+def _check_writable(folder: Path, flag: str) -> None:
+    """UserError unless `folder` exists or can be made, and takes a file."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"{flag} {folder}: not writable: {e.strerror or e}") from e
+
+
+def run(suite: str | Path | Suite, *, out: str | Path | None = None, overrides: list[str] | None = None,
+        executor: "str | Executor" = "ray", address: str | None = None, rerun: bool = False, checkpoints: str | None = None,
+        select: "str | TrialFilter | None" = None, max_trials: int = MAX_TRIALS, console: Console | None = None, log: bool = False,
+        verbose: bool = False,
+        tensorboard: bool = False, plain_every_s: float | None = None, status: Console | None = None) -> "SweepResult":
+    """Run a suite into `out` (default results/<name>): every trial the planner asks for, in its
+    batches, of those `select` (-k) keeps, skipping trials already recorded ok unless `rerun`.
+    The folder is locked and checked writable before anything starts; `executor` is a name (then
+    it is started here and shut down at the end) or an executor to use as it is; with `log`,
+    what Ray and the trials print goes to <out>/run.log (`verbose`: Ray streams the workers' output here);
+    `console` (stderr by default) gets the progress and decisions, `status` (default `console`)
+    which executor runs them."""
+    from actbench.planner.plan import selected_groups
+
+    console = console or Console(stderr=True)
+    status = status or console
+    s = suite_of(suite, overrides, max_trials=max_trials, check_paths=False)
+    if address is None and isinstance(executor, str):  # this machine runs the trials: a GPU suite on a CPU says so first
+        check_machine(s, overrides)
+    s = s.checked()
+    chosen = _filter(select)
+    groups, _ = selected_groups(s, chosen)
+    out_dir = Path(out) if out is not None else Path("results") / s.name
+    from actbench.results.store import ResultStore
+
+    store = ResultStore(out_dir)
+    with store.lock() as note:  # the folder is writable and no other run writes it, before anything starts
+        if note:
+            console.print(f"{out_dir}: {note}", highlight=False, soft_wrap=True)
+        if checkpoints and "://" not in checkpoints:
+            _check_writable(Path(checkpoints), "--checkpoints")
+        with _output_to(out_dir / "run.log" if log and not verbose else None, list({id(c): c for c in (console, status)}.values())):
+            ex = make_executor(executor, address, verbose) if isinstance(executor, str) else executor
+            try:
+                status.print(ex.describe(), highlight=False)
+                return _sweep(s, store, ex, groups, chosen, rerun, checkpoints or str(out_dir / "checkpoints"), console,
+                              out_dir / "tensorboard" if tensorboard else None, plain_every_s)
+            finally:
+                if isinstance(executor, str):
+                    ex.shutdown()
+
+
+def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], select: "TrialFilter | None", rerun: bool,
+           checkpoint_dir: str, console: Console, tensorboard: Path | None, plain_every_s: float | None) -> "SweepResult":
+    """Plan, run the batch, plan again, until the planner has nothing left to run."""
+    from actbench.activations.registry import facts
+    from actbench.planner.plan import plan
+    from actbench.runner.driver import Runner
+    from actbench.runner.progress import PLAIN_EVERY_S, Board
+
+    named = [v for p in suite.points for v, _ in p.values() if isinstance(v, str)]
+    store.save_suite(suite.name, suite.raw, facts([*named, *(suite.spec.defaults.get(k) for k in ("reference",) if k in suite.spec.defaults)]))
+    records = store.latest()
+    done_before = set() if rerun else {i for i, r in records.items() if r.ok}
+    settled = set(done_before)
+    board = Board(suite.name, console, suite.kind.columns, PLAIN_EVERY_S if plain_every_s is None else plain_every_s, tensorboard)
+    runner = Runner(suite.name, store, executor, board, console, checkpoint_dir, suite.label_fields, str(suite.path))
+    said: set[str] = set()  # decisions printed
+    counted: set[str] = set()  # trials counted as already done
+    executor.set_progress(board.report)
+    try:
+        with board:
+            while True:
+                p = plan(suite, records, settled, groups, select)
+                for event in p.events:
+                    if event not in said:
+                        said.add(event)
+                        console.print(event, highlight=False, markup=False, soft_wrap=True)
+                skipped = {t.id for t in p.planned if t.id in done_before} - counted
+                if skipped:
+                    counted.update(skipped)
+                    console.print(f"resume: {len(skipped)} trial(s) already recorded ok in {store.root}, skipping (--rerun to force)")
+                    runner.result.skipped += len(skipped)
+                runner.result.deselected = p.deselected
+                if p.batch is None or runner.result.interrupted:
+                    break
+                todo = [t for t in p.batch.trials if t.id not in settled]
+                console.print(f"[bold]stage: {p.batch.name}[/] ({len(todo)} trial(s))", highlight=False)
+                runner.run(todo)
+                settled.update(t.id for t in todo)
+                records.update({r.trial_id: r for r in runner.result.records})
+    finally:
+        executor.set_progress(None)
+    return runner.result
+
+
+def compare(names: list[str], results: str | Path = "results", *, alpha: float = 0.05, merge: bool = False,
+            select: "str | TrialFilter | None" = None, margin: float | None = None) -> "Comparison":
+    """`actbench compare`: every results folder at or below `results`, `names[0]` the baseline."""
+    from actbench.report.compare import compare_results
+
+    return compare_results(names, results, alpha=alpha, merge=merge, select=_filter(select), margin=margin)
+
+
+def report(run_dir: str | Path, out: str | Path | None = None, *, baseline: str | None = None, alpha: float = 0.05,
+           merge: bool = False, select: "str | TrialFilter | None" = None, margin: float | None = None) -> dict[str, Any]:
+    """`actbench report`: summary, failures, comparison, plots, HTML page and exports of a results folder."""
+    from actbench.report.html import build_report
+
+    return build_report(run_dir, out, baseline=baseline, alpha=alpha, merge=merge, select=_filter(select), margin=margin)
+
+
+@dataclass
+class Regression:
+    """What `regress` found: a row per compared figure, its markdown summary, whether the run
+    failed (SLOW, WORSE or failed trials), and the history entry and plot written (if asked)."""
+
+    rows: "pd.DataFrame"
+    markdown: str
+    failed: bool
+    history: tuple[dict[str, Any], Path] | None = None
+
+
+def regress(run_dir: str | Path, baseline: str | Path, *, threshold: float = 0.05, bpb_tolerance: float = 0.02,
+            summary: str | Path | None = None, history: str | Path | None = None) -> Regression:
+    """`actbench regress`: a run against a baseline from the same GPU model; the summary is also
+    appended to `summary` (e.g. $GITHUB_STEP_SUMMARY) and the figures to the `history` file."""
+    from actbench.report import regression
+
+    df = regression.regress(baseline, run_dir, threshold, bpb_tolerance)
+    text = regression.regress_markdown(df, baseline, run_dir)
+    if summary:
+        with open(summary, "a") as f:
+            f.write(text)
+    written = regression.append_history(df, run_dir, history) if history else None
+    return Regression(df, text, regression.regress_failed(df), written)
+
+
+def update_baseline(run_dir: str | Path, baseline: str | Path) -> int:
+    """`actbench regress --update-baseline`: the run's ok records become the baseline; how many."""
+    from actbench.report.regression import write_baseline
+
+    return write_baseline(run_dir, baseline)
+
+
+def plan(suite: str | Path | Suite, overrides: list[str] | None = None) -> Any:
+    """`actbench lm plan`: matched widths, counts and the cost of every trial an lm suite can run."""
+    from actbench.report.tables import plan_table
+
+    s = suite_of(suite, overrides, check_paths=False)
+    if s.spec.kind != "lm":
+        raise UserError(f"{s.path}: kind: lm plan needs an lm suite, got {s.spec.kind!r}")
+    return plan_table(s)

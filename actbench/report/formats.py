@@ -1,0 +1,94 @@
+"""Comparison tables as text: cells (missing values as "-", never nan), markdown tables, and a
+comparison as one JSON document, one long CSV table or markdown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Compared(Protocol):
+    """What a comparison (`actbench.report.compare.Comparison`) holds, as its presenters read it."""
+
+    names: list[str]
+    root: Path
+    alpha: float
+    merge: bool
+    frames: dict[str, "pd.DataFrame"]
+    lines: dict[str, list[str]]
+
+    @property
+    def baseline(self) -> str: ...
+
+LIST_COLUMNS = ["values", "paired_seeds", "setup", "compute", "losses", "shapes", "rung_gains"]
+"""Columns holding lists, left out of markdown and HTML tables."""
+
+
+def num(v: Any, fmt: str = ".4g") -> str:
+    """A number as text with `fmt`; "-" when it is missing or not finite."""
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "-"
+    return format(v, fmt)
+
+
+def fmt_cell(v: Any, digits: int = 4) -> str:
+    """A table cell as text: "-" for missing values (None, nan), never "nan" or "None"."""
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.{digits}g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(fmt_cell(x, digits) for x in v) or "-"
+    return str(v)
+
+
+def display(df: "pd.DataFrame", digits: int = 4) -> "pd.DataFrame":
+    """A copy of df with every cell as text from `fmt_cell` (for printed and HTML tables)."""
+    return df.astype(object).map(lambda v: fmt_cell(v, digits))
+
+
+def markdown(df: "pd.DataFrame") -> str:
+    """A GitHub markdown table of a DataFrame."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in display(df).itertuples(index=False):
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def to_json(c: Compared) -> str:
+    """One JSON document: baseline, alpha, and per kind its rows and verdict lines."""
+    doc: dict[str, Any] = {"baseline": c.baseline, "candidates": c.names[1:], "alpha": c.alpha, "merged": c.merge, "results": str(c.root)}
+    for kind, df in c.frames.items():
+        doc[kind] = {"rows": json.loads(df.to_json(orient="records")) if not df.empty else [], "verdicts": c.lines.get(kind, [])}
+    return json.dumps(doc, indent=1, allow_nan=False)
+
+
+def to_csv(c: Compared) -> str:
+    """One long-format table of every kind's rows, with a `table` column (lists as JSON)."""
+    import pandas as pd
+
+    parts = [df.assign(table=kind) for kind, df in c.frames.items() if not df.empty]
+    if not parts:
+        return "table\n"
+    df = pd.concat(parts, ignore_index=True)
+    df = df[["table", *[col for col in df.columns if col != "table"]]]
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+    return df.to_csv(index=False)
+
+
+def to_markdown(c: Compared) -> str:
+    parts = []
+    for kind, df in c.frames.items():
+        if not df.empty:
+            verdict = "\n".join(f"- {line}" for line in c.lines.get(kind, []))
+            parts.append(f"### {kind} (baseline: {c.baseline})\n\n{markdown(df.drop(columns=LIST_COLUMNS, errors='ignore'))}\n\n{verdict}\n")
+    return "\n".join(parts)

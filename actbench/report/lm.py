@@ -1,0 +1,270 @@
+"""lm results side by side: one table per suite, *setup* and results folder, where the setup is every
+config field except the candidate's identity, the seed and fields without effect (the kind says
+which, `KindSpec.identity` / `no_effect`), and except the fields a suite tuned per candidate. Within
+a table seed s of a candidate is paired with seed s of the baseline (same data order and initial
+weights). Per candidate: its mean with a t interval over seeds, the paired difference against the
+baseline with its t interval, test and Cohen's dz, the evaluation-set uncertainty (a paired
+bootstrap over validation chunks), the measured throughput ratio and the difference at equal
+wall-clock (from its validation curve's slope against log tokens before its LR decay), and where
+the seed noise comes from (the correlation of paired seeds and the share of the seed variance that
+pairing removed). The verdicts are `actbench.report.verdicts`'.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+import numpy as np
+
+from actbench.analysis import stats
+from actbench.core.kinds import kind_spec
+from actbench.report.frames import prepared
+from actbench.report.verdicts import decide_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from actbench.report.series import Series
+
+PAIRING_FIELDS = ("seed",)
+"""Config fields that pair records across candidates."""
+MATCH_TOLERANCE_PCT = 0.5
+"""Parameters or FLOPs/token further than this from the baseline's make a row UNMATCHED."""
+CHURN_SEEDS = 8
+"""Prediction churn is the mean over pairs of the first (lowest) this many seeds of a row."""
+SHOULD_TUNE = ("lr",)
+"""Fields that favour whichever candidate they happen to suit when shared: a table that compares
+candidates at one shared value of one of these, untuned, says so beside its verdicts."""
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def setup_fields(config: Mapping[str, Any], ignore: Iterable[str] = ()) -> dict[str, str]:
+    """The fields of an lm config that define its experimental setup, as canonical text: every
+    field except the candidate's identity, the pairing key, fields without effect and `ignore`."""
+    kind = kind_spec("lm")
+    skip = {*kind.identity, *PAIRING_FIELDS, *kind.no_effect, *ignore}
+    return {k: _canonical(config[k]) for k in sorted(config) if k not in skip and config[k] is not None}
+
+
+def setup_key(config: Mapping[str, Any], ignore: Iterable[str] = ()) -> str:
+    """The grouping key of lm records: records with equal keys (and suite) form one comparison
+    table, paired by seed. Two learning rates are two setups; pass `ignore=("lr",)` to compare
+    each candidate at its own learning rate."""
+    return " ".join(f"{k}={v}" for k, v in setup_fields(config, ignore).items())
+
+
+@dataclass
+class PerSeed:
+    """One candidate's ok records in one table, reduced to one value per seed."""
+
+    value: dict[int, float] = field(default_factory=dict)
+    chunks: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # seed -> (nats, weight)
+    preds: dict[int, np.ndarray] = field(default_factory=dict)
+    speed: dict[int, float] = field(default_factory=dict)  # tokens/s
+    slope: dict[int, float] = field(default_factory=dict)  # d metric / d ln(tokens) before the LR decay
+
+
+def per_seed(ok: "pd.DataFrame", metric: str, series: "Series") -> PerSeed:
+    """Per seed: the mean of its records' metric (several records only with merge), the mean
+    per-chunk losses where the records agree on the chunks, argmax predictions, throughput and the
+    slope of its validation curve."""
+    out = PerSeed()
+    weight = "bytes" if metric == "val_bpb" else "tokens"
+    curve = "bpb" if metric == "val_bpb" else "loss"
+    for seed, g in ok.dropna(subset=["seed"]).groupby("seed", sort=True):
+        vals = g[f"metric.{metric}"].astype(float).to_numpy()
+        if not np.isfinite(vals).any():
+            continue
+        s = int(seed)
+        out.value[s] = float(np.nanmean(vals))
+        speed = g["metric.tokens_per_s"].astype(float).to_numpy() if "metric.tokens_per_s" in g else np.array([np.nan])
+        if np.isfinite(speed).any():
+            out.speed[s] = float(np.nanmean(speed))
+        chunks, preds, slopes = [], None, []
+        for d, f, cfg in zip(g["results_dir"], g["series_file"] if "series_file" in g else [None] * len(g), g["config"]):
+            trial = series.get(d, f)
+            c = trial.chunk_arrays(weight)
+            if c is not None:
+                chunks.append(c)
+            if preds is None and len(out.preds) < CHURN_SEEDS:  # churn looks at a bounded number of seeds
+                preds = trial.argmax
+            slope = trial.stable_slope(curve, cfg if isinstance(cfg, dict) else {})
+            if slope is not None:
+                slopes.append(slope)
+        if chunks and all(len(c[0]) == len(chunks[0][0]) and np.array_equal(c[1], chunks[0][1]) for c in chunks):
+            out.chunks[s] = (np.mean([c[0] for c in chunks], axis=0), chunks[0][1])
+        if preds is not None:
+            out.preds[s] = preds
+        if slopes:
+            out.slope[s] = float(np.mean(slopes))
+    return out
+
+
+def _eval_interval(base: PerSeed, cand: PerSeed, seeds: list[int], metric: str, level: float) -> tuple[float, float, float, str | None]:
+    """(estimate, low, high, why-not) of the mean difference from a paired bootstrap over
+    validation chunks of the per-chunk loss difference averaged over the paired seeds."""
+    usable = [s for s in seeds if s in base.chunks and s in cand.chunks]
+    if not usable:
+        return np.nan, np.nan, np.nan, "no eval_chunks in the series"
+    if len(usable) < len(seeds):
+        return np.nan, np.nan, np.nan, f"eval_chunks for {len(usable)} of {len(seeds)} paired seeds"
+    shapes = {(len(base.chunks[s][0]), len(cand.chunks[s][0])) for s in usable}
+    w0 = base.chunks[usable[0]][1]
+    if len(shapes) != 1 or any(not np.array_equal(base.chunks[s][1], w0) or not np.array_equal(cand.chunks[s][1], w0) for s in usable):
+        return np.nan, np.nan, np.nan, "validation chunks differ between trials"
+    diff = np.mean([cand.chunks[s][0] - base.chunks[s][0] for s in usable], axis=0)
+    scale = 1 / np.log(2) if metric == "val_bpb" else 1.0
+    est, low, high = stats.chunk_bootstrap(diff, w0, scale=scale, level=level)
+    return float(est), float(low), float(high), None
+
+
+def cost_and_noise(base: PerSeed, cand: PerSeed, seeds: list[int], level: float) -> dict[str, float]:
+    """The throughput ratio (candidate / baseline tokens/s: geometric mean over paired seeds, t
+    interval on its log), the difference at equal wall-clock (each seed's difference plus the
+    candidate's slope times ln of its ratio: the loss it reaches on the tokens it trains in the
+    baseline's time), and the seed noise: the correlation of paired seeds and the share of the
+    seed variance that pairing removed (1 - var(diff) / (var(candidate) + var(baseline)))."""
+    out = {k: np.nan for k in ("speed_ratio", "speed_low", "speed_high", "delta_wall", "delta_wall_ci95", "pair_corr", "pairing_gain")}
+    timed = [s for s in seeds if s in base.speed and s in cand.speed and base.speed[s] > 0 and cand.speed[s] > 0]
+    if timed:
+        log_ratio = np.log([cand.speed[s] / base.speed[s] for s in timed])
+        m, half, _ = stats.mean_ci(log_ratio, level)
+        out.update(speed_ratio=float(np.exp(m)), speed_low=float(np.exp(m - half)), speed_high=float(np.exp(m + half)))
+        walled = [s for s in timed if s in cand.slope]
+        if walled:
+            wall = [cand.value[s] - base.value[s] + cand.slope[s] * np.log(cand.speed[s] / base.speed[s]) for s in walled]
+            m, half, _ = stats.mean_ci(wall, level)
+            out.update(delta_wall=m, delta_wall_ci95=half)
+    if len(seeds) >= 3:
+        c, b = np.array([cand.value[s] for s in seeds]), np.array([base.value[s] for s in seeds])
+        if c.std() > 0 and b.std() > 0:
+            out["pair_corr"] = float(np.corrcoef(c, b)[0, 1])
+            out["pairing_gain"] = float(1 - np.var(c - b, ddof=1) / (np.var(c, ddof=1) + np.var(b, ddof=1)))
+    return out
+
+
+def _first(series: "pd.Series") -> Any:
+    s = series.dropna()
+    return s.iloc[0] if len(s) else None
+
+
+def _pct(value: Any, reference: Any) -> float:
+    try:
+        return (float(value) / float(reference) - 1) * 100
+    except (TypeError, ValueError, ZeroDivisionError):
+        return float("nan")
+
+
+def labels(tables: list[tuple[str, dict[str, str]]]) -> list[str]:
+    """Per table, the setup fields that differ from other tables of the same suite."""
+    out = []
+    for suite, fields in tables:
+        others = [f for s, f in tables if s == suite]
+        varying = [k for k in fields if any(o.get(k) != fields[k] for o in others)]
+        varying += [k for o in others for k in o if k not in fields and k not in varying]
+        out.append(" ".join(f"{k}={fields.get(k, '-')}" for k in dict.fromkeys(varying)))
+    return out
+
+
+def _shared_untuned(table: "pd.DataFrame", ignored: Iterable[str]) -> str | None:
+    """What a table shares untuned among SHOULD_TUNE (e.g. "lr=0.003 shared, not tuned per activation")."""
+    shared = [f"{k}={_canonical(table[k].dropna().iloc[0])}" for k in SHOULD_TUNE
+              if k not in ignored and k in table and table[k].nunique() == 1 and table["activation"].nunique() > 1]
+    return f"{', '.join(shared)} shared by every activation, not tuned per activation: the verdicts hold at that value" if shared else None
+
+
+def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool = False, alpha: float = 0.05,
+             level: float = 0.95, series: "Series | None" = None, margin: float | None = None) -> "pd.DataFrame":
+    """One row per activation of every lm table (suite, setup, results folder), compared on
+    seeds paired with the baseline (names[0]); see the module docstring. `series` reads the
+    series files (each once; pass one to share what it read); `margin`: the equivalence margin of
+    tables whose suite states no decision rule of its own."""
+    import pandas as pd
+
+    from actbench.report.series import Series
+
+    series = series if series is not None else Series()
+    if trials.empty or "kind" not in trials or "activation" not in trials:
+        return pd.DataFrame()
+    t = trials[(trials["kind"] == "lm") & trials["activation"].isin(names)]
+    if t.empty:
+        return pd.DataFrame()
+    ignore = t["_ignore"] if "_ignore" in t else [()] * len(t)
+    fields = dict(zip(t.index, (setup_fields(c if isinstance(c, dict) else {}, ig) for c, ig in zip(t["config"], ignore))))
+    t = prepared(t.assign(setup=[" ".join(f"{k}={v}" for k, v in fields[i].items()) for i in t.index]), root, merge, ["suite"])
+    tables = list(t.groupby(["suite", "setup", "results"], sort=False))
+    table_labels = labels([(suite, fields[g.index[0]]) for (suite, _, _), g in tables])
+    out = []
+    for ((suite, setup, results), table), label in zip(tables, table_labels):
+        ok = table[table["status"] == "ok"]
+        has_bpb = "metric.val_bpb" in ok and len(ok) and ok["metric.val_bpb"].notna().all()
+        metric = "val_bpb" if has_bpb else "val_loss"
+        present = [n for n in names if n in set(table["activation"])]
+        per = {n: per_seed(ok[ok["activation"] == n], metric, series) if f"metric.{metric}" in ok else PerSeed() for n in present}
+        base_ok = ok[ok["activation"] == names[0]]
+        base_params, base_flops = (_first(base_ok[c]) if c in base_ok else None for c in ("metric.params", "metric.flops_per_token"))
+        shared = _shared_untuned(table, table["_ignore"].iloc[0] if "_ignore" in table else ())
+        rows = []
+        for n in present:
+            recs, good, seeds = table[table["activation"] == n], ok[ok["activation"] == n], per[n]
+            m, half, _ = stats.mean_ci(list(seeds.value.values()), level)
+            params = _first(good["metric.params"]) if "metric.params" in good else None
+            flops = _first(good["metric.flops_per_token"]) if "metric.flops_per_token" in good else None
+            d_ff = _first(recs["d_ff"]) if "d_ff" in recs else None
+            mean_of = lambda c: float(good[c].astype(float).mean()) if c in good and good[c].notna().any() else np.nan  # noqa: E731
+            impls = sorted({str(v) for v in good["metric.impl_used"].dropna()}) if "metric.impl_used" in good else []
+            row: dict[str, Any] = {
+                "suite": suite, "setup": setup, "setup_label": label, "results": results, "activation": n,
+                "d_ff": int(d_ff) if d_ff is not None else None, "params": params, "params_diff_pct": _pct(params, base_params),
+                "flops_per_token": flops, "flops_diff_pct": _pct(flops, base_flops),
+                "lr": ", ".join(sorted({_canonical(v) for v in recs["lr"].dropna()})) if "lr" in recs else None,
+                "tuned": _first(recs["_tuned"][recs["_tuned"] != ""]) if "_tuned" in recs else None, "shared": shared,
+                "impl": ", ".join(impls) or None,
+                "metric": metric, "n": len(seeds.value), "mean": m, "ci95": half, "values": [seeds.value[s] for s in sorted(seeds.value)],
+                "trials": int(recs["_trial"].nunique()), "runs": int(recs["_run"].nunique()), "not_ok": int((recs["status"] != "ok").sum()),
+                "pairs": 0, "delta": np.nan, "delta_ci95": np.nan, "low": np.nan, "high": np.nan, "dz": np.nan, "p": np.nan,
+                "p_holm": np.nan, "eval_delta": np.nan, "eval_low": np.nan, "eval_high": np.nan, "eval_ci95": np.nan, "eval_note": None,
+                "dominant": None, "sd_diff": np.nan, "detectable": np.nan, "seeds_needed": None, "test_level": np.nan, "paired_seeds": [],
+                "design": None, "look": None, "margin": np.nan, "extra_pairs": 0, "_diffs": [],
+                "tokens_per_s": mean_of("metric.tokens_per_s"), "mfu": mean_of("metric.mfu"), "ppl": mean_of("metric.val_ppl"),
+                "alpha_p": mean_of("metric.alpha_p_mean"), "alpha_n": mean_of("metric.alpha_n_mean"),
+                "churn": stats.churn([seeds.preds[s] for s in sorted(seeds.preds)], CHURN_SEEDS),
+                "device": ", ".join(sorted({str(v) for v in good["metric.device"].dropna()})) if "metric.device" in good else None,
+                **{k: np.nan for k in ("speed_ratio", "speed_low", "speed_high", "delta_wall", "delta_wall_ci95", "pair_corr", "pairing_gain")},
+            }
+            matched = (abs(row["params_diff_pct"]) <= MATCH_TOLERANCE_PCT and abs(row["flops_diff_pct"]) <= MATCH_TOLERANCE_PCT)
+            row["matched"] = bool(matched) if np.isfinite(row["params_diff_pct"]) and np.isfinite(row["flops_diff_pct"]) else None
+            verdict = _first(recs["_verdict"]) if "_verdict" in recs else None
+            if n != names[0] and names[0] in per:
+                base = per[names[0]]
+                common = sorted(set(base.value) & set(seeds.value))
+                if verdict is not None:  # a designed comparison: the seeds of the look that decided it, the others counted
+                    extra = set(good.loc[good["_extra"] == True, "seed"].astype(int)) if "_extra" in good else set()  # noqa: E712
+                    row["extra_pairs"] = len(extra & set(common))
+                    common = [s for s in verdict.seeds if s in common]
+                row["pairs"] = len(common)
+                row["paired_seeds"] = common
+                row["_diffs"] = [seeds.value[s] - base.value[s] for s in common]
+                if common:
+                    test = stats.paired_t([seeds.value[s] - base.value[s] for s in common], level)
+                    row.update(delta=float(test.mean), delta_ci95=float(test.half), dz=float(test.dz), p=float(test.p), sd_diff=float(test.sd))
+                    est, low, high, why = _eval_interval(base, seeds, common, metric, level)
+                    row.update(eval_delta=est, eval_low=low, eval_high=high, eval_ci95=(high - low) / 2, eval_note=why)
+                    if np.isfinite(row["eval_ci95"]) and np.isfinite(row["delta_ci95"]):
+                        row["dominant"] = "seeds" if row["delta_ci95"] >= row["eval_ci95"] else "eval set"
+                    row.update(cost_and_noise(base, seeds, common, level))
+            row["_verdict"] = verdict
+            rows.append(row)
+        decide_table(rows, names[0], alpha, margin)
+        out.extend(rows)
+    return pd.DataFrame(out).astype({"seeds_needed": float}).drop(columns=["_verdict", "_diffs"])

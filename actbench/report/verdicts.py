@@ -1,0 +1,77 @@
+"""The verdict of every candidate row of an lm table: better, worse, equivalent or undecided.
+
+- A table of a suite with a `decide:` block takes the decision the suite's own design made
+  (`actbench.planner.seeds`, replayed from the records): repeated confidence intervals over the
+  looks, Bonferroni over the suite's candidates; a folder holding more seeds than the rule needed
+  still gives the rule's verdict (the seeds past its deciding look are counted, not used).
+- Any other table is one look at the seeds it has: with an equivalence `margin`, every claim comes
+  from Bonferroni-adjusted t intervals (alpha / candidates each, simultaneous, as equivalence
+  needs); without one, Holm's step-down over the table's paired t-tests decides better / worse,
+  and the rest is undecided, with the smallest difference the seeds could have detected and about
+  how many seeds would resolve the observed one. "Undecided" is never "equivalent".
+A designed comparison that is not decided yet (its run stopped or runs) is "pending". One paired
+seed is "no test"; a row more than 0.5% off the baseline's parameters or FLOPs/token is
+marked UNMATCHED, in its verdict too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from actbench.analysis import sequential, stats
+
+
+def _design_text(design: sequential.Design, margin: float | None) -> str:
+    looks = design.looks
+    shape = f"looks at {', '.join(map(str, looks))} paired seeds, {design.spending} alpha spending" if len(looks) > 1 else \
+        f"one look at {looks[0]} paired seeds"
+    return f"{shape}, Bonferroni over {design.candidates} candidate(s)" + (f", margin ±{margin:.4g}" if margin is not None else "")
+
+
+def _from_decision(r: dict[str, Any], decision: sequential.Decision, design: sequential.Design, margin: float | None) -> None:
+    iv = decision.interval
+    r.update(verdict="pending" if decision.verdict == "continue" else decision.verdict, look=decision.look, margin=np.nan if margin is None else margin,
+             design=_design_text(design, margin), seeds_needed=decision.seeds_needed, test_level=design.level)
+    if iv is not None:
+        r.update(low=iv.low, high=iv.high, delta=iv.mean, pairs=iv.n)
+
+
+def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin: float | None = None) -> None:
+    """Fill in the verdict of every row of one table (see the module docstring)."""
+    candidates = [r for r in rows if r["activation"] != baseline]
+    has_base = any(r["activation"] == baseline and r["n"] for r in rows)
+    tested = [r for r in candidates if r["pairs"] >= 2 and r["_verdict"] is None]
+    adjusted = stats.holm([r["p"] for r in tested]) if tested else []
+    for r, p in zip(tested, adjusted):
+        r["p_holm"] = float(p)
+    for r in rows:
+        v = r["_verdict"]
+        if r["activation"] == baseline:
+            r["verdict"] = "baseline"
+            continue
+        if v is not None:
+            _from_decision(r, v.decision, v.design, v.margin)
+        elif not has_base:
+            r["verdict"] = "no baseline"
+        elif r["pairs"] == 0:
+            r["verdict"] = "no paired seeds"
+        elif r["pairs"] == 1:
+            r["verdict"] = "no test"
+        elif margin is not None:
+            design = sequential.Design(looks=(r["pairs"],), alpha=alpha, candidates=max(1, len(candidates)), margin=margin)
+            _from_decision(r, sequential.decide([r["_diffs"]], design), design, margin)
+            if r["verdict"] == "continue":
+                r["verdict"] = "undecided"
+        else:
+            level = alpha / len(tested)  # Holm's most stringent step: what the data must beat
+            r["detectable"] = stats.detectable_difference(r["sd_diff"], r["pairs"], level)
+            r["seeds_needed"] = stats.seeds_needed(r["delta"], r["sd_diff"], level)
+            r["test_level"] = level
+            r["low"], r["high"] = r["delta"] - r["delta_ci95"], r["delta"] + r["delta_ci95"]
+            word = str(stats.lm_verdicts(r["delta"], r["p_holm"], alpha))
+            r["verdict"] = "undecided" if word == "no detectable difference" else word
+            r["design"] = f"one look at {r['pairs']} paired seeds, Holm over {len(tested)} candidate(s)"
+        if r["matched"] is False and r["verdict"] in ("better", "worse", "equivalent", "undecided"):
+            r["verdict"] += " (UNMATCHED)"

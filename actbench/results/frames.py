@@ -1,0 +1,99 @@
+"""Results as pandas tables: one flat row per trial record, the long-format measurement rows of
+the kinds that write them, and the per-step series of every trial."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from actbench.core.record import Record, decode_json
+from actbench.results.read import RECORDS, gpu_name, iter_records, latest, latest_records, result_dirs
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_TOP = ("trial_id", "suite", "kind", "status", "note", "started_at", "ended_at", "duration_s", "attempt", "run_id", "executor",
+        "series_file")
+_ROW_CONTEXT = ("trial_id", "suite", "kind", "run_id", "gpu_name", "results_dir")
+
+
+def _flat(r: Record, folder: str) -> dict[str, Any]:
+    """One record as a table row: its top-level fields, one column per config field (a config
+    field of the same name as a top-level one wins) and per metric (`metric.<name>`)."""
+    err = r.error or {}
+    return {**{k: getattr(r, k) for k in _TOP}, **r.config, "config": r.config,
+            **{f"metric.{k}": v for k, v in r.metrics.items()}, "error_type": err.get("type"), "error_message": err.get("message"),
+            "gpu_name": gpu_name(r), "hostname": r.env.get("hostname"), "env": r.env, "results_dir": folder}
+
+
+def load_tables(path: str | Path, latest_only: bool = True) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """`(load(path, latest_only), load_rows(path))` from one pass over the files, one results
+    folder at a time."""
+    import pandas as pd
+
+    trials: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    for d in result_dirs(path):
+        records = list(iter_records(d / RECORDS))
+        last = latest(records)
+        folder = str(d)
+        for r in (last.values() if latest_only else records):
+            trials.append(_flat(r, folder))
+        for r in last.values():
+            if r.ok and r.rows:
+                context = {**{k: getattr(r, k) for k in ("trial_id", "suite", "kind", "run_id")}, "gpu_name": gpu_name(r),
+                           "results_dir": folder, **r.config}
+                rows.extend({**context, **row} for row in r.rows)
+    return pd.DataFrame(trials), pd.DataFrame(rows)
+
+
+def load(path: str | Path, latest_only: bool = True) -> "pd.DataFrame":
+    """Records under `path` (a results folder or a folder of them) as one flat DataFrame.
+
+    One column per config field (`activation`, `size`, ...) and per metric (`metric.<name>`),
+    the config itself (`config`, a dict), `gpu_name` ("cpu" for CPU runs), `hostname`, the
+    environment fingerprint (`env`, a dict) and `results_dir`; with `latest_only`, the last
+    attempt of each (results folder, trial id)."""
+    return load_tables(path, latest_only)[0]
+
+
+def load_rows(path: str | Path) -> "pd.DataFrame":
+    """Long-format measurement rows (kernel and memory kinds) of the latest ok attempt of each
+    trial, joined with the trial's config, id, suite, kind, run id, GPU and results folder."""
+    return load_tables(path)[1]
+
+
+SERIES_COLUMNS = ["trial_id", "table", "step", "layer", "metric", "value"]
+
+
+def series(path: str | Path) -> "pd.DataFrame":
+    """Per-step series of the latest attempt of every trial under `path` (a results folder or a
+    folder of them; or one series JSON file) as one long DataFrame with columns trial_id, table,
+    step, layer (NaN where the table has none), metric, value. Only tables of named columns with
+    a `step` column are read (train, val, alphas); files or tables of another shape are skipped."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_file():
+        sources = [(path.stem, path)]
+    else:
+        sources = [(r.trial_id, d / r.series_file) for d, r in latest_records(path) if r.series_file]
+    frames = []
+    for trial_id, file in sources:
+        try:
+            tables = decode_json(file.read_bytes())
+        except (OSError, ValueError) as e:
+            warnings.warn(f"{file}: skipping unreadable series ({e})", stacklevel=2)
+            continue
+        for name, table in (tables.items() if isinstance(tables, dict) else ()):
+            if not isinstance(table, dict) or not isinstance(table.get("step"), list):
+                continue
+            cols = {k: v for k, v in table.items() if isinstance(v, list) and len(v) == len(table["step"])}
+            keys = [k for k in ("step", "layer") if k in cols]
+            long = pd.DataFrame(cols).melt(id_vars=keys, var_name="metric", value_name="value")
+            long["value"] = pd.to_numeric(long["value"], errors="coerce")
+            frames.append(long.assign(trial_id=trial_id, table=name))
+    if not frames:
+        return pd.DataFrame(columns=SERIES_COLUMNS)
+    return pd.concat(frames, ignore_index=True).reindex(columns=SERIES_COLUMNS)

@@ -1,0 +1,88 @@
+"""Reading results folders: the records of a trials.jsonl (each line checked by the record's one
+decoder), the folders below a root, the last attempt of every trial, and series files."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+from actbench.core.record import NotARecord, Record, decode, decode_json
+
+RECORDS = "trials.jsonl"
+
+
+class ResultsWarning(UserWarning):
+    """Lines of a trials.jsonl skipped on read (torn by a crash, or not trial records)."""
+
+
+def iter_records(path: str | Path) -> Iterator[Record]:
+    """Records of one trials.jsonl. A torn last line (a crash mid-write) is skipped silently;
+    every other line that is not a trial record (not UTF-8, not JSON, not an object, no trial_id
+    or status, a config that is not an object, ...) is skipped, and the file gets one
+    `ResultsWarning` line naming the first such line (file:line), the count and the reasons."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    bad: list[tuple[int, str]] = []
+    torn: tuple[int, str] | None = None  # not JSON: skipped silently if it is the last line
+    with open(path, "rb") as f:  # line by line: a large file is never held whole
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            if torn is not None:
+                bad.append(torn)
+                torn = None
+            try:
+                yield decode(raw)
+            except NotARecord as e:
+                if e.torn:
+                    torn = (n, str(e))
+                else:
+                    bad.append((n, str(e)))
+    if bad:
+        listed = "; ".join(f"line {n}: {why}" for n, why in bad[:3]) + ("; ..." if len(bad) > 3 else "")
+        warnings.warn(f"{path}:{bad[0][0]}: skipped {len(bad)} line(s) that are not trial records ({listed})",
+                      ResultsWarning, stacklevel=2)
+
+
+def latest(records: Iterator[Record] | list[Record]) -> dict[str, Record]:
+    """Trial id -> its last attempt."""
+    return {r.trial_id: r for r in records}
+
+
+def result_dirs(root: str | Path) -> list[Path]:
+    """Every folder at or below `root` that holds a trials.jsonl (`root` may be the file itself)."""
+    root = Path(root)
+    if root.is_file() and root.name == RECORDS:
+        return [root.parent]
+    return sorted({p.parent for p in root.rglob(RECORDS)}) if root.is_dir() else []
+
+
+def gpu_name(record: Record) -> str:
+    """The GPU model a record ran on; "cpu" for CPU runs."""
+    return record.env.get("gpu_name") or "cpu"
+
+
+def latest_records(root: str | Path) -> Iterator[tuple[Path, Record]]:
+    """(results folder, record) for the last attempt of every trial id in each folder below root."""
+    for d in result_dirs(root):
+        for r in latest(iter_records(d / RECORDS)).values():
+            yield d, r
+
+
+def read_series(results_dir: str | Path, series_file: Any) -> dict[str, Any]:
+    """The per-step series of a record (`series_file` is relative to its results folder); {} when
+    there is none, it lies outside the folder, or it is not a readable JSON object. Readers must
+    still check the shape of what they take from it."""
+    if not isinstance(series_file, str) or not series_file:
+        return {}
+    root = Path(results_dir).resolve()
+    path = (root / series_file).resolve()
+    if not path.is_relative_to(root):
+        return {}
+    try:
+        data = decode_json(path.read_bytes())
+    except (OSError, ValueError):  # msgspec.DecodeError is a ValueError
+        return {}
+    return data if isinstance(data, dict) else {}

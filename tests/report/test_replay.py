@@ -1,0 +1,165 @@
+"""compare on a tuned ladder suite, from synthetic records with a known answer: each activation
+is compared at its own tuned learning rate, and the scaling frame recovers a planted
+compute multiplier (no training: the records are written as the runner would write them)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actbench.core.record import Record
+from actbench.planner.plan import plan
+from actbench.report.compare import compare_results
+from actbench.report.scaling import PowerLaw
+from actbench.results.store import ResultStore
+from actbench.select import parse_filter
+from actbench.suite import load_suite
+
+SUITE = """\
+name: lad
+kind: lm
+defaults: {{d_model: 16, n_heads: 2, n_layers: 1, seq_len: 32, batch_size: 4, ff_multiple: 16, reference: relu2, tokens: 4096, impl: eager}}
+matrix:
+  activation: [relu2, xielu]
+seeds: 5
+tune: {{lr: [1.0e-3, 2.0e-3, 4.0e-3], seeds: 1, metric: val_bpb}}
+ladder:
+  widths: [16, 32, 48, 64, 96]
+  ff_ratio: 6
+  target: {{compute: {target}}}
+"""
+BEST_LR = {"relu2": 4.0e-3, "xielu": 2.0e-3}
+GAIN = 1.4  # xielu reaches at compute C what relu2 reaches at 1.4 C
+
+
+def fake_run(path: Path, out: Path, noise: float = 0.004) -> None:
+    """Run the suite's batches as the runner would (the planner decides each from the records so
+    far), writing records whose val_bpb (and the tuning part's tune_val_bpb) follows a power law in
+    compute (xielu shifted by GAIN), plus a penalty away from each activation's best lr."""
+    suite = load_suite(path)
+    store = ResultStore(out)
+    store.save_suite(suite.name, suite.raw, {})
+    rng = np.random.default_rng(0)
+    seed_effect = {}
+    law = PowerLaw(E=1.2, A=1.0, alpha=0.35, C0=1e9)
+    while (batch := plan(suite, store.latest(), set(store.latest())).batch) is not None:
+        for t in batch.trials:
+            c = t.config
+            if t.kind == "impl":
+                store.append(Record(trial_id=t.id, suite=suite.name, kind="impl", config=t.config_dict(), status="ok", metrics={"impl": "eager"}))
+                continue
+            flops = 6.0 * c.d_model * c.d_model * 12 + 1000.0
+            compute = 3 * flops * c.tokens * (1 + 0.001 * (c.activation == "xielu"))
+            shift = GAIN if c.activation == "xielu" else 1.0
+            bpb = float(law.loss(compute * shift)) + 0.05 * math.log(c.lr / BEST_LR[c.activation]) ** 2
+            bpb += seed_effect.setdefault(c.seed, rng.normal(0, 0.01)) + rng.normal(0, noise)
+            store.append(Record(trial_id=t.id, suite=suite.name, kind="lm", config=t.config_dict(), status="ok", attempt=1, run_id="r1",
+                                metrics={"val_bpb": bpb, "val_loss": bpb * math.log(2), "tune_val_bpb": bpb, "params": 1000 * c.d_model,
+                                         "flops_per_token": flops, "tokens": c.tokens}))
+
+
+@pytest.mark.parametrize("target,refused", [(2e10, False), (1e13, True)])
+def test_tuned_ladder_compares_at_each_activations_own_lr_and_recovers_the_gain(tmp_path, target, refused):
+    path = tmp_path / "lad.yaml"
+    path.write_text(SUITE.format(target=target))
+    fake_run(path, tmp_path / "out")
+    c = compare_results(["relu2", "xielu"], tmp_path / "out")
+    lm = c.frames["lm"]
+    assert len(lm) == 2 * 5 and (lm["n"] == 5).all()  # 5 rungs x 2 activations, 5 seeds each: tuning-only trials left out
+    for act, lr in BEST_LR.items():
+        assert set(lm.loc[lm["activation"] == act, "lr"]) == {f"{lr:g}"}
+    assert lm["tuned"].str.contains("tuned per activation: lr").all()
+    assert (lm.loc[lm["activation"] == "xielu", "verdict"] == "better").all()
+    sc = c.frames["scaling"].set_index("activation")
+    x = sc.loc["xielu"]
+    assert x["gain_low"] <= GAIN <= x["gain_high"] and x["gain"] == pytest.approx(GAIN, rel=0.1)
+    assert x["rungs"] == 5 and sc.loc["relu2", "r2"] > 0.99
+    line = next(line for line in c.lines["scaling"] if line.startswith("lad: xielu"))
+    if refused:
+        assert "refused" in line and "max_extrapolation" in line and np.isnan(x["target_gain"])
+    else:
+        assert x["target_low"] <= GAIN <= x["target_high"] and "beyond the ladder" in line
+    # -k picks among the final trials chosen from all the records: never "tuning is incomplete"
+    picked = compare_results(["relu2", "xielu"], tmp_path / "out", select=parse_filter("seed=1 or seed=2"))  # tuning has seeds of its own
+    assert (picked.frames["lm"]["n"] == 2).all() and len(picked.frames["lm"]) == 2 * 5
+    assert not any("incomplete" in line for line in picked.lines["lm"])
+
+
+def test_incomplete_tuning_is_not_compared(tmp_path):
+    path = tmp_path / "lad.yaml"
+    path.write_text(SUITE.format(target=1e13))
+    suite = load_suite(path)
+    store = ResultStore(tmp_path / "out")
+    store.save_suite(suite.name, suite.raw, {})
+    for t in suite.trials[:3]:  # part of the first tuning stage only
+        store.append(Record(trial_id=t.id, suite="lad", kind="lm", config=t.config_dict(), status="ok", attempt=1, run_id="r",
+                            metrics={"val_bpb": 2.0, "tune_val_bpb": 2.0, "params": 1, "flops_per_token": 1.0, "tokens": 4096}))
+    c = compare_results(["relu2", "xielu"], tmp_path / "out")
+    assert c.frames["lm"].empty and any("tuning is incomplete" in line for line in c.lines["lm"])
+
+
+SEQUENTIAL = """\
+name: seq
+kind: lm
+defaults: {d_model: 16, n_heads: 2, n_layers: 1, seq_len: 32, batch_size: 4, ff_multiple: 16, reference: relu2, tokens: 4096, impl: eager}
+matrix:
+  activation: [relu2, xielu, swiglu, gelu]
+seeds: {min: 3, max: 9, round: 3}
+decide: {alpha: 0.05, margin: 0.02}
+"""
+PLANTED = {"relu2": 0.0, "xielu": 0.2, "swiglu": 0.0, "gelu": 0.012}  # gelu: inside the margin, but too noisy to show it by 9 seeds
+
+
+def fake_sequential(path: Path, out: Path, more_seeds: int = 0) -> ResultStore:
+    """The suite's batches as the runner would run them, records with the planted effects (noise
+    0.002 per trial except gelu's 0.03); then `more_seeds` extra seeds of every activation, as a
+    fixed-seed run into the same folder would leave them."""
+    suite = load_suite(path)
+    store = ResultStore(out)
+    store.save_suite(suite.name, suite.raw, {})
+    rng = np.random.default_rng(3)
+
+    def record(t) -> Record:
+        c = t.config
+        bpb = 2.0 + PLANTED[c.activation] + rng.normal(0, 0.03 if c.activation == "gelu" else 0.002)
+        return Record(trial_id=t.id, suite=suite.name, kind="lm", config=t.config_dict(), status="ok", run_id="r1",
+                      metrics={"val_bpb": bpb, "tune_val_bpb": bpb, "params": 1000, "flops_per_token": 6000.0, "tokens": c.tokens})
+
+    while (batch := plan(suite, store.latest(), set(store.latest())).batch) is not None:
+        for t in batch.trials:
+            store.append(record(t))
+    for g in range(suite.groups):
+        for s in range(9, 9 + more_seeds):
+            store.append(record(suite.trial(g, {}, s)))
+    return store
+
+
+def test_a_deciding_suite_is_compared_with_the_verdicts_of_its_own_rule(tmp_path):
+    path = tmp_path / "seq.yaml"
+    path.write_text(SEQUENTIAL)
+    store = fake_sequential(path, tmp_path / "out")
+    ran = {}
+    for r in store.records():
+        ran.setdefault(r.config["activation"], []).append(r.config["seed"])
+    assert sorted(ran["xielu"]) == sorted(ran["swiglu"]) == [0, 1, 2] and sorted(ran["gelu"]) == list(range(9)) == sorted(ran["relu2"])
+    c = compare_results(["relu2", "xielu", "swiglu", "gelu"], tmp_path / "out")
+    lm = c.frames["lm"].set_index("activation")
+    assert lm.loc["xielu", "verdict"] == "worse" and lm.loc["xielu", "look"] == 1 and lm.loc["xielu", "pairs"] == 3
+    assert lm.loc["swiglu", "verdict"] == "equivalent" and -0.02 < lm.loc["swiglu", "low"] < lm.loc["swiglu", "high"] < 0.02
+    assert lm.loc["gelu", "verdict"] == "undecided" and lm.loc["gelu", "pairs"] == 9 and lm.loc["gelu", "seeds_needed"] > 9
+    line = next(line for line in c.lines["lm"] if "xielu vs relu2" in line)
+    assert "worse at look 1 (looks at 3, 6, 9 paired seeds, pocock alpha spending, Bonferroni over 3 candidate(s), margin ±0.02)" in line
+    gelu = next(line for line in c.lines["lm"] if "gelu vs relu2" in line)
+    assert "undecided" in gelu and "paired seeds would decide it" in gelu
+
+
+def test_a_folder_with_more_seeds_than_the_rule_needed_gives_the_rule_its_verdict(tmp_path):
+    path = tmp_path / "seq.yaml"
+    path.write_text(SEQUENTIAL)
+    fake_sequential(path, tmp_path / "out", more_seeds=6)
+    lm = compare_results(["relu2", "xielu", "swiglu", "gelu"], tmp_path / "out").frames["lm"].set_index("activation")
+    assert lm.loc["xielu", "verdict"] == "worse" and lm.loc["xielu", "pairs"] == 3 and lm.loc["xielu", "extra_pairs"] == 6
+    assert lm.loc["swiglu", "verdict"] == "equivalent" and lm.loc["swiglu", "extra_pairs"] == 6
