@@ -33,13 +33,12 @@ import time
 T0 = {t0!r}
 import json, sys
 from pathlib import Path
-from actbench.results import ResultStore
-from actbench.runner import make_executor, run_suite
+from actbench import api
 from actbench.suite import load_suite, parse_overrides
 from rich.console import Console
 t_import = time.time()
 suite = load_suite(Path({suite!r}), parse_overrides({sets!r}))
-ex = make_executor({executor!r})
+ex = api.make_executor({executor!r})
 t_exec = time.time()
 submitted = {{}}
 real_submit = ex.submit
@@ -48,15 +47,15 @@ def submit(trial, ckpt):
     return real_submit(trial, ckpt)
 ex.submit = submit
 try:
-    result = run_suite(suite, ResultStore(Path({out!r})), ex, console=Console(file=open("/dev/null", "w")))
+    result = api.run(suite, out=Path({out!r}), executor=ex, console=Console(file=open("/dev/null", "w")))
 finally:
     t_done = time.time()
     ex.shutdown()
 t_end = time.time()
 (rec,) = result.records
-print(json.dumps({{"t0": T0, "import": t_import, "exec": t_exec, "submit": submitted[rec["trial_id"]], "start": rec["started_at"],
-                  "end": rec["ended_at"], "done": t_done, "shutdown": t_end, "status": rec["status"],
-                  "tokens_per_s": rec["metrics"].get("tokens_per_s"), "impl": rec["metrics"].get("impl_used")}}))
+print(json.dumps({{"t0": T0, "import": t_import, "exec": t_exec, "submit": submitted[rec.trial_id], "start": rec.started_at,
+                  "end": rec.ended_at, "done": t_done, "shutdown": t_end, "status": rec.status,
+                  "tokens_per_s": rec.metrics.get("tokens_per_s"), "impl": rec.metrics.get("impl_used")}}))
 """
 
 PHASES = [("imports", "t0", "import"), ("executor", "import", "exec"), ("to start", "submit", "start"), ("trial", "start", "end"),

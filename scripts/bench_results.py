@@ -7,14 +7,12 @@ results of 1k / 10k / 100k records of mixed kinds.
 The records have the shapes the kinds write: kernel records (70%: a copy row and 3 impls x 3
 modes), memory records (23.5%: 3 impls), lm records (6.5%, as in the issue that asked for this:
 paired seeds over 8 activations x 4 setups, each with a series file holding train/val curves,
-alphas, 64 validation chunks and 8,192 packed argmax predictions); 2% of trials failed. They are
-spread over results folders of at most 10,000 records. Every step runs in a fresh process, so
-its peak RSS is its own (including the Python, pandas and scipy imports, ~150 MB); times exclude
-those imports. Large sets of folders are parsed in forked worker processes (`load_tables(...,
-parallel=True)`, as compare and report do): "worker MB" is the largest worker's peak RSS, and
-the CPU seconds include the workers'. cli-compare and cli-report run the commands as a user does
-(`actbench compare relu2 xielu swiglu --results ROOT`, `actbench report ROOT`): imports and
-terminal output included; their "worker MB" is the command's own peak (or its largest worker's).
+alphas, 64 validation chunks and 8,192 argmax predictions); 2% of trials failed. They are spread
+over results folders of at most 10,000 records. Every step runs in a fresh process, so its peak
+RSS is its own (including the Python, pandas and scipy imports, ~150 MB); times exclude those
+imports; the CPU seconds include any child process's. cli-compare and cli-report run the commands
+as a user does (`actbench compare relu2 xielu swiglu --results ROOT`, `actbench report ROOT`):
+imports and terminal output included; their "child MB" is the command's own peak.
 On a shared machine the wall time grows with the load, the CPU time much less, and both with the
 speed the machine gives at the time: the fixed pure-Python loop timed before and after ("machine
 speed") shows that speed.
@@ -33,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from actbench.results import pack_ints
 
 ACTIVATIONS = ["relu2", "xielu", "swiglu", "gelu", "silu", "mish", "golu", "relu"]
 COMPARED = ["relu2", "xielu", "swiglu"]
@@ -41,10 +38,10 @@ ENV = {"hostname": "bench", "platform": "Linux", "python": "3.11", "cpu_count": 
        "gpu_name": "NVIDIA H100 80GB HBM3", "gpu_count": 8, "cuda": "12.8", "driver": "570.1", "git_commit": "0" * 40,
        "triton": "3.5.0", "ray": "2.60.0"}
 STEPS = {
-    "load": "from actbench.results import load_tables\nt, r = load_tables(ROOT, parallel=True)\nprint(len(t), len(r))",
-    "compare": f"from actbench.report.compare import compare_results\nc = compare_results({COMPARED!r}, ROOT, parallel=True)\n"
+    "load": "from actbench.results.frames import load_tables\nt, r = load_tables(ROOT)\nprint(len(t), len(r))",
+    "compare": f"from actbench.report.compare import compare_results\nc = compare_results({COMPARED!r}, ROOT)\n"
                "print(*(len(f) for f in c.frames.values()))",
-    "report": "from actbench.report.html import build_report\nr = build_report(ROOT, OUT, parallel=True)\nprint(len(r['images']), len(r['exports']))",
+    "report": "from actbench.report.html import build_report\nr = build_report(ROOT, OUT)\nprint(len(r['images']), len(r['exports']))",
     # the commands as a user runs them: imports and printing to the terminal included
     "cli-compare": "import subprocess, sys\nr = subprocess.run([sys.executable, '-m', 'actbench', 'compare', *" + repr(COMPARED) + ", "
                    "'--results', str(ROOT)], capture_output=True, text=True)\nprint(r.returncode, len(r.stdout.splitlines()), 'lines')",
@@ -97,7 +94,7 @@ def _lm(i: int, rng: np.random.Generator, folder: Path) -> dict:
                       "loss": [2.0, 1.5, bpb * 0.69], "bpb": [2.9, 2.1, bpb]},
               "alphas": {"step": [0, 0, 0, 300, 300, 300], "layer": [0, 1, 2, 0, 1, 2], "alpha_p": [0.8] * 6, "alpha_n": [0.8] * 6},
               "eval_chunks": {"nats": nats.tolist(), "bytes": bytes_.tolist(), "tokens": bytes_.tolist()},
-              "val_argmax": pack_ints(rng.integers(0, 256, 8192))}
+              "val_argmax": rng.integers(0, 256, 8192).tolist()}
     tid = f"lm{i:08d}"
     (folder / "series").mkdir(exist_ok=True)
     (folder / "series" / f"{tid}.json").write_text(json.dumps(series))
@@ -163,7 +160,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="Generate into this folder and keep it (default: a temporary folder).")
     args = ap.parse_args()
     print(f"machine speed: {machine_speed():.2f} s")
-    print(f"{'records':>8} {'step':>11} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'worker MB':>9}  output")
+    print(f"{'records':>8} {'step':>11} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'child MB':>9}  output")
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             root = (args.keep or Path(tmp)) / f"n{n}"

@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actbench.benchmarks import TrialContext
-from actbench.lm.config import LMConfig
-from actbench.lm.data import DataConfig, load_corpus
+from actbench.core.trial import TrialContext
+from actbench.lm.config import DataConfig, LMConfig
+from actbench.lm.corpus import load_corpus
 from actbench.lm.model import Llama
 from actbench.lm.train import WARM_STEPS, lr_at, train
 

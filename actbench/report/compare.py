@@ -104,6 +104,9 @@ def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: 
     root = Path(root)
     suites, notes = saved_suites(trials)
     trials, replay_notes, plans = replay(trials, suites)
+    if plans and not rows.empty:  # the rows of trials that staged suites do not compare (tuning trials) go too
+        kept = set(zip(trials["results_dir"].astype(str), trials["trial_id"]))
+        rows = rows[[k in kept for k in zip(rows["results_dir"].astype(str), rows["trial_id"])]].reset_index(drop=True)
     if select is not None:
         from actbench.select import select_frames
 

@@ -43,9 +43,13 @@ def _cost(r: Any, baseline: str) -> str:
 
 
 def _noise(r: Any) -> str:
+    """Where the seed noise comes from, and so what buys a verdict cheaper."""
     if not np.isfinite(r.pair_corr):
         return ""
-    return f"; seed noise: sd of paired Δ {r.sd_diff:.4f}, paired seeds correlate {r.pair_corr:+.2f} (pairing removed {r.pairing_gain:.0%} of the variance)"
+    removed = f"pairing removed {r.pairing_gain:.0%} of the variance" if r.pairing_gain > 0 else "pairing removed none of the variance"
+    where = ("mostly shared by the paired runs (data order, initial weights): more seeds are the way to a verdict" if r.pairing_gain >= 0.5 else
+             "mostly each run's own: more seeds shrink it as 1/sqrt(n), and a larger budget per seed may shrink it too")
+    return f"; seed noise: sd of paired Δ {r.sd_diff:.4f}, paired seeds correlate {r.pair_corr:+.2f}, {removed}: {where}"
 
 
 def lm_line(r: Any, baseline: str) -> str | None:
@@ -153,22 +157,22 @@ def _lm_table(g: "pd.DataFrame", suite: str, results: str, base: str, alpha: flo
     t = Table(title=f"lm {where}: {first.metric} mean ± 95% CI over seeds; Δ vs {base} on paired seeds with the interval behind the "
                     f"verdict ({rule}; family-wise alpha={alpha:g}) and the eval-set bootstrap ±; speed: tokens/s vs {base}; "
                     "Δ at equal wall-clock",
-              caption=f"params, FLOPs/token: % vs {base}; UNMATCHED: more than {MATCH_TOLERANCE_PCT}% off; lower {first.metric} is better; "
-                      "trials/runs (not ok)" + (f"; {first.tuned}" if first.tuned else "") + (f"; {first.shared}" if first.shared else "")
+              caption=f"params / FLOPs per token: the baseline's, and % vs it; UNMATCHED: more than {MATCH_TOLERANCE_PCT}% off; lower "
+                      f"{first.metric} is better; @k: decided at look k; trials/runs (not ok)" + (f"; {first.tuned}" if first.tuned else "") + (f"; {first.shared}" if first.shared else "")
                       + ("; throughput measured on CPU" if first.device == "cpu" else ""),
               box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
-    for col in ("activation", "d_ff", "params", "FLOPs/token", "lr", "seeds", first.metric, f"Δ vs {base}", "eval ±", "verdict",
-                "speed", "Δ equal time", "tokens/s", "trials/runs"):
-        t.add_column(col, justify="left" if col in ("activation", "verdict") else "right", no_wrap=col not in ("verdict", "lr"))
+    for col in ("activation", "d_ff", "params / FLOPs", "lr", "seeds", first.metric, f"Δ vs {base}", "eval ±", "verdict", "speed",
+                "Δ equal time", "tokens/s", "trials"):
+        t.add_column(col, justify="left" if col in ("activation", "verdict") else "right", no_wrap=True)
     for r in g.itertuples():
         is_base = r.activation == base
         delta = "-" if not np.isfinite(r.delta) else f"[{_colour(r.verdict)}]{r.delta:+.4f}[/] {_interval(r.low, r.high)}"
-        diff = lambda v, pct: num(v / 1e6 if v is not None else None, ".3f") + "M" + ("" if is_base or not np.isfinite(pct) else f" {pct:+.1f}%")  # noqa: E731
+        size = f"{num(r.params / 1e6 if r.params is not None else None, '.3f')}M / {num(r.flops_per_token / 1e6 if r.flops_per_token is not None else None, '.3f')}M" \
+            if is_base else f"{num(r.params_diff_pct, '+.1f')}% / {num(r.flops_diff_pct, '+.1f')}%"
         verdict = r.verdict + (f" @{int(r.look)}" if r.look is not None and np.isfinite(r.look) and r.look > 0 and r.verdict in DECIDED else "")
-        t.add_row(r.activation, num(r.d_ff, "d"), diff(r.params, r.params_diff_pct), diff(r.flops_per_token, r.flops_diff_pct), str(r.lr or "-"),
-                  str(r.pairs if not is_base and r.pairs else r.n), f"{num(r.mean, '.4f')}±{num(r.ci95, '.4f')}", delta, num(r.eval_ci95, ".4f"),
-                  f"[{_colour(r.verdict)}]{verdict}[/]", "-" if is_base else num(r.speed_ratio, ".3f") + "x",
-                  "-" if is_base else num(r.delta_wall, "+.4f"), num(r.tokens_per_s, ",.0f"),
+        t.add_row(r.activation, num(r.d_ff, "d"), size, str(r.lr or "-"), str(r.pairs if not is_base and r.pairs else r.n),
+                  f"{num(r.mean, '.4f')}±{num(r.ci95, '.4f')}", delta, num(r.eval_ci95, ".4f"), f"[{_colour(r.verdict)}]{verdict}[/]",
+                  "-" if is_base else num(r.speed_ratio, ".3f") + "x", "-" if is_base else num(r.delta_wall, "+.4f"), num(r.tokens_per_s, ",.0f"),
                   f"{r.trials}/{r.runs}" + (f" ({r.not_ok})" if r.not_ok else ""))
     return t
 

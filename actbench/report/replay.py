@@ -87,7 +87,8 @@ def replay(trials: "pd.DataFrame", suites: dict[tuple[str, str], Suite]) -> tupl
         keep = mine & (trials["trial_id"].isin(owner) | trials["trial_id"].isin(extra))
         trials.loc[keep & trials["trial_id"].isin(extra), "_extra"] = True
         tune = suite.spec.tune
-        what = f"tuned per activation: {', '.join(tune.fields)} (best {tune.metric} over {len(tune.grid())} values)" if tune else ""
+        what = (f"tuned per activation: {', '.join(tune.fields)} (best {suite.kind.tuning_metric(tune.metric)} over {len(tune.grid())} "
+                "values, on tuning seeds)") if tune else ""
         verdicts = p.seeds.verdicts if p.seeds is not None else {}
         for i in trials.index[keep]:
             g = owner.get(trials.at[i, "trial_id"], extra.get(trials.at[i, "trial_id"]))

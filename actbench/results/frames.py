@@ -30,10 +30,13 @@ def _flat(r: Record, folder: str) -> dict[str, Any]:
 def load_tables(path: str | Path, latest_only: bool = True) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """`(load(path, latest_only), load_rows(path))` from one pass over the files, one results
     folder at a time."""
+    import numpy as np
     import pandas as pd
 
     trials: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
+    context: list[dict[str, Any]] = []  # per record with rows: the trial's id, suite, kind, run, GPU, folder and config
+    owner: list[int] = []  # per row: its record's place in `context`
     for d in result_dirs(path):
         records = list(iter_records(d / RECORDS))
         last = latest(records)
@@ -42,10 +45,15 @@ def load_tables(path: str | Path, latest_only: bool = True) -> tuple["pd.DataFra
             trials.append(_flat(r, folder))
         for r in last.values():
             if r.ok and r.rows:
-                context = {**{k: getattr(r, k) for k in ("trial_id", "suite", "kind", "run_id")}, "gpu_name": gpu_name(r),
-                           "results_dir": folder, **r.config}
-                rows.extend({**context, **row} for row in r.rows)
-    return pd.DataFrame(trials), pd.DataFrame(rows)
+                owner += [len(context)] * len(r.rows)
+                context.append({**{k: getattr(r, k) for k in _ROW_CONTEXT[:4]}, "gpu_name": gpu_name(r), "results_dir": folder, **r.config})
+                rows += r.rows
+    measured = pd.DataFrame(rows)
+    if len(measured):  # the context of each row joined on, a row's own field winning over its trial's of the same name
+        shared = pd.DataFrame(context)
+        shared = shared[[c for c in shared.columns if c not in measured.columns]].take(np.asarray(owner)).reset_index(drop=True)
+        measured = pd.concat([shared, measured], axis=1)
+    return pd.DataFrame(trials), measured
 
 
 def load(path: str | Path, latest_only: bool = True) -> "pd.DataFrame":

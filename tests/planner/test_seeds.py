@@ -36,10 +36,10 @@ def write(tmp_path: Path, seeds: str = "{min: 3, max: 12, round: 3}", noise: flo
     return p
 
 
-def seeds_run(records) -> dict[str, list[int]]:
+def seeds_run(records, field: str = "tag") -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for r in records:
-        out.setdefault(r.config["tag"], []).append(r.config["seed"])
+        out.setdefault(r.config[field], []).append(r.config["seed"])
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -101,3 +101,50 @@ def test_rounds_need_a_decide_block_and_seeds_disjoint_from_tuning(tmp_path):
     p.write_text(SUITE.format(seeds="{min: 3, max: 6, round: 3}", noise=0.1).replace("baseline: base", "baseline: nope"))
     with pytest.raises(UserError, match=r"decide.baseline: 'nope' is not among the values of tag"):
         load_suite(p)
+
+
+KNOWN = """\
+name: known
+kind: lm
+defaults: {d_model: 32, n_heads: 2, n_layers: 1, seq_len: 64, batch_size: 8, ff_multiple: 16, reference: relu2, reference_d_ff: 128,
+           tokens: 30720, lr: 3.0e-3, impl: eager, eval_every: 20, eval_tokens: 2048, final_eval: slice, churn_tokens: 256}
+matrix:
+  activation: [relu2, relu2_again, dead]
+seeds: {min: 3, max: 6, round: 3}
+decide: {alpha: 0.05, margin: 0.02}
+"""
+PLUGIN = """\
+import torch
+from actbench.activations import register
+from actbench.activations.relu import ReLU2
+
+register("relu2_again", family="relu", paper="a second name for ReLU2")(type("ReLU2Again", (ReLU2,), {}))
+
+
+@register("dead", family="none", paper="far worse by construction: the MLP contributes nothing")
+class Dead(torch.nn.Module):
+    def forward(self, x):
+        return x * 0.0
+"""
+
+
+@pytest.mark.slow
+def test_real_training_a_dead_mlp_is_worse_at_the_first_look_and_a_second_name_is_equivalent(tmp_path, monkeypatch):
+    """Ground truth with real training: a second registry name for ReLU2 trains bit for bit the
+    same model on the same seeds (equivalent at the first look), and an activation that zeroes the
+    MLP is far worse (worse at the first look); nothing needs a second round."""
+    (tmp_path / "known_acts.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import known_acts  # noqa: F401 - registers relu2_again and dead
+
+    (tmp_path / "known.yaml").write_text(KNOWN)
+    store = ResultStore(tmp_path / "out")
+    result = api.run(load_suite(tmp_path / "known.yaml"), out=store.root, executor=InlineExecutor())
+    assert result.exit_code == 0
+    ran = seeds_run((r for r in iter_records(store.path) if r.kind == "lm"), "activation")
+    assert ran == {a: [0, 1, 2] for a in ("relu2", "relu2_again", "dead")}
+    suite = load_suite(tmp_path / "known.yaml")
+    verdicts = {suite.value(g, "activation"): v.decision for g, v in plan(suite, store.latest(), set(store.latest())).seeds.verdicts.items()}
+    assert verdicts["relu2_again"].verdict == "equivalent" and verdicts["relu2_again"].look == 1
+    assert verdicts["relu2_again"].interval.low == verdicts["relu2_again"].interval.high == 0.0  # the same numbers, exactly
+    assert verdicts["dead"].verdict == "worse" and verdicts["dead"].look == 1 and verdicts["dead"].interval.low > 0.02

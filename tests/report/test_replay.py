@@ -5,6 +5,8 @@ compute multiplier (no training: the records are written as the runner would wri
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +165,54 @@ def test_a_folder_with_more_seeds_than_the_rule_needed_gives_the_rule_its_verdic
     lm = compare_results(["relu2", "xielu", "swiglu", "gelu"], tmp_path / "out").frames["lm"].set_index("activation")
     assert lm.loc["xielu", "verdict"] == "worse" and lm.loc["xielu", "pairs"] == 3 and lm.loc["xielu", "extra_pairs"] == 6
     assert lm.loc["swiglu", "verdict"] == "equivalent" and lm.loc["swiglu", "extra_pairs"] == 6
+
+
+def test_a_tuned_kernel_suite_is_compared_on_its_final_trials(tmp_path):
+    """tune: works for any kind: compare replays a tuned kernel suite as it does an lm one."""
+    path = tmp_path / "k.yaml"
+    path.write_text("name: k\nkind: kernel\ndefaults: {impls: [eager], width: 64, size: 4096, dtype: float32, device: cpu}\n"
+                    "matrix:\n  activation: [relu2, xielu]\ntune: {warmup_ms: [1.0, 2.0], metric: eager.forward.ms_p50}\n")
+    suite = load_suite(path)
+    store = ResultStore(tmp_path / "out")
+    store.save_suite(suite.name, suite.raw, {})
+    while (batch := plan(suite, store.latest(), set(store.latest())).batch) is not None:
+        for t in batch.trials:
+            c = t.config
+            ms = (1.0 if c.activation == "relu2" else 2.0) + (0.5 if c.warmup_ms == 2.0 else 0.0)  # warmup 1 is best for both
+            rows = [{"impl": impl, "mode": "forward", "ms_p20": ms * 0.99, "ms_p50": ms, "ms_p80": ms * 1.01, "gbps": 1.0, "pct_copy": 50.0,
+                     "gated": False, "noisy": False} for impl in ("copy", "eager")]
+            store.append(Record(trial_id=t.id, suite="k", kind="kernel", config=t.config_dict(), status="ok", metrics={"eager.forward.ms_p50": ms},
+                                rows=rows))
+    c = compare_results(["relu2", "xielu"], tmp_path / "out")
+    k = c.frames["kernel"]
+    assert len(k) == 2 and (k["trials"] == 1).all()  # the final trial of each activation, not the tuning ones
+    assert set(k.loc[k["activation"] == "xielu", "verdict"]) == {"slower"} and k["ms_p50"].tolist() == [1.0, 2.0]
+
+
+def test_a_tuned_suite_of_a_plugin_activation_is_replayed_without_the_plugin(tmp_path):
+    plugin = tmp_path / "cube_acts.py"
+    plugin.write_text("import torch\nfrom actbench.activations import register\n\n@register('cube3', family='poly', gated=False)\n"
+                      "class Cube(torch.nn.Module):\n    def forward(self, x):\n        return x ** 3\n")
+    script = tmp_path / "write.py"
+    script.write_text(
+        "import sys, math\nsys.path.insert(0, sys.argv[1])\nimport cube_acts\nfrom pathlib import Path\n"
+        "from actbench.activations.registry import facts\nfrom actbench.core.record import Record\nfrom actbench.planner.plan import plan\n"
+        "from actbench.results.store import ResultStore\nfrom actbench.suite import load_suite\n"
+        "suite = load_suite(Path(sys.argv[2]))\nstore = ResultStore(Path(sys.argv[3]))\n"
+        "store.save_suite(suite.name, suite.raw, facts(['relu2', 'cube3']))\n"
+        "while (batch := plan(suite, store.latest(), set(store.latest())).batch) is not None:\n"
+        "    for t in batch.trials:\n"
+        "        c = t.config\n"
+        "        bpb = 2.0 - 0.1 * (c.activation == 'cube3') + 0.05 * math.log(c.lr / 2e-3) ** 2 + 0.001 * c.seed\n"
+        "        store.append(Record(trial_id=t.id, suite=suite.name, kind='lm', config=t.config_dict(), status='ok',\n"
+        "                            metrics={'val_bpb': bpb, 'tune_val_bpb': bpb, 'params': 1000, 'flops_per_token': 6000.0}))\n")
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nkind: lm\ndefaults: {d_model: 16, n_heads: 2, n_layers: 1, seq_len: 32, batch_size: 4, ff_multiple: 16, "
+                    "tokens: 4096, impl: eager}\nmatrix:\n  activation: [relu2, cube3]\nseeds: 3\ntune: {lr: [1.0e-3, 2.0e-3, 4.0e-3]}\n")
+    wrote = subprocess.run([sys.executable, str(script), str(tmp_path), str(path), str(tmp_path / "out")], capture_output=True, text=True,
+                           timeout=120)
+    assert wrote.returncode == 0, wrote.stderr
+    r = subprocess.run([sys.executable, "-m", "actbench", "compare", "relu2", "cube3", "--results", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=120)  # no --plugin: the run kept the registry facts
+    assert r.returncode == 0 and "cannot read the suite" not in r.stderr, r.stderr
+    assert "tuned per activation: lr" in r.stdout.replace("\n", " ") and "cube3 vs relu2" in r.stdout and "better" in r.stdout
