@@ -64,7 +64,8 @@ def test_where_the_seed_noise_comes_from(tmp_path, seed_sd, corr_low, gain_low):
     if seed_sd == 0:  # nothing shared between the paired runs: pairing removes nothing (up to sampling)
         assert abs(x["pair_corr"]) < 0.7 and abs(x["pairing_gain"]) < 0.7
     line = next(line for line in c.lines["lm"] if "xielu vs relu2" in line)
-    assert f"paired seeds correlate {x['pair_corr']:+.2f} (pairing removed" in line
+    assert f"paired seeds correlate {x['pair_corr']:+.2f}, pairing removed" in line
+    assert ("mostly shared by the paired runs" if x["pairing_gain"] >= 0.5 else "mostly each run's own") in line
 
 
 def test_a_shared_untuned_learning_rate_is_said_beside_the_verdict(tmp_path):
