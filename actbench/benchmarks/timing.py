@@ -1,6 +1,6 @@
 """Timing a kernel trial: `warmup_ms` of calls, then repeats for at least `rep_ms` (and at least
 MIN_REPEATS), p20 / p50 / p80 of the per-call time (CUDA: triton.testing.do_bench with the L2
-flushed; CPU: timeit blocks of >= CPU_BLOCK_MS at the trial's thread count), GB/s of the minimal
+flushed, timing replays of the call captured in a CUDA graph where it can be captured; CPU: timeit blocks of >= CPU_BLOCK_MS at the trial's thread count), GB/s of the minimal
 bytes moved and % of a device copy timed in the same trial."""
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ class Timing:
     p80: float
     repeats: int
     calls_per_repeat: int
+    graphed: bool = False  # CUDA: replays of the call captured in a CUDA graph (device time alone)
 
     @classmethod
-    def of(cls, per_call_ms: list[float] | np.ndarray, calls_per_repeat: int) -> "Timing":
+    def of(cls, per_call_ms: list[float] | np.ndarray, calls_per_repeat: int, graphed: bool = False) -> "Timing":
         q = np.quantile(np.asarray(per_call_ms, dtype=float), [0.2, 0.5, 0.8])
-        return cls(float(q[0]), float(q[1]), float(q[2]), len(per_call_ms), calls_per_repeat)
+        return cls(float(q[0]), float(q[1]), float(q[2]), len(per_call_ms), calls_per_repeat, graphed)
 
     @property
     def spread(self) -> float:
@@ -50,7 +51,7 @@ class Timing:
 
     def row(self) -> dict[str, Any]:
         return {"ms_p20": self.p20, "ms_p50": self.p50, "ms_p80": self.p80, "repeats": self.repeats,
-                "calls_per_repeat": self.calls_per_repeat, "noisy": self.noisy}
+                "calls_per_repeat": self.calls_per_repeat, "noisy": self.noisy, "graphed": self.graphed}
 
 
 def time_ms(fn: Callable[[], Any], device: torch.device, cfg: Any, reset: list[torch.Tensor], threads: int) -> Timing:
@@ -58,10 +59,12 @@ def time_ms(fn: Callable[[], Any], device: torch.device, cfg: Any, reset: list[t
     if device.type == "cuda":
         import triton.testing
 
-        times = triton.testing.do_bench(fn, warmup=cfg.warmup_ms, rep=cfg.rep_ms, grad_to_none=reset, return_mode="all")
+        replay = graphed(fn, reset)
+        call, reset = (replay, []) if replay else (fn, reset)
+        times = triton.testing.do_bench(call, warmup=cfg.warmup_ms, rep=cfg.rep_ms, grad_to_none=reset, return_mode="all")
         while len(times) < MIN_REPEATS:  # a call longer than rep_ms / MIN_REPEATS
-            times += triton.testing.do_bench(fn, warmup=0, rep=cfg.rep_ms, grad_to_none=reset, return_mode="all")
-        return Timing.of(times, 1)
+            times += triton.testing.do_bench(call, warmup=0, rep=cfg.rep_ms, grad_to_none=reset, return_mode="all")
+        return Timing.of(times, 1, graphed=replay is not None)
 
     def call() -> None:
         for t in reset:
@@ -78,6 +81,29 @@ def time_ms(fn: Callable[[], Any], device: torch.device, cfg: Any, reset: list[t
     return Timing.of(times, per_repeat)
 
 
+def graphed(fn: Callable[[], Any], reset: list[torch.Tensor]) -> Callable[[], Any] | None:
+    """fn captured in a CUDA graph on the current stream, a side stream that ran the inputs' forward
+    too (autograd runs backward on its forward's stream), after warm-up calls, with grads reset
+    first so that the graph writes them afresh each replay: its replay, or None where fn cannot be captured. Timing
+    replays measures the device's time alone: launching a custom op or the autograd engine from
+    Python costs tens of microseconds a call, which the GPU would otherwise wait for."""
+    stream = torch.cuda.current_stream()  # a side stream (`run_kernel`'s), where backward runs too
+    try:
+        for _ in range(3):
+            for t in reset:
+                t.grad = None
+            fn()
+        for t in reset:
+            t.grad = None
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=stream):
+            fn()
+    except RuntimeError:  # not capturable (a host sync inside, say): time the plain calls
+        torch.cuda.synchronize()
+        return None
+    return graph.replay
+
+
 def warm_up(timer: timeit.Timer, warmup_ms: float) -> float:
     """Run timer's statement until warmup_ms have passed (at least once); its mean time per call
     in ms."""
@@ -92,6 +118,13 @@ def warm_up(timer: timeit.Timer, warmup_ms: float) -> float:
 def run_kernel(cfg: Any, ctx: TrialContext) -> TrialOutput:
     """One kernel trial (`cfg`: a `actbench.benchmarks.kernel.KernelConfig`)."""
     device = pick_device(cfg.device)
+    if device.type != "cuda":
+        return _run_kernel(cfg, device)
+    with torch.cuda.device(device), torch.cuda.stream(torch.cuda.Stream(device)):  # graphs are captured on a side stream
+        return _run_kernel(cfg, device)
+
+
+def _run_kernel(cfg: Any, device: torch.device) -> TrialOutput:
     threads = torch.get_num_threads()
     x, g, gated = make_inputs(cfg, device)
     es = x.element_size()
