@@ -17,7 +17,7 @@ comparison.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from actbench.core.record import Record
 from actbench.core.trial import Trial
@@ -102,6 +102,17 @@ def selected_groups(suite: Suite, select: "TrialFilter | None") -> tuple[list[in
                 raise UserError(f"-k {select.expr!r} selects {suite.label(candidates[0])} without the baseline it is compared with: "
                                 f"select it too (e.g. -k \"activation=xielu or activation={suite.spec.decide.baseline or suite.spec.defaults.get('reference')}\")")
     return sorted(chosen), 0
+
+
+def ran_groups(suite: Suite, configs: "Iterable[dict[str, Any]]") -> list[int]:
+    """The points a results folder ran: those whose swept values some recorded trial config of the
+    suite's kind holds (a run with -k runs whole points). Every point when none matches (a folder
+    that holds only the helper trials of its first stage, say)."""
+    swept = [{k: v for k, (v, where) in suite.points[g].items() if where[0] in ("matrix", "zip", "ladder")}
+             for g in range(suite.groups)]
+    configs = [c for c in configs if isinstance(c, dict)]
+    ran = [g for g, values in enumerate(swept) if any(all(c.get(k) == v for k, v in values.items()) for c in configs)]
+    return ran or list(range(suite.groups))
 
 
 def _first_stage_by_group(suite: Suite) -> dict[int, list[Trial]]:

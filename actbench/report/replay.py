@@ -16,7 +16,7 @@ import numpy as np
 from actbench.activations.registry import remember
 from actbench.core.record import Record, decode_json
 from actbench.errors import UserError
-from actbench.planner.plan import Plan, plan, staged
+from actbench.planner.plan import Plan, plan, ran_groups, staged
 from actbench.suite import Suite, load_suite
 
 if TYPE_CHECKING:
@@ -71,18 +71,21 @@ def replay(trials: "pd.DataFrame", suites: dict[tuple[str, str], Suite]) -> tupl
     for (d, name), suite in suites.items():
         if not staged(suite):
             continue
-        mine = (trials["results_dir"].astype(str) == d) & (trials["suite"] == name)
-        records = records_of(trials[mine])
-        p = plan(suite, records, set(records))
+        folder = trials["results_dir"].astype(str) == d
+        written = folder & (trials["suite"] == name)
+        records = records_of(trials[folder])
+        p = plan(suite, records, set(records), ran_groups(suite, trials.loc[written & (trials["kind"] == suite.spec.kind), "config"]))
         plans[(d, name)] = p
-        if p.tuning is not None and p.tuning.pending:
-            notes.append(f"{name} ({d}): tuning is incomplete (run the suite again to finish it), so it is not compared")
+        mine = written | (folder & trials["trial_id"].isin({t.id for t in p.planned}))
+        owner = {t.id: g for g, ts in p.final.items() for t in ts}
+        if p.seeds is None or not any(t in records for t in owner):
+            stage = "tuning" if p.tuning is not None and p.tuning.pending else p.batch.name if p.batch else "its first stage"
+            notes.append(f"{name} ({d}): {stage} is incomplete (run the suite again to finish it), so it is not compared")
             trials = trials[~mine]
             continue
         if p.batch is not None:
             notes.append(f"{name} ({d}): {p.batch.name} has {len(p.batch.trials)} trial(s) without a record (run the suite again to "
                          "finish it): what is recorded is compared, and undecided comparisons say so")
-        owner = {t.id: g for g, ts in p.final.items() for t in ts}
         extra = _extra_seeds(trials[mine], p) if suite.spec.decide is not None else {}
         keep = mine & (trials["trial_id"].isin(owner) | trials["trial_id"].isin(extra))
         trials.loc[keep & trials["trial_id"].isin(extra), "_extra"] = True

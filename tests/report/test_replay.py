@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from actbench.core.record import Record
-from actbench.planner.plan import plan
+from actbench.planner.plan import plan, selected_groups
 from actbench.report.compare import compare_results
 from actbench.report.scaling import PowerLaw
 from actbench.results.store import ResultStore
@@ -100,7 +100,7 @@ def test_incomplete_tuning_is_not_compared(tmp_path):
         store.append(Record(trial_id=t.id, suite="lad", kind="lm", config=t.config_dict(), status="ok", attempt=1, run_id="r",
                             metrics={"val_bpb": 2.0, "tune_val_bpb": 2.0, "params": 1, "flops_per_token": 1.0, "tokens": 4096}))
     c = compare_results(["relu2", "xielu"], tmp_path / "out")
-    assert c.frames["lm"].empty and any("tuning is incomplete" in line for line in c.lines["lm"])
+    assert c.frames["lm"].empty and any("is incomplete (run the suite again to finish it), so it is not compared" in line for line in c.lines["lm"])
 
 
 SEQUENTIAL = """\
@@ -115,22 +115,27 @@ decide: {alpha: 0.05, margin: 0.02}
 PLANTED = {"relu2": 0.0, "xielu": 0.2, "swiglu": 0.0, "gelu": 0.012}  # gelu: inside the margin, but too noisy to show it by 9 seeds
 
 
-def fake_sequential(path: Path, out: Path, more_seeds: int = 0) -> ResultStore:
-    """The suite's batches as the runner would run them, records with the planted effects (noise
-    0.002 per trial except gelu's 0.03); then `more_seeds` extra seeds of every activation, as a
-    fixed-seed run into the same folder would leave them."""
+def fake_sequential(path: Path, out: Path, more_seeds: int = 0, select: str | None = None, batches: int = 1000) -> ResultStore:
+    """The suite's batches as the runner would run them (only the points `select` keeps, at most
+    `batches` of them), records with the planted effects (noise 0.002 per trial except gelu's
+    0.03); then `more_seeds` extra seeds of every activation, as a fixed-seed run into the same
+    folder would leave them."""
     suite = load_suite(path)
     store = ResultStore(out)
     store.save_suite(suite.name, suite.raw, {})
     rng = np.random.default_rng(3)
+    groups, _ = selected_groups(suite, parse_filter(select) if select else None)
 
     def record(t) -> Record:
         c = t.config
+        if t.kind == "impl":
+            return Record(trial_id=t.id, suite=suite.name, kind="impl", config=t.config_dict(), status="ok", metrics={"impl": "eager"})
         bpb = 2.0 + PLANTED[c.activation] + rng.normal(0, 0.03 if c.activation == "gelu" else 0.002)
         return Record(trial_id=t.id, suite=suite.name, kind="lm", config=t.config_dict(), status="ok", run_id="r1",
                       metrics={"val_bpb": bpb, "tune_val_bpb": bpb, "params": 1000, "flops_per_token": 6000.0, "tokens": c.tokens})
 
-    while (batch := plan(suite, store.latest(), set(store.latest())).batch) is not None:
+    while batches and (batch := plan(suite, store.latest(), set(store.latest()), groups).batch) is not None:
+        batches -= 1
         for t in batch.trials:
             store.append(record(t))
     for g in range(suite.groups):
@@ -165,6 +170,30 @@ def test_a_folder_with_more_seeds_than_the_rule_needed_gives_the_rule_its_verdic
     lm = compare_results(["relu2", "xielu", "swiglu", "gelu"], tmp_path / "out").frames["lm"].set_index("activation")
     assert lm.loc["xielu", "verdict"] == "worse" and lm.loc["xielu", "pairs"] == 3 and lm.loc["xielu", "extra_pairs"] == 6
     assert lm.loc["swiglu", "verdict"] == "equivalent" and lm.loc["swiglu", "extra_pairs"] == 6
+
+
+def test_a_run_of_some_points_is_compared_on_those_points(tmp_path):
+    """-k runs whole points; compare replays the points the folder ran, not the suite's others
+    (whose impl choices and seeds never ran): the H200 run of llm_small -k 'xielu or relu2' once
+    compared nothing, its other activations' helpers counted as missing."""
+    path = tmp_path / "seq.yaml"
+    path.write_text(SEQUENTIAL.replace("impl: eager", "impl: auto"))
+    fake_sequential(path, tmp_path / "out", select="activation=relu2 or activation=xielu")
+    c = compare_results(["relu2", "xielu"], tmp_path / "out")
+    lm = c.frames["lm"].set_index("activation")
+    assert lm.loc["xielu", "verdict"] == "worse" and lm.loc["xielu", "pairs"] == 3
+    assert not any("incomplete" in line or "without a record" in line for line in c.lines["lm"])
+    assert any("chose activation=xielu: impl=eager" in line for line in c.lines["lm"])
+
+
+def test_a_run_stopped_before_its_seeds_is_not_compared(tmp_path):
+    path = tmp_path / "seq.yaml"
+    path.write_text(SEQUENTIAL.replace("impl: eager", "impl: auto"))
+    fake_sequential(path, tmp_path / "out", batches=1)  # only the impl choices ran
+    c = compare_results(["relu2", "xielu"], tmp_path / "out")
+    assert c.frames["lm"].empty
+    assert any("seeds 1-3 (look 1 of 3) is incomplete (run the suite again to finish it), so it is not compared" in line
+               for line in c.lines["lm"])
 
 
 def test_a_tuned_kernel_suite_is_compared_on_its_final_trials(tmp_path):
