@@ -216,11 +216,13 @@ def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], se
                     console.print(f"resume: {len(skipped)} trial(s) already recorded ok in {store.root}, skipping (--rerun to force)")
                     runner.result.skipped += len(skipped)
                 runner.result.deselected = p.deselected
-                if p.batch is None or runner.result.interrupted:
+                if p.batch is None:
                     break
                 todo = [t for t in p.batch.trials if t.id not in settled]
                 console.print(f"[bold]stage: {p.batch.name}[/] ({len(todo)} trial(s))", highlight=False)
                 runner.run(todo)
+                if runner.result.interrupted:  # what did not run is not settled: plan nothing more from it
+                    break
                 settled.update(t.id for t in todo)
                 records.update({r.trial_id: r for r in runner.result.records})
     finally:

@@ -126,8 +126,12 @@ class Design:
 
     @classmethod
     def rounds(cls, first: int, last: int, step: int, **kw) -> Design:
-        looks = list(range(first, last + 1, step))
-        return cls(tuple(looks if looks[-1] == last else [*looks, last]), **kw)
+        return cls(looks_in_rounds(first, last, step), **kw)
+
+
+def looks_in_rounds(first: int, last: int, step: int) -> tuple[int, ...]:
+    """first, first + step, ... below last, then last."""
+    return (*range(first, last, step), last)
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,7 @@ def _interval(d: list[float], crit: float) -> Interval:
     sd = math.sqrt(math.fsum([(x - mean) ** 2 for x in d]) / (n - 1))
     if sd <= _EPS * max(map(abs, d)):  # all equal up to rounding: exact
         sd = 0.0
-    half = crit * sd / math.sqrt(n) if sd > 0 else 0.0
+    half = math.inf if math.isinf(crit) else crit * sd / math.sqrt(n)  # a look that spends no alpha decides nothing
     return Interval(n, mean, sd, crit, mean - half, mean + half)
 
 
@@ -242,8 +246,7 @@ def operating(design: Design, delta: float, sd: float, sims: int = 20_000, seed:
         prev = n
         mean = delta + sd * s1 / n  # d = delta + sd * z, so sd_d = sd * sd_z (exactly 0 when sd is)
         sd_n = sd * np.sqrt(np.maximum(s2 - s1 * s1 / n, 0) / (n - 1))
-        with np.errstate(invalid="ignore"):  # inf * 0 where c = inf: an exact interval all the same
-            half = np.where(sd_n > 0, c * sd_n / math.sqrt(n), 0.0)
+        half = np.full(sims, np.inf) if np.isinf(c) else c * sd_n / math.sqrt(n)  # no alpha spent: no decision
         low, high = mean - half, mean + half
         equivalent = (-design.margin < low) & (high < design.margin) if design.margin is not None else False
         code = np.select([equivalent, high < 0, low > 0], [3, 1, 2], 0)

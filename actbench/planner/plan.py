@@ -133,7 +133,9 @@ def plan(suite: Suite, records: dict[str, Record], settled: set[str], groups: li
     out = Plan(batch=None, tuned_fields=tuple(suite.spec.tune.fields) if suite.spec.tune else ())
     helpers = choice.helper_trials(suite, groups)
     out.planned += [t for _, t in helpers.values()]
-    unsettled = list({t.id: t for _, t in helpers.values() if t.id not in settled}.values())
+    # a helper that failed stays failed (its kind's fallback decides): running it again could change
+    # the choice, and with it every later trial of its point
+    unsettled = list({t.id: t for _, t in helpers.values() if t.id not in settled and (t.id not in records or records[t.id].ok)}.values())
     if unsettled:
         out.batch = Batch(f"choose {', '.join(sorted({c.field for c, _ in helpers.values()}))}", unsettled)
         return out

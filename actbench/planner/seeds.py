@@ -31,12 +31,14 @@ class Verdict:
     seeds: tuple[int, ...]  # the paired seeds of the deciding (or last) look
     margin: float | None  # the absolute margin at that look
     metric: str
+    field: str  # decide.field, and the baseline's value of it
+    baseline_value: Any
 
     def describe(self, suite: Suite) -> str:
         d, iv = self.decision, self.decision.interval
         head = f"look {d.look} of {len(self.design.looks)} ({iv.n if iv else 0} paired seeds): {suite.label(self.group)} vs {suite.label(self.baseline)}"
         if iv is None:
-            return f"{head}: {d.verdict} (fewer than 2 paired seeds)"
+            return f"{head}: {d.verdict} ({'no baseline result' if d.verdict == 'no baseline' else 'fewer than 2 paired seeds'})"
         margin = f", margin ±{self.margin:.4g}" if self.margin is not None else ""
         need = f"; ~{d.seeds_needed} paired seeds would decide it" if d.seeds_needed else ""
         return f"{head}: {d.verdict}, Δ {self.metric} {iv.mean:+.4f} [{iv.low:+.4f}, {iv.high:+.4f}]{margin}{need}"
@@ -93,12 +95,20 @@ def plan_seeds(suite: Suite, groups: list[int], fixed: dict[int, dict[str, Any]]
     looks = plan.looks
     out = Seeds({}, [], "")
     reach: dict[int, int] = {}  # point -> seeds planned so far
+    baseline_value = d.baseline if d.baseline is not None else suite.spec.defaults.get("reference")
+
+    def verdict(c: int, base: int, decision: sequential.Decision, paired: tuple[int, ...] = (), margin: float | None = None) -> Verdict:
+        return Verdict(c, base, decision, plan, paired, margin if d.relative else d.margin, metric, d.field, baseline_value)
+
     for base, candidates in setups(suite, groups):
         if base is None:
             out.events += [f"{suite.label(c)}: its baseline point did not run (no tuned value, or not selected): not compared"
                            for c in candidates]
             continue
         reach[base] = max(reach.get(base, 0), looks[0])
+        if not candidates:  # a setup of the baseline alone (-k selected it alone): its first look's seeds
+            out.pending += [t for t in trials[base][: looks[0]] if t.id not in settled]
+            out.stage = out.stage or f"seeds 1-{looks[0]} (look 1 of {len(looks)})"
         for c in candidates:
             history: list[list[float]] = []
             margins: list[float] = []
@@ -110,18 +120,20 @@ def plan_seeds(suite: Suite, groups: list[int], fixed: dict[int, dict[str, Any]]
                     out.pending += unsettled
                     out.stage = f"seeds {1 if k == 0 else looks[k - 1] + 1}-{n} (look {k + 1} of {len(looks)})"
                     if c not in out.verdicts:  # no look yet: undecided so far
-                        out.verdicts[c] = Verdict(c, base, sequential.Decision("continue", 0, None, (), None), plan, (),
-                                                  None if d.relative else d.margin, metric)
+                        out.verdicts[c] = verdict(c, base, sequential.Decision("continue", 0, None, (), None))
                     break
                 values = {g: [_metric(records, t, metric) for t in trials[g][:n]] for g in (c, base)}
+                if all(v is None for v in values[base]):  # the baseline failed every seed: more rounds cannot pair anything
+                    out.verdicts[c] = verdict(c, base, sequential.Decision("no baseline", k + 1, None, (), None))
+                    out.events.append(out.verdicts[c].describe(suite))
+                    break
                 pairs = [(s, vc - vb) for s, vc, vb in zip(seeds[:n], values[c], values[base]) if vc is not None and vb is not None]
                 history.append([diff for _, diff in pairs])
                 if d.relative:
                     base_ok = [v for v in values[base] if v is not None]
                     margins.append(d.margin * sum(base_ok) / len(base_ok) if base_ok else float("nan"))
                 decision = sequential.decide(history, plan, margin=margins) if d.relative else sequential.decide(history, plan)
-                out.verdicts[c] = Verdict(c, base, decision, plan, tuple(s for s, _ in pairs), margins[-1] if d.relative else d.margin,
-                                          metric)
+                out.verdicts[c] = verdict(c, base, decision, tuple(s for s, _ in pairs), margins[-1] if d.relative else None)
                 out.events.append(out.verdicts[c].describe(suite))
                 if decision.verdict != "continue":
                     break

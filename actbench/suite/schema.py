@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from actbench.analysis.sequential import looks_in_rounds
 from actbench.core.kinds import kind_names
 from actbench.core.resources import Resources
 from actbench.lm.ladder import LadderSpec
@@ -114,7 +115,7 @@ class SeedRounds(BaseModel):
 
     @property
     def looks(self) -> tuple[int, ...]:
-        return tuple(sorted({*range(self.min, self.max, self.round), self.max}))
+        return looks_in_rounds(self.min, self.max, self.round)
 
 
 class DecideSpec(BaseModel):

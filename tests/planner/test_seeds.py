@@ -5,6 +5,7 @@ more seeds than the rule needed gives the rule's verdict."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,41 @@ def test_real_training_a_dead_mlp_is_worse_at_the_first_look_and_a_second_name_i
     assert verdicts["relu2_again"].verdict == "equivalent" and verdicts["relu2_again"].look == 1
     assert verdicts["relu2_again"].interval.low == verdicts["relu2_again"].interval.high == 0.0  # the same numbers, exactly
     assert verdicts["dead"].verdict == "worse" and verdicts["dead"].look == 1 and verdicts["dead"].interval.low > 0.02
+
+
+def test_the_baseline_alone_runs_its_first_look(tmp_path):
+    result = api.run(load_suite(write(tmp_path)), out=tmp_path / "o", executor=InlineExecutor(), select=parse_filter("tag=base"))
+    assert seeds_run(result.records) == {"base": [0, 1, 2]}
+
+
+def test_a_baseline_that_fails_every_seed_stops_the_rounds(tmp_path):
+    path = tmp_path / "q.yaml"
+    path.write_text(SUITE.format(seeds="{min: 3, max: 12, round: 3}", noise=0.3).replace("x: [0.0, 0.0, 2.0, 0.2]",
+                    "x: [0.0, 0.0, 2.0, 0.2]\n  fail: [raise, none, none, none]"))
+    result = api.run(load_suite(path), out=tmp_path / "o", executor=InlineExecutor())
+    ran = seeds_run(result.records)
+    assert all(seeds == [0, 1, 2] for seeds in ran.values()), ran  # one look, not twelve seeds of nothing to pair
+    records = ResultStore(tmp_path / "o").latest()
+    verdicts = plan(load_suite(path), records, set(records)).seeds.verdicts
+    assert {v.decision.verdict for v in verdicts.values()} == {"no baseline"}
+
+
+class _InterruptedAfter(InlineExecutor):
+    """Ctrl-C arrives after `n` trials have been submitted."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def submit(self, trial, checkpoint_dir):  # noqa: ANN001, ANN201
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return super().submit(trial, checkpoint_dir)
+
+
+def test_ctrl_c_in_a_round_decides_nothing_from_the_trials_that_did_not_run(tmp_path, capsys):
+    result = api.run(load_suite(write(tmp_path)), out=tmp_path / "o", executor=_InterruptedAfter(5))
+    assert result.interrupted and len(result.records) == 5
+    err = capsys.readouterr().err
+    assert "interrupted:" in err and not re.search(r"^look \d", err, re.M)  # look 1 never completed: no decision printed
