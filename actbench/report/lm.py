@@ -207,8 +207,13 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
     out = []
     for ((suite, setup, results), table), label in zip(tables, table_labels):
         ok = table[table["status"] == "ok"]
+        extra = ok[ok["_extra"] == True] if "_extra" in ok else ok.iloc[:0]  # noqa: E712 - seeds past a rule's need: counted apart
+        ok = ok.drop(extra.index)
+        designed = bool(table["_designed"].any()) if "_designed" in table else False
+        rule = next((v for v in table["_verdict"] if v is not None), None) if "_verdict" in table else None
+        no_verdict = _why_no_verdict(rule, names[0], merge) if designed else None
         has_bpb = "metric.val_bpb" in ok and len(ok) and ok["metric.val_bpb"].notna().all()
-        metric = "val_bpb" if has_bpb else "val_loss"
+        metric = rule.metric if rule is not None and no_verdict is None else "val_bpb" if has_bpb else "val_loss"
         present = [n for n in names if n in set(table["activation"])]
         per = {n: per_seed(ok[ok["activation"] == n], metric, series) if f"metric.{metric}" in ok else PerSeed() for n in present}
         base_ok = ok[ok["activation"] == names[0]]
@@ -234,7 +239,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 "trials": int(recs["_trial"].nunique()), "runs": int(recs["_run"].nunique()), "not_ok": int((recs["status"] != "ok").sum()),
                 "pairs": 0, "delta": np.nan, "delta_ci95": np.nan, "low": np.nan, "high": np.nan, "dz": np.nan, "p": np.nan,
                 "p_holm": np.nan, "eval_delta": np.nan, "eval_low": np.nan, "eval_high": np.nan, "eval_ci95": np.nan, "eval_note": None,
-                "dominant": None, "sd_diff": np.nan, "detectable": np.nan, "seeds_needed": None, "test_level": np.nan, "paired_seeds": [],
+                "dominant": None, "sd_diff": np.nan, "detectable": np.nan, "seeds_needed": None, "needed_for": None, "test_level": np.nan, "paired_seeds": [],
                 "design": None, "look": None, "margin": np.nan, "extra_pairs": 0, "_diffs": [],
                 "tokens_per_s": mean_of("metric.tokens_per_s"), "mfu": mean_of("metric.mfu"), "ppl": mean_of("metric.val_ppl"),
                 "alpha_p": mean_of("metric.alpha_p_mean"), "alpha_n": mean_of("metric.alpha_n_mean"),
@@ -244,13 +249,13 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
             }
             matched = (abs(row["params_diff_pct"]) <= MATCH_TOLERANCE_PCT and abs(row["flops_diff_pct"]) <= MATCH_TOLERANCE_PCT)
             row["matched"] = bool(matched) if np.isfinite(row["params_diff_pct"]) and np.isfinite(row["flops_diff_pct"]) else None
-            verdict = _first(recs["_verdict"]) if "_verdict" in recs else None
+            verdict = _first(recs["_verdict"]) if "_verdict" in recs and no_verdict is None else None
             if n != names[0] and names[0] in per:
                 base = per[names[0]]
                 common = sorted(set(base.value) & set(seeds.value))
                 if verdict is not None:  # a designed comparison: the seeds of the look that decided it, the others counted
-                    extra = set(good.loc[good["_extra"] == True, "seed"].astype(int)) if "_extra" in good else set()  # noqa: E712
-                    row["extra_pairs"] = len(extra & set(common))
+                    more = {int(s) for s in extra.loc[extra["activation"] == n, "seed"]}
+                    row["extra_pairs"] = len(more & ({int(s) for s in extra.loc[extra["activation"] == names[0], "seed"]} | set(base.value)))
                     common = [s for s in verdict.seeds if s in common]
                 row["pairs"] = len(common)
                 row["paired_seeds"] = common
@@ -264,7 +269,23 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                         row["dominant"] = "seeds" if row["delta_ci95"] >= row["eval_ci95"] else "eval set"
                     row.update(cost_and_noise(base, seeds, common, level))
             row["_verdict"] = verdict
+            row["_no_verdict"] = no_verdict
             rows.append(row)
         decide_table(rows, names[0], alpha, margin)
         out.extend(rows)
-    return pd.DataFrame(out).astype({"seeds_needed": float}).drop(columns=["_verdict", "_diffs"])
+    return pd.DataFrame(out).astype({"seeds_needed": float}).drop(columns=["_verdict", "_diffs", "_no_verdict"])
+
+
+def _why_no_verdict(rule: Any, baseline: str, merge: bool) -> str | None:
+    """Why a table whose seeds a suite's rule stopped gets no verdict (None: the rule's verdict
+    stands). Those seeds were chosen by looking at the rule's comparisons: a fixed-seed test of
+    another comparison on them has no valid error rate."""
+    if merge:
+        return "merged folders: the suite's rule stopped each folder's seeds on its own comparisons"
+    if rule is None:
+        return None
+    if rule.field != "activation":
+        return f"the suite's rule compares values of {rule.field}, not activations: its seeds were stopped on those comparisons"
+    if rule.baseline_value != baseline:
+        return f"the suite's rule compares with {rule.baseline_value}, and its seeds were stopped on that: name it first"
+    return None

@@ -76,12 +76,17 @@ def lm_line(r: Any, baseline: str) -> str | None:
     elif r.design:
         text += f" ({r.design})"
     if r.extra_pairs:
-        text += f"; {r.extra_pairs} more paired seed(s) recorded, not used (the rule had decided)"
+        why = "the rule had decided" if r.verdict.split(" ")[0] in ("better", "worse", "equivalent") else "past the rule's last look"
+        text += f"; {r.extra_pairs} more paired seed(s) recorded, not used ({why})"
     if r.verdict.startswith("undecided"):
         if np.isfinite(r.detectable):
-            text += f"; with {r.pairs} seeds the smallest detectable Δ is {num(r.detectable, '.4f')} (80% power, two-sided at alpha/k={r.test_level:.3g})"
-        text += (f"; ~{int(r.seeds_needed)} paired seeds would decide it" if r.seeds_needed is not None and np.isfinite(r.seeds_needed)
-                 else "; no feasible number of seeds decides it")
+            text += f"; with {r.pairs} seeds the smallest detectable Δ is {num(r.detectable, '.4f')} (80% power, two-sided at {r.test_level:.3g})"
+        if r.seeds_needed is None or not np.isfinite(r.seeds_needed):
+            text += "; no feasible number of seeds decides it"
+        elif r.needed_for == "80% power":
+            text += f"; ~{int(r.seeds_needed)} paired seeds would detect the observed Δ with 80% power"
+        else:
+            text += f"; ~{int(r.seeds_needed)} paired seeds would decide it if the observed Δ and spread held"
     if r.verdict.startswith("pending"):
         text += " (the run has not finished its looks)"
     if r.matched is False:

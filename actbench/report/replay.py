@@ -61,13 +61,15 @@ def records_of(frame: "pd.DataFrame") -> dict[str, Record]:
 
 def replay(trials: "pd.DataFrame", suites: dict[tuple[str, str], Suite]) -> tuple["pd.DataFrame", list[str], dict[tuple[str, str], Plan]]:
     """Keep of every staged suite only its final trials, with `_ignore` (the tuned fields, left out
-    of the setup key), `_tuned` (what was tuned, and any value on the edge of its grid) and
-    `_verdict` (the verdict of a suite's design, on its candidates' trials) and `_extra` (a final
-    trial at a seed the suite's rule did not need, when the folder holds more); a suite whose tuning
+    of the setup key), `_tuned` (what was tuned, and any value on the edge of its grid),
+    `_verdict` (the verdict of a suite's design, on its candidates' trials), `_designed` (the
+    trial's seeds were stopped by such a rule) and `_extra` (a final trial at a seed the suite's
+    rule did not need, when the folder holds more); a suite whose tuning
     is incomplete is left out with a note. Also returns each suite's plan."""
     notes: list[str] = []
     plans: dict[tuple[str, str], Plan] = {}
-    trials = trials.assign(_ignore=[()] * len(trials), _tuned=[""] * len(trials), _verdict=[None] * len(trials), _extra=False)
+    trials = trials.assign(_ignore=[()] * len(trials), _tuned=[""] * len(trials), _verdict=[None] * len(trials), _extra=False,
+                           _designed=False)
     for (d, name), suite in suites.items():
         if not staged(suite):
             continue
@@ -89,6 +91,7 @@ def replay(trials: "pd.DataFrame", suites: dict[tuple[str, str], Suite]) -> tupl
         extra = _extra_seeds(trials[mine], p) if suite.spec.decide is not None else {}
         keep = mine & (trials["trial_id"].isin(owner) | trials["trial_id"].isin(extra))
         trials.loc[keep & trials["trial_id"].isin(extra), "_extra"] = True
+        trials.loc[keep, "_designed"] = suite.spec.decide is not None
         tune = suite.spec.tune
         what = (f"tuned per activation: {', '.join(tune.fields)} (best {suite.kind.tuning_metric(tune.metric)} over {len(tune.grid())} "
                 "values, on tuning seeds)") if tune else ""

@@ -9,7 +9,10 @@
   needs); without one, Holm's step-down over the table's paired t-tests decides better / worse,
   and the rest is undecided, with the smallest difference the seeds could have detected and about
   how many seeds would resolve the observed one. "Undecided" is never "equivalent".
-A designed comparison that is not decided yet (its run stopped or runs) is "pending". One paired
+A designed comparison that is not decided yet (its run stopped or runs) is "pending"; a row whose
+seeds a suite's rule stopped on another comparison (another baseline, another field, merged
+folders) gets "no verdict", with the reason. Holm rows show their interval at the level of their
+step (alpha / (k - j) for the j-th smallest p), so interval and verdict agree. One paired
 seed is "no test"; a row more than 0.5% off the baseline's parameters or FLOPs/token is
 marked UNMATCHED, in its verdict too.
 """
@@ -42,8 +45,11 @@ def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin
     """Fill in the verdict of every row of one table (see the module docstring)."""
     candidates = [r for r in rows if r["activation"] != baseline]
     has_base = any(r["activation"] == baseline and r["n"] for r in rows)
-    tested = [r for r in candidates if r["pairs"] >= 2 and r["_verdict"] is None]
+    tested = [r for r in candidates if r["pairs"] >= 2 and r["_verdict"] is None and r["_no_verdict"] is None]
     adjusted = stats.holm([r["p"] for r in tested]) if tested else []
+    step = {}  # Holm's level at each row's step: alpha / (k - j) for the j-th smallest p
+    for j, i in enumerate(np.argsort([r["p"] for r in tested], kind="stable")):
+        step[id(tested[i])] = alpha / (len(tested) - j)
     for r, p in zip(tested, adjusted):
         r["p_holm"] = float(p)
     for r in rows:
@@ -53,6 +59,8 @@ def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin
             continue
         if v is not None:
             _from_decision(r, v.decision, v.design, v.margin)
+        elif r["_no_verdict"] is not None and r["pairs"] >= 2:
+            r["verdict"], r["design"] = "no verdict", r["_no_verdict"]
         elif not has_base:
             r["verdict"] = "no baseline"
         elif r["pairs"] == 0:
@@ -62,16 +70,16 @@ def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin
         elif margin is not None:
             design = sequential.Design(looks=(r["pairs"],), alpha=alpha, candidates=max(1, len(candidates)), margin=margin)
             _from_decision(r, sequential.decide([r["_diffs"]], design), design, margin)
-            if r["verdict"] == "continue":
-                r["verdict"] = "undecided"
         else:
-            level = alpha / len(tested)  # Holm's most stringent step: what the data must beat
+            level = step[id(r)]  # the row's Holm step: its interval at that level agrees with its verdict
             r["detectable"] = stats.detectable_difference(r["sd_diff"], r["pairs"], level)
             r["seeds_needed"] = stats.seeds_needed(r["delta"], r["sd_diff"], level)
+            r["needed_for"] = "80% power"
             r["test_level"] = level
-            r["low"], r["high"] = r["delta"] - r["delta_ci95"], r["delta"] + r["delta_ci95"]
+            half = float(stats.paired_t(r["_diffs"], 1 - level).half)
+            r["low"], r["high"] = r["delta"] - half, r["delta"] + half
             word = str(stats.lm_verdicts(r["delta"], r["p_holm"], alpha))
             r["verdict"] = "undecided" if word == "no detectable difference" else word
-            r["design"] = f"one look at {r['pairs']} paired seeds, Holm over {len(tested)} candidate(s)"
+            r["design"] = f"one look at {r['pairs']} paired seeds, Holm over {len(tested)} candidate(s), interval at its step's level {level:.3g}"
         if r["matched"] is False and r["verdict"] in ("better", "worse", "equivalent", "undecided"):
             r["verdict"] += " (UNMATCHED)"

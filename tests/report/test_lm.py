@@ -11,6 +11,7 @@ import re
 import msgspec
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from actbench.report.compare import compare_results
 from actbench.results.store import ResultStore
@@ -85,3 +86,17 @@ def test_equivalence_within_a_margin_needs_the_whole_interval_inside_it(tmp_path
     assert lm.loc["xielu", "verdict"] == "equivalent" and -0.02 < lm.loc["xielu", "low"] < lm.loc["xielu", "high"] < 0.02
     assert lm.loc["swiglu", "verdict"] == "worse" and lm.loc["swiglu", "low"] > 0
     assert "Bonferroni over 2 candidate(s), margin ±0.02" in lm.loc["xielu", "design"]
+
+
+def test_holm_rows_show_their_interval_at_the_level_of_their_step(tmp_path):
+    # three candidates, clear effects of different sizes: Holm tests the smallest p at alpha/3, the next at alpha/2, the last at alpha
+    write(tmp_path / "run", {a: 1000.0 for a in ("relu2", "xielu", "swiglu", "gelu")},
+          {"relu2": 0.0, "xielu": 0.08, "swiglu": 0.04, "gelu": -0.03}, slope=-0.1, seed_sd=0.02, noise_sd=0.01, seeds=8)
+    lm = compare_results(["relu2", "xielu", "swiglu", "gelu"], tmp_path).frames["lm"].set_index("activation").drop("relu2")
+    order = lm["p"].sort_values().index
+    assert [lm.loc[a, "test_level"] for a in order] == pytest.approx([0.05 / 3, 0.05 / 2, 0.05])
+    for a in order:
+        r = lm.loc[a]
+        half = scipy_stats.t.ppf(1 - r["test_level"] / 2, r["pairs"] - 1) * r["sd_diff"] / math.sqrt(r["pairs"])
+        assert (r["high"] - r["low"]) / 2 == pytest.approx(half, rel=1e-9)
+        assert (r["verdict"] in ("better", "worse")) == (r["low"] > 0 or r["high"] < 0)  # interval and verdict agree

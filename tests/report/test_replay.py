@@ -132,7 +132,8 @@ def fake_sequential(path: Path, out: Path, more_seeds: int = 0, select: str | No
             return Record(trial_id=t.id, suite=suite.name, kind="impl", config=t.config_dict(), status="ok", metrics={"impl": "eager"})
         bpb = 2.0 + PLANTED[c.activation] + rng.normal(0, 0.03 if c.activation == "gelu" else 0.002)
         return Record(trial_id=t.id, suite=suite.name, kind="lm", config=t.config_dict(), status="ok", run_id="r1",
-                      metrics={"val_bpb": bpb, "tune_val_bpb": bpb, "params": 1000, "flops_per_token": 6000.0, "tokens": c.tokens})
+                      metrics={"val_bpb": bpb, "val_loss": 1.5 * bpb, "tune_val_bpb": bpb, "params": 1000, "flops_per_token": 6000.0,
+                               "tokens": c.tokens})
 
     while batches and (batch := plan(suite, store.latest(), set(store.latest()), groups).batch) is not None:
         batches -= 1
@@ -161,6 +162,30 @@ def test_a_deciding_suite_is_compared_with_the_verdicts_of_its_own_rule(tmp_path
     assert "worse at look 1 (looks at 3, 6, 9 paired seeds, pocock alpha spending, Bonferroni over 3 candidate(s), margin ±0.02)" in line
     gelu = next(line for line in c.lines["lm"] if "gelu vs relu2" in line)
     assert "undecided" in gelu and "paired seeds would decide it" in gelu
+
+
+def test_a_comparison_the_rule_did_not_make_gets_no_verdict_from_its_stopped_seeds(tmp_path):
+    """Seeds stopped by looking at candidate-vs-relu2 are no sample for a fixed test of another
+    comparison: with another baseline, or pooled over folders, there is no verdict (and why)."""
+    path = tmp_path / "seq.yaml"
+    path.write_text(SEQUENTIAL)
+    fake_sequential(path, tmp_path / "a" / "out")
+    fake_sequential(path, tmp_path / "b" / "out")
+    other = compare_results(["gelu", "relu2", "xielu"], tmp_path / "a").frames["lm"].set_index("activation")
+    assert set(other.loc[["relu2", "xielu"], "verdict"]) == {"no verdict"}
+    assert "the suite's rule compares with relu2" in other.loc["xielu", "design"]
+    merged = compare_results(["relu2", "xielu", "gelu"], tmp_path, merge=True).frames["lm"].set_index("activation")
+    assert set(merged.loc[["xielu", "gelu"], "verdict"]) == {"no verdict"} and "merged folders" in merged.loc["xielu", "design"]
+    apart = compare_results(["relu2", "xielu"], tmp_path).frames["lm"]
+    assert list(apart["verdict"]) == ["baseline", "worse"] * 2  # each folder: the rule's own verdict
+
+
+def test_the_table_shows_the_metric_the_rule_decided_on(tmp_path):
+    path = tmp_path / "seq.yaml"
+    path.write_text(SEQUENTIAL.replace("decide: {alpha: 0.05, margin: 0.02}", "decide: {alpha: 0.05, margin: 0.05, metric: val_loss}"))
+    fake_sequential(path, tmp_path / "out")
+    lm = compare_results(["relu2", "xielu"], tmp_path / "out").frames["lm"].set_index("activation")
+    assert lm.loc["xielu", "metric"] == "val_loss" and lm.loc["xielu", "delta"] == pytest.approx(0.2 * 1.5, abs=0.01)
 
 
 def test_a_folder_with_more_seeds_than_the_rule_needed_gives_the_rule_its_verdict(tmp_path):
