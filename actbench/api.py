@@ -192,9 +192,10 @@ def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], se
     from actbench.runner.driver import Runner
     from actbench.runner.progress import PLAIN_EVERY_S, Board
 
+    records = store.latest()
+    _check_kept_design(suite, store.root, records)
     named = [v for p in suite.points for v, _ in p.values() if isinstance(v, str)]
     store.save_suite(suite.name, suite.raw, facts([*named, *(suite.spec.defaults.get(k) for k in ("reference",) if k in suite.spec.defaults)]))
-    records = store.latest()
     done_before = set() if rerun else {i for i, r in records.items() if r.ok}
     settled = set(done_before)
     board = Board(suite.name, console, suite.kind.columns, PLAIN_EVERY_S if plain_every_s is None else plain_every_s, tensorboard)
@@ -228,6 +229,35 @@ def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], se
     finally:
         executor.set_progress(None)
     return runner.result
+
+
+def _check_kept_design(suite: Suite, root: Path, records: dict[str, Any]) -> None:
+    """Refuse to run a staged suite (tuned, deciding, choosing or on a ladder) that differs from the
+    one its earlier run in this folder kept: compare replays the folder's decisions from the kept
+    suite, and overwriting it would replay records planned by one suite with another (and leave
+    those it no longer plans out of the comparison)."""
+    import json
+
+    import yaml
+
+    from actbench.planner.plan import staged
+
+    kept = root / "suites" / f"{suite.name}.yaml"
+    if not kept.is_file() or not any(r.suite == suite.name for r in records.values()):
+        return
+    try:
+        old = yaml.safe_load(kept.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return
+    old = old if isinstance(old, dict) else {}
+    if not (staged(suite) or suite.spec.ladder or any(old.get(k) for k in ("tune", "decide", "ladder"))):
+        return  # plain trials: compare reads the records alone
+    same = lambda k: json.dumps(old.get(k), sort_keys=True, default=str) == json.dumps(suite.raw.get(k), sort_keys=True, default=str)  # noqa: E731
+    changed = [k for k in dict.fromkeys([*old, *suite.raw]) if k != "description" and not same(k)]
+    if changed:
+        raise UserError(f"{kept}: the records of {suite.name} in {root} were planned with other {', '.join(changed)} than {suite.path} "
+                        "(after --set) states, and their stages and verdicts are replayed from this kept suite: run into another "
+                        "folder (--out), or restore those blocks")
 
 
 def compare(names: list[str], results: str | Path = "results", *, alpha: float = 0.05, merge: bool = False,

@@ -82,12 +82,12 @@ def per_seed(ok: "pd.DataFrame", metric: str, series: "Series") -> PerSeed:
     weight = "bytes" if metric == "val_bpb" else "tokens"
     curve = "bpb" if metric == "val_bpb" else "loss"
     for seed, g in ok.dropna(subset=["seed"]).groupby("seed", sort=True):
-        vals = g[f"metric.{metric}"].astype(float).to_numpy()
+        vals = _numbers(g[f"metric.{metric}"])
         if not np.isfinite(vals).any():
             continue
         s = int(seed)
         out.value[s] = float(np.nanmean(vals))
-        speed = g["metric.tokens_per_s"].astype(float).to_numpy() if "metric.tokens_per_s" in g else np.array([np.nan])
+        speed = _numbers(g["metric.tokens_per_s"]) if "metric.tokens_per_s" in g else np.array([np.nan])
         if np.isfinite(speed).any():
             out.speed[s] = float(np.nanmean(speed))
         chunks, preds, slopes = [], None, []
@@ -108,6 +108,13 @@ def per_seed(ok: "pd.DataFrame", metric: str, series: "Series") -> PerSeed:
         if slopes:
             out.slope[s] = float(np.mean(slopes))
     return out
+
+
+def _numbers(values: "pd.Series") -> np.ndarray:
+    """A metric column as floats: anything that is not a number (a string a plugin recorded, say) is NaN."""
+    import pandas as pd
+
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
 def _eval_interval(base: PerSeed, cand: PerSeed, seeds: list[int], metric: str, level: float) -> tuple[float, float, float, str | None]:
@@ -226,7 +233,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
             params = _first(good["metric.params"]) if "metric.params" in good else None
             flops = _first(good["metric.flops_per_token"]) if "metric.flops_per_token" in good else None
             d_ff = _first(recs["d_ff"]) if "d_ff" in recs else None
-            mean_of = lambda c: float(good[c].astype(float).mean()) if c in good and good[c].notna().any() else np.nan  # noqa: E731
+            mean_of = lambda c: float(np.nanmean(_numbers(good[c]))) if c in good and np.isfinite(_numbers(good[c])).any() else np.nan  # noqa: E731
             impls = sorted({str(v) for v in good["metric.impl_used"].dropna()}) if "metric.impl_used" in good else []
             row: dict[str, Any] = {
                 "suite": suite, "setup": setup, "setup_label": label, "results": results, "activation": n,

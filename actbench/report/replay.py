@@ -18,6 +18,7 @@ from actbench.core.record import Record, decode_json
 from actbench.errors import UserError
 from actbench.planner.plan import Plan, plan, ran_groups, staged
 from actbench.suite import Suite, load_suite
+from actbench.suite.schema import TUNE_SEED_BASE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +34,9 @@ def saved_suites(trials: "pd.DataFrame") -> tuple[dict[tuple[str, str], Suite], 
     for d, name in trials[["results_dir", "suite"]].astype(str).drop_duplicates().itertuples(index=False):
         path = Path(d) / "suites" / f"{name}.yaml"
         if not path.is_file():
+            if _looks_staged(trials[(trials["results_dir"].astype(str) == d) & (trials["suite"].astype(str) == name)]):
+                warnings.append(f"{path}: missing, but the records of {name} in {d} hold tuning or choice trials: without the suite its "
+                                "run kept, its stages cannot be replayed, so every record is compared as a plain trial")
             continue
         try:
             known = decode_json((Path(d) / "suites" / f"{name}.activations.json").read_bytes())
@@ -47,6 +51,14 @@ def saved_suites(trials: "pd.DataFrame") -> tuple[dict[tuple[str, str], Suite], 
         if suite.spec.ladder is not None or staged(suite):
             found[(str(d), str(name))] = suite
     return found, warnings
+
+
+def _looks_staged(frame: "pd.DataFrame") -> bool:
+    """Whether records were planned in stages: helper trials of a choice, or trials on tuning seeds."""
+    import pandas as pd
+
+    seeds = pd.to_numeric(frame["seed"], errors="coerce") if "seed" in frame else pd.Series(dtype=float)
+    return bool((frame["kind"] == "impl").any() or (seeds >= TUNE_SEED_BASE).any())
 
 
 def records_of(frame: "pd.DataFrame") -> dict[str, Record]:

@@ -19,10 +19,11 @@ _ROW_CONTEXT = ("trial_id", "suite", "kind", "run_id", "gpu_name", "results_dir"
 
 
 def _flat(r: Record, folder: str) -> dict[str, Any]:
-    """One record as a table row: its top-level fields, one column per config field (a config
-    field of the same name as a top-level one wins) and per metric (`metric.<name>`)."""
+    """One record as a table row: one column per config field, its top-level fields (a top-level
+    field wins over a config field of the same name: `status` is the record's) and per metric
+    (`metric.<name>`)."""
     err = r.error or {}
-    return {**{k: getattr(r, k) for k in _TOP}, **r.config, "config": r.config,
+    return {**r.config, **{k: getattr(r, k) for k in _TOP}, "config": r.config,
             **{f"metric.{k}": v for k, v in r.metrics.items()}, "error_type": err.get("type"), "error_message": err.get("message"),
             "gpu_name": gpu_name(r), "hostname": r.env.get("hostname"), "env": r.env, "results_dir": folder}
 
@@ -80,6 +81,7 @@ def series(path: str | Path) -> "pd.DataFrame":
     folder of them; or one series JSON file) as one long DataFrame with columns trial_id, table,
     step, layer (NaN where the table has none), metric, value. Only tables of named columns with
     a `step` column are read (train, val, alphas); files or tables of another shape are skipped."""
+    import numpy as np
     import pandas as pd
 
     path = Path(path)
@@ -99,7 +101,10 @@ def series(path: str | Path) -> "pd.DataFrame":
                 continue
             cols = {k: v for k, v in table.items() if isinstance(v, list) and len(v) == len(table["step"])}
             keys = [k for k in ("step", "layer") if k in cols]
-            long = pd.DataFrame(cols).melt(id_vars=keys, var_name="metric", value_name="value")
+            wide = pd.DataFrame(cols)
+            names = [c for c in wide.columns if c not in keys]  # by hand, not melt: a column may be named "value" or "metric"
+            long = pd.DataFrame({**{k: np.tile(wide[k].to_numpy(), len(names)) for k in keys}, "metric": np.repeat(names, len(wide)),
+                                 "value": wide[names].to_numpy(dtype=object).T.ravel()})
             long["value"] = pd.to_numeric(long["value"], errors="coerce")
             frames.append(long.assign(trial_id=trial_id, table=name))
     if not frames:

@@ -187,3 +187,14 @@ def test_ctrl_c_in_a_round_decides_nothing_from_the_trials_that_did_not_run(tmp_
     assert result.interrupted and len(result.records) == 5
     err = capsys.readouterr().err
     assert "interrupted:" in err and not re.search(r"^look \d", err, re.M)  # look 1 never completed: no decision printed
+
+
+def test_a_folder_refuses_a_suite_whose_stages_differ_from_those_its_records_were_planned_with(tmp_path):
+    out = tmp_path / "o"
+    api.run(load_suite(write(tmp_path)), out=out, executor=InlineExecutor())
+    kept = (out / "suites" / "q.yaml").read_bytes()
+    with pytest.raises(UserError, match=r"q.yaml: the records of q in .* were planned with other seeds than .*--out"):
+        api.run(load_suite(write(tmp_path, seeds="{min: 3, max: 24, round: 3}")), out=out, executor=InlineExecutor())
+    assert (out / "suites" / "q.yaml").read_bytes() == kept  # the kept suite is untouched
+    again = api.run(load_suite(write(tmp_path)), out=out, executor=InlineExecutor())  # the same suite resumes as before
+    assert again.exit_code == 0 and not again.records

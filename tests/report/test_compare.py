@@ -10,6 +10,7 @@ import subprocess
 import sys
 import warnings
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +19,7 @@ from actbench.errors import UserError
 from actbench.report.compare import compare_results
 from actbench.report.html import build_report
 from actbench.report.lm import setup_key
-from actbench.results.frames import load_tables
+from actbench.results.frames import load, load_tables, series
 from actbench.results.read import ResultsWarning
 from actbench.results.store import ResultStore
 
@@ -199,6 +200,23 @@ def test_series_of_other_shapes_do_not_break_compare(tmp_path):
     x = _row(compare_results(["relu2", "xielu"], tmp_path), "xielu")
     assert x["verdict"] == "better" and x["delta"] == pytest.approx(-0.1) and math.isnan(x["eval_ci95"])
     assert x["eval_note"] == "no eval_chunks in the series"
+
+
+def test_metrics_and_series_of_odd_types_and_names_do_not_break_compare_or_loading(tmp_path):
+    """A plugin may record a string where a number is expected, a series column named `value`,
+    and a config field named like a record field: compare and the loaders take them in stride."""
+    store = ResultStore(tmp_path / "run")
+    for seed in range(3):
+        for act, bpb in (("relu2", 1.5), ("xielu", 1.4)):
+            rec = lm_record(act, seed, bpb + seed / 100)
+            rec = msgspec.structs.replace(rec, metrics={**rec.metrics, "tokens_per_s": "fast"}, config={**rec.config, "status": "queued"})
+            store.append(rec, series={"val": {"step": [1, 2], "value": [0.5, 0.4], "metric": [1, 2], "bpb": [bpb + 0.1, bpb]}})
+    x = _row(compare_results(["relu2", "xielu"], tmp_path), "xielu")
+    assert x["verdict"] == "better" and x["delta"] == pytest.approx(-0.1) and math.isnan(x["tokens_per_s"])
+    trials = load(tmp_path)
+    assert set(trials["status"]) == {"ok"}  # the record's status, not the config's
+    long = series(tmp_path)
+    assert sorted(set(long["metric"])) == ["bpb", "metric", "value"] and len(long) == 6 * 2 * 3
 
 
 def test_alpha_outside_0_1_is_refused(tmp_path):

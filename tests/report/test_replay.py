@@ -221,6 +221,15 @@ def test_a_run_stopped_before_its_seeds_is_not_compared(tmp_path):
                for line in c.lines["lm"])
 
 
+def test_a_missing_kept_suite_is_warned_about(tmp_path):
+    path = tmp_path / "seq.yaml"
+    path.write_text(SEQUENTIAL.replace("impl: eager", "impl: auto"))
+    fake_sequential(path, tmp_path / "out")
+    (tmp_path / "out" / "suites" / "seq.yaml").unlink()
+    c = compare_results(["relu2", "xielu"], tmp_path / "out")
+    assert any("seq.yaml: missing, but the records of seq" in line and "compared as a plain trial" in line for line in c.lines["lm"])
+
+
 def test_a_tuned_kernel_suite_is_compared_on_its_final_trials(tmp_path):
     """tune: works for any kind: compare replays a tuned kernel suite as it does an lm one."""
     path = tmp_path / "k.yaml"

@@ -104,6 +104,8 @@ BAD = [
     ("name: t\nkind: kernel\nmatrix:\n  activation: [xielu]\n  size: [4]\nresources:\n  timeout_s: 0\n", r"resources.timeout_s: Input should be greater than or equal to 0.1"),
     ("name: t\nkind: probe\nmatrix:\n  fail: [sometimes]\n", r"s.yaml:4: matrix.fail: Input should be"),
     ("name: t\nkind: kernel\nmatrix:\n  activation: [xielu]\n  size: [4]\n!!python/object:os.system ls: 1\n", r"invalid YAML"),
+    ("name: t\nkind: probe\nzip:\n  tag: [a, b, a]\n  x: [0.0, 1.0, 2.0]\ndecide: {field: tag, baseline: a, metric: objective}\n",
+     r"s.yaml:4: zip.tag: 'a' appears twice: the candidates of decide.field must be distinct"),
 ]
 
 
