@@ -37,6 +37,18 @@ def test_kernel_trial_rows_bytes_and_copy_percentages():
     assert out.metrics["threads"] == torch.get_num_threads()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_timings_are_graph_replays_of_every_mode_and_impl():
+    """On CUDA every call, the backward of a forward run before the timing included, is captured
+    in a CUDA graph and its replays timed (device time, no host overhead)."""
+    cfg = KernelConfig(activation="xielu", impls=["eager", "compile", "triton"], dtype="bfloat16", size=1 << 22, width=1024, rep_ms=20,
+                       warmup_ms=5, device="cuda")
+    out = run_kernel(cfg, TrialContext("k"))
+    assert {(r["impl"], r["graphed"]) for r in out.rows} == {(i, True) for i in ("copy", "eager", "compile", "triton")}
+    ms = {(r["impl"], r["mode"]): r["ms_p50"] for r in out.rows}
+    assert 0 < ms[("triton", "forward")] < ms[("eager", "forward")]
+
+
 def test_noisy_flag_against_known_spreads():
     """Ground truth: log-normal repeat times with sigma s have (p80 - p20) / p50 =
     2 sinh(0.8416 s), above the 0.2 bound from s = 0.118; a bimodal op is noisy; too few repeats
