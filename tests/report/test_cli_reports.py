@@ -48,6 +48,8 @@ def test_compare_on_cpu_suite_results(cpu_results):
     assert set(k["verdict"]) <= {"baseline", "same", "faster", "slower", "noisy"}
     assert (k["pct_copy"] > 0).all() and k[k["activation"] == "swiglu"]["gated"].all()
     assert (k["trials"] == 1).all() and (k["runs"] == 1).all() and set(k["results"]) == {"smoke"}
+    line = next(line for line in c.lines["kernel"] if line.startswith("xielu (best of eager) vs relu2 (best of eager)"))
+    assert "CPU timings of eager" in line and "the fused GPU kernel (xielu's triton) was not measured: it needs a GPU" in line
     lm = c.frames["lm"]
     assert list(lm["activation"]) == ["relu2", "xielu", "swiglu"] and (lm["n"] == 2).all()
     assert lm["metric"].unique().tolist() == ["val_bpb"] and lm["setup"].nunique() == 1
