@@ -168,18 +168,21 @@ def forecast(suite: Suite) -> Plan:
     """Every trial the suite would run, without running any (`lm plan` costs them): each batch is
     answered with made-up records that decide nothing early: `auto` values at their fallback,
     tuning metrics all equal (halving keeps the first values of the grid; the first tuned values
-    stand in for the choices), final trials without a metric (every candidate runs to its last
-    look: the most the suite can cost)."""
+    stand in for the choices), final trials scored on the baseline alone (no pair: every
+    candidate runs to its last look, the most the suite can cost)."""
     records: dict[str, Record] = {}
+    d = suite.spec.decide
     while True:
         p = plan(suite, records, set(records))
         if p.batch is None:
             return p
+        scored = {t.id for base, _ in seeds.setups(suite, list(p.final)) if base is not None for t in p.final[base]} \
+            if d is not None and p.seeds is not None else set()
         for t in p.batch.trials:
             if p.tuning is not None and p.tuning.pending:
                 metrics: dict[str, Any] = {suite.kind.tuning_metric(suite.spec.tune.metric): 0.0}
             elif p.seeds is None:  # the choices
                 metrics = {c.field: c.fallback for c, _ in choice.helper_trials(suite, list(range(suite.groups))).values()}
             else:
-                metrics = {}
+                metrics = {(d.metric or suite.kind.metric): 0.0} if d is not None and t.id in scored else {}
             records[t.id] = Record(trial_id=t.id, status="ok", metrics=metrics)

@@ -198,3 +198,14 @@ def test_a_folder_refuses_a_suite_whose_stages_differ_from_those_its_records_wer
     assert (out / "suites" / "q.yaml").read_bytes() == kept  # the kept suite is untouched
     again = api.run(load_suite(write(tmp_path)), out=out, executor=InlineExecutor())  # the same suite resumes as before
     assert again.exit_code == 0 and not again.records
+
+
+@pytest.mark.parametrize("name", ["llm_small", "llm_tiny"])
+def test_the_forecast_costs_every_seed_a_sequential_suite_can_run(name):
+    """`lm plan` prices a sequential suite at its cap: every point, baseline included, to its last look."""
+    from actbench.planner.plan import forecast
+
+    suite = load_suite(Path(__file__).resolve().parents[2] / "suites" / f"{name}.yaml", check_paths=False)
+    p = forecast(suite)
+    assert {g: len(t) for g, t in p.final.items()} == {g: suite.spec.looks[-1] for g in range(suite.groups)}
+    assert all(v.decision.verdict == "undecided" for v in p.seeds.verdicts.values())
