@@ -384,3 +384,15 @@ def test_the_cpu_suites_draw_a_curve_at_a_small_cost(name):
         points = cfg.steps // cfg.eval_every
         assert points >= 6 if t.config.seed < TUNE_SEED_BASE or suite.spec.tune is None else points >= 3, (name, cfg.steps, cfg.eval_every)
         assert points * cfg.eval_tokens <= 0.3 * cfg.steps * cfg.tokens_per_step
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "suites").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_suite_loads_against_its_data(path, monkeypatch):
+    """A fresh checkout's suites pass every check at load, their data's included; a suite on
+    prepared shards (`actbench data prepare`) fails only for want of them."""
+    monkeypatch.chdir(path.parents[1])
+    if path.stem in {"ladder_gpu", "llm_fineweb", "paper_1b"}:
+        with pytest.raises(UserError, match=r"defaults\.data\.path: no file or folder matches"):
+            load_suite(path)
+    else:
+        assert load_suite(path).trials
