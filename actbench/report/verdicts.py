@@ -12,7 +12,8 @@
 A designed comparison that is not decided yet (its run stopped or runs) is "pending"; a row whose
 seeds a suite's rule stopped on another comparison (another baseline, another field, merged
 folders) gets "no verdict", with the reason. Holm rows show their interval at the level of their
-step (alpha / (k - j) for the j-th smallest p), so interval and verdict agree. One paired
+step (alpha / (k - j) for the j-th smallest p) while every earlier step rejected, and at alpha / k
+past a step that did not (Holm stops there), so interval and verdict agree. One paired
 seed is "no test"; a row more than 0.5% off the baseline's parameters or FLOPs/token is
 marked UNMATCHED, in its verdict too.
 """
@@ -47,9 +48,11 @@ def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin
     has_base = any(r["activation"] == baseline and r["n"] for r in rows)
     tested = [r for r in candidates if r["pairs"] >= 2 and r["_verdict"] is None and r["_no_verdict"] is None]
     adjusted = stats.holm([r["p"] for r in tested]) if tested else []
-    step = {}  # Holm's level at each row's step: alpha / (k - j) for the j-th smallest p
+    step, reached = {}, True  # Holm's level at the step a row is tested at: alpha / (k - j) for the j-th smallest p
     for j, i in enumerate(np.argsort([r["p"] for r in tested], kind="stable")):
-        step[id(tested[i])] = alpha / (len(tested) - j)
+        level = alpha / (len(tested) - j)
+        step[id(tested[i])] = (level, "its step's level") if reached else (alpha / len(tested), "alpha / k (Holm stopped before it)")
+        reached = reached and tested[i]["p"] <= level
     for r, p in zip(tested, adjusted):
         r["p_holm"] = float(p)
     for r in rows:
@@ -71,7 +74,7 @@ def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin
             design = sequential.Design(looks=(r["pairs"],), alpha=alpha, candidates=max(1, len(candidates)), margin=margin)
             _from_decision(r, sequential.decide([r["_diffs"]], design), design, margin)
         else:
-            level = step[id(r)]  # the row's Holm step: its interval at that level agrees with its verdict
+            level, at = step[id(r)]  # the row's Holm step: its interval at that level agrees with its verdict
             r["detectable"] = stats.detectable_difference(r["sd_diff"], r["pairs"], level)
             r["seeds_needed"] = stats.seeds_needed(r["delta"], r["sd_diff"], level)
             r["needed_for"] = "80% power"
@@ -80,6 +83,6 @@ def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin
             r["low"], r["high"] = r["delta"] - half, r["delta"] + half
             word = str(stats.lm_verdicts(r["delta"], r["p_holm"], alpha))
             r["verdict"] = "undecided" if word == "no detectable difference" else word
-            r["design"] = f"one look at {r['pairs']} paired seeds, Holm over {len(tested)} candidate(s), interval at its step's level {level:.3g}"
+            r["design"] = f"one look at {r['pairs']} paired seeds, Holm over {len(tested)} candidate(s), interval at {at} {level:.3g}"
         if r["matched"] is False and r["verdict"] in ("better", "worse", "equivalent", "undecided"):
             r["verdict"] += " (UNMATCHED)"
