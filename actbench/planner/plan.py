@@ -17,7 +17,7 @@ comparison.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from actbench.core.record import Record
 from actbench.core.trial import Trial
@@ -104,14 +104,19 @@ def selected_groups(suite: Suite, select: "TrialFilter | None") -> tuple[list[in
     return sorted(chosen), 0
 
 
-def ran_groups(suite: Suite, configs: "Iterable[dict[str, Any]]") -> list[int]:
-    """The points a results folder ran: those whose swept values some recorded trial config of the
-    suite's kind holds (a run with -k runs whole points). Every point when none matches (a folder
-    that holds only the helper trials of its first stage, say)."""
-    swept = [{k: v for k, (v, where) in suite.points[g].items() if where[0] in ("matrix", "zip", "ladder")}
-             for g in range(suite.groups)]
-    configs = [c for c in configs if isinstance(c, dict)]
-    ran = [g for g, values in enumerate(swept) if any(all(c.get(k) == v for k, v in values.items()) for c in configs)]
+def ran_groups(suite: Suite, records: dict[str, Record]) -> list[int]:
+    """The points a results folder ran (a run with -k runs whole points): those with a recorded
+    tuning or final trial among those the planner plans for the point (beside its baseline, if
+    the suite decides its seeds), at the values it chose and tuned. Every point when none has one
+    (a folder that holds only the helper trials of its first stage, say)."""
+    baseline = {c: base for base, candidates in (seeds.setups(suite, list(range(suite.groups))) if suite.spec.decide else [])
+                for c in candidates if base is not None}
+    ran = []
+    for g in range(suite.groups):
+        p = plan(suite, records, set(records), sorted({g, baseline.get(g, g)}))
+        own = [c.trial for c in p.tuning.candidates if c.group == g] if p.tuning else []
+        if any(t.id in records for t in own + p.final.get(g, [])):
+            ran.append(g)
     return ran or list(range(suite.groups))
 
 

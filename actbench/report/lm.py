@@ -63,6 +63,25 @@ def setup_key(config: Mapping[str, Any], ignore: Iterable[str] = ()) -> str:
     return " ".join(f"{k}={v}" for k, v in setup_fields(config, ignore).items())
 
 
+def _split_variants(t: "pd.DataFrame", fields: dict[Any, dict[str, str]]) -> None:
+    """Where one activation of a table ran with more than one value of another identity field
+    (impl: [auto, eager] swept, say, or two d_ff), that field joins the setup of every row of the
+    table: each variant is its own comparison, never averaged with the other per seed."""
+    config = {i: c if isinstance(c, dict) else {} for i, c in zip(t.index, t["config"])}
+    variant = [f for f in kind_spec("lm").identity if f != "activation"]
+    tables: dict[tuple, list[Any]] = {}
+    for i, suite, d in zip(t.index, t["suite"], t["results_dir"]):
+        tables.setdefault((suite, tuple(fields[i].items()), d), []).append(i)
+    for rows in tables.values():
+        values: dict[tuple[str, Any], set[str]] = {}
+        for i in rows:
+            for f in variant:
+                values.setdefault((f, t.at[i, "activation"]), set()).add(_canonical(config[i].get(f)))
+        split = sorted({f for (f, _), v in values.items() if len(v) > 1})
+        for i in rows:
+            fields[i] = dict(sorted({**fields[i], **{f: _canonical(config[i].get(f)) for f in split}}.items()))
+
+
 @dataclass
 class PerSeed:
     """One candidate's ok records in one table, reduced to one value per seed."""
@@ -208,6 +227,8 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
         return pd.DataFrame()
     ignore = t["_ignore"] if "_ignore" in t else [()] * len(t)
     fields = dict(zip(t.index, (setup_fields(c if isinstance(c, dict) else {}, ig) for c, ig in zip(t["config"], ignore))))
+    if not merge:
+        _split_variants(t, fields)
     t = prepared(t.assign(setup=[" ".join(f"{k}={v}" for k, v in fields[i].items()) for i in t.index]), root, merge, ["suite"])
     tables = list(t.groupby(["suite", "setup", "results"], sort=False))
     table_labels = labels([(suite, fields[g.index[0]]) for (suite, _, _), g in tables])

@@ -88,7 +88,7 @@ def replay(trials: "pd.DataFrame", suites: dict[tuple[str, str], Suite]) -> tupl
         folder = trials["results_dir"].astype(str) == d
         written = folder & (trials["suite"] == name)
         records = records_of(trials[folder])
-        p = plan(suite, records, set(records), ran_groups(suite, trials.loc[written & (trials["kind"] == suite.spec.kind), "config"]))
+        p = plan(suite, records, set(records), ran_groups(suite, records))
         plans[(d, name)] = p
         mine = written | (folder & trials["trial_id"].isin({t.id for t in p.planned}))
         owner = {t.id: g for g, ts in p.final.items() for t in ts}

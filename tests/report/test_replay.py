@@ -115,11 +115,12 @@ decide: {alpha: 0.05, margin: 0.02}
 PLANTED = {"relu2": 0.0, "xielu": 0.2, "swiglu": 0.0, "gelu": 0.012}  # gelu: inside the margin, but too noisy to show it by 9 seeds
 
 
-def fake_sequential(path: Path, out: Path, more_seeds: int = 0, select: str | None = None, batches: int = 1000) -> ResultStore:
+def fake_sequential(path: Path, out: Path, more_seeds: int = 0, select: str | None = None, batches: int = 1000,
+                    chose: str = "eager") -> ResultStore:
     """The suite's batches as the runner would run them (only the points `select` keeps, at most
-    `batches` of them), records with the planted effects (noise 0.002 per trial except gelu's
-    0.03); then `more_seeds` extra seeds of every activation, as a fixed-seed run into the same
-    folder would leave them."""
+    `batches` of them, `impl: auto` choosing `chose`), records with the planted effects (noise
+    0.002 per trial except gelu's 0.03); then `more_seeds` extra seeds of every activation, as a
+    fixed-seed run into the same folder would leave them."""
     suite = load_suite(path)
     store = ResultStore(out)
     store.save_suite(suite.name, suite.raw, {})
@@ -129,7 +130,7 @@ def fake_sequential(path: Path, out: Path, more_seeds: int = 0, select: str | No
     def record(t) -> Record:
         c = t.config
         if t.kind == "impl":
-            return Record(trial_id=t.id, suite=suite.name, kind="impl", config=t.config_dict(), status="ok", metrics={"impl": "eager"})
+            return Record(trial_id=t.id, suite=suite.name, kind="impl", config=t.config_dict(), status="ok", metrics={"impl": chose})
         bpb = 2.0 + PLANTED[c.activation] + rng.normal(0, 0.03 if c.activation == "gelu" else 0.002)
         return Record(trial_id=t.id, suite=suite.name, kind="lm", config=t.config_dict(), status="ok", run_id="r1",
                       metrics={"val_bpb": bpb, "val_loss": 1.5 * bpb, "tune_val_bpb": bpb, "params": 1000, "flops_per_token": 6000.0,
@@ -209,6 +210,23 @@ def test_a_run_of_some_points_is_compared_on_those_points(tmp_path):
     assert lm.loc["xielu", "verdict"] == "worse" and lm.loc["xielu", "pairs"] == 3
     assert not any("incomplete" in line or "without a record" in line for line in c.lines["lm"])
     assert any("chose activation=xielu: impl=eager" in line for line in c.lines["lm"])
+
+
+def test_a_swept_auto_value_is_compared_at_the_value_it_chose(tmp_path):
+    """Points swept over `impl: [auto, eager]`: the auto points' trials record the chosen impl, not
+    'auto', and are compared all the same (they were once dropped as points that did not run), each
+    impl in a comparison of its own."""
+    path = tmp_path / "seq.yaml"
+    path.write_text(SEQUENTIAL.replace(", impl: eager}", "}").replace("  activation: [relu2, xielu, swiglu, gelu]",
+                                                                     "  activation: [relu2, xielu, swiglu, gelu]\n  impl: [auto, eager]"))
+    fake_sequential(path, tmp_path / "out", chose="compile")
+    c = compare_results(["relu2", "xielu"], tmp_path / "out")
+    lm = c.frames["lm"]
+    # two comparisons (one per impl), not one averaging both impls per seed
+    assert sorted(zip(lm["setup_label"], lm["activation"], lm["n"])) == [
+        ("impl=compile", "relu2", 9), ("impl=compile", "xielu", 3), ("impl=eager", "relu2", 9), ("impl=eager", "xielu", 3)]
+    assert set(lm.loc[lm["activation"] == "xielu", "verdict"]) == {"worse"} and (lm["trials"] == lm["n"]).all()
+    assert not any("did not run" in line or "incomplete" in line for line in c.lines["lm"])
 
 
 def test_a_run_stopped_before_its_seeds_is_not_compared(tmp_path):
