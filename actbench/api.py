@@ -231,11 +231,15 @@ def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], se
     return runner.result
 
 
+PLAN_FREE = ("description", "resources")
+"""Top-level suite blocks that change no trial and no decision: a staged suite may change them between runs into one folder."""
+
+
 def _check_kept_design(suite: Suite, root: Path, records: dict[str, Any]) -> None:
     """Refuse to run a staged suite (tuned, deciding, choosing or on a ladder) that differs from the
-    one its earlier run in this folder kept: compare replays the folder's decisions from the kept
-    suite, and overwriting it would replay records planned by one suite with another (and leave
-    those it no longer plans out of the comparison)."""
+    one its earlier run in this folder kept, but for `PLAN_FREE` blocks: compare replays the
+    folder's decisions from the kept suite, and overwriting it would replay records planned by one
+    suite with another (and leave those it no longer plans out of the comparison)."""
     import json
 
     import yaml
@@ -253,7 +257,7 @@ def _check_kept_design(suite: Suite, root: Path, records: dict[str, Any]) -> Non
     if not (staged(suite) or suite.spec.ladder or any(old.get(k) for k in ("tune", "decide", "ladder"))):
         return  # plain trials: compare reads the records alone
     same = lambda k: json.dumps(old.get(k), sort_keys=True, default=str) == json.dumps(suite.raw.get(k), sort_keys=True, default=str)  # noqa: E731
-    changed = [k for k in dict.fromkeys([*old, *suite.raw]) if k != "description" and not same(k)]
+    changed = [k for k in dict.fromkeys([*old, *suite.raw]) if k not in PLAN_FREE and not same(k)]
     if changed:
         raise UserError(f"{kept}: the records of {suite.name} in {root} were planned with other {', '.join(changed)} than {suite.path} "
                         "(after --set) states, and their stages and verdicts are replayed from this kept suite: run into another "

@@ -198,6 +198,10 @@ def test_a_folder_refuses_a_suite_whose_stages_differ_from_those_its_records_wer
     assert (out / "suites" / "q.yaml").read_bytes() == kept  # the kept suite is untouched
     again = api.run(load_suite(write(tmp_path)), out=out, executor=InlineExecutor())  # the same suite resumes as before
     assert again.exit_code == 0 and not again.records
+    # resources change no trial and no decision: a longer timeout resumes the same folder
+    (tmp_path / "q.yaml").write_text((tmp_path / "q.yaml").read_text() + "resources: {timeout_s: 7200, retries: 2}\n")
+    longer = api.run(load_suite(tmp_path / "q.yaml"), out=out, executor=InlineExecutor())
+    assert longer.exit_code == 0 and not longer.records
 
 
 @pytest.mark.parametrize("name", ["llm_small", "llm_tiny"])
