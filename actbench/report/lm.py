@@ -239,7 +239,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
         ok = ok.drop(extra.index)
         designed = bool(table["_designed"].any()) if "_designed" in table else False
         rule = next((v for v in table["_verdict"] if v is not None), None) if "_verdict" in table else None
-        no_verdict = _why_no_verdict(rule, names[0], merge) if designed else None
+        no_verdict = _why_no_verdict(rule, names[0], merge and table["results_dir"].astype(str).nunique() > 1) if designed else None
         has_bpb = "metric.val_bpb" in ok and len(ok) and ok["metric.val_bpb"].notna().all()
         metric = rule.metric if rule is not None and no_verdict is None else "val_bpb" if has_bpb else "val_loss"
         present = [n for n in names if n in set(table["activation"])]
@@ -304,11 +304,11 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
     return pd.DataFrame(out).astype({"seeds_needed": float}).drop(columns=["_verdict", "_diffs", "_no_verdict"])
 
 
-def _why_no_verdict(rule: Any, baseline: str, merge: bool) -> str | None:
+def _why_no_verdict(rule: Any, baseline: str, merged: bool) -> str | None:
     """Why a table whose seeds a suite's rule stopped gets no verdict (None: the rule's verdict
     stands). Those seeds were chosen by looking at the rule's comparisons: a fixed-seed test of
-    another comparison on them has no valid error rate."""
-    if merge:
+    another comparison on them has no valid error rate. `merged`: the table pools several folders."""
+    if merged:
         return "merged folders: the suite's rule stopped each folder's seeds on its own comparisons"
     if rule is None:
         return None

@@ -179,6 +179,8 @@ def test_a_comparison_the_rule_did_not_make_gets_no_verdict_from_its_stopped_see
     assert set(merged.loc[["xielu", "gelu"], "verdict"]) == {"no verdict"} and "merged folders" in merged.loc["xielu", "design"]
     apart = compare_results(["relu2", "xielu"], tmp_path).frames["lm"]
     assert list(apart["verdict"]) == ["baseline", "worse"] * 2  # each folder: the rule's own verdict
+    alone = compare_results(["relu2", "xielu"], tmp_path / "a", merge=True).frames["lm"]  # --merge over one folder pools nothing
+    assert list(alone["verdict"]) == ["baseline", "worse"]
 
 
 def test_the_table_shows_the_metric_the_rule_decided_on(tmp_path):
