@@ -243,11 +243,11 @@ def _check_decide(suite: Suite) -> None:
         raise loc.error(("decide", "baseline"), f"{baseline!r} is not among the values of {d.field} ({swept[d.field]})"[:300])
     if len(swept[d.field]) < 2:
         raise loc.error(("decide", "field"), f"{d.field} has one value: nothing to compare with the baseline")
-    values = [repr(v) for v in swept[d.field]]
-    if len(set(values)) != len(values):
-        twice = next(v for v in values if values.count(v) > 1)
+    values = swept[d.field]
+    repeats = [v for i, v in enumerate(values) if any(v == w for w in values[:i])]  # equal as Python sees it: 1, 1.0, true
+    if repeats:
         raise loc.error(("zip" if d.field in spec.zip else "matrix", d.field),
-                        f"{twice} appears twice: the candidates of decide.field must be distinct values")
+                        f"{repeats[0]!r} appears twice: the candidates of decide.field must be distinct values")
     if d.metric is None and suite.kind.metric is None:
         raise loc.error(("decide", "metric"), f"required for kind {spec.kind!r} (the metric to compare; lower is better)")
 

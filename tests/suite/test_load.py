@@ -106,6 +106,8 @@ BAD = [
     ("name: t\nkind: kernel\nmatrix:\n  activation: [xielu]\n  size: [4]\n!!python/object:os.system ls: 1\n", r"invalid YAML"),
     ("name: t\nkind: probe\nzip:\n  tag: [a, b, a]\n  x: [0.0, 1.0, 2.0]\ndecide: {field: tag, baseline: a, metric: objective}\n",
      r"s.yaml:4: zip.tag: 'a' appears twice: the candidates of decide.field must be distinct"),
+    ("name: t\nkind: probe\nmatrix:\n  tag: [a, 1.0, 1]\ndecide: {field: tag, baseline: a, metric: objective}\n",
+     r"s.yaml:4: matrix.tag: 1 appears twice: the candidates of decide.field must be distinct"),
 ]
 
 
