@@ -2,8 +2,8 @@
 
     python scripts/xielu_blocks.py [elements]      # default 64M, bf16
 
-For each (BLOCK, num_warps) it checks the forward output and dx against a float64 reference
-(fresh random inputs, output poisoned first) and times the forward and the backward kernel
+For each (BLOCK, num_warps) it checks the forward output, dx and both alpha gradients against a
+float64 reference (1M random inputs; the worst relative error is printed) and times the forward and the backward kernel
 (triton.testing.do_bench, median) against a device copy timed in the same run: the forward moves
 4 B/elem (read x, write y), the backward 6 B/elem (read x and g, write dx), so fwd+bwd has a
 floor of 10 B/elem at copy bandwidth. Set the winners as FWD_/BWD_BLOCK and _WARPS in
@@ -27,14 +27,15 @@ def _bench(fn) -> float:  # noqa: ANN001
     return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
 
 
-def _reference(x: torch.Tensor, g: torch.Tensor, ap_raw: torch.Tensor, an_raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x64 = x.double().requires_grad_()
-    ap = torch.nn.functional.softplus(ap_raw.double())
-    an = 0.5 + torch.nn.functional.softplus(an_raw.double())
+def _reference(x: torch.Tensor, g: torch.Tensor, ap_raw: torch.Tensor, an_raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """y, dx, d alpha_p_raw, d alpha_n_raw in float64."""
+    x64, ap64, an64 = (t.double().requires_grad_() for t in (x, ap_raw, an_raw))
+    ap = torch.nn.functional.softplus(ap64)
+    an = 0.5 + torch.nn.functional.softplus(an64)
     xc = torch.clamp(x64, max=-1e-6)
     y = torch.where(x64 > 0, ap * x64 * x64 + 0.5 * x64, an * (torch.expm1(xc) - x64) + 0.5 * x64)
-    (dx,) = torch.autograd.grad(y, x64, g.double())
-    return y.detach(), dx
+    dx, d_ap, d_an = torch.autograd.grad(y, (x64, ap64, an64), g.double())
+    return y.detach(), dx, d_ap, d_an
 
 
 def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
@@ -55,15 +56,14 @@ def main(n: int) -> None:
     print(f"{n:,} bf16 elements; copy {copy_ms:.4f} ms = {gbps:.0f} GB/s (read+write); fwd+bwd floor {floor_ms:.4f} ms")
     small = torch.randn(1 << 20, device=dev, dtype=torch.bfloat16)
     gs = torch.randn_like(small)
-    y_ref, dx_ref = _reference(small, gs, ap_raw, an_raw)
+    refs = _reference(small, gs, ap_raw, an_raw)
     rows = []
     for block in BLOCKS:
         for warps in WARPS:
             kernel.FWD_BLOCK = kernel.BWD_BLOCK = block
             kernel.FWD_WARPS = kernel.BWD_WARPS = warps
-            y = kernel.xielu_fwd(small, ap_raw, an_raw, 0.5, -1e-6)
-            dx, _, _ = kernel.xielu_bwd(gs, small, ap_raw, an_raw, 0.5, -1e-6)
-            err = max(_rel(y, y_ref), _rel(dx, dx_ref))
+            got = (kernel.xielu_fwd(small, ap_raw, an_raw, 0.5, -1e-6), *kernel.xielu_bwd(gs, small, ap_raw, an_raw, 0.5, -1e-6))
+            err = max(_rel(a, ref) for a, ref in zip(got, refs))
             fwd = _bench(lambda: kernel.xielu_fwd(x, ap_raw, an_raw, 0.5, -1e-6))
             bwd = _bench(lambda: kernel.xielu_bwd(g, x, ap_raw, an_raw, 0.5, -1e-6))
             rows.append((block, warps, fwd, bwd, err))
