@@ -224,10 +224,10 @@ def test_dry_run_marks_recorded_trials_selects_with_k_and_summarises_large_suite
     assert r.returncode == 2 and one_error_line(r).startswith("actbench: error: -k 'tag=t1 and': unexpected end of the expression")
 
 
-HEAVY = ("torch", "triton", "ray", "pandas", "matplotlib")
+HEAVY = ("torch", "triton", "ray", "pandas", "matplotlib", "scipy")
 
 
-@pytest.mark.parametrize(("args", "uses"), [(("--help",), ()), (("list",), ()), (("lm", "plan", "suites/llm_tiny.yaml"), ("pandas",)),
+@pytest.mark.parametrize(("args", "uses"), [(("--help",), ()), (("list",), ()), (("lm", "plan", "suites/llm_tiny.yaml"), ("pandas", "scipy")),
                                             (("info", "xielu"), ("torch",))])  # info: torch tells whether CUDA (triton's) is there
 def test_commands_that_run_no_trials_import_only_what_they_use(args, uses):
     probe_imports = "import atexit, sys\natexit.register(lambda: print('IMPORTED', *sorted(m for m in HEAVY if m in sys.modules)))\n"

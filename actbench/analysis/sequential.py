@@ -29,6 +29,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special, stats
 
+from actbench.analysis.rounds import looks_in_rounds
+
 SPENDING = ("pocock", "obrien_fleming")
 SIMS = 200_000
 """Simulated null paths behind the critical values."""
@@ -127,11 +129,6 @@ class Design:
     @classmethod
     def rounds(cls, first: int, last: int, step: int, **kw) -> Design:
         return cls(looks_in_rounds(first, last, step), **kw)
-
-
-def looks_in_rounds(first: int, last: int, step: int) -> tuple[int, ...]:
-    """first, first + step, ... below last, then last."""
-    return (*range(first, last, step), last)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from actbench.analysis.sequential import looks_in_rounds
+from actbench.analysis.rounds import looks_in_rounds
 from actbench.core.kinds import kind_names
 from actbench.core.resources import Resources
 from actbench.lm.ladder import LadderSpec
