@@ -40,17 +40,14 @@ class Score:
 
     values: tuple[Any, ...]
     mean: float
-    ok: int
-    total: int
 
 
 @dataclass
 class Decision:
-    """What tuning chose for one point, and how every value scored at the last rung."""
+    """What tuning chose for one point, and any tuned field whose choice is on the edge of its grid."""
 
     group: int
     values: tuple[Any, ...] | None
-    ranked: list[Score]
     edges: list[str]
 
     def describe(self, suite: Suite) -> str:
@@ -83,7 +80,7 @@ def scores(candidates: list[Candidate], records: dict[str, Record], metric: str,
     for (group, values), vals in by.items():
         ok = [v for v in vals if v is not None]
         mean = sum(ok) / len(ok) if len(ok) == len(vals) else worst
-        out.setdefault(group, []).append(Score(values, mean, len(ok), len(vals)))
+        out.setdefault(group, []).append(Score(values, mean))
     for group in out:
         out[group].sort(key=lambda s: s.mean if goal == "min" else -s.mean)
     return out
@@ -131,6 +128,6 @@ def tune(suite: Suite, groups: list[int], fixed: dict[int, dict[str, Any]], reco
             return Tuning(reached, pending, label, {})
         ranked = scores(cands, records, metric, spec.goal)
         alive = {g: survivors(eta, ranked.get(g, [])) for g in groups}
-    decisions = {g: Decision(g, alive[g][0] if alive[g] else None, ranked.get(g, []), on_edge(spec.fields, alive[g][0]) if alive[g] else [])
+    decisions = {g: Decision(g, alive[g][0] if alive[g] else None, on_edge(spec.fields, alive[g][0]) if alive[g] else [])
                  for g in groups}
     return Tuning(reached, [], "", decisions)

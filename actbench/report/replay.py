@@ -134,8 +134,3 @@ def _extra_seeds(recs: "pd.DataFrame", p: Plan) -> dict[str, int]:
 def describe_choices(plans: dict[tuple[str, str], Plan], suites: dict[tuple[str, str], Suite]) -> list[str]:
     """One line per point whose `auto` value a suite chose (e.g. the implementation of each activation)."""
     return [f"{name}: {c.describe(suites[(d, name)])}" for (d, name), p in plans.items() for c in p.chosen.values()]
-
-
-def tuning_points(plans: dict[tuple[str, str], Plan]) -> dict[tuple[str, str], Any]:
-    """The tuning of every tuned suite (for the tuning plot)."""
-    return {key: p.tuning for key, p in plans.items() if p.tuning is not None}
