@@ -51,6 +51,7 @@ class Comparison:
     series: "Series | None" = None
     suites: "dict[tuple[str, str], Suite] | None" = None
     plans: "dict[tuple[str, str], Plan] | None" = None
+    replayed: "pd.DataFrame | None" = None  # the trials as replayed, before -k: staged suites' final trials only
 
     @property
     def baseline(self) -> str:
@@ -104,6 +105,7 @@ def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: 
     root = Path(root)
     suites, notes = saved_suites(trials)
     trials, replay_notes, plans = replay(trials, suites)
+    replayed = trials
     if plans and not rows.empty:  # the rows of trials that staged suites do not compare (tuning trials) go too
         kept = set(zip(trials["results_dir"].astype(str), trials["trial_id"]))
         rows = rows[[k in kept for k in zip(rows["results_dir"].astype(str), rows["trial_id"])]].reset_index(drop=True)
@@ -115,7 +117,8 @@ def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: 
     frames = {"kernel": kernel_frame(rows, names, root, merge), "memory": memory_frame(rows, names, root, merge),
               "lm": lm_frame(trials, names, root, merge, alpha, series=series, margin=margin),
               "scaling": scaling.scaling_frame(trials, names, ladders) if ladders else pd.DataFrame()}
-    c = Comparison(names=names, root=root, alpha=alpha, merge=merge, frames=frames, lines={}, series=series, suites=suites, plans=plans)
+    c = Comparison(names=names, root=root, alpha=alpha, merge=merge, frames=frames, lines={}, series=series, suites=suites, plans=plans,
+                   replayed=replayed)
     c.lines = present.verdict_lines(c)
     extra = [*notes, *replay_notes, *describe_choices(plans, suites)]
     if extra:

@@ -165,8 +165,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select, margin=margin) \
             if names else None
         # staged suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
-        suites = comparison.suites if comparison is not None else saved_suites(all_trials)[0]
-        final, _, plans = replay(all_trials, suites)
+        if comparison is not None:
+            suites, final, plans = comparison.suites, comparison.replayed, comparison.plans
+        else:
+            suites = saved_suites(all_trials)[0]
+            final, _, plans = replay(all_trials, suites)
         curves = select_frames(select, final, all_rows, empty_ok=True)[0] if suites else trials
         images = lm_curves(curves, out, comparison.series if comparison is not None else None, merge)
         images += kernel_throughput(rows, out)
