@@ -189,17 +189,20 @@ def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], se
     """Plan, run the batch, plan again, until the planner has nothing left to run."""
     from actbench.activations.registry import facts
     from actbench.planner.plan import plan
+    from actbench.results.read import attempts, latest
     from actbench.runner.driver import Runner
     from actbench.runner.progress import PLAIN_EVERY_S, Board
 
-    records = store.latest()
+    every = store.records()
+    records = latest(every)
     _check_kept_design(suite, store.root, records)
-    named = [v for p in suite.points for v, _ in p.values() if isinstance(v, str)]
-    store.save_suite(suite.name, suite.raw, facts([*named, *(suite.spec.defaults.get(k) for k in ("reference",) if k in suite.spec.defaults)]))
+    named = [v for p in suite.points for v, _ in p.values() if isinstance(v, str)]  # activations (the reference too) among them
+    store.save_suite(suite.name, suite.raw, facts(named))
     done_before = set() if rerun else {i for i, r in records.items() if r.ok}
     settled = set(done_before)
     board = Board(suite.name, console, suite.kind.columns, PLAIN_EVERY_S if plain_every_s is None else plain_every_s, tensorboard)
-    runner = Runner(suite.name, store, executor, board, console, checkpoint_dir, suite.label_fields, str(suite.path))
+    runner = Runner(suite.name, store, executor, board, console, checkpoint_dir, suite.label_fields, attempts(every),
+                    str(suite.path))
     said: set[str] = set()  # decisions printed
     counted: set[str] = set()  # trials counted as already done
     executor.set_progress(board.report)

@@ -4,6 +4,7 @@ decoder), the folders below a root, the last attempt of every trial, and series 
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -49,6 +50,11 @@ def iter_records(path: str | Path) -> Iterator[Record]:
 def latest(records: Iterator[Record] | list[Record]) -> dict[str, Record]:
     """Trial id -> its last attempt."""
     return {r.trial_id: r for r in records}
+
+
+def attempts(records: list[Record]) -> dict[str, int]:
+    """Trial id -> how many attempts it has."""
+    return dict(Counter(r.trial_id for r in records))
 
 
 def result_dirs(root: str | Path) -> list[Path]:

@@ -137,12 +137,6 @@ class ResultStore:
     def successful_ids(self) -> set[str]:
         return {r.trial_id for r in iter_records(self.path) if r.ok}
 
-    def attempts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for r in iter_records(self.path):
-            counts[r.trial_id] = counts.get(r.trial_id, 0) + 1
-        return counts
-
 
 def _not_writable(root: Path, e: OSError) -> UserError:
     why = "a symbolic link is in the way (refusing to write through it)" if e.errno == errno.ELOOP else e.strerror or str(e)

@@ -64,12 +64,12 @@ class Runner:
     """Runs batches of trials of one suite into `store` on `executor`, as one sweep (one run id)."""
 
     def __init__(self, suite_name: str, store: ResultStore, executor: Executor, board: Board, console: Console,
-                 checkpoint_dir: str, label_fields: list[str], where: str = ""):
+                 checkpoint_dir: str, label_fields: list[str], attempts: dict[str, int], where: str = ""):
         self.suite_name, self.store, self.executor, self.board, self.console = suite_name, store, executor, board, console
         self.checkpoint_dir, self.label_fields, self.where = checkpoint_dir, label_fields, where
         self.result = SweepResult()
         self.run_id = uuid.uuid4().hex[:8]
-        self.attempts = store.attempts()
+        self.attempts = attempts  # trial id -> attempts recorded before this sweep
         self.first = True
 
     def run(self, trials: list[Trial]) -> None:
