@@ -55,3 +55,21 @@ def test_an_executor_handed_in_is_used_as_it_is_and_kept_running(tmp_path):
     first = api.run(suite, out=tmp_path / "o", executor=ex)
     again = api.run(suite, out=tmp_path / "o", executor=ex, rerun=True)
     assert first.exit_code == again.exit_code == 0 and len(first.records) == len(again.records) == 2
+
+
+def test_a_run_reads_its_records_once_and_warns_once_of_a_bad_line(tmp_path):
+    import warnings
+
+    from actbench.results.read import ResultsWarning
+
+    suite = tmp_path / "p.yaml"
+    suite.write_text("name: p\nkind: probe\nmatrix:\n  tag: [a, b]\n")
+    api.run(suite, out=tmp_path / "o", executor=InlineExecutor())
+    with (tmp_path / "o" / "trials.jsonl").open("a") as f:
+        f.write("{\"x\": 1}\n")  # JSON, but no trial record: warned about (a torn last line would pass silently)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = api.run(suite, out=tmp_path / "o", executor=InlineExecutor(), rerun=True)
+    assert again.exit_code == 0 and len(again.records) == 2
+    assert sum(issubclass(w.category, ResultsWarning) for w in caught) == 1
+    assert [r.attempt for r in again.records] == [2, 2]  # the attempts counted from that one read
