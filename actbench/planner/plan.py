@@ -177,6 +177,7 @@ def forecast(suite: Suite) -> Plan:
     candidate runs to its last look, the most the suite can cost)."""
     records: dict[str, Record] = {}
     d = suite.spec.decide
+    fallbacks = {c.field: c.fallback for c, _ in choice.helper_trials(suite, list(range(suite.groups))).values()}
     while True:
         p = plan(suite, records, set(records))
         if p.batch is None:
@@ -187,7 +188,7 @@ def forecast(suite: Suite) -> Plan:
             if p.tuning is not None and p.tuning.pending:
                 metrics: dict[str, Any] = {suite.kind.tuning_metric(suite.spec.tune.metric): 0.0}
             elif p.seeds is None:  # the choices
-                metrics = {c.field: c.fallback for c, _ in choice.helper_trials(suite, list(range(suite.groups))).values()}
+                metrics = fallbacks
             else:
                 metrics = {(d.metric or suite.kind.metric): 0.0} if d is not None and t.id in scored else {}
             records[t.id] = Record(trial_id=t.id, status="ok", metrics=metrics)

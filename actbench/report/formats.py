@@ -78,11 +78,16 @@ def to_csv(c: Compared) -> str:
     if not parts:
         return "table\n"
     df = pd.concat(parts, ignore_index=True)
-    df = df[["table", *[col for col in df.columns if col != "table"]]]
-    for col in df.columns:
-        if df[col].dtype == object:
-            df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
-    return df.to_csv(index=False)
+    return json_lists(df[["table", *[col for col in df.columns if col != "table"]]]).to_csv(index=False)
+
+
+def json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
+    """Lists and dicts in object columns as JSON text (CSV and Parquet cells are scalars)."""
+    df = df.copy()
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+    return df
 
 
 def to_markdown(c: Compared) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from actbench.errors import UserError
 from actbench.report import compare
-from actbench.report.formats import LIST_COLUMNS, display
+from actbench.report.formats import LIST_COLUMNS, display, json_lists
 from actbench.report.replay import replay, saved_suites
 
 if TYPE_CHECKING:
@@ -47,15 +47,6 @@ def _html_table(df: "pd.DataFrame") -> str:
     return f'<table class="dataframe">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>'
 
 
-def _json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
-    """Lists and dicts in object columns as JSON text (CSV and Parquet cells are scalars)."""
-    df = df.copy()
-    for c in df.columns:
-        if df[c].dtype == object:
-            df[c] = df[c].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
-    return df
-
-
 def _partial(path: Path) -> Path:
     """Where an export is written before the report succeeds (then it replaces `path`)."""
     return path.with_name(f".{path.name}.partial")
@@ -73,7 +64,7 @@ def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path) -> list[Pa
     for name, df in (("trials", trials.drop(columns=["config", "env"], errors="ignore")), ("rows", rows)):
         if df.empty:
             continue
-        df = _json_lists(df)
+        df = json_lists(df)
         csv, parquet = out / f"{name}.csv", out / f"{name}.parquet"
         try:
             import pyarrow as pa

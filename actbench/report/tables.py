@@ -15,6 +15,8 @@ from rich.text import Text
 from actbench import activations
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from actbench.runner.driver import SweepResult
     from actbench.select import TrialFilter
     from actbench.suite import Suite
@@ -157,7 +159,11 @@ def cpu_hours(suite: "Suite") -> float:
     """About how many hours of one CPU core every trial of an lm suite takes (CPU_TRAIN_FLOPS)."""
     from actbench.lm.flops import plan
 
-    df = plan(_planned(suite))
+    return _cpu_hours(plan(_planned(suite)))
+
+
+def _cpu_hours(df: "pd.DataFrame") -> float:
+    """CPU-hours of the trials of a `flops.plan` table."""
     return float((df["trials"] * df["train_flops"]).sum()) / CPU_TRAIN_FLOPS / 3600 if len(df) else 0.0
 
 
@@ -205,7 +211,7 @@ def plan_table(suite: "Suite") -> Table:
                   f"{r.tokens / 1e6:.2f}M", str(r.trials), f"{r.gpu_hours_per_trial:.3g}", f"{r.train_flops / CPU_TRAIN_FLOPS / 3600:.3g}")
     if len(df):
         total = float((df["trials"] * df["gpu_hours_per_trial"]).sum())
-        cpu = float((df["trials"] * df["train_flops"]).sum()) / CPU_TRAIN_FLOPS / 3600
+        cpu = _cpu_hours(df)
         t.add_section()
         t.add_row("total", *([""] if ladder else []), "", "", "", "", "", "", f"{(df['trials'] * df['tokens']).sum() / 1e6:.2f}M",
                   str(int(df["trials"].sum())), f"{total:.3g} GPU-h", f"{cpu:.3g} CPU-h")
