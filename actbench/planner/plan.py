@@ -100,7 +100,7 @@ def selected_groups(suite: Suite, select: "TrialFilter | None") -> tuple[list[in
         for base, candidates in seeds.setups(suite, sorted(chosen)):
             if base is None and candidates:
                 raise UserError(f"-k {select.expr!r} selects {suite.label(candidates[0])} without the baseline it is compared with: "
-                                f"select it too (e.g. -k \"activation=xielu or activation={suite.spec.decide.baseline or suite.spec.defaults.get('reference')}\")")
+                                f"select it too (e.g. -k \"activation=xielu or activation={suite.spec.baseline}\")")
     return sorted(chosen), 0
 
 

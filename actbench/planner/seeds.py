@@ -18,6 +18,7 @@ from actbench.analysis import sequential
 from actbench.core.record import Record
 from actbench.core.trial import Trial
 from actbench.suite import Suite
+from actbench.suite.schema import DecideSpec
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def setups(suite: Suite, groups: list[int]) -> list[tuple[int | None, list[int]]
     `groups`."""
     d = suite.spec.decide
     assert d is not None
-    baseline = d.baseline if d.baseline is not None else suite.spec.defaults.get("reference")
+    baseline = suite.spec.baseline
     identity = set(suite.spec.zip) if d.field in suite.spec.zip else {d.field}  # zipped fields advance with the candidate
     by: dict[tuple, dict[Any, int]] = {}
     for g in groups:
@@ -95,10 +96,11 @@ def plan_seeds(suite: Suite, groups: list[int], fixed: dict[int, dict[str, Any]]
     looks = plan.looks
     out = Seeds({}, [], "")
     reach: dict[int, int] = {}  # point -> seeds planned so far
-    baseline_value = d.baseline if d.baseline is not None else suite.spec.defaults.get("reference")
+    baseline_value = suite.spec.baseline
 
-    def verdict(c: int, base: int, decision: sequential.Decision, paired: tuple[int, ...] = (), margin: float | None = None) -> Verdict:
-        return Verdict(c, base, decision, plan, paired, margin if d.relative else d.margin, metric, d.field, baseline_value)
+    def verdict(c: int, base: int, decision: sequential.Decision, paired: tuple[int, ...] = (),
+                margin: float | None = None if d.relative else d.margin) -> Verdict:
+        return Verdict(c, base, decision, plan, paired, margin, metric, d.field, baseline_value)
 
     for base, candidates in setups(suite, groups):
         if base is None:
@@ -111,7 +113,7 @@ def plan_seeds(suite: Suite, groups: list[int], fixed: dict[int, dict[str, Any]]
             out.stage = out.stage or f"seeds 1-{looks[0]} (look 1 of {len(looks)})"
         for c in candidates:
             history: list[list[float]] = []
-            margins: list[float] = []
+            margins: list[float | None] = []  # each look's margin
             for k, n in enumerate(looks):
                 reach[c] = n
                 reach[base] = max(reach[base], n)
@@ -129,17 +131,23 @@ def plan_seeds(suite: Suite, groups: list[int], fixed: dict[int, dict[str, Any]]
                     break
                 pairs = [(s, vc - vb) for s, vc, vb in zip(seeds[:n], values[c], values[base]) if vc is not None and vb is not None]
                 history.append([diff for _, diff in pairs])
-                if d.relative:
-                    base_ok = [v for v in values[base] if v is not None]
-                    margins.append(d.margin * sum(base_ok) / len(base_ok) if base_ok else float("nan"))
-                decision = sequential.decide(history, plan, margin=margins) if d.relative else sequential.decide(history, plan)
-                out.verdicts[c] = verdict(c, base, decision, tuple(s for s, _ in pairs), margins[-1] if d.relative else None)
+                margins.append(_margin(d, values[base]))
+                decision = sequential.decide(history, plan, margin=margins)
+                out.verdicts[c] = verdict(c, base, decision, tuple(s for s, _ in pairs), margins[-1])
                 out.events.append(out.verdicts[c].describe(suite))
                 if decision.verdict != "continue":
                     break
     out.final = {g: trials[g][: reach.get(g, 0)] for g in groups}
     out.pending = list({t.id: t for t in out.pending}.values())
     return out
+
+
+def _margin(d: DecideSpec, baseline_values: list[float | None]) -> float | None:
+    """The margin of one look: decide.margin, or with `relative` that fraction of the baseline's mean."""
+    if not d.relative or d.margin is None:  # relative: true comes with a margin (the schema says so)
+        return d.margin
+    ok = [v for v in baseline_values if v is not None]
+    return d.margin * sum(ok) / len(ok) if ok else float("nan")
 
 
 def _metric(records: dict[str, Record], trial: Trial, metric: str) -> float | None:

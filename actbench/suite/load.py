@@ -236,7 +236,7 @@ def _check_decide(suite: Suite) -> None:
     swept = {**spec.matrix, **spec.zip}
     if d.field not in swept:
         raise loc.error(("decide", "field"), f"{d.field!r} is not swept by matrix or zip: the candidates are its values")
-    baseline = d.baseline if d.baseline is not None else spec.defaults.get("reference")
+    baseline = spec.baseline
     if baseline is None:
         raise loc.error(("decide", "baseline"), "required: the value of the candidates' field to compare every candidate with")
     if baseline not in swept[d.field]:

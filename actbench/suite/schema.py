@@ -205,3 +205,9 @@ class SuiteFile(BaseModel):
     def looks(self) -> tuple[int, ...]:
         """Paired seeds at each look of the decision: the rounds, or one look at all the seeds."""
         return self.seeds.looks if isinstance(self.seeds, SeedRounds) else (self.n_seeds,)
+
+    @property
+    def baseline(self) -> Any:
+        """The value of decide.field every candidate is compared with: decide.baseline, else defaults.reference."""
+        d = self.decide
+        return d.baseline if d is not None and d.baseline is not None else self.defaults.get("reference")
