@@ -213,3 +213,22 @@ def test_the_forecast_costs_every_seed_a_sequential_suite_can_run(name):
     p = forecast(suite)
     assert {g: len(t) for g, t in p.final.items()} == {g: suite.spec.looks[-1] for g in range(suite.groups)}
     assert all(v.decision.verdict == "undecided" for v in p.seeds.verdicts.values())
+
+
+def test_a_relative_margin_is_that_fraction_of_the_baselines_mean(tmp_path):
+    """Baseline objective 9 (x = 0, optimum 3): a relative margin of 0.02 is +-0.18, so 'near'
+    (0.06 below) is equivalent, which an absolute margin of 0.02 could never call it."""
+    text = ("name: r\nkind: probe\ndefaults: {{optimum: 3.0, noise: 0.01}}\nzip:\n  tag: [base, near, far]\n  x: [0.0, 0.01, 1.0]\n"
+            "seeds: {{min: 3, max: 9, round: 3}}\ndecide: {{field: tag, baseline: base, metric: objective, margin: {m}{rel}}}\n")
+    verdicts = {}
+    for name, m, rel in (("rel", 0.02, ", relative: true"), ("abs", 0.02, "")):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text.format(m=m, rel=rel))
+        suite = load_suite(path)
+        store = ResultStore(tmp_path / name)
+        api.run(suite, out=store.root, executor=InlineExecutor())
+        verdicts[name] = {suite.value(g, "tag"): v for g, v in plan(suite, store.latest(), set(store.latest())).seeds.verdicts.items()}
+    rel, absolute = verdicts["rel"], verdicts["abs"]
+    assert rel["near"].decision.verdict == "equivalent" and rel["far"].decision.verdict == "better"
+    assert rel["near"].margin == pytest.approx(0.18, rel=0.01) and absolute["near"].margin == 0.02
+    assert absolute["near"].decision.verdict == "better"  # 0.06 below, well outside +-0.02 and clear of 0 at noise 0.01
