@@ -10,7 +10,6 @@ trial before the trials run.
 
 from __future__ import annotations
 
-from actbench import activations
 from actbench.core.kinds import Choice, Column, register_kind
 from actbench.core.trial import TrialContext, TrialOutput
 from actbench.lm.config import LMConfig
@@ -23,10 +22,8 @@ TUNING_PREFIX = "tune_"
 def _impl_choice(cfg: LMConfig) -> Choice | None:
     if cfg.impl != "auto":
         return None
-    width = cfg.d_ff * (2 if activations.spec(cfg.activation).gated else 1)
-    return Choice("impl", "impl", {"activation": cfg.activation, "rows": cfg.batch_size * cfg.seq_len, "width": width,
-                                   "calls": cfg.steps * cfg.grad_accum * cfg.n_layers, "device": cfg.device,
-                                   "compiled_model": cfg.compile}, fallback="eager")
+    return Choice("impl", "impl", {"activation": cfg.activation, **cfg.impl_shape, "device": cfg.device, "compiled_model": cfg.compile},
+                  fallback="eager")
 
 
 def _tuning_metric(name: str) -> str:

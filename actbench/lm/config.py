@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
+from actbench import activations
 from actbench.core.resources import Resources
 from actbench.core.trial import ActivationName, ExistingPath, TrialConfig
 from actbench.lm.flops import match_d_ff
@@ -105,6 +106,13 @@ class LMConfig(TrialConfig):
     @property
     def steps(self) -> int:
         return self.tokens // self.tokens_per_step
+
+    @property
+    def impl_shape(self) -> dict[str, int]:
+        """What `impl: auto` is timed on: rows and width of one activation call (gated: twice d_ff
+        wide), and the calls a trial makes (`actbench.lm.impl.choose_impl`)."""
+        width = self.d_ff * (2 if activations.spec(self.activation).gated else 1)
+        return {"rows": self.batch_size * self.seq_len, "width": width, "calls": self.steps * self.grad_accum * self.n_layers}
 
     def to_model(self, vocab_size: int) -> ModelConfig:
         """The Llama this trial trains, for a corpus of `vocab_size` tokens."""

@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from actbench import activations
 from actbench.core.device import pick_device
 from actbench.core.trial import TrialContext, TrialOutput, TrialTimeout
 from actbench.errors import UserError
@@ -102,9 +101,8 @@ def make_optimizer(model: torch.nn.Module, cfg: "LMConfig") -> torch.optim.AdamW
 
 def choose_impl(cfg: "LMConfig", device: torch.device) -> str:
     """The activation implementation this trial runs (`actbench.lm.impl`: auto is timed on CPU)."""
-    width = cfg.d_ff * (2 if activations.spec(cfg.activation).gated else 1)
-    return impl.choose_impl(cfg.activation, cfg.impl, device, cfg.batch_size * cfg.seq_len, width,
-                            cfg.steps * cfg.grad_accum * cfg.n_layers, cfg.compile)[0]
+    shape = cfg.impl_shape
+    return impl.choose_impl(cfg.activation, cfg.impl, device, shape["rows"], shape["width"], shape["calls"], cfg.compile)[0]
 
 
 def _alphas(model: Llama) -> list[tuple[float, float]]:

@@ -289,7 +289,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 row["paired_seeds"] = common
                 row["_diffs"] = [seeds.value[s] - base.value[s] for s in common]
                 if common:
-                    test = stats.paired_t([seeds.value[s] - base.value[s] for s in common], level)
+                    test = stats.paired_t(row["_diffs"], level)
                     row.update(delta=float(test.mean), delta_ci95=float(test.half), dz=float(test.dz), p=float(test.p), sd_diff=float(test.sd))
                     est, low, high, why = _eval_interval(base, seeds, common, metric, level)
                     row.update(eval_delta=est, eval_low=low, eval_high=high, eval_ci95=(high - low) / 2, eval_note=why)

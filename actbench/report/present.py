@@ -76,7 +76,7 @@ def lm_line(r: Any, baseline: str) -> str | None:
     elif r.design:
         text += f" ({r.design})"
     if r.extra_pairs:
-        why = "the rule had decided" if r.verdict.split(" ")[0] in ("better", "worse", "equivalent") else "past the rule's last look"
+        why = "the rule had decided" if r.verdict.split(" ")[0] in DECIDED else "past the rule's last look"
         text += f"; {r.extra_pairs} more paired seed(s) recorded, not used ({why})"
     if r.verdict.startswith("undecided"):
         if np.isfinite(r.detectable):
