@@ -63,7 +63,7 @@ class Corpus:
         given): its first `tune_fraction` of tokens and the rest, each scored as a split of its own
         (its targets are its tokens but the first)."""
         val = self.val[:val_tokens] if val_tokens else self.val
-        cut = int(len(val) * tune_fraction)
+        cut = _tune_cut(len(val), tune_fraction)
         return val[:cut], val[cut:]
 
     def window_bytes(self, targets: np.ndarray) -> np.ndarray | None:
@@ -211,10 +211,7 @@ def facts(cfg: DataConfig) -> Facts:
         c = load_corpus(cfg)
         top = max(int(c.train.max()) if len(c.train) else 0, int(c.val.max()) if len(c.val) else 0)
         return Facts(len(c.train), len(c.val), top, c.token_bytes is not None or bool(c.bytes_per_token))
-    train, val = sorted(glob.glob(cfg.path or "")), sorted(glob.glob(cfg.val_path or ""))
-    for pattern, files, field in ((cfg.path, train, "data.path"), (cfg.val_path, val, "data.val_path")):
-        if not files:
-            raise UserError(f"{field}: no shard matches {pattern!r}")
+    train, val = _shard_files(cfg.path or "", "data.path"), _shard_files(cfg.val_path or "", "data.val_path")
     sizes = {f: len(read_shard(f)) for f in train + val}
     known = _token_bytes_beside(val) is not None or bool(cfg.bytes_per_token)
     return Facts(sum(sizes[f] for f in train), sum(sizes[f] for f in val), max(_largest_id(f) for f in train + val), known)
@@ -235,7 +232,7 @@ def check(cfg: "LMConfig") -> tuple[tuple[str, ...], str] | None:
     if cfg.data.val_tokens and cfg.data.val_tokens > f.val_tokens:
         return ("data", "val_tokens"), f"{cfg.data.val_tokens:,} is more than the validation split's {f.val_tokens:,} tokens"
     val = cfg.data.val_tokens or f.val_tokens
-    cut = int(val * cfg.data.tune_fraction)
+    cut = _tune_cut(val, cfg.data.tune_fraction)
     test_targets = val - cut - 1
     if min(cut, val - cut) < 2:
         return ("data", "tune_fraction"), (f"{cfg.data.tune_fraction:g} of a validation split of {val:,} token(s) leaves a "
@@ -263,10 +260,20 @@ def _largest_id(path: str) -> int:
     return top
 
 
-def _shards(pattern: str, field: str) -> tuple[np.ndarray, list[str]]:
+def _tune_cut(val_tokens: int, tune_fraction: float) -> int:
+    """Where the tuning part of a validation split of `val_tokens` tokens ends and the test part begins."""
+    return int(val_tokens * tune_fraction)
+
+
+def _shard_files(pattern: str, field: str) -> list[str]:
     files = sorted(glob.glob(pattern))
     if not files:
         raise UserError(f"{field}: no shard matches {pattern!r}")
+    return files
+
+
+def _shards(pattern: str, field: str) -> tuple[np.ndarray, list[str]]:
+    files = _shard_files(pattern, field)
     arrays = [read_shard(f) for f in files]
     return (arrays[0] if len(arrays) == 1 else np.concatenate(arrays)), files
 
