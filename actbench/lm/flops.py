@@ -91,14 +91,16 @@ def plan(trials: list, assumed_mfu: float = 0.4, peak_tflops: float = 989.0) -> 
             continue
         n = count(c.to_model(c.expected_vocab_size), c.seq_len)
         ref_d_ff = c.reference_d_ff or 4 * c.d_model
+        tokens = c.steps * c.tokens_per_step
+        train_flops = n.train_flops_per_token * tokens
         row = {
             "activation": c.activation, "gated": activations.spec(c.activation).gated, "d_ff": c.d_ff,
             "d_model": c.d_model, "n_layers": c.n_layers,
             "params": n.params, "mlp_params": n.mlp_params, "flops_per_token": n.flops_per_token,
             "act_flops_per_token": n.act_flops_per_token,
             "diff_pct": mismatch_pct(c.activation, c.d_ff, c.reference, ref_d_ff), "reference": f"{c.reference} d_ff={ref_d_ff}",
-            "tokens": c.steps * c.tokens_per_step, "trials": 1, "train_flops": n.train_flops_per_token * c.steps * c.tokens_per_step,
-            "gpu_hours_per_trial": n.train_flops_per_token * c.steps * c.tokens_per_step / (assumed_mfu * peak_tflops * 1e12) / 3600,
+            "tokens": tokens, "trials": 1, "train_flops": train_flops,
+            "gpu_hours_per_trial": train_flops / (assumed_mfu * peak_tflops * 1e12) / 3600,
         }
         seen[key] = row
         rows.append(row)

@@ -270,11 +270,12 @@ def scaling_frame(trials: "pd.DataFrame", names: list[str], suites: dict[tuple[s
         ladders, rungs, seeds = _ladders(recs, names, metric)
         target = target_compute(spec, suite.spec.defaults)
         base = ladders.get(names[0])
+        device = ", ".join(sorted({str(v) for v in recs["metric.device"].dropna()})) if "metric.device" in recs else None
         for act, lad in ladders.items():
             ok = np.isfinite(lad.compute) & ~np.isnan(lad.losses).all(axis=1)
             f = fit(lad.compute[ok], lad.means[ok])
             row: dict[str, Any] = {
-                "device": ", ".join(sorted({str(v) for v in recs["metric.device"].dropna()})) if "metric.device" in recs else None,
+                "device": device,
                 "suite": name, "results": d, "activation": act, "metric": metric, "rungs": int(ok.sum()), "seeds": len(seeds),
                 "compute": lad.compute.tolist(), "losses": lad.losses.tolist(), "shapes": [f"{m}x{n}" for m, n in rungs],
                 "E": f.law.E if f else np.nan, "A": f.law.A if f else np.nan, "alpha": f.law.alpha if f else np.nan,
