@@ -17,6 +17,7 @@ import sys
 import torch
 import triton
 
+from actbench.activations.xielu import XIELU
 from actbench.kernels import xielu as kernel
 
 BLOCKS = (1024, 2048, 4096, 8192, 16384)
@@ -28,14 +29,16 @@ def _bench(fn) -> float:  # noqa: ANN001
 
 
 def _reference(x: torch.Tensor, g: torch.Tensor, ap_raw: torch.Tensor, an_raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """y, dx, d alpha_p_raw, d alpha_n_raw in float64."""
-    x64, ap64, an64 = (t.double().requires_grad_() for t in (x, ap_raw, an_raw))
-    ap = torch.nn.functional.softplus(ap64)
-    an = 0.5 + torch.nn.functional.softplus(an64)
-    xc = torch.clamp(x64, max=-1e-6)
-    y = torch.where(x64 > 0, ap * x64 * x64 + 0.5 * x64, an * (torch.expm1(xc) - x64) + 0.5 * x64)
-    dx, d_ap, d_an = torch.autograd.grad(y, (x64, ap64, an64), g.double())
-    return y.detach(), dx, d_ap, d_an
+    """y, dx (the analytic derivative, as the kernel computes it), d alpha_p_raw, d alpha_n_raw in
+    float64, from the registry's module (beta 0.5, eps -1e-6)."""
+    module = XIELU(beta=0.5, eps=-1e-6).double()
+    with torch.no_grad():
+        module.alpha_p_raw.copy_(ap_raw)
+        module.alpha_n_raw.copy_(an_raw)
+    x64, g64 = x.double(), g.double()
+    y = module.formula(x64)
+    d_ap, d_an = torch.autograd.grad(y, (module.alpha_p_raw, module.alpha_n_raw), g64)
+    return y.detach(), g64 * module.derivative(x64).detach(), d_ap, d_an
 
 
 def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
