@@ -223,7 +223,9 @@ def compare(
 
 
 def _print_comparison(c: Any, all_rows: bool) -> None:
-    for table in c.tables(None if all_rows else TERMINAL_ROWS):
+    from actbench.report.present import compare_tables
+
+    for table in compare_tables(c, None if all_rows else TERMINAL_ROWS):
         console.print(table)
     for kind, kind_lines in c.lines.items():
         for line in kind_lines:

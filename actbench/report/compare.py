@@ -13,61 +13,25 @@ prints as rich tables and lines (`present`), JSON, CSV or markdown (`formats`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from actbench.errors import UserError
-from actbench.report import formats, present
+from actbench.report import present
+from actbench.report.formats import Comparison
 from actbench.report.kernels import kernel_frame, memory_frame
 from actbench.report.lm import lm_frame
 from actbench.report.replay import describe_choices, replay, saved_suites
 
 if TYPE_CHECKING:
     import pandas as pd
-    from rich.table import Table
 
-    from actbench.planner.plan import Plan
     from actbench.report.series import Series
     from actbench.select import TrialFilter
-    from actbench.suite import Suite
 
 KINDS = ("kernel", "memory", "lm", "scaling")
 SUITE_HINT = {"kernel": "suites/kernels.yaml (or suites/smoke.yaml on CPU)", "memory": "suites/memory.yaml",
               "lm": "suites/llm_small.yaml (or suites/llm_tiny.yaml on CPU)", "scaling": "suites/ladder_gpu.yaml (or suites/ladder_tiny.yaml on CPU)"}
-
-
-@dataclass
-class Comparison:
-    """Frames per kind (kernel, memory, lm, scaling; empty where none), verdict lines, and the
-    staged suites with their replayed plans."""
-
-    names: list[str]
-    root: Path
-    alpha: float
-    merge: bool
-    frames: dict[str, "pd.DataFrame"]
-    lines: dict[str, list[str]]
-    series: "Series | None" = None
-    suites: "dict[tuple[str, str], Suite] | None" = None
-    plans: "dict[tuple[str, str], Plan] | None" = None
-    replayed: "pd.DataFrame | None" = None  # the trials as replayed, before -k: staged suites' final trials only
-
-    @property
-    def baseline(self) -> str:
-        return self.names[0]
-
-    def to_json(self) -> str:
-        return formats.to_json(self)
-
-    def to_csv(self) -> str:
-        return formats.to_csv(self)
-
-    def to_markdown(self) -> str:
-        return formats.to_markdown(self)
-
-    def tables(self, max_rows: int | None = None) -> list["Table"]:
-        return present.compare_tables(self, max_rows)
 
 
 def check_names(names: list[str], present_names: Iterable[str]) -> None:

@@ -1,20 +1,27 @@
-"""Comparison tables as text: cells (missing values as "-", never nan), markdown tables, and a
-comparison as one JSON document, one long CSV table or markdown."""
+"""A comparison (`Comparison`) and its tables as text: cells (missing values as "-", never nan),
+markdown tables, and a comparison as one JSON document, one long CSV table or markdown."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from actbench.planner.plan import Plan
+    from actbench.report.series import Series
+    from actbench.suite import Suite
 
-class Compared(Protocol):
-    """What a comparison (`actbench.report.compare.Comparison`) holds, as its presenters read it."""
+
+@dataclass
+class Comparison:
+    """What `actbench.report.compare.build` makes: frames per kind (kernel, memory, lm, scaling;
+    empty where none), verdict lines, and the staged suites with their replayed plans."""
 
     names: list[str]
     root: Path
@@ -22,9 +29,24 @@ class Compared(Protocol):
     merge: bool
     frames: dict[str, "pd.DataFrame"]
     lines: dict[str, list[str]]
+    series: "Series | None" = None
+    suites: "dict[tuple[str, str], Suite] | None" = None
+    plans: "dict[tuple[str, str], Plan] | None" = None
+    replayed: "pd.DataFrame | None" = None  # the trials as replayed, before -k: staged suites' final trials only
 
     @property
-    def baseline(self) -> str: ...
+    def baseline(self) -> str:
+        return self.names[0]
+
+    def to_json(self) -> str:
+        return to_json(self)
+
+    def to_csv(self) -> str:
+        return to_csv(self)
+
+    def to_markdown(self) -> str:
+        return to_markdown(self)
+
 
 LIST_COLUMNS = ["values", "paired_seeds", "setup", "compute", "losses", "shapes", "rung_gains"]
 """Columns holding lists, left out of markdown and HTML tables."""
@@ -62,7 +84,7 @@ def markdown(df: "pd.DataFrame") -> str:
     return "\n".join(lines)
 
 
-def to_json(c: Compared) -> str:
+def to_json(c: Comparison) -> str:
     """One JSON document: baseline, alpha, and per kind its rows and verdict lines."""
     doc: dict[str, Any] = {"baseline": c.baseline, "candidates": c.names[1:], "alpha": c.alpha, "merged": c.merge, "results": str(c.root)}
     for kind, df in c.frames.items():
@@ -70,7 +92,7 @@ def to_json(c: Compared) -> str:
     return json.dumps(doc, indent=1, allow_nan=False)
 
 
-def to_csv(c: Compared) -> str:
+def to_csv(c: Comparison) -> str:
     """One long-format table of every kind's rows, with a `table` column (lists as JSON)."""
     import pandas as pd
 
@@ -90,7 +112,7 @@ def json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
     return df
 
 
-def to_markdown(c: Compared) -> str:
+def to_markdown(c: Comparison) -> str:
     parts = []
     for kind, df in c.frames.items():
         if not df.empty:

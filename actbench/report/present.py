@@ -17,7 +17,7 @@ from actbench.report.lm import MATCH_TOLERANCE_PCT
 if TYPE_CHECKING:
     import pandas as pd
 
-    from actbench.report.formats import Compared
+    from actbench.report.formats import Comparison
 
 DECIDED = ("better", "worse", "equivalent")
 
@@ -96,7 +96,7 @@ def lm_line(r: Any, baseline: str) -> str | None:
     return text + _cost(r, baseline) + _noise(r)
 
 
-def verdict_lines(c: "Compared") -> dict[str, list[str]]:
+def verdict_lines(c: "Comparison") -> dict[str, list[str]]:
     """One line per candidate and kind (per lm table for lm)."""
     out: dict[str, list[str]] = {}
     if not c.frames["kernel"].empty:
@@ -201,7 +201,7 @@ def _scaling_table(g: "pd.DataFrame", suite: str, base: str) -> Table:
     return t
 
 
-def compare_tables(c: "Compared", max_rows: int | None = None) -> list[Table]:
+def compare_tables(c: "Comparison", max_rows: int | None = None) -> list[Table]:
     """Rich tables: kernel and memory one each (their first `max_rows` rows, with a caption
     saying how many there are, when given), lm one per table (suite, setup, results), scaling one
     per ladder suite."""

@@ -18,6 +18,7 @@ import pytest
 from actbench.errors import UserError
 from actbench.report.compare import compare_results
 from actbench.report.html import build_report
+from actbench.report.present import compare_tables
 from actbench.report.lm import setup_key
 from actbench.results.frames import load, load_tables, series
 from actbench.results.read import ResultsWarning
@@ -94,7 +95,7 @@ def test_learning_rates_are_separate_tables_each_with_its_own_holm_family(tmp_pa
     assert len(lm) == 4 and lm["setup"].nunique() == 2 and set(lm["setup_label"]) == {"lr=0.001", "lr=0.003"}
     assert _row(c, "xielu", lr="0.001")["verdict"] == "better"
     assert _row(c, "xielu", lr="0.003")["verdict"] == "undecided"
-    assert len(c.tables()) == 2
+    assert len(compare_tables(c)) == 2
 
 
 def test_results_folders_stay_separate_unless_merged(tmp_path):
