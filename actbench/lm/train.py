@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from actbench import activations
 from actbench.core.device import pick_device
 from actbench.core.trial import TrialContext, TrialOutput, TrialTimeout
 from actbench.errors import UserError
@@ -123,6 +124,49 @@ def _fresh_state(impl: str) -> dict[str, Any]:
     }
 
 
+def _state_problem(state: dict[str, Any], cfg: "LMConfig") -> str | None:
+    """Why a checkpoint's training state is not one this trial saved (None when it may be)."""
+    fresh = _fresh_state("eager")
+    if set(state) != set(fresh):
+        return "its training state has other fields"
+    step = state["step"]
+    if type(step) is not int or not 0 < step < cfg.steps:
+        return f"its step is not one of 1..{cfg.steps - 1}"
+    impl_used = state["impl_used"]
+    if not isinstance(impl_used, str) or impl_used not in activations.spec(cfg.activation).impl_names or cfg.impl not in ("auto", impl_used):
+        return "its activation implementation is not one this trial runs"
+    for name in ("elapsed_s", "train_time", "timed_tokens", "resumed_from"):
+        v = state[name]
+        if not (v is None and name == "resumed_from") and not (type(v) in (int, float) and math.isfinite(v) and v >= 0):
+            return f"its {name} is not a count"
+    for name in ("train", "val", "alphas"):
+        table = state[name]
+        if (not isinstance(table, dict) or set(table) != set(fresh[name]) or not all(type(c) is list for c in table.values())
+                or len({len(c) for c in table.values()}) != 1):
+            return f"its {name} series is not a table of equal columns"
+    if len(state["train"]["step"]) != step:
+        return f"its train series has {len(state['train']['step'])} rows for {step} steps"
+    return None
+
+
+def _resume(cfg: "LMConfig", ckpt_path: str, vocab_size: int) -> tuple[dict[str, Any] | None, str]:
+    """The trial's newest usable checkpoint (`checkpoint.newest`: what does not load or fit this
+    trial's model, shapes checked on a meta-device copy, is set aside) and the note saying so."""
+    mcfg = cfg.to_model(vocab_size)
+
+    def problem(saved: dict[str, Any]) -> str | None:
+        if why := _state_problem(saved["state"], cfg):
+            return why
+        try:
+            with torch.device("meta"):
+                model = Llama(replace(mcfg, impl=saved["state"]["impl_used"]), seed=cfg.seed)
+        except UserError as e:  # its implementation cannot run here
+            return str(e)
+        return checkpoint.mismatch(saved, model, make_optimizer(model, cfg))
+
+    return checkpoint.newest(ckpt_path, checkpoint.size_cap(flops.count(mcfg, cfg.seq_len).params, cfg.steps, cfg.n_layers), problem)
+
+
 def _append(table: dict[str, list[Any]], **row: Any) -> None:
     for k, v in row.items():
         table[k].append(v)
@@ -145,7 +189,7 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
         raise UserError(f"data: the validation split has {len(corpus.val)} token(s): too few for a tuning and a test part "
                         f"(data.tune_fraction {cfg.data.tune_fraction:g}) with a target each")
     ckpt_path = str(ctx.checkpoint_dir / "ckpt.pt") if ctx.checkpoint_dir and cfg.checkpoint_every else None
-    saved = checkpoint.load(ckpt_path) if ckpt_path else None
+    saved, resume_note = _resume(cfg, ckpt_path, corpus.vocab_size) if ckpt_path else (None, "")
     if ranks.world > 1:
         found = ranks.gather(saved["state"]["step"] if saved else None)
         if len(set(found)) > 1:
@@ -281,5 +325,6 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
               "layers": {"layer": list(range(len(final.sparsity))), "sparsity": final.sparsity, "dead": final.dead},
               "eval_chunks": final.chunks(cfg.seq_len), "val_argmax": final.argmax.tolist()}
     if diverged_at is not None:
-        return TrialOutput(metrics=metrics, series=series, status="diverged", note=f"non-finite loss at step {diverged_at}")
-    return TrialOutput(metrics=metrics, series=series)
+        note = "; ".join(n for n in (resume_note, f"non-finite loss at step {diverged_at}") if n)
+        return TrialOutput(metrics=metrics, series=series, status="diverged", note=note)
+    return TrialOutput(metrics=metrics, series=series, note=resume_note)

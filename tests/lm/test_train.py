@@ -1,5 +1,5 @@
 """Training on CPU: loss goes down, exact bits per byte on the whole split, resume is exact,
-checkpoints are plain tensors, live progress."""
+live progress (checkpoints that do not load: tests/lm/test_checkpoint.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from actbench.core.trial import TrialContext
-from actbench.lm.checkpoint import CHECKPOINT_FORMAT
 from actbench.lm.config import DataConfig, LMConfig
 from actbench.lm.corpus import load_corpus
 from actbench.lm.evaluate import evaluate
@@ -26,7 +25,6 @@ from actbench.lm.windows import windows_per_chunk
 from actbench.results.frames import series
 from actbench.results.read import iter_records
 from actbench.results.store import ResultStore
-from actbench.runner.trial import execute_trial
 
 TINY = dict(d_model=32, n_layers=1, n_heads=2, seq_len=32, batch_size=8, ff_multiple=16, eval_tokens=2048, churn_tokens=256, impl="eager")
 WORDS = ["a", "to", "the", "wörld", "héllo", "日本", "banana", "quixotic", "zebra", "lamp", "river", "stone"]
@@ -229,33 +227,6 @@ def test_series_loader_skips_files_of_another_shape(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.warns(UserWarning, match="bad.json"):
         assert series(tmp_path / "bad.json").empty
-
-
-def test_a_planted_pickle_checkpoint_is_refused_not_run(tmp_path):
-    marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (os.mkdir, (str(marker),))
-
-    cfg = LMConfig(activation="relu2", tokens=40 * 8 * 32, checkpoint_every=10, final_eval="slice", **TINY)
-    (tmp_path / "ck" / "t1").mkdir(parents=True)
-    torch.save({"format": CHECKPOINT_FORMAT, "state": Payload()}, tmp_path / "ck" / "t1" / "ckpt.pt")
-    out = execute_trial("lm", cfg.model_dump(), "t1", str(tmp_path / "ck"))
-    assert not marker.exists()
-    assert out["status"] == "failed"
-    assert "ckpt.pt is not a plain-tensor actbench checkpoint, refused" in out["error"]["message"]
-    assert "delete it" in out["error"]["message"]
-
-
-def test_a_checkpoint_of_an_earlier_format_is_refused_not_resumed(tmp_path):
-    """Format 2 held the qkv rows in the halves rotary layout: resuming it would train another model."""
-    cfg = LMConfig(activation="relu2", tokens=40 * 8 * 32, checkpoint_every=10, final_eval="slice", **TINY)
-    (tmp_path / "ck" / "t1").mkdir(parents=True)
-    torch.save({"format": CHECKPOINT_FORMAT - 1, "model": {}, "optimizer": {}, "state": {"step": 10}}, tmp_path / "ck" / "t1" / "ckpt.pt")
-    out = execute_trial("lm", cfg.model_dump(), "t1", str(tmp_path / "ck"))
-    assert out["status"] == "failed"
-    assert f"is of another format than {CHECKPOINT_FORMAT}; delete it" in out["error"]["message"]
 
 
 def test_non_finite_loss_stops_the_trial_as_diverged_with_the_step():
