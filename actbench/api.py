@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from rich.console import Console
 
+from actbench.core.text import MAX_LINE_CHARS, Terminal, markup
 from actbench.errors import UserError
 from actbench.suite import MAX_TRIALS, Suite, load_suite
 
@@ -156,7 +157,7 @@ def run(suite: str | Path | Suite, *, out: str | Path | None = None, overrides: 
     which executor runs them."""
     from actbench.planner.plan import selected_groups
 
-    console = console or Console(stderr=True)
+    console = console or Terminal(stderr=True)
     status = status or console
     s = suite_of(suite, overrides, max_trials=max_trials, check_paths=False)
     if address is None and isinstance(executor, str):  # this machine runs the trials: a GPU suite on a CPU says so first
@@ -170,13 +171,13 @@ def run(suite: str | Path | Suite, *, out: str | Path | None = None, overrides: 
     store = ResultStore(out_dir)
     with store.lock() as note:  # the folder is writable and no other run writes it, before anything starts
         if note:
-            console.print(f"{out_dir}: {note}", highlight=False, soft_wrap=True)
+            console.print(f"{markup(out_dir)}: {markup(note)}", highlight=False, soft_wrap=True)
         if checkpoints and "://" not in checkpoints:
             _check_writable(Path(checkpoints), "--checkpoints")
         with _output_to(out_dir / "run.log" if log and not verbose else None, list({id(c): c for c in (console, status)}.values())):
             ex = make_executor(executor, address, verbose) if isinstance(executor, str) else executor
             try:
-                status.print(ex.describe(), highlight=False)
+                status.print(markup(ex.describe()), highlight=False)
                 return _sweep(s, store, ex, groups, chosen, rerun, checkpoints or str(out_dir / "checkpoints"), console,
                               out_dir / "tensorboard" if tensorboard else None, plain_every_s)
             finally:
@@ -213,17 +214,17 @@ def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], se
                 for event in p.events:
                     if event not in said:
                         said.add(event)
-                        console.print(event, highlight=False, markup=False, soft_wrap=True)
+                        console.print(markup(event, limit=MAX_LINE_CHARS), highlight=False, soft_wrap=True)
                 skipped = {t.id for t in p.planned if t.id in done_before} - counted
                 if skipped:
                     counted.update(skipped)
-                    console.print(f"resume: {len(skipped)} trial(s) already recorded ok in {store.root}, skipping (--rerun to force)")
+                    console.print(f"resume: {len(skipped)} trial(s) already recorded ok in {markup(store.root)}, skipping (--rerun to force)")
                     runner.result.skipped += len(skipped)
                 runner.result.deselected = p.deselected
                 if p.batch is None:
                     break
                 todo = [t for t in p.batch.trials if t.id not in settled]
-                console.print(f"[bold]stage: {p.batch.name}[/] ({len(todo)} trial(s))", highlight=False)
+                console.print(f"[bold]stage: {markup(p.batch.name)}[/] ({len(todo)} trial(s))", highlight=False)
                 runner.run(todo)
                 if runner.result.interrupted:  # what did not run is not settled: plan nothing more from it
                     break

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from actbench import __version__
+from actbench.core.text import MAX_LINE_CHARS, Terminal, markup, plain
 from actbench.errors import UserError
 from actbench.suite import MAX_TRIALS
 
@@ -32,8 +31,8 @@ lm_app = typer.Typer(help="Language-model suites: matching and planning.", no_ar
 data_app = typer.Typer(help="Corpora and token shards.", no_args_is_help=True)
 app.add_typer(lm_app, name="lm")
 app.add_typer(data_app, name="data")
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+console = Terminal(width=None if sys.stdout.isatty() else 160)
+err_console = Terminal(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _version(value: bool) -> None:
@@ -161,12 +160,12 @@ def data_prepare(
         tokenizer = tokenizer or "gpt2"
         name = f"{dataset}-{config}" if config else dataset
     done = prepare_shards(texts, out, tokenizer, prefix or default_prefix(name), shard_tokens, val_tokens, max_tokens, bpe_vocab_size)
-    names = ", ".join(f.name for f in done.files[:4]) + (" ..." if len(done.files) > 4 else "")
-    console.print(f"tokenizer: {done.tokenizer}", highlight=False)
-    console.print(f"wrote {len(done.files)} shard(s) to {out}: {names} ({done.val_tokens:,} validation and "
+    names = markup(", ".join(f.name for f in done.files[:4]) + (" ..." if len(done.files) > 4 else ""))
+    console.print(f"tokenizer: {markup(done.tokenizer)}", highlight=False)
+    console.print(f"wrote {len(done.files)} shard(s) to {markup(out)}: {names} ({done.val_tokens:,} validation and "
                   f"{done.train_tokens:,} training tokens)", highlight=False)
     if done.token_bytes:
-        console.print(f"bytes per token: {done.token_bytes.name} (bits per byte are exact)", highlight=False)
+        console.print(f"bytes per token: {markup(done.token_bytes.name)} (bits per byte are exact)", highlight=False)
     else:
         console.print("bytes per token: unknown (the tokens do not add up to the text's bytes); "
                       "set data.bytes_per_token to report bits per byte", highlight=False)
@@ -217,9 +216,15 @@ def compare(
     if fmt == "rich":
         _print_comparison(c, all_rows)
     else:
-        print({"md": c.to_markdown, "csv": c.to_csv, "json": c.to_json}[fmt]())
+        _print_text({"md": c.to_markdown, "csv": c.to_csv, "json": c.to_json}[fmt]())
     for hint in missing_hints(c):
-        err_console.print(hint, highlight=False, soft_wrap=True)
+        err_console.print(markup(hint, limit=MAX_LINE_CHARS), highlight=False, soft_wrap=True)
+
+
+def _print_text(text: str) -> None:
+    """A document (csv, markdown) on stdout: as it is into a pipe or file, without control
+    characters on a terminal."""
+    print(plain(text, multiline=True, limit=None) if sys.stdout.isatty() else text)
 
 
 def _print_comparison(c: Any, all_rows: bool) -> None:
@@ -229,7 +234,7 @@ def _print_comparison(c: Any, all_rows: bool) -> None:
         console.print(table)
     for kind, kind_lines in c.lines.items():
         for line in kind_lines:
-            console.print(f"[bold]{kind}[/]: {escape(line)}", highlight=False)
+            console.print(f"[bold]{kind}[/]: {markup(line, limit=MAX_LINE_CHARS)}", highlight=False)
 
 
 @app.command()
@@ -245,21 +250,27 @@ def report(
 ) -> None:
     """Summary, failures, comparisons, PNG plots, an HTML page and CSV/Parquet exports of a run."""
     from actbench import api
-    from actbench.report.formats import display
 
     r = api.report(run_dir, out, baseline=baseline, alpha=alpha, merge=merge, select=select, margin=margin)
-    console.print(display(r["summary"]).to_string(index=False))
+    console.print(_text_table(r["summary"]), markup=False, highlight=False)
     failures = r["failures"]
     if not failures.empty:
         shown = failures if all_rows else failures.head(TERMINAL_ROWS)
         console.print(f"[bold red]trials that did not succeed[/] ({len(failures)}" +
-                      (f"; the first {len(shown)} here: --all prints them all, {escape(str(r['html']))} lists every one)"
+                      (f"; the first {len(shown)} here: --all prints them all, {markup(r['html'])} lists every one)"
                        if len(shown) < len(failures) else ")"))
-        console.print(display(shown).to_string(index=False), markup=False, highlight=False)
+        console.print(_text_table(shown), markup=False, highlight=False)
     if r["comparison"] is not None:
-        console.print(f"baseline: {r['names'][0]} ({r['baseline_why']})")
+        console.print(f"baseline: {markup(r['names'][0])} ({markup(r['baseline_why'])})")
         _print_comparison(r["comparison"], all_rows)
-    console.print(f"wrote {escape(str(r['html']))}, {len(r['images'])} plot(s), exports: {', '.join(p.name for p in r['exports']) or '-'}")
+    console.print(f"wrote {markup(r['html'])}, {len(r['images'])} plot(s), exports: {markup(', '.join(p.name for p in r['exports']) or '-')}")
+
+
+def _text_table(df: Any) -> str:
+    """A frame of a results folder as a plain text table, every cell shown and cut by `plain`."""
+    from actbench.report.formats import display
+
+    return display(df).map(plain).to_string(index=False)
 
 
 @app.command()
@@ -279,13 +290,14 @@ def regress(
 
     if update_baseline:
         n = api.update_baseline(run_dir, baseline)
-        console.print(f"wrote {n} ok record(s) of {run_dir} to {baseline}")
+        console.print(f"wrote {n} ok record(s) of {markup(run_dir)} to {markup(baseline)}")
         return
     r = api.regress(run_dir, baseline, threshold=threshold, bpb_tolerance=bpb_tolerance, summary=summary, history=history)
-    print(r.markdown)
+    _print_text(r.markdown)
     if r.history is not None:
         entry, plot = r.history
-        console.print(f"history: {len(entry['figures'])} figure(s) of commit {entry['commit'][:12]} appended to {history}; trend in {plot}")
+        console.print(f"history: {len(entry['figures'])} figure(s) of commit {markup(entry['commit'][:12])} appended to {markup(history)}; "
+                      f"trend in {markup(plot)}")
     raise typer.Exit(1 if r.failed else 0)
 
 
@@ -302,15 +314,15 @@ def plot_activation(
 
     for n in names:
         activations.spec(n)
-    console.print(f"wrote {activation_shapes(names, out, lo, hi)}")
+    console.print(f"wrote {markup(activation_shapes(names, out, lo, hi))}")
 
 
 def _error(message: str) -> None:
-    err_console.print(f"actbench: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    err_console.print(f"actbench: error: {plain(message, limit=MAX_LINE_CHARS)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
-    return f"actbench: warning: {message}\n"
+    return f"actbench: warning: {plain(message, limit=MAX_LINE_CHARS)}\n"
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from actbench.core.text import plain
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -75,12 +77,18 @@ def display(df: "pd.DataFrame", digits: int = 4) -> "pd.DataFrame":
     return df.astype(object).map(lambda v: fmt_cell(v, digits))
 
 
+def _md_text(v: Any) -> str:
+    """A string as markdown text: control characters as escapes (`plain`, nothing cut) and `|`
+    escaped, so a value stays one cell of one row."""
+    return plain(v, limit=None).replace("|", "\\|")
+
+
 def markdown(df: "pd.DataFrame") -> str:
     """A GitHub markdown table of a DataFrame."""
-    cols = [str(c) for c in df.columns]
+    cols = [_md_text(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in display(df).itertuples(index=False):
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append("| " + " | ".join(map(_md_text, row)) + " |")
     return "\n".join(lines)
 
 
@@ -116,6 +124,6 @@ def to_markdown(c: Comparison) -> str:
     parts = []
     for kind, df in c.frames.items():
         if not df.empty:
-            verdict = "\n".join(f"- {line}" for line in c.lines.get(kind, []))
-            parts.append(f"### {kind} (baseline: {c.baseline})\n\n{markdown(df.drop(columns=LIST_COLUMNS, errors='ignore'))}\n\n{verdict}\n")
+            verdict = "\n".join(f"- {plain(line, limit=None)}" for line in c.lines.get(kind, []))
+            parts.append(f"### {kind} (baseline: {plain(c.baseline, limit=None)})\n\n{markdown(df.drop(columns=LIST_COLUMNS, errors='ignore'))}\n\n{verdict}\n")
     return "\n".join(parts)

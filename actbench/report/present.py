@@ -9,6 +9,7 @@ import numpy as np
 from rich import box
 from rich.table import Table
 
+from actbench.core.text import markup as esc
 from actbench.report.formats import num
 from actbench.report.frames import MERGED
 from actbench.report.kernels import kernel_lines
@@ -130,17 +131,18 @@ def first_rows(df: "pd.DataFrame", max_rows: int | None) -> tuple["pd.DataFrame"
 
 def _kernel_table(k: "pd.DataFrame", base: str, max_rows: int | None) -> Table:
     k, caption = first_rows(k, max_rows)
+    base = esc(base)
     t = Table(title=f"kernel: median ms with its p20-p80 interval over repeats; verdict vs {base}'s best impl at the same shape "
                     "(same: intervals overlap; noisy: interval too wide)", caption=caption)
     for col in ("results", "activation", "impl", "dtype", "size", "mode", "ms p50 (interval)", "GB/s", "% copy", f"vs {base}", "trials", "runs"):
         t.add_column(col, justify="left" if col in ("results", "activation", "impl", "dtype", "mode", f"vs {base}") else "right")
     for r in k.itertuples():
         word = r.verdict if r.verdict not in ("faster", "slower") else f"{r.verdict} {r.ratio:.2f}x"
-        shown = f"[{_colour(r.verdict)}]{word}[/]" + (f" ({r.baseline_impl})" if r.verdict not in ("baseline", "no baseline") else "")
+        shown = f"[{_colour(r.verdict)}]{esc(word)}[/]" + (f" ({esc(r.baseline_impl)})" if r.verdict not in ("baseline", "no baseline") else "")
         act = r.activation + (" (gated: 2x input)" if r.gated is True else "")
-        t.add_row(str(r.results), act, str(r.impl), str(r.dtype), num(r.size, ","), str(r.mode),
+        t.add_row(esc(r.results), esc(act), esc(r.impl), esc(r.dtype), num(r.size, ","), esc(r.mode),
                   f"{num(r.ms_p50)} ({num(r.ms_low, '.3g')}-{num(r.ms_high, '.3g')})", num(r.gbps, ".1f"), num(r.pct_copy, ".1f"),
-                  shown, str(r.trials), str(r.runs))
+                  shown, esc(r.trials), esc(r.runs))
     return t
 
 
@@ -150,23 +152,24 @@ def _memory_table(m: "pd.DataFrame", max_rows: int | None) -> Table:
     for col in ("results", "activation", "impl", "dtype", "size", "peak fwd MB", "peak fwd+bwd MB", "saved B/elem", "trials", "runs"):
         t.add_column(col)
     for r in m.itertuples():
-        t.add_row(str(r.results), r.activation, str(r.impl), str(r.dtype), num(r.size, ","), num(r.peak_fwd_mb), num(r.peak_fwd_bwd_mb),
-                  num(r.saved_bytes_per_elem, ".2f"), str(r.trials), str(r.runs))
+        t.add_row(esc(r.results), esc(r.activation), esc(r.impl), esc(r.dtype), num(r.size, ","), num(r.peak_fwd_mb), num(r.peak_fwd_bwd_mb),
+                  num(r.saved_bytes_per_elem, ".2f"), esc(r.trials), esc(r.runs))
     return t
 
 
 def _lm_table(g: "pd.DataFrame", suite: str, results: str, base: str, alpha: float) -> Table:
     first = g.iloc[0]
-    where = f"{suite}" + (f" [{first.setup_label}]" if first.setup_label else "") + (f", results {results}" if results != "." else "")
-    rule = first.design if isinstance(first.design, str) else next((d for d in g["design"] if isinstance(d, str)), "")
-    t = Table(title=f"lm {where}: {first.metric} mean ± 95% CI over seeds; Δ vs {base} on paired seeds with the interval behind the "
-                    f"verdict ({rule}; family-wise alpha={alpha:g}) and the eval-set bootstrap ±; speed: tokens/s vs {base}; "
+    where = esc(f"{suite}" + (f" [{first.setup_label}]" if first.setup_label else "") + (f", results {results}" if results != "." else ""))
+    rule = esc(first.design if isinstance(first.design, str) else next((d for d in g["design"] if isinstance(d, str)), ""))
+    base_text, metric = esc(base), esc(first.metric)
+    t = Table(title=f"lm {where}: {metric} mean ± 95% CI over seeds; Δ vs {base_text} on paired seeds with the interval behind the "
+                    f"verdict ({rule}; family-wise alpha={alpha:g}) and the eval-set bootstrap ±; speed: tokens/s vs {base_text}; "
                     "Δ at equal wall-clock",
               caption=f"params / FLOPs per token: the baseline's, and % vs it; UNMATCHED: more than {MATCH_TOLERANCE_PCT}% off; lower "
-                      f"{first.metric} is better; @k: decided at look k; trials/runs (not ok)" + (f"; {first.tuned}" if first.tuned else "") + (f"; {first.shared}" if first.shared else "")
+                      f"{metric} is better; @k: decided at look k; trials/runs (not ok)" + (f"; {esc(first.tuned)}" if first.tuned else "") + (f"; {esc(first.shared)}" if first.shared else "")
                       + ("; throughput measured on CPU" if first.device == "cpu" else ""),
               box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
-    for col in ("activation", "d_ff", "params / FLOPs", "lr", "seeds", first.metric, f"Δ vs {base}", "eval ±", "verdict", "speed",
+    for col in ("activation", "d_ff", "params / FLOPs", "lr", "seeds", metric, f"Δ vs {base_text}", "eval ±", "verdict", "speed",
                 "Δ equal time", "tokens/s", "trials"):
         t.add_column(col, justify="left" if col in ("activation", "verdict") else "right", no_wrap=True)
     for r in g.itertuples():
@@ -175,8 +178,8 @@ def _lm_table(g: "pd.DataFrame", suite: str, results: str, base: str, alpha: flo
         size = f"{num(r.params / 1e6 if r.params is not None else None, '.3f')}M / {num(r.flops_per_token / 1e6 if r.flops_per_token is not None else None, '.3f')}M" \
             if is_base else f"{num(r.params_diff_pct, '+.1f')}% / {num(r.flops_diff_pct, '+.1f')}%"
         verdict = r.verdict + (f" @{int(r.look)}" if r.look is not None and np.isfinite(r.look) and r.look > 0 and r.verdict in DECIDED else "")
-        t.add_row(r.activation, num(r.d_ff, "d"), size, str(r.lr or "-"), str(r.pairs if not is_base and r.pairs else r.n),
-                  f"{num(r.mean, '.4f')}±{num(r.ci95, '.4f')}", delta, num(r.eval_ci95, ".4f"), f"[{_colour(r.verdict)}]{verdict}[/]",
+        t.add_row(esc(r.activation), num(r.d_ff, "d"), size, esc(r.lr or "-"), str(r.pairs if not is_base and r.pairs else r.n),
+                  f"{num(r.mean, '.4f')}±{num(r.ci95, '.4f')}", delta, num(r.eval_ci95, ".4f"), f"[{_colour(r.verdict)}]{esc(verdict)}[/]",
                   "-" if is_base else num(r.speed_ratio, ".3f") + "x", "-" if is_base else num(r.delta_wall, "+.4f"), num(r.tokens_per_s, ",.0f"),
                   f"{r.trials}/{r.runs}" + (f" ({r.not_ok})" if r.not_ok else ""))
     return t
@@ -185,7 +188,7 @@ def _lm_table(g: "pd.DataFrame", suite: str, results: str, base: str, alpha: flo
 def _scaling_table(g: "pd.DataFrame", suite: str, base: str) -> Table:
     from actbench.report import scaling
 
-    t = Table(title=f"scaling {suite}: {g.iloc[0].metric} = E + A (C/C0)^-alpha per activation; compute-equivalent gain vs {base} "
+    t = Table(title=f"scaling {esc(suite)}: {esc(g.iloc[0].metric)} = E + A (C/C0)^-alpha per activation; compute-equivalent gain vs {esc(base)} "
                     "(the compute the baseline needs to reach the candidate's loss, / the candidate's) with 95% paired-bootstrap CIs, "
                     "and net of the throughput ratio (the factor of training time saved)",
               box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
@@ -196,8 +199,8 @@ def _scaling_table(g: "pd.DataFrame", suite: str, base: str) -> Table:
         target = "-" if not r.target_compute or r.activation == base else \
             (r.target_note or f"{scaling.gain_text(r.target_gain, r.target_low, r.target_high, short=True)}, {r.extrapolation:.3g}x beyond")
         saved = "-" if r.activation == base or not np.isfinite(r.time_gain) else scaling.gain_text(r.time_gain, r.time_low, r.time_high, short=True)
-        t.add_row(r.activation, str(r.rungs), str(r.seeds), num(r.E, ".4g"), num(r.alpha, ".3g"), num(r.r2, ".3f"),
-                  num(r.max_residual, ".2g"), per_rung, target, saved)
+        t.add_row(esc(r.activation), str(r.rungs), str(r.seeds), num(r.E, ".4g"), num(r.alpha, ".3g"), num(r.r2, ".3f"),
+                  num(r.max_residual, ".2g"), per_rung, esc(target), esc(saved))
     return t
 
 

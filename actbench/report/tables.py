@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from actbench import activations
+from actbench.core.text import markup, plain
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +71,7 @@ def trial_table(suite: "Suite", select: "TrialFilter | None" = None, recorded: s
     head = (f"{suite.name}: {len(trials)} {suite.spec.kind} trial(s){chosen}; each asks {r.asks()}, "
             f"timeout_s={r.timeout_s:g} retries={r.retries}; {n_done} already recorded ok (skipped by run unless --rerun), "
             f"{len(trials) - n_done} to run")
-    parts: list = [Text(head, style="bold")]
+    parts: list = [Text(plain(head), style="bold")]
     shown = trials if all_rows or len(trials) <= DRY_RUN_ROWS else trials[:DRY_RUN_FIRST]
     if len(shown) < len(trials):
         parts.append(Text("trials per value of each swept field"))
@@ -83,7 +83,7 @@ def trial_table(suite: "Suite", select: "TrialFilter | None" = None, recorded: s
             for _, cfg in trials:
                 counts[str(cfg.get(k))] = counts.get(str(cfg.get(k)), 0) + 1
             listed = ", ".join(f"{v} ({n})" for v, n in list(counts.items())[:20]) + (f", ... ({len(counts)} values)" if len(counts) > 20 else "")
-            axes.add_row(k, listed)
+            axes.add_row(markup(k), markup(listed))
         parts.append(axes)
     if len(shown) < len(trials):
         parts.append(Text(f"first {len(shown)} of {len(trials)} trials (--all lists every one)"))
@@ -91,10 +91,10 @@ def trial_table(suite: "Suite", select: "TrialFilter | None" = None, recorded: s
     t.add_column("#", justify="right")
     t.add_column("trial id")
     for k in keys:
-        t.add_column(k)
+        t.add_column(markup(k))
     t.add_column("recorded")
     for i, (trial, cfg) in enumerate(shown):
-        t.add_row(str(i), trial.id, *(str(cfg.get(k)) for k in keys), "ok: skipped" if trial.id in recorded else "")
+        t.add_row(str(i), trial.id, *(markup(cfg.get(k)) for k in keys), "ok: skipped" if trial.id in recorded else "")
     later = []
     if suite.spec.tune is not None:
         tune = suite.spec.tune
@@ -129,7 +129,7 @@ def print_summary(result: "SweepResult", out_dir: Path, console: Console) -> Non
         parts.append(f"{result.deselected} not selected by -k")
     path = out_dir / "trials.jsonl"
     where = f"results in {path}" if path.exists() else f"no results file: {path} does not exist"
-    console.print(f"[bold]{escape(', '.join(parts))}[/]; {escape(where)}", highlight=False)
+    console.print(f"[bold]{markup(', '.join(parts))}[/]; {markup(where)}", highlight=False)
     bad = [r for r in recs if not r.ok]
     if bad:
         t = Table(title="trials that did not succeed")
@@ -139,7 +139,7 @@ def print_summary(result: "SweepResult", out_dir: Path, console: Console) -> Non
             err = r.error or {}
             cfg = ", ".join(f"{k}={v}" for k, v in r.config.items() if k not in ("impls", "modes"))
             reason = f"{err.get('type', '')}: {err.get('message', '')}".strip(": ") or r.note
-            t.add_row(r.trial_id, r.status, cfg, reason, err.get("traceback_file") or "")
+            t.add_row(*(markup(v) for v in (r.trial_id, r.status, cfg, reason, err.get("traceback_file") or "")))
         console.print(t)
 
 
@@ -198,14 +198,14 @@ def plan_table(suite: "Suite") -> Table:
 
     df = plan(_planned(suite))
     ladder = suite.spec.ladder is not None
-    t = Table(title=f"{suite.name}: matched MLPs (GPU-hours at 40% MFU of an H100's 989 bf16 TFLOP/s; every trial the suite can run)")
+    t = Table(title=f"{markup(suite.name)}: matched MLPs (GPU-hours at 40% MFU of an H100's 989 bf16 TFLOP/s; every trial the suite can run)")
     cols = ["activation", *(["d_model x layers"] if ladder else []), "d_ff", "params", "MLP params", "FLOPs/token", "act FLOPs/token",
             "vs reference", "tokens/trial", "trials", "GPU-h/trial", "CPU-h/trial"]
     for col in cols:
         t.add_column(col, justify="left" if col == "activation" else "right")
     for r in df.itertuples():
         diff = f"{r.diff_pct:+.2f}%"
-        t.add_row(r.activation + (" (gated)" if r.gated else ""), *([f"{r.d_model} x {r.n_layers}"] if ladder else []), str(r.d_ff),
+        t.add_row(markup(r.activation + (" (gated)" if r.gated else "")), *([f"{r.d_model} x {r.n_layers}"] if ladder else []), str(r.d_ff),
                   f"{r.params / 1e6:.3f}M", f"{r.mlp_params / 1e6:.3f}M", f"{r.flops_per_token / 1e6:.2f}M",
                   f"{r.act_flops_per_token / 1e3:.1f}K", diff if abs(r.diff_pct) <= 0.5 else f"[red]{diff}[/]",
                   f"{r.tokens / 1e6:.2f}M", str(r.trials), f"{r.gpu_hours_per_trial:.3g}", f"{r.train_flops / CPU_TRAIN_FLOPS / 3600:.3g}")
@@ -223,7 +223,7 @@ def plan_table(suite: "Suite") -> Table:
             gpus = group.workers * group.gpus
             tuned += (f" Each trial runs on {group.workers} workers of {group.gpus:g} GPU ({gpus:g} GPUs): about "
                       f"{df['gpu_hours_per_trial'].max() / gpus:.3g} hours of wall clock for the longest, at that MFU.")
-        t.caption = (f"reference: {df['reference'].iloc[0]}{' at the first rung' if ladder else ''}; FLOPs/token: forward matmuls and "
+        t.caption = (f"reference: {markup(df['reference'].iloc[0])}{' at the first rung' if ladder else ''}; FLOPs/token: forward matmuls and "
                      "attention (x3 to train); act FLOPs: approximate elementwise ops of the activation, not matched; red: more than "
                      f"0.5% off (pick another ff_multiple); total: tokens and GPU-hours of every trial (CPU-hours: one core at "
                      f"{CPU_TRAIN_FLOPS / 1e9:g} GFLOP/s, roughly).{tuned}")

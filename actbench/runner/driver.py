@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from actbench.core.kinds import kind_spec
 from actbench.core.record import Record
+from actbench.core.text import MAX_LINE_CHARS, markup
 from actbench.core.trial import Trial
 from actbench.errors import UserError
 from actbench.results.store import ResultStore
@@ -117,8 +117,8 @@ class Runner:
             if record.ok and new_notes:  # a note shared by many trials (an impl skipped here) is said once, with the first
                 why += f" (note: {'; '.join(new_notes)})"
             mark = f"[{'green' if record.ok else 'red'}]{record.status:>8}[/]"
-            self.console.print(f"{mark} {trial.kind} {label(trial, self.label_fields)} {record.duration_s or 0:.1f}s{escape(why)}",
-                               highlight=False)
+            self.console.print(f"{mark} {trial.kind} {markup(label(trial, self.label_fields))} {record.duration_s or 0:.1f}s"
+                               f"{markup(why, limit=MAX_LINE_CHARS)}", highlight=False)
 
         def cancel_all() -> int:  # the sweep ends: the executor's shutdown follows
             n = len(inflight)

@@ -34,6 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from actbench.core.kinds import Column
+from actbench.core.text import plain
 from actbench.core.trial import TrialTimeout
 
 THROTTLE_S = 1.0
@@ -135,7 +136,7 @@ class Board:
 
     def __init__(self, title: str, console: Console, columns: tuple[Column, ...] = (), plain_every_s: float = PLAIN_EVERY_S,
                  tensorboard: Path | None = None):
-        self.title = title
+        self.title = plain(title)  # the suite's name: shown, never obeyed
         self.columns = tuple(c for c in columns if c.header)
         self.console = console
         self.plain_every_s = plain_every_s
@@ -223,7 +224,7 @@ class Board:
         if _final(v):
             parts.append("final evaluation")
         parts.append(f"running {_clock(time.time() - r.since)}")
-        return f"running {r.label}: " + ", ".join(parts)
+        return f"running {plain(r.label)}: " + ", ".join(parts)
 
     def tick(self) -> None:
         """Plain mode: the sweep line and one line per running trial, when `plain_every_s` passed."""
@@ -252,7 +253,7 @@ class Board:
         for r in running:
             v = r.values
             step = f"{v['step']}/{v.get('total_steps', '?')}" + (" final eval" if _final(v) else "") if "step" in v else "-"
-            t.add_row(r.label, step, *(_num(v.get(c.key), c.fmt) for c in self.columns), _clock(time.time() - r.since))
+            t.add_row(Text(plain(r.label)), step, *(_num(v.get(c.key), c.fmt) for c in self.columns), _clock(time.time() - r.since))
         return Group(head, t)
 
     def __enter__(self) -> "Board":

@@ -113,3 +113,20 @@ def test_eta_counts_steps_and_throttle_keeps_evaluations():
 
     with pytest.raises(TrialTimeout):  # except for the trial's own timeout, which ends it as anywhere else
         Throttle(times_out)({"step": 1})
+
+
+def test_board_shows_the_suite_name_and_trial_labels_as_text():
+    """Swept values reach the board's plain lines and live table as text: rich markup does not
+    raise, escape sequences and bidi overrides are shown as escapes (a plain rich Console here: the
+    board escapes by itself)."""
+    hostile = "[/x]\x1b]52;c;AAAA\x07 \u202eevil"
+    buf = io.StringIO()
+    console = Console(file=buf, width=300)
+    board = Board(f"suite{hostile}", console, plain_every_s=0)
+    board.add([2.0])
+    board.submitted("t1", f"tag={hostile}", 2.0)
+    board.report("t1", {"step": 1, "total_steps": 2})  # a plain line for the sweep and one for the trial
+    console.print(board)  # the live table
+    out = buf.getvalue()
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]", out), repr(out)
+    assert out.count("tag=[/x]\\x1b]52;c;AAAA\\x07 \\u202eevil") == 2 and "suite[/x]\\x1b]52" in out

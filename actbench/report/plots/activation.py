@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from actbench import activations
-from actbench.report.plots.base import plt, save
+from actbench.report.plots.base import literal, plt, save
 
 
 def activation_curves(names: list[str], lo: float = -4.0, hi: float = 4.0, points: int = 801
@@ -39,7 +39,7 @@ def activation_figure(names: list[str], lo: float = -4.0, hi: float = 4.0) -> pl
     curves = activation_curves(names, lo, hi)
     fig, (ax_f, ax_d, ax_legend) = plt.subplots(1, 3, figsize=(12, 4.4), gridspec_kw={"width_ratios": [1, 1, 0.32]})
     for name, (x, y, dy, how) in curves.items():
-        label = name + (" (gated: f([x, 1]))" if activations.spec(name).gated else "") + (" (f' analytic)" if how == "analytic" else "")
+        label = literal(name) + (" (gated: f([x, 1]))" if activations.spec(name).gated else "") + (" (f' analytic)" if how == "analytic" else "")
         (line,) = ax_f.plot(x, y, label=label, lw=1.6)
         ax_d.plot(x, dy, color=line.get_color(), lw=1.6)
     fig.suptitle(f"Activation functions compared: value f(x) and slope f'(x) for x in [{lo:g}, {hi:g}]")

@@ -11,8 +11,11 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
+matplotlib.rcParams["text.usetex"] = False  # labels hold strings from files: never hand them to LaTeX
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from actbench.core.text import label as literal  # noqa: E402
 
 
 def margins(fig: plt.Figure, legend_room: float = 0.0, left: float = 0.8, top: float = 0.8, bottom: float = 0.6,
@@ -50,7 +53,8 @@ def _values_at(curve: np.ndarray, steps: np.ndarray) -> np.ndarray:
 
 def band(ax: plt.Axes, curves: list[np.ndarray], label: str, color: Any = None, **line: Any) -> Any:
     """Mean line and min-max band over seeds of curves given as (step, x, y) rows, at the steps
-    every curve has (x: the mean over seeds of each step's x, e.g. its wall-clock time)."""
+    every curve has (x: the mean over seeds of each step's x, e.g. its wall-clock time);
+    `label` (from the results, lines kept) is drawn literally."""
     steps = curves[0][:, 0]
     aligned = bool((np.diff(steps) > 0).all()) and all(np.array_equal(c[:, 0], steps) for c in curves[1:])
     if not aligned:
@@ -63,7 +67,7 @@ def band(ax: plt.Axes, curves: list[np.ndarray], label: str, color: Any = None, 
     else:
         xs = np.array([_values_at(c[:, [0, 1]], steps) for c in curves]).mean(0)
         ys = np.array([_values_at(c[:, [0, 2]], steps) for c in curves])
-    (drawn,) = ax.plot(xs, ys.mean(0), label=f"{label} (n={len(curves)})", color=color, **line)
+    (drawn,) = ax.plot(xs, ys.mean(0), label=f"{literal(label, multiline=True)} (n={len(curves)})", color=color, **line)
     if len(curves) > 1:
         ax.fill_between(xs, ys.min(0), ys.max(0), color=drawn.get_color(), alpha=0.2, lw=0)
     return drawn

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from actbench.report.plots.base import plt, save
+from actbench.report.plots.base import literal, plt, save
 
 HIGHER_IS_BETTER = {"pct_copy": True, "tokens_per_s": True, "val_bpb": False, "val_loss": False,
                     "saved_bytes_per_elem": False, "peak_fwd_bwd_mb": False}
@@ -19,7 +19,7 @@ def history_plot(entries: list[dict[str, Any]], path: Path, labelled: int = 8) -
     most are named in the legend, the others drawn thin and grey."""
     metrics = sorted({key.rsplit(" | ", 1)[-1] for e in entries for key in e["figures"]})
     fig, axes = plt.subplots(len(metrics) or 1, 1, figsize=(11, 3.2 * max(1, len(metrics))), squeeze=False)
-    ticks = [f"{str(e.get('commit', '?'))[:8]}\n{str(e.get('date', ''))[:10]}" for e in entries]
+    ticks = [f"{literal(str(e.get('commit', '?'))[:8])}\n{literal(str(e.get('date', ''))[:10])}" for e in entries]
     for ax, metric in zip(axes[:, 0], metrics):
         keys = sorted({k for e in entries for k in e["figures"] if k.rsplit(" | ", 1)[-1] == metric})
         series = {}
@@ -31,13 +31,13 @@ def history_plot(entries: list[dict[str, Any]], path: Path, labelled: int = 8) -
         moved = sorted(series, key=lambda k: -np.nanmax(np.abs(series[k])) if np.isfinite(series[k]).any() else 0)[:labelled]
         for k, change in series.items():
             if k in moved:
-                ax.plot(range(len(entries)), change, marker="o", lw=1.5, label=k.rsplit(" | ", 1)[0])
+                ax.plot(range(len(entries)), change, marker="o", lw=1.5, label=literal(k.rsplit(" | ", 1)[0]))
             else:
                 ax.plot(range(len(entries)), change, color="0.75", lw=0.8)
         better = HIGHER_IS_BETTER.get(metric)
         direction = "" if better is None else (" (higher is better)" if better else " (lower is better)")
         ax.axhline(0, color="k", lw=0.8)
-        ax.set(title=f"{metric}: change from each row's first run{direction}; {len(series)} row(s)", ylabel="% change")
+        ax.set(title=f"{literal(metric)}: change from each row's first run{direction}; {len(series)} row(s)", ylabel="% change")
         ax.set_xticks(range(len(entries)), ticks, fontsize=7)
         if moved:
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=f"moved most (of {len(series)})", title_fontsize=7)

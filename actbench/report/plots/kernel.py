@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from actbench.report.plots.base import margins, plt, save
+from actbench.report.plots.base import literal, margins, plt, save
 
 
 def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
@@ -30,19 +30,19 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
             for (act, impl), line in med.loc[mode].groupby(level=["activation", "impl"]):
                 sizes = line.index.get_level_values("size")
                 (drawn,) = ax_g.plot(sizes, line["gbps"], marker="o", lw=1.2, color=colours.get((act, impl)),
-                                     label=f"{act} {impl}" if (act, impl) not in colours else None)
+                                     label=f"{literal(act)} {literal(impl)}" if (act, impl) not in colours else None)
                 colours.setdefault((act, impl), drawn.get_color())
                 ax_c.plot(sizes, line["pct_copy"], marker="o", lw=1.2, color=drawn.get_color())
             if dtype in copy.index.get_level_values("dtype"):
                 c = copy.loc[dtype]
                 ax_g.plot(c.index, c.values, "k--", marker="x", lw=1, label="device copy" if mode == modes[0] else None)
             ax_c.axhline(100, color="k", ls="--", lw=1)
-            ax_g.set(title=f"{dtype} {mode}: achieved GB/s (minimal bytes)", ylabel="GB/s", xscale="log")
-            ax_c.set(title=f"{dtype} {mode}: % of a device copy in the same trial", ylabel="% of copy", xscale="log")
+            ax_g.set(title=f"{literal(dtype)} {literal(mode)}: achieved GB/s (minimal bytes)", ylabel="GB/s", xscale="log")
+            ax_c.set(title=f"{literal(dtype)} {literal(mode)}: % of a device copy in the same trial", ylabel="% of copy", xscale="log")
         for ax in axes[-1]:
             ax.set_xlabel("input size (elements, log scale)")
-        acts, impls = ", ".join(g["activation"].unique()), ", ".join(g["impl"].unique())
-        fig.suptitle(f"{dtype} kernels compared: {acts} (impls: {impls}); median over repeats against input size{pooled}")
+        acts, impls = ", ".join(map(literal, g["activation"].unique())), ", ".join(map(literal, g["impl"].unique()))
+        fig.suptitle(f"{literal(dtype)} kernels compared: {acts} (impls: {impls}); median over repeats against input size{pooled}")
         fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.86, 0.5))
         paths.append(save(fig, out / f"kernel_{dtype}.png", fixed=margins(fig, legend_room=0.14, top=0.75, between=0.75)))
     return paths

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from actbench.report.lm import labels, setup_fields
-from actbench.report.plots.base import band, legend_column, margins, plt, save
+from actbench.report.plots.base import band, legend_column, literal, margins, plt, save
 
 Member = tuple[str, str, float]
 """(results folder, series file, final whole-split value of the metric) of one trial."""
@@ -151,7 +151,7 @@ def _lm_figure(name: str, title: str, curves: dict[str, dict[str, Any]], val_met
     if any(np.isfinite(c["final"]) for c in curves.values()):
         handles.append(ax_l.plot([], [], "D", ms=8, mfc="none", mew=1.8, color="0.3", label="final, whole test split\n(the table's value)")[0])
     legend_column(fig, ax_l, handles, "activation (seeds)")
-    fig.suptitle(f"{title}\nline: mean over seeds, band: min to max over seeds; curve: the periodic slice of the test split, "
+    fig.suptitle(f"{literal(title)}\nline: mean over seeds, band: min to max over seeds; curve: the periodic slice of the test split, "
                  "diamond: the final whole-split value", fontsize=10)
     return save(fig, out / f"lm_{name}.png", fixed=margins(fig))
 
@@ -169,5 +169,5 @@ def _alpha_figure(name: str, title: str, alphas: dict[tuple[str, int], dict[str,
     for ax in (ax_p, ax_n):
         ax.grid(alpha=0.3)
     legend_column(fig, ax_l, handles, "activation, layer (seeds)")
-    fig.suptitle(f"{title}\nlearned activation parameters from initialisation; line: mean over seeds, band: min to max", fontsize=10)
+    fig.suptitle(f"{literal(title)}\nlearned activation parameters from initialisation; line: mean over seeds, band: min to max", fontsize=10)
     return save(fig, out / f"alphas_{name}.png", fixed=margins(fig))

@@ -10,7 +10,7 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from actbench.report.plots.base import plain_log_ticks, plt, save
+from actbench.report.plots.base import literal, plain_log_ticks, plt, save
 
 if TYPE_CHECKING:
     from actbench.planner.plan import Plan
@@ -26,13 +26,13 @@ def scaling_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
         for r in g.itertuples():
             compute, losses = np.asarray(r.compute, dtype=float), np.asarray(r.losses, dtype=float)
             xs = np.repeat(compute[:, None], losses.shape[1], axis=1)
-            (pts,) = ax.plot(xs.ravel(), losses.ravel(), "o", ms=4, alpha=0.6, label=f"{r.activation} (seeds)")
+            (pts,) = ax.plot(xs.ravel(), losses.ravel(), "o", ms=4, alpha=0.6, label=f"{literal(r.activation)} (seeds)")
             if np.isfinite(r.alpha):
                 grid = np.geomspace(np.nanmin(compute), np.nanmax(compute), 100)
                 ax.plot(grid, r.E + r.A * (grid / r.C0) ** -r.alpha, color=pts.get_color(),
-                        label=f"{r.activation} fit: E={r.E:.3g}, alpha={r.alpha:.2f}, R2={r.r2:.3f}")
-        ax.set(xscale="log", yscale="log", xlabel="training compute (FLOPs, log)", ylabel=f"validation {g.iloc[0].metric} (log)",
-               title=f"{suite}: loss against training compute, each fitted as E + A (C/C0)^-alpha")
+                        label=f"{literal(r.activation)} fit: E={r.E:.3g}, alpha={r.alpha:.2f}, R2={r.r2:.3f}")
+        ax.set(xscale="log", yscale="log", xlabel="training compute (FLOPs, log)", ylabel=f"validation {literal(g.iloc[0].metric)} (log)",
+               title=f"{literal(suite)}: loss against training compute, each fitted as E + A (C/C0)^-alpha")
         plain_log_ticks(ax)
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
         paths.append(save(fig, out / f"scaling_{suite}.png", legend_room=0.0))
@@ -77,15 +77,15 @@ def tuning_plot(trials: pd.DataFrame, suites: "dict[tuple[str, str], Suite]", pl
             colour = colours.setdefault(act, f"C{len(colours) % 10}")
             k = styles[act] = styles.get(act, -1) + 1
             means = [np.mean([metric_of[c.trial.id] for c in cands if c.values[0] == x]) for x in xs]
-            (line,) = ax.plot(xs, means, marker="os^Dv<>p"[k % 8], ls=("-", "--", ":", "-.")[k % 4], color=colour, label=suite.label(group))
+            (line,) = ax.plot(xs, means, marker="os^Dv<>p"[k % 8], ls=("-", "--", ":", "-.")[k % 4], color=colour, label=literal(suite.label(group)))
             ax.plot([c.values[0] for c in cands], [metric_of[c.trial.id] for c in cands], ".", color=line.get_color(), alpha=0.5)
             chosen = decisions[group].values if group in decisions else None
             if chosen:
                 ax.plot([chosen[0]], [means[xs.index(chosen[0])]] if chosen[0] in xs else [], "*", ms=14, color=line.get_color())
         positive = all(isinstance(v, (int, float)) and v > 0 for v in tune.fields[field])
         warn = f"; {edges} choice(s) on the edge of the grid: widen it" if edges else ""
-        ax.set(xscale="log" if positive else "linear", xlabel=field + (" (log)" if positive else ""), ylabel=selected_on,
-               title=f"{name}: {selected_on} of the tuning trials against {field}\n(line: mean over seeds, dots: seeds, star: chosen){warn}")
+        ax.set(xscale="log" if positive else "linear", xlabel=literal(field) + (" (log)" if positive else ""), ylabel=literal(selected_on),
+               title=f"{literal(name)}: {literal(selected_on)} of the tuning trials against {literal(field)}\n(line: mean over seeds, dots: seeds, star: chosen){warn}")
         if positive:
             ax.set_xticks(sorted(tune.fields[field]), [f"{v:g}" for v in sorted(tune.fields[field])])
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
