@@ -143,19 +143,19 @@ def data_prepare(
     """Tokenise text into uint16 shards in the modded-nanogpt layout (256 x int32 header: magic
     20240520, version 1, token count; then the tokens), as suites with `data: {source: bin}` read,
     with the token byte table <prefix>_token_bytes.npy beside them so bits per byte are exact."""
-    from actbench.lm.corpus import text_files
-    from actbench.lm.prepare import default_prefix, hf_texts, prepare_shards
+    from actbench.lm.prepare import default_prefix, hf_texts, hub_name, prepare_shards, read_pieces, text_files
 
     if (text is None) == (dataset is None):
         raise UserError("data prepare: give exactly one of --text or --dataset")
     if text is not None:
-        files = text_files(str(text))
-        texts = lambda: (f.read_text(encoding="utf-8", errors="replace") for f in files)  # noqa: E731
+        files = text_files(text)
+        texts = lambda: (read_pieces(f) for f in files)  # noqa: E731
         tokenizer = tokenizer or ("bpe" if importlib.util.find_spec("tokenizers") else "byte")
         name = str(text)
     else:
         if tokenizer == "bpe":
             raise UserError("--tokenizer bpe trains on the input and needs --text (for --dataset: gpt2, byte or a tokenizer.json)")
+        hub_name(dataset)
         texts = lambda: hf_texts(dataset, config, split, field)  # noqa: E731
         tokenizer = tokenizer or "gpt2"
         name = f"{dataset}-{config}" if config else dataset
