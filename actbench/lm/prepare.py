@@ -94,8 +94,8 @@ def _cut(text: str) -> int:
 def read_pieces(path: Path, piece_bytes: int = PIECE_BYTES, longest: int | None = None) -> Iterator[str]:
     """A text file as strict UTF-8 (a leading byte order mark dropped), read `piece_bytes` at a
     time and given in pieces cut where `_cut` allows, or anywhere once more than `longest`
-    characters (16 reads) pass without such a place; opens a regular file only, never a link."""
-    longest = 16 * piece_bytes if longest is None else longest
+    characters (4 reads) pass without such a place; opens a regular file only, never a link."""
+    longest = 4 * piece_bytes if longest is None else longest
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
@@ -214,7 +214,8 @@ def prepare_shards(texts: Callable[[], Iterable[str | Iterable[str]]], out_dir: 
         for doc in texts():
             for i, piece in enumerate((doc,) if isinstance(doc, str) else doc):
                 ids = text_bytes(piece) if tok is None else np.asarray(tok.encode(piece, add_special_tokens=i == 0).ids, dtype=np.uint16)
-                exact = exact and int(table[ids].sum()) == len(piece.encode("utf-8"))
+                counted = sum(int(table[ids[i:i + PIECE_BYTES]].sum()) for i in range(0, len(ids), PIECE_BYTES))  # int64 in blocks
+                exact = exact and counted == len(piece.encode("utf-8"))
                 yield np.concatenate([lead, ids]) if i == 0 else ids
 
     try:

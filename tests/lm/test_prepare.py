@@ -36,7 +36,8 @@ def prepare_bounded(*args: str, memory_bytes: int | None = None) -> tuple[int, s
     stderr, peak resident kB), its address space limited to `memory_bytes`."""
     limit = f"resource.setrlimit(resource.RLIMIT_AS, ({memory_bytes}, {memory_bytes}))" if memory_bytes else ""
     code = (f"import resource, sys\n{limit}\nfrom actbench.cli import main\nsys.argv = ['actbench', 'data', 'prepare', *{list(args)!r}]\n"
-            "try:\n    main()\nfinally:\n    print('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+            "try:\n    main()\nfinally:\n    hwm = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+            "    print('peak_kb', hwm, file=sys.stderr)\n")  # VmHWM: this image's peak (ru_maxrss may count the forked parent)
     started = time.monotonic()
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert time.monotonic() - started < 60
@@ -108,7 +109,7 @@ def test_a_huge_file_is_streamed_in_bounded_memory(tmp_path):
     code, err, peak_kb = prepare_bounded("--text", str(huge), "--out", str(tmp_path / "out"), "--tokenizer", "byte",
                                          "--val-tokens", "10000", "--max-tokens", "30000", memory_bytes=2**30)
     assert code == 0, err
-    assert peak_kb < 300_000, peak_kb
+    assert peak_kb < 200_000, peak_kb  # about 85 MB here
     assert sum(len(read_shard(f)) for f in (tmp_path / "out").glob("*.bin")) == 30000
 
 
