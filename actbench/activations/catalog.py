@@ -1,5 +1,6 @@
 """The built-in activations: name, class (by import path), family, gated, trainable parameters,
-paper, extra implementations. Plain data, declared here rather than by decorators so that the
+paper, extra implementations (`triton`: an elementwise kernel; `fused`: the activation inside its
+MLP's matmuls, `actbench.kernels.fused_mlp`). Plain data, declared here rather than by decorators so that the
 registry is known without importing torch; the formula of each is its class docstring."""
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ def _a(name: str, target: str, family: str, paper: str, *, gated: bool = False, 
 
 BUILTINS = [
     _a("xielu", "xielu:XIELU", "xielu", XIELU_PAPER, params=("alpha_p_raw", "alpha_n_raw"),
-       impls={"triton": "actbench.kernels.xielu:XIELUTriton"},
-       availability={"triton": "actbench.kernels.xielu:unavailable_reason"},
-       quick_availability={"triton": "actbench.kernels:unavailable_reason"}),
+       impls={"triton": "actbench.kernels.xielu:XIELUTriton", "fused": "actbench.kernels.fused_mlp:FusedXIELU"},
+       availability={"triton": "actbench.kernels.xielu:unavailable_reason", "fused": "actbench.kernels.fused_mlp:unavailable_reason"},
+       quick_availability={"triton": "actbench.kernels:unavailable_reason", "fused": "actbench.kernels:unavailable_reason"}),
     _a("xiprelu", "xielu:XIPReLU", "xielu", XIELU_PAPER + " (v3)", params=("alpha_p_raw", "alpha_n_raw")),
     _a("xsilu", "xielu:XSiLU", "xielu", XIELU_PAPER, params=("a",)),
     _a("relu", "relu:ReLU", "relu", "Nair & Hinton, ICML 2010"),
-    _a("relu2", "relu:ReLU2", "relu", "arXiv:2109.08668"),
+    _a("relu2", "relu:ReLU2", "relu", "arXiv:2109.08668", impls={"fused": "actbench.kernels.fused_mlp:FusedReLU2"},
+       availability={"fused": "actbench.kernels.fused_mlp:unavailable_reason"},
+       quick_availability={"fused": "actbench.kernels:unavailable_reason"}),
     _a("leaky_relu2", "relu:LeakyReLU2", "relu", "modded-nanogpt speedrun (community)"),
     _a("leaky_relu", "relu:LeakyReLU", "relu", "Maas et al., ICML 2013"),
     _a("prelu", "relu:PReLU", "relu", "arXiv:1502.01852", params=("a",)),

@@ -48,7 +48,7 @@ class DataConfig(BaseModel):
 
 class LMConfig(TrialConfig):
     activation: ActivationName
-    impl: Literal["eager", "compile", "triton", "auto"] = "auto"
+    impl: Literal["eager", "compile", "triton", "fused", "auto"] = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     d_model: int = Field(128, gt=0, le=65536)
     n_layers: int = Field(2, gt=0, le=1024)

@@ -124,8 +124,11 @@ class MLP(nn.Module):
         self.up = nn.Linear(cfg.d_model, cfg.d_ff * (2 if cfg.gated else 1), bias=False)
         self.act = activations.build(cfg.activation, impl=cfg.impl)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+        self.fused = cfg.impl == "fused"  # up, activation and down in the activation's fused kernels (actbench.kernels.fused_mlp)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return self.act.mlp(x, self.up.weight, self.down.weight)
         return self.down(self.act(self.up(x)))
 
 
