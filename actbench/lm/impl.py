@@ -1,8 +1,11 @@
 """Which implementation of its activation an lm trial runs when its config says `impl: auto`: on a
-GPU the fused Triton kernel where one exists (eager otherwise); on a CPU eager or torch.compile,
-whichever a timing at the trial's shape finds faster once compile time is spread over the
-trial's calls. A suite decides this once per activation and shape, before its trials run (the
-`impl` kind), so every seed of a comparison runs the same implementation."""
+GPU the registry's choice (the elementwise Triton kernel where one exists, eager otherwise), or
+the fused MLP (`actbench.kernels.fused_mlp`) where the activation has one and a timing of the
+MLP's forward and backward at the trial's shape finds it faster; on a CPU eager or
+torch.compile, whichever a timing at the trial's shape finds faster once compile time is spread
+over the trial's calls (never the fused MLP: its kernels only run interpreted there). A suite
+decides this once per activation and shape, before its trials run (the `impl` kind), so every
+seed of a comparison runs the same implementation."""
 
 from __future__ import annotations
 
@@ -52,11 +55,52 @@ def fastest_cpu_impl(activation: str, rows: int, width: int, calls_per_trial: in
     return ("compile" if compiled + compile_s / max(calls_per_trial, 1) < eager else "eager"), timings
 
 
+@functools.cache
+def faster_cuda_mlp(activation: str, unfused: str, rows: int, d_model: int, d_ff: int, compiled_model: bool) -> tuple[str, dict[str, float]]:
+    """`fused` or `unfused` for `activation`'s MLP on this GPU, and the timings: the median of
+    forward and backward (triton.testing.do_bench) on a (rows, d_model) input as training runs it
+    (fp32 weights, bf16 autocast; each MLP under torch.compile when the model is compiled).
+    `unfused` when the fused MLP fails to run here."""
+    import triton.testing
+
+    from actbench.lm.model import MLP
+    from actbench.lm.shapes import ModelConfig
+
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(rows, d_model, device="cuda", generator=gen).requires_grad_()
+    grad = torch.randn(rows, d_model, device="cuda", generator=gen, dtype=torch.bfloat16)
+    timings = {}
+    for impl in (unfused, "fused"):
+        mlp = MLP(ModelConfig(d_model=d_model, d_ff=d_ff, activation=activation, impl=impl)).cuda()
+        step = torch.compile(mlp) if compiled_model else mlp
+
+        def fwd_bwd() -> None:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                y = step(x)
+            y.backward(grad)
+
+        try:
+            timings[f"mlp_{impl}_ms"] = float(triton.testing.do_bench(fwd_bwd, return_mode="median"))
+        except TrialTimeout:
+            raise
+        except Exception:  # noqa: BLE001 - the fused kernels do not run on this GPU: the unfused MLP it is
+            if impl == unfused:
+                raise
+            return unfused, timings
+    return ("fused" if timings["mlp_fused_ms"] < timings[f"mlp_{unfused}_ms"] else unfused), timings
+
+
 def choose_impl(activation: str, impl: str, device: torch.device, rows: int, width: int, calls: int,
-                compiled_model: bool = False) -> tuple[str, dict[str, float]]:
-    """The implementation a trial runs (and the timings that chose it, on CPU): `impl` itself
-    unless it is `auto`; `auto` is resolved by the registry on a GPU or when the whole model is
-    compiled (torch.compile sees through the activation), by `fastest_cpu_impl` otherwise."""
-    if impl != "auto" or device.type != "cpu" or compiled_model:
-        return activations.resolve_impl(activation, impl, device.type), {}
-    return fastest_cpu_impl(activation, rows, width, calls, torch.get_num_threads())
+                compiled_model: bool = False, d_model: int | None = None) -> tuple[str, dict[str, float]]:
+    """The implementation a trial runs (and the timings that chose it): `impl` itself unless it is
+    `auto`. `auto`: on CUDA the registry's choice, or `fused` where `faster_cuda_mlp` finds it
+    faster (at `d_model`; without it, width / 6, the non-gated MLP width of the shipped suites);
+    on CPU by `fastest_cpu_impl`, or the registry's choice when the whole model is compiled
+    (torch.compile sees through the activation)."""
+    if impl == "auto" and device.type == "cpu" and not compiled_model:
+        return fastest_cpu_impl(activation, rows, width, calls, torch.get_num_threads())
+    chosen = activations.resolve_impl(activation, impl, device.type)
+    spec = activations.spec(activation)
+    if impl == "auto" and device.type == "cuda" and "fused" in spec.impls and spec.unavailable_reason("fused") is None:
+        return faster_cuda_mlp(activation, chosen, rows, d_model or max(16, width // 6), width, compiled_model)
+    return chosen, {}

@@ -162,3 +162,20 @@ def test_a_llama_with_impl_fused_is_the_eager_model(act):
     torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
     for (name, p), q in zip(models[0].named_parameters(), models[1].parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_auto_never_picks_the_fused_mlp_on_a_cpu():
+    from actbench.lm.impl import choose_impl
+
+    cpu = torch.device("cpu")
+    assert choose_impl("xielu", "auto", cpu, rows=64, width=96, calls=10, compiled_model=True) == ("eager", {})
+    assert choose_impl("relu2", "fused", cpu, rows=64, width=96, calls=10) == ("fused", {})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="times the MLP on a GPU")
+def test_auto_on_cuda_times_both_mlps_and_keeps_the_faster():
+    from actbench.lm.impl import choose_impl
+
+    impl, timings = choose_impl("xielu", "auto", torch.device("cuda"), rows=4096, width=1536, calls=10, d_model=256)
+    assert set(timings) == {"mlp_triton_ms", "mlp_fused_ms"}
+    assert impl == min(("triton", "fused"), key=lambda i: timings[f"mlp_{i}_ms"])
