@@ -6,10 +6,14 @@ It reports where it ran (host, Ray node, GPU ids), can sleep, and can fail on pu
 `fail_marker`, when set, makes the failure happen only while that file does not exist yet
 (the trial creates it before failing), i.e. the first attempt fails and a retry succeeds. It is a
 plain file name inside the trial's own folder (`<checkpoints>/<trial id>/`), never a path.
+`fail_seeds`, when given, makes the failure happen only on those seeds (`fail: nan, fail_seeds: [1, 4]`:
+a candidate that diverges on seeds 1 and 4 and finishes the others), so a sequential comparison
+with failed seeds runs for real.
 
-It also reports a synthetic objective with a known optimum, for testing tuning: metric
-`objective` = (x - optimum)^2 + noise / sqrt(budget) * z, with z a standard normal drawn from
-(seed, x), so more budget means less noise and the same trial always gives the same value.
+It also reports a synthetic objective with a known optimum, for testing tuning and decisions
+(`decide.metric: objective`): metric `objective` = (x - optimum)^2 + noise / sqrt(budget) * z, with
+z a standard normal drawn from (seed, x), so more budget means less noise and the same trial always
+gives the same value; `value` is 1.0. With `fail: nan` both are NaN (the trial is recorded as diverged).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class ProbeConfig(TrialConfig):
     sleep_s: float = Field(0.0, ge=0, le=86400)
     fail: Literal["none", "raise", "nan", "hang", "exit", "oom"] = "none"
     fail_marker: str | None = None
+    fail_seeds: list[int] | None = Field(None, max_length=1000)
     tag: str = ""
     x: float = Field(0.0, ge=-1e6, le=1e6)
     optimum: float = Field(0.0, ge=-1e6, le=1e6)
@@ -54,7 +59,7 @@ def _normal(seed: int, x: float) -> float:
 @register_kind("probe", ProbeConfig, budget_field="budget")
 def run(cfg: ProbeConfig, ctx: TrialContext) -> TrialOutput:
     started = time.time()
-    failing = cfg.fail != "none"
+    failing = cfg.fail != "none" and (cfg.fail_seeds is None or cfg.seed in cfg.fail_seeds)
     if failing and cfg.fail_marker:
         if ctx.checkpoint_dir is None:
             raise ValueError("fail_marker needs the trial's own folder (run it with a checkpoint folder)")
@@ -82,10 +87,11 @@ def run(cfg: ProbeConfig, ctx: TrialContext) -> TrialOutput:
             gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
     except ImportError:
         pass
+    nan = failing and cfg.fail == "nan"
     return TrialOutput(
         metrics={
-            "value": float("nan") if failing and cfg.fail == "nan" else 1.0,
-            "objective": (cfg.x - cfg.optimum) ** 2 + cfg.noise / cfg.budget**0.5 * _normal(cfg.seed, cfg.x),
+            "value": float("nan") if nan else 1.0,
+            "objective": float("nan") if nan else (cfg.x - cfg.optimum) ** 2 + cfg.noise / cfg.budget**0.5 * _normal(cfg.seed, cfg.x),
             "host": socket.gethostname(), "pid": os.getpid(), "gpu_ids": gpu_ids,
             "t_start": started, "t_end": time.time(),
         }
