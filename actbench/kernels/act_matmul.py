@@ -140,7 +140,9 @@ if _xielu._IMPORT_ERROR is None:
         block_m, block_n, block_k, group_m, warps, stages = TILES["cuda" if a.is_cuda else "cpu"]
         tiles = triton.cdiv(m, block_m) * triton.cdiv(n, block_n)
         partial = torch.zeros((max(tiles, 1), 2), dtype=torch.float32, device=a.device)
-        precision = "tf32" if a.dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest" else "ieee"
+        precision = "ieee" if a.dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest" else "tf32"
+        if a.element_size() == 4:  # fp32 tiles: two stages of them fit shared memory
+            stages = min(stages, 2)
         if tiles:
             dummy = partial  # a pointer the relu2 kernels never read
             _act_matmul_kernel[(tiles,)](
