@@ -7,8 +7,9 @@ Forward: (pre, post) = act_matmul(x, W_up^T); y = post @ W_down^T (torch). Saved
 x, the weights and pre (not post: the backward epilogue recomputes it, as quack's gemm_dact does).
 Backward: (dpre, post, sums) = act_matmul_grad(dy, W_down, pre); dW_down = dy^T post,
 dW_up = dpre^T x, dx = dpre W_up (torch); xIELU's alpha gradients are the sums times
-sigmoid(alpha_raw), in fp32. Against an unfused MLP this skips one read of pre and one write and
-read of post forward, and the write and read of d post backward.
+sigmoid(alpha_raw), in fp32. Against an unfused MLP it skips the activation's read of pre forward
+and the write and read of d post backward, writes post again backward, and keeps d_ff values per
+token less between forward and backward (post is not saved).
 
 Under autocast the operands are cast to the autocast dtype first (as F.linear would cast them)
 and the op runs with autocast off; the alphas stay fp32.
