@@ -167,11 +167,14 @@ def _interval(d: list[float], crit: float) -> Interval:
 
 
 def decide(looks: Sequence[Sequence[float]], design: Design,
-           margin: float | Sequence[float | None] | None | EllipsisType = ...) -> Decision:
+           margin: float | Sequence[float | None] | None | EllipsisType = ...,
+           blocked: Sequence[frozenset[str]] | None = None, hint: bool = True) -> Decision:
     """Replay the design over the looks so far (looks[k]: all differences available at look k, a
     superset of look k - 1's) and stop at the first decisive look. Looks with < 2 pairs, or no
     more than the previous look, are skipped. `margin` (one value, or one per look) overrides
-    design.margin."""
+    design.margin; `blocked[k]`: verdicts look k may not reach (`actbench.analysis.failures`), so
+    it goes on to the next look instead; `hint`: an undecided decision's seeds_needed (a simulation
+    of its own: simulations of many decisions leave it out)."""
     if len(looks) > len(design.looks):
         raise ValueError(f"{len(looks)} looks, but the design plans {len(design.looks)}")
     margin = design.margin if margin is ... else margin
@@ -188,12 +191,21 @@ def decide(looks: Sequence[Sequence[float]], design: Design,
     interval = None
     for j, ((k, d), c) in enumerate(zip(used, crit)):
         interval = _interval(d, float(c))
-        verdict = _verdict(interval.low, interval.high, margins[k])
+        verdict = claim(interval, margins[k], blocked[k] if blocked else frozenset())
         if verdict:
             return Decision(verdict, k + 1, interval, pairs[: j + 1], None)
-    needed = seeds_to_decide(interval.mean, interval.sd, design.level, margins[used[-1][0]]) if interval else None
+    needed = seeds_to_decide(interval.mean, interval.sd, design.level, margins[used[-1][0]]) if hint and interval else None
     verdict = "undecided" if len(looks) == len(design.looks) else "continue"
     return Decision(verdict, len(looks), interval, pairs, needed)
+
+
+def claim(interval: Interval, margin: float | None, blocked: frozenset[str] = frozenset()) -> str | None:
+    """The claim an interval makes, of those not `blocked`: equivalent before better or worse (an
+    interval inside +-margin and clear of 0 makes both); None: none."""
+    verdict = _verdict(interval.low, interval.high, margin)
+    if verdict == "equivalent" and verdict in blocked:
+        verdict = _verdict(interval.low, interval.high, None)
+    return None if verdict in blocked else verdict
 
 
 def seeds_to_decide(mean: float, sd: float, level: float, margin: float | None, cap: int = 10_000) -> int | None:
