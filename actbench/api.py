@@ -22,6 +22,8 @@ from actbench.suite import MAX_TRIALS, Suite, load_suite
 if TYPE_CHECKING:
     import pandas as pd
 
+    from actbench.results import decisions
+
     from actbench.report.compare import Comparison
     from actbench.runner.driver import SweepResult
     from actbench.runner.executor import Executor
@@ -190,6 +192,7 @@ def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], se
     """Plan, run the batch, plan again, until the planner has nothing left to run."""
     from actbench.activations.registry import facts
     from actbench.planner.plan import plan
+    from actbench.results import decisions
     from actbench.results.read import attempts, latest
     from actbench.runner.driver import Runner
     from actbench.runner.progress import PLAIN_EVERY_S, Board
@@ -199,6 +202,7 @@ def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], se
     _check_kept_design(suite, store.root, records)
     named = [v for p in suite.points for v, _ in p.values() if isinstance(v, str)]  # activations (the reference too) among them
     store.save_suite(suite.name, suite.raw, facts(named))
+    recorded = _recorded(suite, store, every)
     done_before = set() if rerun else {i for i, r in records.items() if r.ok}
     settled = set(done_before)
     board = Board(suite.name, console, suite.kind.columns, PLAIN_EVERY_S if plain_every_s is None else plain_every_s, tensorboard)
@@ -210,7 +214,10 @@ def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], se
     try:
         with board:
             while True:
-                p = plan(suite, records, settled, groups, select)
+                p = plan(suite, records, settled, groups, select, recorded)
+                for look in p.seeds.fresh if p.seeds is not None and recorded is not None else []:  # recorded before it is printed
+                    decisions.append(store, look)
+                    recorded.add(look)
                 for event in p.events:
                     if event not in said:
                         said.add(event)
@@ -230,9 +237,29 @@ def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], se
                     break
                 settled.update(t.id for t in todo)
                 records.update({r.trial_id: r for r in runner.result.records})
+                if recorded is not None:
+                    recorded.add_records(runner.result.records)
     finally:
         executor.set_progress(None)
     return runner.result
+
+
+def _recorded(suite: Suite, store: Any, every: list[Any]) -> "decisions.Recorded | None":
+    """For a suite that decides its seeds, the looks its earlier runs recorded in the folder (with
+    every attempt of its trials); its start is recorded now, so every look it decides from here on is."""
+    from actbench.results import decisions
+
+    if suite.spec.decide is None:
+        return None
+    recorded = decisions.read(store.root, writing=True, records=every)
+    if recorded is None:
+        recorded = decisions.Recorded(writing=True)
+        recorded.add_records(every)
+    if suite.name not in recorded.started:
+        start = decisions.Start(suite=suite.name)
+        decisions.append(store, start)
+        recorded.add(start)
+    return recorded
 
 
 PLAN_FREE = ("description", "resources")

@@ -3,9 +3,10 @@
 The policies run in order, each per point of the suite: values left `auto` (`choice`), then
 tuning (`tuning`), then the final seeds (`seeds`). A trial is *settled* when it needs no more
 running: for the runner, recorded ok before this sweep or attempted in it (a failed trial runs
-again in the next sweep, not the same one); for compare and report, recorded at all. The first
-policy with an unsettled trial gives the batch; decisions are made from the records (a failed
-trial counts as the worst value, or as a missing pair). The same function serves the runner,
+again in the next sweep, not the same one, unless a recorded look of decided seeds counted it);
+for compare and report, recorded at all. The first policy with an unsettled trial gives the
+batch; decisions are made from the records (a failed trial counts as the worst value; in decided
+seeds as `actbench.analysis.failures` says). The same function serves the runner,
 compare, report, the plots and `lm plan`, so they all make the same decisions.
 
 `-k` selects trials: in a suite without stages, any of them; in a staged suite (tuning, choices,
@@ -26,6 +27,7 @@ from actbench.planner import choice, seeds, tuning
 from actbench.suite import Suite
 
 if TYPE_CHECKING:
+    from actbench.results import decisions
     from actbench.select import TrialFilter
 
 
@@ -130,10 +132,11 @@ def _first_stage_by_group(suite: Suite) -> dict[int, list[Trial]]:
 
 
 def plan(suite: Suite, records: dict[str, Record], settled: set[str], groups: list[int] | None = None,
-         select: "TrialFilter | None" = None) -> Plan:
+         select: "TrialFilter | None" = None, recorded: "decisions.Recorded | None" = None) -> Plan:
     """Where `suite` stands given `records` (trial id -> last attempt) and the `settled` trial ids,
     for the points `groups` (all by default; see `selected_groups`); `select` filters the trials
-    of a suite without stages."""
+    of a suite without stages; `recorded`: the decisions its run recorded in the folder, which
+    decided seeds replay (`actbench.planner.seeds`)."""
     groups = list(range(suite.groups)) if groups is None else groups
     out = Plan(batch=None, tuned_fields=tuple(suite.spec.tune.fields) if suite.spec.tune else ())
     helpers = choice.helper_trials(suite, groups)
@@ -156,7 +159,7 @@ def plan(suite: Suite, records: dict[str, Record], settled: set[str], groups: li
         out.events += [d.describe(suite) for d in out.tuning.decisions.values()]
         groups = [g for g in groups if out.tuning.decisions[g].values is not None]
         fixed = {g: out.fixed(g) for g in groups}
-    out.seeds = seeds.plan_seeds(suite, groups, fixed, records, settled)
+    out.seeds = seeds.plan_seeds(suite, groups, fixed, records, settled, recorded)
     out.events += out.seeds.events
     out.planned += [t for g in groups for t in out.seeds.final.get(g, [])]
     pending = out.seeds.pending

@@ -268,7 +268,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 "pairs": 0, "delta": np.nan, "delta_ci95": np.nan, "low": np.nan, "high": np.nan, "dz": np.nan, "p": np.nan,
                 "p_holm": np.nan, "eval_delta": np.nan, "eval_low": np.nan, "eval_high": np.nan, "eval_ci95": np.nan, "eval_note": None,
                 "dominant": None, "sd_diff": np.nan, "detectable": np.nan, "seeds_needed": None, "needed_for": None, "test_level": np.nan, "paired_seeds": [],
-                "design": None, "look": None, "margin": np.nan, "extra_pairs": 0, "_diffs": [],
+                "design": None, "look": None, "margin": np.nan, "extra_pairs": 0, "failures": None, "recorded": None, "blocked": False, "_diffs": [],
                 "tokens_per_s": mean_of("metric.tokens_per_s"), "mfu": mean_of("metric.mfu"), "ppl": mean_of("metric.val_ppl"),
                 "alpha_p": mean_of("metric.alpha_p_mean"), "alpha_n": mean_of("metric.alpha_n_mean"),
                 "churn": stats.churn([seeds.preds[s] for s in sorted(seeds.preds)], CHURN_SEEDS),

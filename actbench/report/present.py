@@ -66,7 +66,9 @@ def lm_line(r: Any, baseline: str) -> str | None:
     if r.verdict == "no test":
         return f"{head}: Δ {r.metric} {r.delta:+.4f} from 1 paired seed: no test (need >= 2 paired seeds)"
     if r.verdict == "pending" and r.pairs < 2:
-        return f"{head}: pending: its first look has no paired seeds yet ({r.design})"
+        return f"{head}: pending: {r.recorded or f'its first look has no paired seeds yet ({r.design})'}"
+    if r.verdict == "no verdict" and r.pairs < 2:
+        return f"{head}: no verdict ({r.design})"
     seeds = f"{r.delta:+.4f} {_interval(r.low, r.high)} ({r.pairs} paired seeds)"
     if np.isfinite(r.eval_ci95):
         seeds += f", eval-set ± {r.eval_ci95:.4f} ({r.dominant} dominate{'s' if r.dominant == 'eval set' else ''})"
@@ -79,7 +81,8 @@ def lm_line(r: Any, baseline: str) -> str | None:
     if r.extra_pairs:
         why = "the rule had decided" if r.verdict.split(" ")[0] in DECIDED else "past the rule's last look"
         text += f"; {r.extra_pairs} more paired seed(s) recorded, not used ({why})"
-    if r.verdict.startswith("undecided"):
+    text += "".join(f"; {note}" for note in (r.failures, r.recorded) if isinstance(note, str))
+    if r.verdict.startswith("undecided") and r.blocked is not True:  # the hint knows no claims that failed seeds rule out
         if np.isfinite(r.detectable):
             text += f"; with {r.pairs} seeds the smallest detectable Δ is {num(r.detectable, '.4f')} (80% power, two-sided at {r.test_level:.3g})"
         if r.seeds_needed is None or not np.isfinite(r.seeds_needed):

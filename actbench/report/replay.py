@@ -2,7 +2,8 @@
 (`actbench.planner.plan`), as the run made them: for every staged suite (tuned, with `auto`
 choices, or deciding its seeds) only its final trials are compared, each candidate at its own
 tuned values (the tuned fields leave the setup key) and, for a suite with `decide:`, with the
-verdict its design reached. A run keeps the suite it used (`suites/<name>.yaml`) and the registry
+verdict its design reached, look by look as the run recorded it (`decisions.jsonl`, checked
+against the trials each look names; a folder without one is replayed from its records). A run keeps the suite it used (`suites/<name>.yaml`) and the registry
 facts of its activations beside its records, so reading them needs no plugin."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from actbench.activations.registry import remember
 from actbench.core.record import Record, decode_json
 from actbench.errors import UserError
 from actbench.planner.plan import Plan, plan, ran_groups, staged
+from actbench.results import decisions
 from actbench.suite import Suite, load_suite
 from actbench.suite.schema import TUNE_SEED_BASE
 
@@ -80,6 +82,7 @@ def replay(trials: "pd.DataFrame", suites: dict[tuple[str, str], Suite]) -> tupl
     is incomplete is left out with a note. Also returns each suite's plan."""
     notes: list[str] = []
     plans: dict[tuple[str, str], Plan] = {}
+    recorded: dict[str, decisions.Recorded | None] = {}
     trials = trials.assign(_ignore=[()] * len(trials), _tuned=[""] * len(trials), _verdict=[None] * len(trials), _extra=False,
                            _designed=False)
     for (d, name), suite in suites.items():
@@ -88,7 +91,9 @@ def replay(trials: "pd.DataFrame", suites: dict[tuple[str, str], Suite]) -> tupl
         folder = trials["results_dir"].astype(str) == d
         written = folder & (trials["suite"] == name)
         records = records_of(trials[folder])
-        p = plan(suite, records, set(records), ran_groups(suite, records))
+        if d not in recorded:  # what the folder's runs recorded of their decisions (None: an older folder, replayed anew)
+            recorded[d] = decisions.read(Path(d)) if suite.spec.decide is not None else None
+        p = plan(suite, records, set(records), ran_groups(suite, records), recorded=recorded[d])
         plans[(d, name)] = p
         mine = written | (folder & trials["trial_id"].isin({t.id for t in p.planned}))
         owner = {t.id: g for g, ts in p.final.items() for t in ts}

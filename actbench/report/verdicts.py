@@ -1,9 +1,12 @@
 """The verdict of every candidate row of an lm table: better, worse, equivalent or undecided.
 
 - A table of a suite with a `decide:` block takes the decision the suite's own design made
-  (`actbench.planner.seeds`, replayed from the records): repeated confidence intervals over the
-  looks, Bonferroni over the suite's candidates; a folder holding more seeds than the rule needed
-  still gives the rule's verdict (the seeds past its deciding look are counted, not used).
+  (`actbench.planner.seeds`, replayed from the looks its run recorded, or from the records):
+  repeated confidence intervals over the looks, Bonferroni over the suite's candidates, a failed
+  seed counted as the failing side's worst (`actbench.analysis.failures`: said beside the verdict);
+  a folder holding more seeds than the rule needed still gives the rule's verdict (the seeds past
+  its deciding look are counted, not used, and so are trials rerun after the look that counted
+  them as failed); a recorded decision that its trials do not give is "no verdict".
 - Any other table is one look at the seeds it has: with an equivalence `margin`, every claim comes
   from Bonferroni-adjusted t intervals (alpha / candidates each, simultaneous, as equivalence
   needs); without one, Holm's step-down over the table's paired t-tests decides better / worse,
@@ -42,6 +45,17 @@ def _from_decision(r: dict[str, Any], decision: sequential.Decision, design: seq
         r.update(low=iv.low, high=iv.high, delta=iv.mean, pairs=iv.n)
 
 
+def _from_verdict(r: dict[str, Any], v: Any) -> None:
+    """A row of a designed comparison (a `actbench.planner.seeds.Verdict`): its decision, the seeds
+    each side failed and how they were treated, the trials added after its look, or no verdict when
+    the decision the run recorded does not match the trials it names."""
+    if v.problem:
+        r["verdict"], r["design"] = "no verdict", f"the recorded decision does not match its trials: {v.problem}"
+        return
+    _from_decision(r, v.decision, v.design, v.margin)
+    r.update(failures=v.failure_text, recorded=v.record_text, blocked=bool(v.failures and v.failures.blocked))
+
+
 def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin: float | None = None) -> None:
     """Fill in the verdict of every row of one table (see the module docstring)."""
     candidates = [r for r in rows if r["activation"] != baseline]
@@ -61,7 +75,7 @@ def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin
             r["verdict"] = "baseline"
             continue
         if v is not None:
-            _from_decision(r, v.decision, v.design, v.margin)
+            _from_verdict(r, v)
         elif r["_no_verdict"] is not None and r["pairs"] >= 2:
             r["verdict"], r["design"] = "no verdict", r["_no_verdict"]
         elif not has_base:

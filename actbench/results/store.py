@@ -9,6 +9,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -82,8 +83,18 @@ class ResultStore:
         if traceback:
             record.error = {**(record.error or {}),
                             "traceback_file": self.write_side(f"errors/{record.trial_id}.{record.attempt}.txt", traceback.encode())}
-        line = encode(record) + b"\n"
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        self.append_line(RECORDS, encode(record))
+        return record
+
+    def append_line(self, rel: str, line: bytes) -> None:
+        """Append one line to the file `rel` of the folder, fsynced, never through a link; a torn
+        last line of an earlier crash is terminated first; on an OSError the file is cut back to
+        where it was, so no torn line is left behind."""
+        line += b"\n"
+        fd = os.open(self.root / rel, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device in its place takes no record
+            os.close(fd)
+            raise OSError(errno.EINVAL, "not a regular file", str(self.root / rel))
         try:
             end = os.lseek(fd, 0, os.SEEK_END)
             if end and os.pread(fd, 1, end - 1) != b"\n":  # a torn line from a crash: terminate it, keep ours whole
@@ -99,7 +110,6 @@ class ResultStore:
                 raise
         finally:
             os.close(fd)
-        return record
 
     def save_suite(self, name: str, data: dict[str, Any], facts: dict[str, Any]) -> None:
         """Keep the suite a run used (after --set) as `suites/<name>.yaml`, and the registry facts

@@ -299,3 +299,58 @@ def test_a_tuned_suite_of_a_plugin_activation_is_replayed_without_the_plugin(tmp
                        capture_output=True, text=True, timeout=120)  # no --plugin: the run kept the registry facts
     assert r.returncode == 0 and "cannot read the suite" not in r.stderr, r.stderr
     assert "tuned per activation: lr" in r.stdout.replace("\n", " ") and "cube3 vs relu2" in r.stdout and "better" in r.stdout
+
+
+def recorded_run(path: Path, out: Path, diverge: set[tuple[str, int]]) -> ResultStore:
+    """The suite's batches as `actbench run` drives them, each look's decision recorded before it is
+    printed (`decisions.jsonl`), records with the planted effects of `fake_sequential` (noise 0.002;
+    gelu's 0.03); the trials of (activation, seed) in `diverge` diverge."""
+    from actbench.results import decisions
+
+    suite = load_suite(path)
+    store = ResultStore(out)
+    store.save_suite(suite.name, suite.raw, {})
+    recorded = decisions.Recorded(writing=True)
+    for entry in [decisions.Start(suite=suite.name)]:
+        decisions.append(store, entry)
+        recorded.add(entry)
+    rng = np.random.default_rng(3)
+    while True:
+        p = plan(suite, store.latest(), set(store.latest()), recorded=recorded)
+        for look in p.seeds.fresh:
+            decisions.append(store, look)
+            recorded.add(look)
+        if p.batch is None:
+            return store
+        for t in p.batch.trials:
+            c = t.config
+            bpb = 2.0 + PLANTED[c.activation] + rng.normal(0, 0.03 if c.activation == "gelu" else 0.002)
+            bad = (c.activation, c.seed) in diverge
+            r = store.append(Record(trial_id=t.id, suite=suite.name, kind="lm", config=t.config_dict(), run_id="r1",
+                                    status="diverged" if bad else "ok", metrics={"val_bpb": math.nan if bad else bpb, "params": 1000,
+                                                                                 "flops_per_token": 6000.0, "tokens": c.tokens}))
+            recorded.add_records([r])
+
+
+def test_compare_says_which_seeds_failed_and_replays_the_recorded_looks(tmp_path):
+    """swiglu is relu2's equal but diverges on seed 1: not equivalent (as it was when its failed
+    seed was dropped), undecided at the cap, and the line says why; the verdicts are the recorded
+    looks', and a recorded look its trials do not give is no verdict."""
+    path = tmp_path / "seq.yaml"
+    path.write_text(SEQUENTIAL)
+    out = tmp_path / "out"
+    recorded_run(path, out, {("swiglu", 1)})
+    c = compare_results(["relu2", "xielu", "swiglu"], out)
+    lm = c.frames["lm"].set_index("activation")
+    assert lm.loc["xielu", "verdict"] == "worse" and lm.loc["xielu", "look"] == 1
+    assert lm.loc["swiglu", "verdict"] == "undecided" and lm.loc["swiglu", "pairs"] == 8 and lm.loc["swiglu", "trials"] == 9
+    line = next(line for line in c.lines["lm"] if "swiglu vs relu2" in line)
+    assert ("swiglu failed 1 of 9 seeds (diverged at seed 1), relu2 0: counted as swiglu's worst; cannot be better or equivalent "
+            "(the pairs both finished alone would say equivalent)") in line
+    file = out / "decisions.jsonl"
+    file.write_text(file.read_text().replace('"verdict":"worse"', '"verdict":"better"'))
+    tampered = compare_results(["relu2", "xielu"], out)
+    assert tampered.frames["lm"].set_index("activation").loc["xielu", "verdict"] == "no verdict"
+    line = next(line for line in tampered.lines["lm"] if "xielu vs relu2" in line)
+    assert "xielu vs relu2: no verdict (the recorded decision does not match its trials: look 1 is recorded better, its trials give worse" \
+        in line
