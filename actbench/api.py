@@ -40,14 +40,14 @@ def _filter(select: "str | TrialFilter | None") -> "TrialFilter | None":
 
 
 def suite_of(suite: str | Path | Suite, overrides: list[str] | dict[str, Any] | None = None, *, max_trials: int = MAX_TRIALS,
-             check_paths: bool = True) -> Suite:
-    """A loaded suite (`overrides`: `--set KEY=VALUE` strings, or their parsed values)."""
+             check_paths: bool = True, force: bool = False) -> Suite:
+    """A loaded suite (`overrides`: `--set KEY=VALUE` strings, or their parsed values; `force`: see `load_suite`)."""
     from actbench.suite import parse_overrides
 
     if isinstance(suite, Suite):
         return suite
     values = parse_overrides(overrides) if isinstance(overrides, list) else overrides
-    return load_suite(suite, values, max_trials=max_trials, check_paths=check_paths)
+    return load_suite(suite, values, max_trials=max_trials, check_paths=check_paths, force=force)
 
 
 def make_executor(name: str, address: str | None = None, verbose: bool = False) -> "Executor":
@@ -149,14 +149,15 @@ def run(suite: str | Path | Suite, *, out: str | Path | None = None, overrides: 
         executor: "str | Executor" = "ray", address: str | None = None, rerun: bool = False, checkpoints: str | None = None,
         select: "str | TrialFilter | None" = None, max_trials: int = MAX_TRIALS, console: Console | None = None, log: bool = False,
         verbose: bool = False,
-        tensorboard: bool = False, plain_every_s: float | None = None, status: Console | None = None) -> "SweepResult":
+        tensorboard: bool = False, plain_every_s: float | None = None, status: Console | None = None, force: bool = False) -> "SweepResult":
     """Run a suite into `out` (default results/<name>): every trial the planner asks for, in its
     batches, of those `select` (-k) keeps, skipping trials already recorded ok unless `rerun`.
     The folder is locked and checked writable before anything starts; `executor` is a name (then
     it is started here and shut down at the end) or an executor to use as it is; with `log`,
     what Ray and the trials print goes to <out>/run.log (`verbose`: Ray streams the workers' output here);
     `console` (stderr by default) gets the progress and decisions, `status` (default `console`)
-    which executor runs them."""
+    which executor runs them; `force` runs trials that look too large for this machine's memory
+    (on a cluster, `address`, this machine's memory is not checked)."""
     from actbench.planner.plan import selected_groups
 
     console = console or Terminal(stderr=True)
@@ -164,7 +165,7 @@ def run(suite: str | Path | Suite, *, out: str | Path | None = None, overrides: 
     s = suite_of(suite, overrides, max_trials=max_trials, check_paths=False)
     if address is None and isinstance(executor, str):  # this machine runs the trials: a GPU suite on a CPU says so first
         check_machine(s, overrides)
-    s = s.checked()
+    s = s.checked(force=force or address is not None)
     chosen = _filter(select)
     groups, _ = selected_groups(s, chosen)
     out_dir = Path(out) if out is not None else Path("results") / s.name

@@ -82,6 +82,8 @@ def run(
                                  "(in this process, one at a time, for debugging: a trial that kills its process ends the sweep)."),
     address: Optional[str] = typer.Option(None, "--address", help="Join a Ray cluster: HOST:PORT, auto, or ray://HOST:10001."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the expanded trials and resources; run nothing."),
+    force: bool = typer.Option(False, "--force", help="Run trials that look too large for this machine's memory (the estimate "
+                               "refuses them otherwise)."),
     rerun: bool = typer.Option(False, "--rerun", help="Run trials again even if already recorded ok."),
     checkpoints: Optional[str] = typer.Option(None, "--checkpoints", help="Checkpoint storage every node can reach (default <out>/checkpoints)."),
     set_: list[str] = typer.Option([], "--set", help="Override a field for every trial: --set steps=20, --set seed=3, "
@@ -98,7 +100,7 @@ def run(
     from actbench import api
     from actbench.report.tables import print_summary, trial_table
 
-    s = api.suite_of(suite, set_, max_trials=max_trials, check_paths=dry_run)
+    s = api.suite_of(suite, set_, max_trials=max_trials, check_paths=dry_run, force=force)
     out_dir = out or Path("results") / s.name
     if dry_run:
         from actbench.results.store import ResultStore
@@ -107,7 +109,7 @@ def run(
         console.print(trial_table(s, parse_filter(select), set() if rerun else ResultStore(out_dir).successful_ids(), all_rows))
         return
     result = api.run(s, out=out_dir, overrides=set_, executor=executor, address=address, rerun=rerun, checkpoints=checkpoints,
-                     select=select, console=err_console, log=True, verbose=verbose, tensorboard=tensorboard, status=console)
+                     select=select, console=err_console, log=True, verbose=verbose, tensorboard=tensorboard, status=console, force=force)
     print_summary(result, out_dir, console)
     raise typer.Exit(result.exit_code)
 

@@ -8,8 +8,9 @@
 
 Words combine with `and`, `or`, `not` and parentheses, as pytest's -k does (`not` binds tightest,
 then `and`, then `or`). The expression is parsed here, by a small recursive-descent parser, never
-evaluated as Python. A malformed expression, or a field that no trial has, is a one-line
-UserError naming -k.
+evaluated as Python; it is at most MAX_CHARS characters and MAX_TERMS words, nested at most
+MAX_NESTING levels, so that neither parsing nor matching it against every trial takes long. A
+malformed expression, or a field that no trial has, is a one-line UserError naming -k.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from actbench.errors import UserError
@@ -28,8 +30,23 @@ if TYPE_CHECKING:
 _TOKEN = re.compile(r"\s*(\(|\)|!=|=|[^\s()=!]+|!)")
 _KEYWORDS = ("and", "or", "not")
 MAX_NESTING = 32
+MAX_CHARS, MAX_TERMS = 4096, 64
 
-Predicate = Callable[[Mapping[str, Any], str], bool]
+
+class _Row:
+    """One trial as a -k expression sees it: its config, its id, and (made once, for any number
+    of words) the lowered text of every value of its config."""
+
+    def __init__(self, config: Mapping[str, Any], trial_id: str):
+        self.config, self.trial_id = config, trial_id
+
+    @cached_property
+    def text(self) -> str:
+        """Every value's text, lowered, one a line (a word holds no whitespace, so matches no two)."""
+        return "\n".join(_text(v).lower() for _, v in _fields(self.config))
+
+
+Predicate = Callable[[_Row], bool]
 
 
 def _text(value: Any) -> str:
@@ -89,7 +106,7 @@ class TrialFilter:
     keys: frozenset[str]
 
     def matches(self, config: Mapping[str, Any], trial_id: str = "") -> bool:
-        return self.predicate(config, trial_id)
+        return self.predicate(_Row(config, trial_id))
 
     def check_keys(self, configs: Iterable[Mapping[str, Any]]) -> None:
         """UserError when the expression names a field that none of `configs` has (a typo)."""
@@ -101,7 +118,7 @@ class TrialFilter:
                 known = sorted({k for c in configs for k, _ in _fields(c)})
                 near = closest(key, known)
                 hint = f" (did you mean {', '.join(repr(n) for n in near)}?)" if near else f" (fields: {', '.join(known)})"
-                raise UserError(f"-k {self.expr!r}: no trial has a field {key!r}{hint}")
+                raise UserError(f"-k {_shown(self.expr)}: no trial has a field {key!r}{hint}")
 
     def apply(self, items: Iterable[Any], config: Callable[[Any], Mapping[str, Any]], trial_id: Callable[[Any], str]) -> list[Any]:
         """The items whose config matches, after checking the named fields against all of them."""
@@ -110,27 +127,35 @@ class TrialFilter:
         return [i for i in items if self.matches(config(i), trial_id(i))]
 
 
+def _shown(expr: str) -> str:
+    """The expression as an error quotes it: on one line, however long."""
+    return repr(expr if len(expr) <= 80 else expr[:77] + "...")
+
+
 class _Parser:
     def __init__(self, expr: str):
         self.expr = expr
         self.tokens: list[str] = []
+        if len(expr) > MAX_CHARS:
+            raise self.error(f"longer than {MAX_CHARS:,} characters")
+        end = len(expr.rstrip())
         pos = 0
-        while pos < len(expr):
-            if expr[pos:].strip() == "":
-                break
+        while pos < end:
             m = _TOKEN.match(expr, pos)
             if m is None or m.group(1) == "!":
                 at = len(expr) - len(expr[pos:].lstrip())
                 raise self.error(f"unexpected {expr[at]!r} at character {at + 1}")
             self.tokens.append(m.group(1))
             pos = m.end()
+        words = sum(t not in ("(", ")", "=", "!=") and t not in _KEYWORDS for t in self.tokens)
+        if words > MAX_TERMS:
+            raise self.error(f"more than {MAX_TERMS} words")
         self.i = 0
         self.depth = 0
         self.keys: set[str] = set()
 
     def error(self, why: str) -> UserError:
-        shown = self.expr if len(self.expr) <= 80 else self.expr[:77] + "..."  # one line, however long the input
-        return UserError(f"-k {shown!r}: {why} (use field=value, words, and, or, not, parentheses)")
+        return UserError(f"-k {_shown(self.expr)}: {why} (use field=value, words, and, or, not, parentheses)")
 
     def peek(self) -> str | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -156,7 +181,7 @@ class _Parser:
         while self.peek() == word:
             self.take()
             parts.append(operand())
-        return parts[0] if len(parts) == 1 else (lambda c, t: combine(p(c, t) for p in parts))
+        return parts[0] if len(parts) == 1 else (lambda row: combine(p(row) for p in parts))
 
     def or_expr(self) -> Predicate:
         return self._joined("or", self.and_expr, any)
@@ -176,7 +201,7 @@ class _Parser:
             self._deeper()
             inner = self.not_expr()
             self.depth -= 1
-            return lambda c, t: not inner(c, t)
+            return lambda row: not inner(row)
         return self.atom()
 
     def atom(self) -> Predicate:
@@ -198,13 +223,13 @@ class _Parser:
             self.keys.add(tok)
             negate = op == "!="
 
-            def compare(c: Mapping[str, Any], t: str, key: str = tok, wanted: str = value) -> bool:
-                found, v = _lookup(c, key)
+            def compare(row: _Row, key: str = tok, wanted: str = value) -> bool:
+                found, v = _lookup(row.config, key)
                 return (found and _equals(v, wanted)) != negate
 
             return compare
         word = tok.lower()
-        return lambda c, t: t.lower().startswith(word) or any(word in _text(v).lower() for _, v in _fields(c))
+        return lambda row: row.trial_id.lower().startswith(word) or word in row.text
 
 
 def parse_filter(expr: str | None) -> TrialFilter | None:

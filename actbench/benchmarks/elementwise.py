@@ -11,10 +11,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from actbench.core.resources import Resources
+from actbench import activations
+from actbench.core.resources import MemoryNeed, Resources, uses_cuda
 from actbench.core.trial import ActivationName, TrialConfig
 
 Impl = Literal["eager", "compile", "triton"]
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 class ElementwiseConfig(TrialConfig):
@@ -30,6 +32,17 @@ class ElementwiseConfig(TrialConfig):
         if self.size % self.width:
             raise ValueError(f"size {self.size} is not a multiple of width {self.width}")
         return self
+
+    def elements(self) -> tuple[int, int]:
+        """(input, output) elements: the input is twice as wide for a gated activation."""
+        return self.size * (2 if activations.spec(self.activation).gated else 1), self.size
+
+    def memory(self, resources: Resources) -> MemoryNeed:
+        """At least what the trial holds: its input and output, their gradients (`dtype`)."""
+        n_in, n_out = self.elements()
+        tensors = float(DTYPE_BYTES[self.dtype] * (n_in + n_out))
+        parts = {"inputs and outputs": tensors, "their gradients": tensors}
+        return MemoryNeed("cuda" if uses_cuda(self.device, resources) else "cpu", parts, "size")
 
     @staticmethod
     def check_resources(r: Resources) -> tuple[str, str] | None:

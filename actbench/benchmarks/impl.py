@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from actbench.core.kinds import register_kind
+from actbench.core.resources import MemoryNeed, Resources, uses_cuda
 from actbench.core.trial import ActivationName, TrialConfig, TrialContext, TrialOutput
 
 
@@ -17,12 +18,17 @@ class ImplConfig(TrialConfig):
     activation: ActivationName
     rows: int = Field(gt=0, le=2**24)
     width: int = Field(gt=0, le=2**22)
-    calls: int = Field(gt=0)
+    calls: int = Field(gt=0, le=2**53)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compiled_model: bool = False
 
+    def memory(self, resources: Resources) -> MemoryNeed:
+        """At least what timing one call holds: its fp32 input, output and their gradients."""
+        return MemoryNeed("cuda" if uses_cuda(self.device, resources) else "cpu",
+                          {"inputs and outputs": 16.0 * self.rows * self.width}, "rows")
 
-@register_kind("impl", ImplConfig)
+
+@register_kind("impl", ImplConfig, memory=ImplConfig.memory)
 def run(cfg: ImplConfig, ctx: TrialContext) -> TrialOutput:
     from actbench.core.device import pick_device
     from actbench.lm.impl import choose_impl

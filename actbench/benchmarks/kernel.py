@@ -29,8 +29,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from actbench.benchmarks.elementwise import ElementwiseConfig
+from actbench.benchmarks.elementwise import DTYPE_BYTES, ElementwiseConfig
 from actbench.core.kinds import register_kind
+from actbench.core.resources import MemoryNeed, Resources
 from actbench.core.trial import TrialContext, TrialOutput
 
 MODES = ("forward", "backward", "full")
@@ -41,8 +42,19 @@ class KernelConfig(ElementwiseConfig):
     warmup_ms: float = Field(25.0, gt=0, le=60_000)
     rep_ms: float = Field(100.0, gt=0, le=60_000)
 
+    def metrics(self) -> tuple[str, ...]:
+        """What a kernel trial records: the copy's speed, and each impl's time and share of it per mode."""
+        return ("copy.gbps", "copy.ms_p50", "threads", *(f"{i}.{m}.{k}" for i in self.impls for m in self.modes for k in ("ms_p50", "pct_copy")))
 
-@register_kind("kernel", KernelConfig)
+    def memory(self, resources: Resources) -> MemoryNeed:
+        """The elementwise tensors, and the copy of the input it is timed against."""
+        need = super().memory(resources)
+        n_in, _ = self.elements()
+        copy = 2.0 * n_in * DTYPE_BYTES[self.dtype]
+        return MemoryNeed(need.device, {**need.parts, "copy of the input": copy}, need.field)
+
+
+@register_kind("kernel", KernelConfig, metrics=KernelConfig.metrics, memory=KernelConfig.memory)
 def run(cfg: KernelConfig, ctx: TrialContext) -> TrialOutput:
     from actbench.benchmarks.timing import run_kernel
 

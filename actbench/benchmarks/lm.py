@@ -17,6 +17,10 @@ from actbench.lm.corpus import check
 
 TUNING_PREFIX = "tune_"
 """Metrics of the tuning part of the validation data carry this prefix (`tune_val_bpb`)."""
+METRICS = ("val_loss", "val_bpb", "val_ppl", "tune_val_loss", "tune_val_bpb", "train_loss", "tokens_per_s", "mfu", "peak_mem_mb",
+           "final_eval_s", "params", "mlp_params", "flops_per_token", "d_ff", "steps", "tokens", "sparsity", "dead_units",
+           "val_tokens_scored", "val_bytes_scored", "tune_val_tokens_scored", "periodic_eval_tokens")
+"""The numeric metrics every lm trial records (`actbench.lm.train`), which tune.metric and decide.metric may name."""
 
 
 def _impl_choice(cfg: LMConfig) -> Choice | None:
@@ -35,7 +39,8 @@ def _tuning_metric(name: str) -> str:
     columns=(Column("train_loss", "train loss", ".4f", "train/loss"), Column("val_bpb", "val bpb", ".4f", "val/bpb"),
              Column("tokens_per_s", "tokens/s", ",.0f", "train/tokens_per_s"), Column("lr", "", ".3g", "train/lr")),
     identity=("activation", "d_ff", "impl"), no_effect=("eval_every", "checkpoint_every", "churn_tokens", "device", "compile"),
-    metric="val_bpb", tuning_metric=_tuning_metric, choice=_impl_choice, check=check,
+    metric="val_bpb", tuning_metric=_tuning_metric, choice=_impl_choice, check=check, metrics=lambda cfg: METRICS,
+    memory=lambda cfg, resources: cfg.memory(resources),
 )
 def run(cfg: LMConfig, ctx: TrialContext) -> TrialOutput:
     from actbench.lm.train import train

@@ -15,10 +15,12 @@ from actbench.core.trial import TrialContext, TrialOutput
 
 
 class MemoryConfig(ElementwiseConfig):
-    pass
+    def metrics(self) -> tuple[str, ...]:
+        """What a memory trial records per impl: bytes saved for backward, and CUDA's peaks."""
+        return tuple(f"{i}.{k}" for i in self.impls for k in ("saved_bytes_per_elem", "peak_fwd_mb", "peak_fwd_bwd_mb"))
 
 
-@register_kind("memory", MemoryConfig)
+@register_kind("memory", MemoryConfig, metrics=MemoryConfig.metrics, memory=MemoryConfig.memory)
 def run(cfg: MemoryConfig, ctx: TrialContext) -> TrialOutput:
     from actbench.benchmarks.measure import run_memory
 

@@ -35,7 +35,7 @@ class ProbeConfig(TrialConfig):
     fail: Literal["none", "raise", "nan", "hang", "exit", "oom"] = "none"
     fail_marker: str | None = None
     fail_seeds: list[int] | None = Field(None, max_length=1000)
-    tag: str = ""
+    tag: str = Field("", max_length=1000)
     x: float = Field(0.0, ge=-1e6, le=1e6)
     optimum: float = Field(0.0, ge=-1e6, le=1e6)
     noise: float = Field(0.0, ge=0, le=1e6)
@@ -56,7 +56,7 @@ def _normal(seed: int, x: float) -> float:
     return random.Random(f"{seed}:{x!r}").gauss(0.0, 1.0)
 
 
-@register_kind("probe", ProbeConfig, budget_field="budget")
+@register_kind("probe", ProbeConfig, budget_field="budget", metrics=lambda cfg: ("value", "objective", "pid", "t_start", "t_end"))
 def run(cfg: ProbeConfig, ctx: TrialContext) -> TrialOutput:
     started = time.time()
     failing = cfg.fail != "none" and (cfg.fail_seeds is None or cfg.seed in cfg.fail_seeds)

@@ -15,6 +15,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from actbench.core.resources import MemoryNeed, Resources
 from actbench.core.trial import TrialConfig, TrialContext, TrialOutput
 from actbench.errors import UserError
 
@@ -70,7 +71,11 @@ class KindSpec:
     default of a suite's `decide:` block; `tuning_metric(name)`: the record metric that tuning
     selects on when a suite names `name` (lm: the tuning part of the validation data);
     `choice(config)`: an `auto` value to decide before the trial runs, or None; `check(config)`:
-    (field path, why) when a trial cannot run on its data, checked when a suite is loaded to run."""
+    (field path, why) when a trial cannot run on its data, checked when a suite is loaded to run;
+    `metrics(config)`: the numeric metrics a trial of that config records (a suite's tune.metric
+    and decide.metric must be one of them; None: not known, not checked); `memory(config,
+    resources)`: at least what one of its processes holds in memory (None: not estimated), checked
+    against this machine's when a suite is loaded to run."""
 
     name: str
     config_model: type[TrialConfig]
@@ -85,6 +90,8 @@ class KindSpec:
     tuning_metric: Callable[[str], str] = str
     choice: Callable[[Any], Choice | None] = _no_choice
     check: Callable[[Any], tuple[tuple[str, ...], str] | None] = _no_problem
+    metrics: Callable[[Any], tuple[str, ...]] | None = None
+    memory: Callable[[Any, Resources], MemoryNeed | None] | None = None
 
 
 _KINDS: dict[str, KindSpec] = {}

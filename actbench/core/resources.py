@@ -1,7 +1,11 @@
-"""What a trial asks the scheduler for: CPUs and GPUs of one process, or a group of Ray Train workers."""
+"""What a trial asks the scheduler for: CPUs and GPUs of one process, or a group of Ray Train
+workers; and what one process of a trial needs in memory (`MemoryNeed`), against what this
+machine has (`memory_problem`)."""
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -89,3 +93,57 @@ class Resources(BaseModel):
         """What one trial asks for, in words."""
         group = self.worker_group
         return group.asks() if group else f"{self.cpus:g} CPU(s) and {self.gpus:g} GPU(s)"
+
+
+def gib(n: float) -> str:
+    """Bytes in words: MiB below a GiB, else GiB."""
+    return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.1f} GiB"
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    """At least what one process of a trial holds at its peak, in bytes by part (an estimate from
+    the shapes, below the real peak), on `device` (cpu or cuda); `field` is the config field
+    that drives the largest part, named when the trial is refused."""
+
+    device: str
+    parts: dict[str, float]
+    field: str
+
+    @property
+    def total(self) -> float:
+        return sum(self.parts.values())
+
+    def describe(self) -> str:
+        return f"at least {gib(self.total)} ({', '.join(f'{k} {gib(v)}' for k, v in self.parts.items() if v)})"
+
+
+def uses_cuda(device: str, resources: Resources) -> bool:
+    """Whether a trial whose config asks for `device` (auto, cpu, cuda) runs on a GPU."""
+    return device == "cuda" or (device == "auto" and resources.gpus_per_process > 0)
+
+
+@functools.lru_cache(maxsize=2)
+def machine_memory(device: str) -> tuple[float, str] | None:
+    """This machine's total RAM (`cpu`) or its first GPU's memory (`cuda`), with words for it;
+    None when not known (no GPU visible, or no sysconf)."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        props = torch.cuda.get_device_properties(0)
+        return float(props.total_memory), f"GPU memory ({props.name})"
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), "RAM"
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_problem(need: MemoryNeed) -> str | None:
+    """Why one trial cannot fit in this machine's memory, or None (also when its memory is unknown)."""
+    have = machine_memory(need.device)
+    if have is None or need.total <= have[0]:
+        return None
+    return (f"one trial needs {need.describe()} and this machine has {gib(have[0])} of {have[1]}: make the trial smaller, "
+            "or run it anyway with --force")

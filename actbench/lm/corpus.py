@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -39,10 +40,14 @@ import numpy as np
 
 from actbench.errors import UserError
 from actbench.lm.config import DataConfig, LMConfig
-from actbench.lm.shards import SHARD_NAME, SIDECAR, atomic_write, read_shard, read_token_bytes, write_shard, write_token_bytes
+from actbench.lm.shards import (SHARD_NAME, SIDECAR, atomic_write, read_shard, read_token_bytes, shard_problem, write_shard,
+                                write_token_bytes)
 from actbench.lm.tokens import text_bytes, token_byte_lengths, train_bpe
 
 CACHE_VERSION = 2  # 2: token byte tables beside the cached tokens
+MAX_ENTRIES = 100_000
+"""A text folder is walked, and a glob of shards expanded, no further than this many entries (a
+path such as / is refused at once, not read for minutes)."""
 
 
 @dataclass
@@ -138,15 +143,45 @@ def _encode_texts(train_texts: list[str], val_texts: list[str], cfg: DataConfig)
     return train, val, vocab_size, table
 
 
-def text_files(path: str) -> list[Path]:
+def _readable_file(path: Path) -> str | None:
+    """Why `path` is not a regular file this process can read (a FIFO, socket or device never is), or None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        return f"cannot read {str(path)!r}: {e.strerror or e}"
+    if not stat.S_ISREG(mode):
+        return f"{str(path)!r} is not a regular file (a FIFO, socket or device)"
+    if not os.access(path, os.R_OK):
+        return f"cannot read {str(path)!r}: permission denied"
+    return None
+
+
+def _text_files(path: str) -> list[Path] | str:
+    """The text file at `path`, or the .txt files under the folder (links to folders not followed), or why not."""
     p = Path(path)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        files = sorted(p.rglob("*.txt"))
-        if files:
-            return files
-    raise UserError(f"data.path: no text file or folder of .txt files at {path!r}")
+    if not p.is_dir():
+        return _readable_file(p) or [p]
+    files: list[Path] = []
+    seen = 0
+    for root, dirs, names in os.walk(p):
+        seen += len(dirs) + len(names)
+        if seen > MAX_ENTRIES:
+            return f"the folder {path!r} holds more than {MAX_ENTRIES:,} files and folders: name a smaller one"
+        for name in names:
+            if name.endswith(".txt"):
+                f = Path(root, name)
+                if why := _readable_file(f):
+                    return why
+                files.append(f)
+    return sorted(files) or f"no .txt file in the folder {path!r}"
+
+
+def text_files(path: str) -> list[Path]:
+    """The text file at `path`, or the .txt files under the folder; UserError naming data.path otherwise."""
+    found = _text_files(path)
+    if isinstance(found, str):
+        raise UserError(f"data.path: {found}")
+    return found
 
 
 def load_corpus(cfg: DataConfig) -> Corpus:
@@ -221,7 +256,10 @@ def check(cfg: "LMConfig") -> tuple[tuple[str, ...], str] | None:
     """(field, why) when this trial cannot run on its corpus: a vocabulary smaller than the
     corpus's largest token id, a training split no longer than a window, evaluation tokens
     beyond the test part, parts too small, or no way to count bytes (shards without a token
-    byte table). Reads the corpus (cached); for suites loaded to run."""
+    byte table), or files it cannot read (`data_problem`). Reads the corpus (cached); for suites
+    loaded to run."""
+    if problem := data_problem(cfg.data):
+        return problem
     f = facts(cfg.data)
     vocab = cfg.data.vocab_size or cfg.expected_vocab_size
     if f.max_token >= vocab:
@@ -237,6 +275,10 @@ def check(cfg: "LMConfig") -> tuple[tuple[str, ...], str] | None:
     if min(cut, val - cut) < 2:
         return ("data", "tune_fraction"), (f"{cfg.data.tune_fraction:g} of a validation split of {val:,} token(s) leaves a "
                                            "part without a target (each part needs at least 2 tokens)")
+    if min(cut, val - cut) < cfg.seq_len + 1:
+        return ("seq_len",), (f"{cfg.seq_len} is longer than a part of the validation split ({min(cut, val - cut):,} tokens in the "
+                              f"{'tuning' if cut <= val - cut else 'test'} part): each part holds at least one window of "
+                              "seq_len + 1 tokens, so it is scored at the context the model trains at")
     if cfg.eval_tokens > test_targets:
         return ("eval_tokens",), (f"{cfg.eval_tokens:,} is more than the {test_targets:,} targets of the test part of the validation "
                                   f"split (its last {1 - cfg.data.tune_fraction:.0%}); at most {test_targets:,}")
@@ -265,10 +307,41 @@ def _tune_cut(val_tokens: int, tune_fraction: float) -> int:
     return int(val_tokens * tune_fraction)
 
 
-def _shard_files(pattern: str, field: str) -> list[str]:
-    files = sorted(glob.glob(pattern))
+def _matching_shards(pattern: str) -> list[str] | str:
+    """The shards a path or glob names, sorted, or why they cannot be read (none, too many, or one that is not a shard)."""
+    files = []
+    for f in glob.iglob(pattern):
+        files.append(f)
+        if len(files) > MAX_ENTRIES:
+            return f"{pattern!r} matches more than {MAX_ENTRIES:,} files"
     if not files:
-        raise UserError(f"{field}: no shard matches {pattern!r}")
+        return f"no shard matches {pattern!r}"
+    for f in sorted(files):
+        if why := shard_problem(f):
+            return f"{f}: {why}"
+    return sorted(files)
+
+
+@functools.lru_cache(maxsize=64)
+def data_problem(cfg: DataConfig) -> tuple[tuple[str, ...], str] | None:
+    """(field, why) when the files a corpus is read from cannot be: a text path that is not a
+    readable file or a folder of them, or shards that are not regular, readable, non-empty files
+    with a header that matches their size."""
+    if cfg.source == "text":
+        found = _text_files(cfg.path or "")
+        return (("data", "path"), found) if isinstance(found, str) else None
+    if cfg.source == "bin":
+        for field, pattern in (("path", cfg.path), ("val_path", cfg.val_path)):
+            shards = _matching_shards(pattern or "")
+            if isinstance(shards, str):
+                return ("data", field), shards
+    return None
+
+
+def _shard_files(pattern: str, field: str) -> list[str]:
+    files = _matching_shards(pattern)
+    if isinstance(files, str):
+        raise UserError(f"{field}: {files}")
     return files
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,22 +36,49 @@ def write_shard(path: str | Path, tokens: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def _layout(path: str | Path) -> tuple[int, int] | str:
+    """(offset, tokens) of a shard's tokens, or why it is not a shard: not a regular file (a
+    folder, FIFO or device), unreadable, empty, or a header that does not match the file."""
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            return "a folder, not a shard file (name the files, e.g. with a glob: folder/*_train_*.bin)"
+        if not stat.S_ISREG(st.st_mode):
+            return "not a regular file (a FIFO, socket or device)"
+        with open(path, "rb") as f:
+            head = f.read(HEADER_INTS * 4)
+    except OSError as e:
+        return f"cannot read it: {e.strerror or e}"
+    size = st.st_size
+    if size == 0:
+        return "empty: a shard holds at least one token"
+    if len(head) == HEADER_INTS * 4 and (header := np.frombuffer(head, dtype=np.int32))[0] == MAGIC:
+        n = int(header[2])
+        if header[1] != VERSION:
+            return f"unsupported shard version {header[1]} (this reads version {VERSION})"
+        if HEADER_INTS * 4 + 2 * n != size:
+            return f"its header says {n} tokens but the file holds {(size - HEADER_INTS * 4) // 2}"
+        if n < 1:
+            return "empty: its header says it holds no tokens"
+        return HEADER_INTS * 4, n
+    if size % 2:
+        return "not a uint16 token file (odd size)"
+    return 0, size // 2
+
+
+def shard_problem(path: str | Path) -> str | None:
+    """Why `path` is not a shard that `read_shard` can read, or None."""
+    found = _layout(path)
+    return found if isinstance(found, str) else None
+
+
 def read_shard(path: str | Path) -> np.ndarray:
     """Memory-map a shard: modded-nanogpt (header detected by its magic) or plain nanoGPT uint16."""
-    path = Path(path)
-    size = path.stat().st_size
-    if size >= HEADER_INTS * 4:
-        header = np.fromfile(path, dtype=np.int32, count=HEADER_INTS)
-        if header[0] == MAGIC:
-            if header[1] != VERSION:
-                raise UserError(f"{path}: unsupported shard version {header[1]}")
-            n = int(header[2])
-            if HEADER_INTS * 4 + 2 * n != size:
-                raise UserError(f"{path}: header says {n} tokens but the file holds {(size - HEADER_INTS * 4) // 2}")
-            return np.memmap(path, dtype=np.uint16, mode="r", offset=HEADER_INTS * 4, shape=(n,))
-    if size % 2:
-        raise UserError(f"{path}: not a uint16 token file (odd size)")
-    return np.memmap(path, dtype=np.uint16, mode="r")
+    found = _layout(path)
+    if isinstance(found, str):
+        raise UserError(f"{path}: {found}")
+    offset, n = found
+    return np.memmap(path, dtype=np.uint16, mode="r", offset=offset, shape=(n,))
 
 
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:

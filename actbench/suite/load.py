@@ -25,7 +25,9 @@ from pydantic import ValidationError
 
 from actbench.core.kinds import KindSpec, kind_spec
 from actbench.core.trial import Trial, TrialConfig
-from actbench.lm.ladder import RUNG_FIELDS, rung_overrides
+from actbench.errors import UserError
+from actbench.core.resources import memory_problem
+from actbench.lm.ladder import RUNG_FIELDS, LadderError, rung_overrides, target_problem
 from actbench.suite.overrides import apply_overrides
 from actbench.suite.schema import SeedRounds, SuiteFile
 from actbench.suite.yamlsafe import Located, line_index, load_yaml, pydantic_msg, read_text
@@ -50,17 +52,18 @@ class Suite:
     raw: dict[str, Any]
     located: Located
     check_paths: bool = True
+    force: bool = False
 
     @property
     def name(self) -> str:
         return self.spec.name
 
-    def checked(self) -> "Suite":
-        """This suite with the paths its trials read, and their data, checked (as for a run); its
-        first stage is validated now, each error located."""
-        if self.check_paths:
+    def checked(self, force: bool = False) -> "Suite":
+        """This suite with the paths its trials read, their data and their memory checked (as for
+        a run; `force`: not their memory); its first stage is validated now, each error located."""
+        if self.check_paths and self.force == force:
             return self
-        suite = replace(self, check_paths=True)
+        suite = replace(self, check_paths=True, force=force)
         suite.trials  # noqa: B018 - validates
         return suite
 
@@ -91,7 +94,11 @@ class Suite:
             raise self.located.error(("resources", problem[0]), problem[1])
         if self.check_paths and (found := self.kind.check(config)):
             fields, why = found
-            raise self.located.error((*point[fields[0]][1], *fields[1:]) if fields[0] in point else ("defaults", *fields), why)
+            raise self.located.error(_where(point, fields), why)
+        if self.check_paths and not self.force and self.kind.memory is not None:
+            need = self.kind.memory(config, self.spec.resources)
+            if need is not None and (why := memory_problem(need)):
+                raise self.located.error(_where(point, (need.field,)), why)
         return Trial.of(self.spec.kind, config, self.spec.resources)
 
     @cached_property
@@ -119,17 +126,23 @@ class Suite:
         return list(dict.fromkeys(k for k in keys if k))
 
 
+def _where(point: Point, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The suite path of a config field of `point` (where its value was set, else the defaults)."""
+    return (*point[fields[0]][1], *fields[1:]) if fields[0] in point else ("defaults", *fields)
+
+
 def unique(trials: list[Trial]) -> list[Trial]:
     """Trials in order, each id once (two points may resolve to the same config)."""
     return list({t.id: t for t in trials}.values())
 
 
 def load_suite(path: str | Path, overrides: dict[str, Any] | None = None, *, max_trials: int = MAX_TRIALS,
-               check_paths: bool = True) -> Suite:
+               check_paths: bool = True, force: bool = False) -> Suite:
     """Parse, validate and expand a suite file. Raises UserError with file, line and field.
 
     `overrides` are `--set` values (see `parse_overrides`); `check_paths` checks that the files
-    a trial reads exist (off for `lm plan`, which reads none)."""
+    a trial reads exist and hold data it can run on, and that one trial fits in this machine's
+    memory unless `force` (off for `lm plan`, which reads none)."""
     path = Path(path)
     data, root = load_yaml(read_text(path), str(path), max_trials)
     if not isinstance(data, dict):
@@ -142,9 +155,11 @@ def load_suite(path: str | Path, overrides: dict[str, Any] | None = None, *, max
         raise loc.error(tuple(err["loc"]), pydantic_msg(err)) from None
     kind = kind_spec(spec.kind)
     points = _points(spec, kind, loc, max_trials)
-    suite = Suite(path=path, spec=spec, kind=kind, points=points, raw=data, located=loc, check_paths=check_paths)
+    suite = Suite(path=path, spec=spec, kind=kind, points=points, raw=data, located=loc, check_paths=check_paths, force=force)
     _check_decide(suite)
+    _check_target(suite)
     suite.trials  # noqa: B018 - every point of the first stage validates now, with its error located
+    _check_metrics(suite)
     return suite
 
 
@@ -176,7 +191,7 @@ def _points(spec: SuiteFile, kind: KindSpec, loc: Located, max_trials: int) -> l
         raise loc.error(("resources", "workers"), f"kind {spec.kind!r} runs each trial in one process; workers (Ray Train) "
                         "are for kinds that train on several workers, such as lm")
     groups = math.prod([*(len(v) for v in spec.matrix.values()), *zip_lengths, len(ladder_rows)])
-    tuned = 0 if spec.tune is None else len(spec.tune.grid()) * len(spec.tune.seed_list) * len(spec.tune.rung_budgets())
+    tuned = 0 if spec.tune is None else spec.tune.grid_size * len(spec.tune.seed_list) * len(spec.tune.rung_budgets())
     per_group = spec.n_seeds + tuned
     if groups * per_group > max_trials:
         shape = " x ".join([*(f"{k} {len(v)}" for k, v in spec.matrix.items()), *(f"zip {n}" for n in zip_lengths),
@@ -203,10 +218,9 @@ def _ladder_rows(spec: SuiteFile, fields: set[str], loc: Located) -> list[Point]
             raise loc.error((block, clash[0]), "set by every ladder rung: sweep it in the ladder instead")
     try:
         rows = rung_overrides(spec.ladder, spec.defaults)
-    except (ValueError, ValidationError) as e:
-        msg = pydantic_msg(e.errors()[0]) if isinstance(e, ValidationError) else str(e)
-        raise loc.error(("ladder",), msg) from None
-    return [{k: (v, ("ladder", "rungs" if spec.ladder.rungs else "widths", i)) for k, v in row.items()} for i, row in enumerate(rows)]
+    except LadderError as e:
+        raise _ladder_error(loc, e) from None
+    return [{k: (v, ("ladder", spec.ladder.block, i)) for k, v in row.items()} for i, row in enumerate(rows)]
 
 
 def _check_tune(spec: SuiteFile, budget_field: str | None, fields: set[str], loc: Located) -> None:
@@ -250,6 +264,48 @@ def _check_decide(suite: Suite) -> None:
                         f"{repeats[0]!r} appears twice: the candidates of decide.field must be distinct values")
     if d.metric is None and suite.kind.metric is None:
         raise loc.error(("decide", "metric"), f"required for kind {spec.kind!r} (the metric to compare; lower is better)")
+
+
+def _check_target(suite: Suite) -> None:
+    """A ladder's target lies beyond its largest rung (each point at its first tuned values)."""
+    ladder, tune = suite.spec.ladder, suite.spec.tune
+    if ladder is None or ladder.target is None:
+        return
+    first = {k: (v[0], ("tune", k)) for k, v in tune.fields.items()} if tune else {}
+    configs = [_validate_trial(suite.kind, {**p, **first, "seed": (0, ("seeds",))}, suite.located, False) for p in suite.points]
+    computes = [c.train_flops for c in configs if hasattr(c, "train_flops")]
+    try:
+        problem = target_problem(ladder, suite.spec.defaults, max(computes)) if computes else None
+    except LadderError as e:
+        problem = e
+    if problem is not None:
+        raise _ladder_error(suite.located, problem)
+
+
+def _ladder_error(loc: Located, e: LadderError) -> UserError:
+    return loc.error(e.where, pydantic_msg(e.error) if e.error else str(e))
+
+
+def _check_metrics(suite: Suite) -> None:
+    """tune.metric and decide.metric name a metric that every trial of the suite records."""
+    listed, spec = suite.kind.metrics, suite.spec
+    if listed is None or not suite.trials:
+        return
+    recorded = set.intersection(*(set(listed(t.config)) for t in suite.trials))
+    asked = []
+    if spec.tune is not None:
+        tunable = sorted(n for n in recorded if suite.kind.tuning_metric(n) in recorded)
+        asked.append((("tune", "metric"), spec.tune.metric, suite.kind.tuning_metric(spec.tune.metric), tunable))
+    if spec.decide is not None and spec.decide.metric is not None:
+        asked.append((("decide", "metric"), spec.decide.metric, spec.decide.metric, sorted(recorded)))
+    for where, name, read, known in asked:
+        if read not in recorded:
+            from actbench.activations.registry import closest
+
+            near = closest(name, known)
+            hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ""
+            shown = ", ".join(known[:40]) + (", ..." if len(known) > 40 else "")
+            raise suite.located.error(where, f"{name!r} is not a metric that {spec.kind} trials record ({hint}known: {shown})"[:600])
 
 
 def _validate_trial(kind: KindSpec, point: Point, loc: Located, check_paths: bool) -> TrialConfig:

@@ -11,6 +11,8 @@ from actbench.suite.yamlsafe import load_yaml
 
 MAX_VALUES = 100_000
 """A `--set` value is bounded as a suite of this many trials would be."""
+MAX_KEY = 200
+"""The longest KEY of `--set KEY=VALUE` (dotted config fields)."""
 _SET_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -25,8 +27,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or not _SET_KEY.fullmatch(key):
-            raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set steps=20 or --set resources.cpus=2")
+        if not sep or len(key) > MAX_KEY or not _SET_KEY.fullmatch(key):
+            shown = item if item.isprintable() and len(item) <= 80 else repr(item[:77] + ("..." if len(item) > 77 else ""))
+            raise UserError(f"--set {shown}: expected KEY=VALUE, e.g. --set steps=20 or --set resources.cpus=2")
         out[key], _ = load_yaml(value, f"--set {key}", MAX_VALUES, numbered=False)
     return out
 

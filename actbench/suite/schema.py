@@ -14,6 +14,7 @@ initial weights.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from typing import Any, Literal
 
@@ -59,7 +60,7 @@ class TuneSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
     seeds: int | list[int] = Field(1)
     budget: float = Field(1.0, gt=0, le=1)
-    metric: str = "val_bpb"
+    metric: str = Field("val_bpb", max_length=200)
     goal: Literal["min", "max"] = "min"
     halving: Halving | None = None
 
@@ -84,6 +85,11 @@ class TuneSpec(BaseModel):
     @property
     def fields(self) -> dict[str, list[Any]]:
         return dict(self.model_extra or {})
+
+    @property
+    def grid_size(self) -> int:
+        """The number of value combinations `grid` lists, counted without listing them."""
+        return math.prod(len(v) for v in self.fields.values())
 
     def grid(self) -> list[tuple[Any, ...]]:
         return list(itertools.product(*self.fields.values()))
@@ -128,13 +134,13 @@ class DecideSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     alpha: float = Field(0.05, gt=0, lt=0.5)
-    margin: float | None = Field(None, gt=0)
+    margin: float | None = Field(None, gt=0, le=1e6)
     relative: bool = False
-    baseline: str | None = None
-    field: str = "activation"
-    metric: str | None = None
+    baseline: str | None = Field(None, max_length=200)
+    field: str = Field("activation", max_length=200)
+    metric: str | None = Field(None, max_length=200)
     spending: Literal["pocock", "obrien_fleming"] = "pocock"
-    sd: float | None = Field(None, gt=0)
+    sd: float | None = Field(None, gt=0, le=1e6)
 
     @model_validator(mode="after")
     def _relative_needs_margin(self) -> "DecideSpec":

@@ -148,3 +148,23 @@ def test_data_prepare_byte_shards_and_a_too_large_val_tokens(tmp_path):
     assert c.bytes_exact and (c.token_bytes == 1).all() and len(c.val) == 500 and len(c.train) == 2200
     r = _prepare("--text", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "b"), "--tokenizer", "byte", "--val-tokens", "500")
     assert r.returncode == 2 and "already holds" in r.stderr  # never mixes two preparations under one prefix
+
+
+def test_a_text_folder_is_walked_only_so_far_and_never_opens_what_is_not_a_file(tmp_path, monkeypatch):
+    """`data.path: /` used to walk the whole file system, and a FIFO named *.txt hung the tokenizer."""
+    from actbench.lm import corpus
+
+    for i in range(12):
+        (tmp_path / f"{i}.txt").write_text("to be or not to be")
+    monkeypatch.setattr(corpus, "MAX_ENTRIES", 10)
+    with pytest.raises(UserError, match=r"^data.path: the folder '.*' holds more than 10 files and folders: name a smaller one$"):
+        corpus.text_files(str(tmp_path))
+    monkeypatch.setattr(corpus, "MAX_ENTRIES", 100)
+    assert len(corpus.text_files(str(tmp_path))) == 12
+    import os
+
+    os.mkfifo(tmp_path / "pipe.txt")
+    with pytest.raises(UserError, match=r"^data.path: '.*pipe.txt' is not a regular file \(a FIFO, socket or device\)$"):
+        corpus.text_files(str(tmp_path))
+    with pytest.raises(UserError, match=r"^data.path: '/dev/zero' is not a regular file"):
+        corpus.text_files("/dev/zero")
