@@ -347,6 +347,7 @@ def test_compare_says_which_seeds_failed_and_replays_the_recorded_looks(tmp_path
     line = next(line for line in c.lines["lm"] if "swiglu vs relu2" in line)
     assert ("swiglu failed 1 of 9 seeds (diverged at seed 1), relu2 0: counted as swiglu's worst; cannot be better or equivalent "
             "(the pairs both finished alone would say equivalent)") in line
+    assert "would decide it" not in line and "would be needed" not in line  # no hint: the claim it nears is ruled out
     file = out / "decisions.jsonl"
     file.write_text(file.read_text().replace('"verdict":"worse"', '"verdict":"better"'))
     tampered = compare_results(["relu2", "xielu"], out)
