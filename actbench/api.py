@@ -4,14 +4,16 @@ prints, as objects; the results folder's lock, `-k` and the executor's life are 
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
 
 from rich.console import Console
 
@@ -114,7 +116,7 @@ def _output_to(log: Path | None, consoles: list[Console]) -> Iterator[None]:
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     terminals = {fd: os.fdopen(os.dup(saved[fd]), "w") for fd in (1, 2)}
     before = [c.file for c in consoles]
-    with open(log, "ab") as f:
+    with _log_file(log) as f:
         f.write(f"--- actbench run, pid {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         f.flush()
         for c in consoles:
@@ -133,6 +135,20 @@ def _output_to(log: Path | None, consoles: list[Console]) -> Iterator[None]:
             c.file = file
         for t in terminals.values():
             t.close()
+
+
+def _log_file(log: Path) -> BinaryIO:
+    """`log` (in the results folder) opened for appending: a regular file, never through a link."""
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        why = "a symbolic link is in the way (refusing to write through it)" if e.errno == errno.ELOOP else e.strerror or e
+        raise UserError(f"{log}: cannot write the run's log: {why}") from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserError(f"{log}: cannot write the run's log: not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "ab")
 
 
 def _check_writable(folder: Path, flag: str) -> None:
@@ -274,16 +290,20 @@ def _check_kept_design(suite: Suite, root: Path, records: dict[str, Any]) -> Non
     suite with another (and leave those it no longer plans out of the comparison)."""
     import json
 
-    import yaml
-
     from actbench.planner.plan import staged
+    from actbench.results import gate
+    from actbench.suite.yamlsafe import MAX_SUITE_BYTES, load_yaml
 
-    kept = root / "suites" / f"{suite.name}.yaml"
-    if not kept.is_file() or not any(r.suite == suite.name for r in records.values()):
+    rel = gate.kept_suite(suite.name)
+    kept = root / str(rel)
+    if rel is None or not any(r.suite == suite.name for r in records.values()):
+        return
+    raw = gate.read_bytes(root, rel, MAX_SUITE_BYTES)  # through the results gate: a FIFO or a link there is refused with a warning
+    if raw is None:
         return
     try:
-        old = yaml.safe_load(kept.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        old = load_yaml(raw.decode("utf-8-sig"), str(kept), MAX_TRIALS)[0]
+    except (UnicodeDecodeError, UserError):
         return
     old = old if isinstance(old, dict) else {}
     if not (staged(suite) or suite.spec.ladder or any(old.get(k) for k in ("tune", "decide", "ladder"))):

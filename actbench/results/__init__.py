@@ -1,6 +1,7 @@
 """Results on disk: the append-only store a run writes (`store`), reading its records back
-(`read`), the environment fingerprint of a trial (`fingerprint`), and pandas tables of one or
-many results folders (`frames`).
+(`read`), through the one gate every read from a results folder passes (`gate`: regular files
+inside the folder, no links, size caps), the environment fingerprint of a trial
+(`fingerprint`), and pandas tables of one or many results folders (`frames`).
 
 Layout of a results folder (only the driver writes it):
     trials.jsonl            one JSON record (`actbench.core.record.Record`) per trial attempt, fsynced

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actbench.core.record import Record, decode_json
+from actbench.results import gate
 from actbench.results.read import RECORDS, gpu_name, iter_records, latest, latest_records, result_dirs
 
 if TYPE_CHECKING:
@@ -86,15 +87,20 @@ def series(path: str | Path) -> "pd.DataFrame":
 
     path = Path(path)
     if path.is_file():
-        sources = [(path.stem, path)]
+        sources = [(path.stem, path.parent, path.name, True)]
     else:
-        sources = [(r.trial_id, d / r.series_file) for d, r in latest_records(path) if r.series_file]
+        sources = [(r.trial_id, d, r.series_file, False) for d, r in latest_records(path) if r.series_file]
     frames = []
-    for trial_id, file in sources:
+    for trial_id, folder, name, named in sources:  # through the results gate: refused files are skipped with a warning
         try:
-            tables = decode_json(file.read_bytes())
-        except (OSError, ValueError) as e:
-            warnings.warn(f"{file}: skipping unreadable series ({e})", stacklevel=2)
+            tables = decode_json(gate.user_bytes(folder / name, gate.MAX_SERIES) if named else gate.read(folder, name, gate.MAX_SERIES))
+        except FileNotFoundError:
+            continue
+        except gate.Refused as e:
+            gate.warn(e)
+            continue
+        except ValueError as e:
+            warnings.warn(f"{folder / name}: skipping unreadable series ({e})", gate.ResultsWarning, stacklevel=2)
             continue
         for name, table in (tables.items() if isinstance(tables, dict) else ()):
             if not isinstance(table, dict) or not isinstance(table.get("step"), list):

@@ -9,38 +9,42 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from actbench.core.record import NotARecord, Record, decode, decode_json
+from actbench.results import gate
+from actbench.results.gate import ResultsWarning
 
 RECORDS = "trials.jsonl"
 
 
-class ResultsWarning(UserWarning):
-    """Lines of a trials.jsonl skipped on read (torn by a crash, or not trial records)."""
-
-
-def iter_records(path: str | Path) -> Iterator[Record]:
-    """Records of one trials.jsonl. A torn last line (a crash mid-write) is skipped silently;
-    every other line that is not a trial record (not UTF-8, not JSON, not an object, no trial_id
-    or status, a config that is not an object, ...) is skipped, and the file gets one
-    `ResultsWarning` line naming the first such line (file:line), the count and the reasons."""
+def iter_records(path: str | Path, *, user: bool = False) -> Iterator[Record]:
+    """Records of one trials.jsonl, read through `gate` (a regular file inside its folder, reached
+    through no link; `user`: a file named on the command line, such as a regress baseline, may be
+    a link). A torn last line (a crash mid-write) is skipped silently; every other line that is
+    not a trial record (not UTF-8, not JSON, not an object, no trial_id or status, a config that
+    is not an object, a number beyond `record.LIMIT`, longer than `gate.MAX_LINE`, ...) is
+    skipped, and the file gets one `ResultsWarning` line naming the first such line (file:line),
+    the count and the reasons."""
     path = Path(path)
-    if not path.is_file():
+    numbered = gate.lines(path.parent, path.name, user=user)
+    if numbered is None:
         return
     bad: list[tuple[int, str]] = []
     torn: tuple[int, str] | None = None  # not JSON: skipped silently if it is the last line
-    with open(path, "rb") as f:  # line by line: a large file is never held whole
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            if torn is not None:
-                bad.append(torn)
-                torn = None
-            try:
-                yield decode(raw)
-            except NotARecord as e:
-                if e.torn:
-                    torn = (n, str(e))
-                else:
-                    bad.append((n, str(e)))
+    for n, raw in numbered:  # line by line: a large file is never held whole
+        if raw is None:
+            bad.append((n, f"longer than {gate.MAX_LINE:,} bytes"))
+            continue
+        if not raw.strip():
+            continue
+        if torn is not None:
+            bad.append(torn)
+            torn = None
+        try:
+            yield decode(raw)
+        except NotARecord as e:
+            if e.torn:
+                torn = (n, str(e))
+            else:
+                bad.append((n, str(e)))
     if bad:
         listed = "; ".join(f"line {n}: {why}" for n, why in bad[:3]) + ("; ..." if len(bad) > 3 else "")
         warnings.warn(f"{path}:{bad[0][0]}: skipped {len(bad)} line(s) that are not trial records ({listed})",
@@ -58,11 +62,12 @@ def attempts(records: list[Record]) -> dict[str, int]:
 
 
 def result_dirs(root: str | Path) -> list[Path]:
-    """Every folder at or below `root` that holds a trials.jsonl (`root` may be the file itself)."""
+    """Every folder at or below `root` that holds a trials.jsonl (`root` may be the file itself),
+    found without following a link to a folder (`gate.folders`)."""
     root = Path(root)
-    if root.is_file() and root.name == RECORDS:
-        return [root.parent]
-    return sorted({p.parent for p in root.rglob(RECORDS)}) if root.is_dir() else []
+    if root.name == RECORDS and not root.is_dir():
+        return [root.parent] if root.exists() or root.is_symlink() else []
+    return gate.folders(root, RECORDS) if root.is_dir() else []
 
 
 def gpu_name(record: Record) -> str:
@@ -78,17 +83,15 @@ def latest_records(root: str | Path) -> Iterator[tuple[Path, Record]]:
 
 
 def read_series(results_dir: str | Path, series_file: Any) -> dict[str, Any]:
-    """The per-step series of a record (`series_file` is relative to its results folder); {} when
-    there is none, it lies outside the folder, or it is not a readable JSON object. Readers must
-    still check the shape of what they take from it."""
+    """The per-step series of a record (`series_file` is relative to its results folder), read
+    through `gate` (at most `gate.MAX_SERIES` bytes); {} when there is none, it is refused (outside
+    the folder, a link, not a regular file, too large: with a warning), or it is not a JSON object.
+    Readers must still check the shape of what they take from it."""
     if not isinstance(series_file, str) or not series_file:
         return {}
-    root = Path(results_dir).resolve()
-    path = (root / series_file).resolve()
-    if not path.is_relative_to(root):
-        return {}
+    raw = gate.read_bytes(results_dir, series_file, gate.MAX_SERIES)
     try:
-        data = decode_json(path.read_bytes())
-    except (OSError, ValueError):  # msgspec.DecodeError is a ValueError
+        data = decode_json(raw) if raw is not None else None
+    except ValueError:  # msgspec.DecodeError is a ValueError
         return {}
     return data if isinstance(data, dict) else {}

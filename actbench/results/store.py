@@ -17,9 +17,11 @@ from typing import Any, Iterator
 
 from actbench.core.record import Record, encode
 from actbench.errors import UserError
+from actbench.results import gate
 from actbench.results.read import RECORDS, iter_records, latest, read_series
 
 LOCK = ".actbench.lock"
+SIDE_FOLDERS = ("series", "errors", "suites")
 
 
 class ResultStore:
@@ -34,9 +36,10 @@ class ResultStore:
     def lock(self) -> Iterator[str | None]:
         """Hold the folder for writing, exclusively: an flock on LOCK, which records this
         process's pid, host and start time. Checks that the folder is writable (creates it, writes
-        the lock file, opens an existing trials.jsonl for appending) before anything runs. Yields
-        a note when it took over a lock that a dead run never released; UserError when another run
-        holds it or the folder is not writable."""
+        the lock file, opens an existing trials.jsonl for appending: a regular file; series/,
+        errors/ and suites/ are not links) before anything runs. Yields a note when it took over a
+        lock that a dead run never released; UserError when another run holds it or the folder is
+        not writable."""
         if self._lock_fd is not None:
             raise RuntimeError(f"{self.root}: this store already holds its lock")
         lock_path = self.root / LOCK
@@ -61,7 +64,10 @@ class ResultStore:
             os.pwrite(fd, mine.encode(), 0)
             os.fsync(fd)
             if self.path.exists() or self.path.is_symlink():  # else it is created beside the lock file, just written
-                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW))
+                _check_regular(self.path, os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK))
+            for side in SIDE_FOLDERS:  # side files are written below these: never through a planted link or into a file
+                if (self.root / side).is_symlink() or (self.root / side).exists() and not (self.root / side).is_dir():
+                    raise OSError(errno.ELOOP, "not a folder", str(self.root / side))
         except OSError as e:
             os.close(fd)
             raise _not_writable(self.root, e) from e
@@ -121,7 +127,10 @@ class ResultStore:
         self.write_side(f"suites/{name}.activations.json", encode(facts))
 
     def write_side(self, rel: str, data: bytes) -> str:
-        """Write a side file atomically, through a fresh temporary file (never through a link)."""
+        """Write a side file atomically, through a fresh temporary file (never through a link), at
+        `rel` inside the folder (ValueError for a path that would land outside it)."""
+        if gate.relative(rel) is None:
+            raise ValueError(f"{rel!r}: not a path inside the results folder {self.root}")
         p = self.root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
@@ -148,9 +157,19 @@ class ResultStore:
         return {r.trial_id for r in iter_records(self.path) if r.ok}
 
 
+def _check_regular(path: Path, fd: int) -> None:
+    """Close `fd`; OSError when it is not a regular file (a FIFO would block a writer, a device
+    swallow the records)."""
+    regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    os.close(fd)
+    if not regular:
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+
+
 def _not_writable(root: Path, e: OSError) -> UserError:
     why = "a symbolic link is in the way (refusing to write through it)" if e.errno == errno.ELOOP else e.strerror or str(e)
-    return UserError(f"{root}: results folder is not writable: {why}")
+    where = f" ({e.filename})" if e.filename and Path(e.filename) != root else ""
+    return UserError(f"{root}: results folder is not writable: {why}{where}")
 
 
 def _lock_holder(fd: int) -> str:

@@ -23,7 +23,7 @@ def _record(tid: str, kind: str, i: int, status: str = "ok", extra: dict | None 
             "env": {"hostname": "h", "gpu_name": None, "big": 2**60}}
 
 
-EXTRA = [{}, {"width": 4096}, {"width": 0.5, "flag": True}, {"flag": "yes"}, {"device": "cpu"}]
+EXTRA = [{}, {"scale": 4096}, {"scale": 0.5, "flag": True}, {"flag": "yes"}, {"device": "cpu"}]
 """Config fields some folders have and others lack, of different types: how the tables join them
 must not depend on how the folders are grouped."""
 
@@ -54,7 +54,7 @@ def test_folders_of_every_kind_load_with_their_last_attempts_and_one_warning_eac
     per_folder = trials.groupby("results_dir").size()
     assert list(per_folder) == [25 + f % 7 for f in range(6)]  # one row per trial: the retry replaced the failed attempt
     assert (trials["status"] == "ok").all() and trials["metric.nan"].isna().all()  # NaN was written as null
-    assert set(trials.loc[trials["kind"] == "memory", "width"].dropna()) == {4096}  # a field of some folders only
+    assert set(trials.loc[trials["kind"] == "memory", "scale"].dropna()) == {4096}  # a field of some folders only
     kernel = trials[trials["kind"] == "kernel"]
     assert len(rows) == 2 * len(kernel) and set(rows["impl"]) == {"eager", "triton"}  # rows of kernel trials only, with their config
     assert (rows["suite"] == "s").all() and rows["trial_id"].isin(kernel["trial_id"]).all()
