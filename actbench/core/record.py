@@ -5,8 +5,9 @@ A record is one attempt of one trial: its id, suite, kind and resolved config, t
 `failed`, `oom`, `diverged`, `timeout`), metrics, long-format measurement rows, the error, times,
 the attempt number, the run that wrote it, the executor and the environment fingerprint, and the
 file of its per-step series. Lines of a results file that are not records (torn by a crash, not
-JSON, not UTF-8, of another shape, holding a number beyond `LIMIT` or nested deeper than
-`MAX_DEPTH`) raise `NotARecord`, which says why."""
+JSON, not UTF-8, of another shape, holding a number beyond `LIMIT` or an integer beyond 64 bits,
+nested deeper than `MAX_DEPTH`, a field of `FIELDS` of another type) raise `NotARecord`, which
+says why."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ LIMIT = 1e150
 """The largest magnitude of any number a record holds (config, metrics, rows, env, error, times):
 the square of the difference of two such numbers is still a finite float (the statistics square
 differences), and no quantity this tool measures comes near it (FLOPs of a large training run:
-1e25). A record holding a larger number (up to 1e308, or an integer of hundreds of digits) is not
+1e25). A record holding a larger number (up to 1e308; or an integer beyond `INT_LIMIT`) is not
 read: compare, report and regress go on with the others, with one warning for the file."""
+INT_LIMIT = 2**63
+"""Integers in a record fit in 64 bits (a table column of larger ones is not numeric)."""
 MAX_DEPTH = 32
 """The deepest nesting of lists and objects within a record's fields (a ladder rung: 3)."""
 
@@ -154,10 +157,13 @@ _CHECKS = {place: [(frozenset(k for k, w in fields.items() if w == want), _ALLOW
 
 
 def _sane(value: Any, depth: int = 0) -> bool:
-    """Whether every number in `value` is within LIMIT and it nests at most MAX_DEPTH deep."""
+    """Whether every number in `value` is within LIMIT (an integer within INT_LIMIT) and it nests
+    at most MAX_DEPTH deep."""
     kind = type(value)
-    if kind is float or kind is int:
+    if kind is float:
         return -LIMIT <= value <= LIMIT
+    if kind is int:
+        return -INT_LIMIT <= value < INT_LIMIT
     if kind is dict or kind is list:
         if depth >= MAX_DEPTH:
             return False
@@ -183,8 +189,8 @@ def _mistyped(record: Record) -> str | None:
 
 
 def _absurd(record: Record) -> str | None:
-    """Why a decoded record cannot be read as data (its first number beyond LIMIT, nesting deeper
-    than MAX_DEPTH, or a field of `FIELDS` of another type), or None."""
+    """Why a decoded record cannot be read as data (its first number beyond LIMIT or INT_LIMIT,
+    nesting deeper than MAX_DEPTH, or a field of `FIELDS` of another type), or None."""
     if not all(_sane(getattr(record, name)) for name in _PARTS):
         return _where_absurd(record)
     return _mistyped(record)
@@ -201,9 +207,10 @@ def _where_absurd(record: Record) -> str:
             items = value.items() if isinstance(value, dict) else enumerate(value)
             stack.extend((f"{where}.{str(k)[:40]}" if isinstance(value, dict) else f"{where}[{k}]", v, depth + 1)
                          for k, v in reversed(list(items)))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and not abs(value) <= LIMIT:
-            shown = f"{value:.3g}" if isinstance(value, float) else f"an integer of {len(str(abs(value)))} digits"
-            return f"{where} is {shown}, beyond the {LIMIT:g} a number in a record may reach"
+        elif type(value) is float and not abs(value) <= LIMIT:
+            return f"{where} is {value:.3g}, beyond the {LIMIT:g} a number in a record may reach"
+        elif type(value) is int and not -INT_LIMIT <= value < INT_LIMIT:
+            return f"{where} is an integer of {len(str(abs(value)))} digits, beyond the 64 bits an integer in a record may take"
     return "not readable"
 
 

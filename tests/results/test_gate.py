@@ -107,7 +107,8 @@ def test_the_walk_follows_no_link_out_of_the_root_and_never_loops(tmp_path):
 @pytest.mark.parametrize("value, why", [
     ("1e308", "metrics.x is 1e+308, beyond the 1e+150 a number in a record may reach"),
     ("-1.7e308", "metrics.x is -1.7e+308, beyond the 1e+150 a number in a record may reach"),
-    ("1" + "0" * 400, "metrics.x is an integer of 401 digits, beyond the 1e+150 a number in a record may reach"),
+    ("1" + "0" * 400, "metrics.x is an integer of 401 digits, beyond the 64 bits an integer in a record may take"),
+    (str(2**63), "metrics.x is an integer of 19 digits, beyond the 64 bits an integer in a record may take"),
     ("1e400", "metrics holds a number beyond the range of a float"),
     ("[" * 40 + "1" + "]" * 40, "metrics.x" + "[0]" * 17 + "... is nested deeper than 32 levels"),
     ("[" * 5000 + "]" * 5000, "nested deeper than 32 levels"),
@@ -116,7 +117,7 @@ def test_a_record_beyond_the_number_bound_is_not_a_record(value, why):
     with pytest.raises(NotARecord) as e:
         decode(b'{"trial_id": "t", "status": "ok", "metrics": {"x": ' + value.encode() + b"}}")
     assert str(e.value) == why and not e.value.torn
-    assert decode(json.dumps({"trial_id": "t", "status": "ok", "config": {"flops": LIMIT, "n": -(10**149)}, "env": {"big": 2**63}}).encode())
+    assert decode(json.dumps({"trial_id": "t", "status": "ok", "config": {"flops": LIMIT, "n": -(2**63)}, "env": {"big": 2**63 - 1}}).encode())
 
 
 def test_run_refuses_a_fifo_for_its_records_and_writes_through_no_planted_link(tmp_path, deadline):
