@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from actbench import activations
 from actbench.core.resources import MemoryNeed, Resources, uses_cuda
@@ -26,6 +26,13 @@ class ElementwiseConfig(TrialConfig):
     size: int = Field(gt=0, le=2**34)
     width: int = Field(1024, gt=0, le=2**24)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @field_validator("impls")
+    @classmethod
+    def _impls_once(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"{v}: each impl once")
+        return v
 
     @model_validator(mode="after")
     def _size_fits_width(self) -> "ElementwiseConfig":

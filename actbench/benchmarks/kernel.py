@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from actbench.benchmarks.elementwise import DTYPE_BYTES, ElementwiseConfig
 from actbench.core.kinds import register_kind
@@ -41,6 +41,13 @@ class KernelConfig(ElementwiseConfig):
     modes: list[Literal["forward", "backward", "full"]] = Field(default_factory=lambda: list(MODES), min_length=1)
     warmup_ms: float = Field(25.0, gt=0, le=60_000)
     rep_ms: float = Field(100.0, gt=0, le=60_000)
+
+    @field_validator("modes")
+    @classmethod
+    def _modes_once(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"{v}: each mode once")
+        return v
 
     def metrics(self) -> tuple[str, ...]:
         """What a kernel trial records: the copy's speed, and each impl's time and share of it per mode."""

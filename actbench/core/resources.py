@@ -97,6 +97,8 @@ class Resources(BaseModel):
 
 def gib(n: float) -> str:
     """Bytes in words: MiB below a GiB, else GiB."""
+    if n < 2**20:
+        return "<1 MiB"
     return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.1f} GiB"
 
 

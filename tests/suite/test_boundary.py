@@ -168,6 +168,14 @@ def test_metrics_of_other_kinds_are_the_ones_they_record(tmp_path):
         load_suite(p)
 
 
+@pytest.mark.parametrize("field,value,why", [("impls", "[eager, eager]", "each impl once"), ("modes", "[forward, forward]", "each mode once")])
+def test_a_kernel_times_each_impl_and_mode_once(tmp_path, field, value, why):
+    p = tmp_path / "k.yaml"
+    p.write_text(f"name: t\nkind: kernel\ndefaults: {{width: 4, {field}: {value}}}\nmatrix:\n  activation: [relu2]\n  size: [8]\n")
+    with pytest.raises(UserError, match=rf"k.yaml:3: defaults.{field}: .*: {why}$"):
+        load_suite(p)
+
+
 def test_a_tuning_grid_is_counted_before_it_is_listed(tmp_path):
     values = ", ".join(str(v) for v in range(1, 251))
     fields = "".join(f"  {f}: [{values}]\n" for f in ("sleep_s", "optimum", "noise", "x", "fail_marker"))  # 250**5 combinations
