@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actbench.errors import UserError
-from actbench.report import compare
+from actbench.report import compare, output
 from actbench.report.formats import LIST_COLUMNS, display, json_lists
 from actbench.report.replay import replay, saved_suites
+from actbench.results import gate
+from actbench.suite.yamlsafe import MAX_SUITE_BYTES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,39 +49,31 @@ def _html_table(df: "pd.DataFrame") -> str:
     return f'<table class="dataframe">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>'
 
 
-def _partial(path: Path) -> Path:
-    """Where an export is written before the report succeeds (then it replaces `path`)."""
-    return path.with_name(f".{path.name}.partial")
-
-
-EXPORTS = ("trials.csv", "trials.parquet", "rows.csv", "rows.parquet")
-
-
-def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path) -> list[Path]:
-    """trials and rows as CSV and Parquet, written under `_partial` names (the report moves them
-    into place once it has succeeded; the final paths are returned). With pyarrow (the `parquet`
-    extra) both are written from one Arrow table (fast); without it, or for a column of mixed
-    types that has no Arrow type, CSV is written by pandas and Parquet is left out."""
-    exports = []
+def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path, staged: dict[Path, Path]) -> None:
+    """trials and rows as CSV and Parquet, each written to a fresh temporary file beside its final
+    path (`output.fresh`: never through a planted link); the report moves them into place once it
+    has succeeded. `staged` gets final path -> written file. With pyarrow (the `parquet` extra) both are
+    written from one Arrow table (fast); without it, or for a column of mixed types that has no
+    Arrow type, CSV is written by pandas and Parquet is left out."""
     for name, df in (("trials", trials.drop(columns=["config", "env"], errors="ignore")), ("rows", rows)):
         if df.empty:
             continue
         df = json_lists(df)
         csv, parquet = out / f"{name}.csv", out / f"{name}.parquet"
+        staged[csv] = output.fresh(csv)
         try:
             import pyarrow as pa
             import pyarrow.csv as pa_csv
             import pyarrow.parquet as pq
 
             table = pa.Table.from_pandas(df, preserve_index=False)
-            pa_csv.write_csv(table, _partial(csv))
-            pq.write_table(table, _partial(parquet))
-            exports += [csv, parquet]
+            staged[parquet] = output.fresh(parquet)
+            pa_csv.write_csv(table, str(staged[csv]))
+            pq.write_table(table, str(staged[parquet]))
         except (ImportError, ValueError, TypeError):  # pyarrow's errors derive from these
-            _partial(parquet).unlink(missing_ok=True)
-            df.to_csv(_partial(csv), index=False)
-            exports.append(csv)
-    return exports
+            if parquet in staged:
+                staged.pop(parquet).unlink(missing_ok=True)
+            df.to_csv(staged[csv], index=False)
 
 
 ENV_FIELDS = {"git commit": "git_commit", "actbench": "actbench", "python": "python", "torch": "torch", "triton": "triton",
@@ -106,16 +100,23 @@ def environments(trials: "pd.DataFrame") -> "pd.DataFrame":
 
 
 def _suite_files(trials: "pd.DataFrame") -> list[tuple[str, str]]:
-    """(title, text) of every suite file its run kept (`<results>/suites/<name>.yaml`)."""
+    """(title, text) of every suite file its run kept (`<results>/suites/<name>.yaml`), read
+    through the results folder's gate (a suite field that is not a plain name names no file)."""
     out = []
     if trials.empty or "suite" not in trials:
         return out
     for d, name in trials[["results_dir", "suite"]].astype(str).drop_duplicates().itertuples(index=False):
-        path = Path(d) / "suites" / f"{name}.yaml"
+        kept = gate.kept_suite(name)
+        if kept is None:
+            out.append((f"{name} ({d})", "no suite file read: the records' suite field is not a plain suite name"))
+            continue
         try:
-            out.append((str(path), path.read_text(encoding="utf-8", errors="replace")))
-        except OSError:
+            out.append((str(Path(d) / kept), gate.read(d, kept, MAX_SUITE_BYTES).decode("utf-8", errors="replace")))
+        except FileNotFoundError:
             out.append((f"{name} ({d})", "not kept: runs before the runner kept the effective suite in <results>/suites/ did not save it"))
+        except gate.Refused as e:
+            gate.warn(e)
+            out.append((str(e.path), f"not read: {e.why}"))
     return out
 
 
@@ -141,7 +142,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     if all_trials.empty:
         raise UserError(f"{run_dir}: no trial records in a trials.jsonl at or below it")
     trials, rows = select_frames(select, all_trials, all_rows)
-    out = Path(out) if out else (run_dir if run_dir.is_dir() else run_dir.parent) / "report"
+    if out is None:  # <results>/report: inside the folder read, so no planted link may lead it elsewhere
+        out = (run_dir if run_dir.is_dir() else run_dir.parent) / "report"
+        if out.is_symlink() or (out.exists() and not out.is_dir()):
+            raise UserError(f"{out}: not a folder (a symbolic link or a file is in the way of the report); give --out")
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = trials.groupby(["suite", "kind", "status"], dropna=False).size().rename("trials").reset_index()
     failed = trials[trials["status"] != "ok"]
@@ -151,8 +156,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     if names:
         base, why = choose_baseline(trials, names, baseline)
         names = [base, *(n for n in names if n != base)]
+    staged: dict[Path, Path] = {}
     try:
-        exports = _exports(trials, rows, out)
+        _exports(trials, rows, out, staged)
+        exports = list(staged)
         comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select, margin=margin) \
             if names else None
         # staged suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
@@ -167,11 +174,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         if comparison is not None:
             images += scaling_plot(comparison.frames["scaling"], out)
         images += tuning_plot(all_trials, suites, plans, out)
-        for path in exports:  # the report succeeded: its exports replace any earlier ones
-            os.replace(_partial(path), path)
+        for path, written in staged.items():  # the report succeeded: its exports replace any earlier ones
+            os.replace(written, path)
     finally:  # a report that failed leaves the earlier exports as they were
-        for name in EXPORTS:
-            _partial(out / name).unlink(missing_ok=True)
+        for written in staged.values():
+            written.unlink(missing_ok=True)
     sections = [("Summary", _html_table(summary))]
     if not failures.empty:
         sections.append(("Trials that did not succeed", _html_table(failures.reset_index(drop=True))))
@@ -182,7 +189,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
                 sections.append((f"{kind} (baseline: {names[0]}, {why}; alpha={alpha:g})",
                                  _html_table(df.drop(columns=LIST_COLUMNS, errors="ignore")) + f"<ul>{lines}</ul>"))
     sections.append(("Environment (distinct fingerprints of the trials) and the suites as run", _environment_section(trials)))
-    (out / "report.html").write_text(html_page(f"actbench report: {run_dir}", sections, images))
+    page = html_page(f"actbench report: {run_dir}", sections, images).encode("utf-8", "replace")  # a lone surrogate from a record: "?"
+    output.write(out / "report.html", lambda f: f.write(page))
     return {"summary": summary, "failures": failures, "comparison": comparison, "names": names, "baseline_why": why,
             "images": images, "html": out / "report.html", "exports": exports, "out": out}
 

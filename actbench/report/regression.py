@@ -9,10 +9,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actbench.core.record import Record, decode_json, encode
+from actbench.core.record import LIMIT, Record, decode_json, encode
 from actbench.core.trial import NOISY_SPREAD
 from actbench.errors import UserError
 from actbench.report.formats import markdown
+from actbench.results import gate
 from actbench.results.read import gpu_name, iter_records, latest, latest_records, result_dirs
 
 if TYPE_CHECKING:
@@ -69,11 +70,11 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
     import pandas as pd
 
     base_path = Path(baseline)
-    if not base_path.is_file():
+    if not gate.user_file(base_path, "--baseline"):
         raise UserError(f"--baseline {baseline}: no such file (create one with --update-baseline)")
     if not result_dirs(run_dir):
         raise UserError(f"{run_dir}: no trials.jsonl at or below it")
-    base = {r.trial_id: r for r in iter_records(base_path) if r.ok}
+    base = {r.trial_id: r for r in iter_records(base_path, user=True) if r.ok}
     current = {r.trial_id: r for _, r in latest_records(run_dir)}
     out = []
 
@@ -153,19 +154,24 @@ def history_entry(df: "pd.DataFrame", run_dir: str | Path) -> dict[str, Any]:
 
 
 def read_history(path: str | Path) -> list[dict[str, Any]]:
-    """The entries of a history file, oldest first (lines that are not entries are skipped)."""
+    """The entries of a history file, oldest first, read line by line through the results gate
+    (lines that are not entries, or longer than `gate.MAX_LINE`, are skipped; so is a file that is
+    not a regular one, with a warning)."""
     p = Path(path)
-    if not p.is_file():
-        return []
     entries = []
-    for raw in p.read_bytes().splitlines():
+    for _, raw in gate.lines(p.parent, p.name, user=True) or ():
         try:
-            e = decode_json(raw)
+            e = decode_json(raw) if raw is not None else None
         except ValueError:
             continue
-        if isinstance(e, dict) and isinstance(e.get("figures"), dict):
+        if isinstance(e, dict) and isinstance(e.get("figures"), dict) and all(map(_figure, e["figures"].values())):
             entries.append(e)
     return entries
+
+
+def _figure(value: Any) -> bool:
+    """A figure of a history entry: a number within the bound of a record's numbers."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= LIMIT
 
 
 def append_history(df: "pd.DataFrame", run_dir: str | Path, history: str | Path) -> tuple[dict[str, Any], Path]:
@@ -175,6 +181,7 @@ def append_history(df: "pd.DataFrame", run_dir: str | Path, history: str | Path)
 
     entry = history_entry(df, run_dir)
     path = Path(history)
+    gate.user_file(path, "--history")  # a FIFO or device is refused before it is opened for appending
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(encode(entry).decode() + "\n")

@@ -9,6 +9,7 @@ facts of its activations beside its records, so reading them needs no plugin."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +19,10 @@ from actbench.activations.registry import remember
 from actbench.core.record import Record, decode_json
 from actbench.errors import UserError
 from actbench.planner.plan import Plan, plan, ran_groups, staged
-from actbench.results import decisions
+from actbench.results import decisions, gate
 from actbench.suite import Suite, load_suite
 from actbench.suite.schema import TUNE_SEED_BASE
+from actbench.suite.yamlsafe import MAX_SUITE_BYTES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,19 +36,21 @@ def saved_suites(trials: "pd.DataFrame") -> tuple[dict[tuple[str, str], Suite], 
     if trials.empty or "suite" not in trials:
         return found, warnings
     for d, name in trials[["results_dir", "suite"]].astype(str).drop_duplicates().itertuples(index=False):
-        path = Path(d) / "suites" / f"{name}.yaml"
-        if not path.is_file():
-            if _looks_staged(trials[(trials["results_dir"].astype(str) == d) & (trials["suite"].astype(str) == name)]):
-                warnings.append(f"{path}: missing, but the records of {name} in {d} hold tuning or choice trials: without the suite its "
-                                "run kept, its stages cannot be replayed, so every record is compared as a plain trial")
+        kept = gate.kept_suite(name)  # a suite field that is not a plain name names no file
+        path = gate.check(d, kept, MAX_SUITE_BYTES) if kept is not None else None  # refused: a warning says why
+        if path is None:
+            missing = kept is not None and not os.path.lexists(Path(d) / kept)
+            if missing and _looks_staged(trials[(trials["results_dir"].astype(str) == d) & (trials["suite"].astype(str) == name)]):
+                warnings.append(f"{Path(d) / kept}: missing, but the records of {name} in {d} hold tuning or choice trials: without the "
+                                "suite its run kept, its stages cannot be replayed, so every record is compared as a plain trial")
             continue
         try:
-            known = decode_json((Path(d) / "suites" / f"{name}.activations.json").read_bytes())
-        except (OSError, ValueError):
+            known = decode_json(gate.read_bytes(d, gate.kept_suite(name, ".activations.json")) or b"{}")
+        except ValueError:
             known = {}
         remember(known if isinstance(known, dict) else {})
         try:
-            suite = load_suite(path, check_paths=False)
+            suite = load_suite(path, check_paths=False)  # checked by the gate just now: a regular file inside the folder
         except UserError as e:
             warnings.append(f"{path}: cannot read the suite kept by its run, so its stages and ladder are not analysed ({e})")
             continue

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from actbench.core.text import label as literal  # noqa: E402
+from actbench.report import output  # noqa: E402
 
 
 def margins(fig: plt.Figure, legend_room: float = 0.0, left: float = 0.8, top: float = 0.8, bottom: float = 0.6,
@@ -32,16 +33,25 @@ def margins(fig: plt.Figure, legend_room: float = 0.0, left: float = 0.8, top: f
             "wspace": between / ax_w, "hspace": between / ax_h}
 
 
+def png(out: Path, stem: str) -> Path:
+    """The PNG file of the output folder `out` named from `stem` (which may hold a suite name or a
+    dtype from the results: sanitised, so it names no path; `output.file_name`)."""
+    return output.inside(out, stem, ".png")
+
+
 def save(fig: plt.Figure, path: Path, legend_room: float = 0.0, fixed: dict[str, float] | None = None) -> Path:
     """Lay out (keeping the right `legend_room` of the figure for a legend outside the axes;
-    with `fixed`, those `subplots_adjust` margins instead of a tight layout) and write a PNG."""
+    with `fixed`, those `subplots_adjust` margins instead of a tight layout) and write a PNG,
+    atomically and through no link (`output.write`). A report names `path` with `png`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if fixed is not None:
         fig.subplots_adjust(**fixed)
     else:
         fig.tight_layout(rect=(0, 0, 1 - legend_room, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        output.write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from actbench.report.plots.base import literal, margins, plt, save
+from actbench.report.plots.base import literal, margins, plt, png, save
 
 
 def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
@@ -44,5 +44,5 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
         acts, impls = ", ".join(map(literal, g["activation"].unique())), ", ".join(map(literal, g["impl"].unique()))
         fig.suptitle(f"{literal(dtype)} kernels compared: {acts} (impls: {impls}); median over repeats against input size{pooled}")
         fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.86, 0.5))
-        paths.append(save(fig, out / f"kernel_{dtype}.png", fixed=margins(fig, legend_room=0.14, top=0.75, between=0.75)))
+        paths.append(save(fig, png(out, f"kernel_{dtype}"), fixed=margins(fig, legend_room=0.14, top=0.75, between=0.75)))
     return paths

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from actbench.report.lm import labels, setup_fields
-from actbench.report.plots.base import band, legend_column, literal, margins, plt, save
+from actbench.report.plots.base import band, legend_column, literal, margins, plt, png, save
 
 Member = tuple[str, str, float]
 """(results folder, series file, final whole-split value of the metric) of one trial."""
@@ -153,7 +153,7 @@ def _lm_figure(name: str, title: str, curves: dict[str, dict[str, Any]], val_met
     legend_column(fig, ax_l, handles, "activation (seeds)")
     fig.suptitle(f"{literal(title)}\nline: mean over seeds, band: min to max over seeds; curve: the periodic slice of the test split, "
                  "diamond: the final whole-split value", fontsize=10)
-    return save(fig, out / f"lm_{name}.png", fixed=margins(fig))
+    return save(fig, png(out, f"lm_{name}"), fixed=margins(fig))
 
 
 def _alpha_figure(name: str, title: str, alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]], out: Path) -> Path:
@@ -170,4 +170,4 @@ def _alpha_figure(name: str, title: str, alphas: dict[tuple[str, int], dict[str,
         ax.grid(alpha=0.3)
     legend_column(fig, ax_l, handles, "activation, layer (seeds)")
     fig.suptitle(f"{literal(title)}\nlearned activation parameters from initialisation; line: mean over seeds, band: min to max", fontsize=10)
-    return save(fig, out / f"alphas_{name}.png", fixed=margins(fig))
+    return save(fig, png(out, f"alphas_{name}"), fixed=margins(fig))

@@ -10,7 +10,7 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from actbench.report.plots.base import literal, plain_log_ticks, plt, save
+from actbench.report.plots.base import literal, plain_log_ticks, plt, png, save
 
 if TYPE_CHECKING:
     from actbench.planner.plan import Plan
@@ -35,7 +35,7 @@ def scaling_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
                title=f"{literal(suite)}: loss against training compute, each fitted as E + A (C/C0)^-alpha")
         plain_log_ticks(ax)
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-        paths.append(save(fig, out / f"scaling_{suite}.png", legend_room=0.0))
+        paths.append(save(fig, png(out, f"scaling_{suite}"), legend_room=0.0))
     return paths
 
 
@@ -90,7 +90,7 @@ def tuning_plot(trials: pd.DataFrame, suites: "dict[tuple[str, str], Suite]", pl
             ax.set_xticks(sorted(tune.fields[field]), [f"{v:g}" for v in sorted(tune.fields[field])])
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-        paths.append(save(fig, out / f"tuning_{name}.png"))
+        paths.append(save(fig, png(out, f"tuning_{name}")))
     return paths
 
 

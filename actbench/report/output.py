@@ -1,0 +1,58 @@
+"""The files `report` writes: named from sanitised names (a suite name or a dtype read from a
+results folder never names a path), inside the output folder, and written through no planted
+link (a fresh temporary file beside the target, moved into place)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def file_name(stem: str, suffix: str) -> str:
+    """`stem + suffix` when the stem is plain (letters, digits, `.`, `_`, `-`, not starting with a
+    dot, at most 100 characters); else the stem's plain characters (at most 60) and 8 hex digits
+    of its hash, so that no stem names a path, and two stems hardly ever share a name."""
+    if PLAIN.fullmatch(stem):
+        return stem + suffix
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip("._-")[:60]
+    digest = hashlib.sha256(stem.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{plain or 'x'}-{digest}{suffix}"
+
+
+def inside(out: Path, stem: str, suffix: str) -> Path:
+    """The file of `out` named from `stem` (see `file_name`)."""
+    path = Path(out) / file_name(str(stem), suffix)
+    if path.parent != Path(out):  # never: a plain name has no separator
+        raise ValueError(f"{path}: not a file of {out}")
+    return path
+
+
+def fresh(path: Path) -> Path:
+    """A new empty file beside `path` (created exclusively: never a planted link; its mode as the
+    umask allows, as a plain write would make it), to write and then move onto `path`
+    (`os.replace` replaces a link at `path`; it never writes through it)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def write(path: Path, fill: Callable[[BinaryIO], object]) -> Path:
+    """Write `path` through `fill(file)`, atomically and through no link."""
+    tmp = fresh(path)
+    try:
+        with open(tmp, "wb") as f:
+            fill(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
