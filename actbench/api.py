@@ -365,11 +365,22 @@ def update_baseline(run_dir: str | Path, baseline: str | Path) -> int:
     return write_baseline(run_dir, baseline)
 
 
-def plan(suite: str | Path | Suite, overrides: list[str] | None = None) -> Any:
-    """`actbench lm plan`: matched widths, counts and the cost of every trial an lm suite can run."""
+def plan(suite: str | Path | Suite, overrides: list[str] | None = None, results: str | Path | None = None) -> Any:
+    """`actbench lm plan`: matched widths, counts and the cost of every trial an lm suite can run,
+    costed with what an earlier run of it measured when its results folder holds one (`results`,
+    default results/<name>), else with `actbench.lm.cost`'s figures."""
+    from actbench.lm.cost import DEFAULTS, calibrate
     from actbench.report.tables import plan_table
+    from actbench.results.read import RECORDS, iter_records, latest
 
     s = suite_of(suite, overrides, check_paths=False)
     if s.spec.kind != "lm":
         raise UserError(f"{s.path}: kind: lm plan needs an lm suite, got {s.spec.kind!r}")
-    return plan_table(s)
+    folder = Path(results) if results is not None else Path("results") / s.name
+    if results is not None and not (folder / RECORDS).is_file():
+        raise UserError(f"--results {folder}: no {RECORDS} there")
+    figures = DEFAULTS["cuda" if s.spec.resources.gpus_per_process > 0 else "cpu"]
+    if (folder / RECORDS).is_file():
+        records = [r for r in latest(iter_records(folder / RECORDS, user=True)).values() if r.suite == s.name]
+        figures = calibrate(figures, records, str(folder))
+    return plan_table(s, figures)

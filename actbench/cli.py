@@ -118,11 +118,13 @@ def run(
 def lm_plan(
     suite: Path = typer.Argument(..., help="An lm suite YAML file."),
     set_: list[str] = typer.Option([], "--set", help="Override a default: --set d_model=256 (repeatable)."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Cost with what an earlier run measured (default results/<name> "
+                                           "when it holds one)."),
 ) -> None:
-    """Matched d_ff per activation, parameters, FLOPs/token, and estimated GPU- and CPU-hours."""
+    """Matched d_ff per activation, parameters, FLOPs/token, and what the suite costs: by stage, fixed costs and compiles included."""
     from actbench import api
 
-    console.print(api.plan(suite, set_))
+    console.print(api.plan(suite, set_, results))
 
 
 @data_app.command("prepare")

@@ -14,7 +14,7 @@ k d d_ff per layer, so equal MLP parameters means equal FLOPs; `match_d_ff` pick
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from actbench import activations
 
@@ -76,10 +76,10 @@ def mismatch_pct(activation: str, d_ff: int, reference: str, reference_d_ff: int
     return 100.0 * (mlp_width_factor(activation) * d_ff - ref) / ref
 
 
-def plan(trials: list, assumed_mfu: float = 0.4, peak_tflops: float = 989.0) -> "pd.DataFrame":
+def plan(trials: list, mfu: Callable[[int], float], peak_tflops: float = 989.0) -> "pd.DataFrame":
     """One row per distinct (activation, model) of an `lm` suite: d_ff, counts, match, cost.
 
-    GPU-hours assume `assumed_mfu` of an H100's dense bf16 peak (`peak_tflops`)."""
+    Training GPU-hours at `mfu(params)` of an H100's dense bf16 peak (`peak_tflops`)."""
     import pandas as pd
 
     rows, seen = [], {}
@@ -99,8 +99,8 @@ def plan(trials: list, assumed_mfu: float = 0.4, peak_tflops: float = 989.0) -> 
             "params": n.params, "mlp_params": n.mlp_params, "flops_per_token": n.flops_per_token,
             "act_flops_per_token": n.act_flops_per_token,
             "diff_pct": mismatch_pct(c.activation, c.d_ff, c.reference, ref_d_ff), "reference": f"{c.reference} d_ff={ref_d_ff}",
-            "tokens": tokens, "trials": 1, "train_flops": train_flops,
-            "gpu_hours_per_trial": train_flops / (assumed_mfu * peak_tflops * 1e12) / 3600,
+            "tokens": tokens, "trials": 1, "train_flops": train_flops, "mfu": mfu(n.params),
+            "gpu_hours_per_trial": train_flops / (mfu(n.params) * peak_tflops * 1e12) / 3600,
         }
         seen[key] = row
         rows.append(row)

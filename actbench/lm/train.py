@@ -21,6 +21,13 @@ positions (prediction churn between seeds). A non-finite loss stops the trial as
 
 Throughput: tokens/s over the optimizer steps after the first five (evaluation excluded); MFU is
 the analytic training FLOPs of `flops.count` over the GPU's dense bf16 peak (None on CPU).
+What the trial cost, in seconds (what `actbench.lm.cost` plans with): `data_s` (loading the
+corpus), `setup_s` (the trial's start to its first step), `first_step_s`, `compile_s` (a trial
+that compiles its model or runs a compiled or Triton activation: the first step of this process
+less a normal step, `compile_seconds`; `shape_warm`: this process had compiled the same shape
+before), `loop_s` (the training loop, periodic evaluations and checkpoints included) and
+`final_eval_s`; `process_trial` counts the trials of its process (1: the first, which paid the
+imports); `epochs` is the training tokens over the training split's.
 `impl_used` says which implementation of the activation ran (`actbench.lm.impl`).
 
 Series (`series/<trial_id>.json`), each table a dict of equal-length columns:
@@ -45,7 +52,7 @@ from actbench import activations
 from actbench.core.device import pick_device
 from actbench.core.trial import TrialContext, TrialOutput, TrialTimeout
 from actbench.errors import UserError
-from actbench.lm import checkpoint, flops, impl
+from actbench.lm import checkpoint, cost, flops, impl
 from actbench.lm.corpus import load_corpus
 from actbench.lm.distributed import current_ranks, full_tensor, grad_sync, load_optimizer, parallel, state_dicts
 from actbench.lm.evaluate import eval_batch_windows, evaluate
@@ -60,6 +67,8 @@ PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peak per GPU, by name fragment (f
     "L40S": 362.0, "L4": 121.0, "A10G": 125.0, "A10": 125.0, "RTX 4090": 165.0, "RTX 3090": 71.0, "V100": 125.0,
 }
 WARM_STEPS = 5  # optimizer steps left out of tokens/s
+_PROCESS: dict[str, Any] = {"trials": 0, "shapes": set()}
+"""What this process has trained: trials started, model shapes compiled (`cost.shape_of`)."""
 
 
 def peak_flops(device: torch.device) -> float | None:
@@ -70,6 +79,17 @@ def peak_flops(device: torch.device) -> float | None:
         if frag in name:
             return tflops * 1e12
     return None
+
+
+def compile_seconds(step_times: list[float], train_time: float, timed_steps: int) -> float | None:
+    """What compiling cost: this process's first step (which compiles the model) less a normal
+    step (the mean of the timed steps after WARM_STEPS, else the median of its other first
+    steps); None with a single step."""
+    if not step_times:
+        return None
+    others = sorted(step_times[1:])
+    normal = train_time / timed_steps if timed_steps else others[len(others) // 2] if others else None
+    return None if normal is None else max(0.0, step_times[0] - normal)
 
 
 def lr_at(cfg: "LMConfig", step: int) -> float:
@@ -183,7 +203,11 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
     device = pick_device(cfg.device)
     if device.type == "cuda" and device.index is None:  # this worker's GPU (Ray Train sets each rank's current device)
         device = torch.device("cuda", torch.cuda.current_device())
+    _PROCESS["trials"] += 1
+    process_trial = _PROCESS["trials"]
+    t_data = time.perf_counter()
     corpus = load_corpus(cfg.data)
+    data_s = time.perf_counter() - t_data
     tune_part, test_part = corpus.parts(cfg.data.tune_fraction, cfg.data.val_tokens)
     if min(len(tune_part), len(test_part)) < 2:
         raise UserError(f"data: the validation split has {len(corpus.val)} token(s): too few for a tuning and a test part "
@@ -213,6 +237,9 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
         state["resumed_from"] = state["step"]
     counts = flops.count(mcfg, cfg.seq_len)
     step_fn = torch.compile(wrapped) if cfg.compile else wrapped
+    compiled = cfg.compile or state["impl_used"] != "eager"
+    shape = cost.shape_of(cfg, state["impl_used"])
+    shape_warm = shape in _PROCESS["shapes"]
     params = list(model.parameters())
     eval_batch = eval_batch_windows(cfg.batch_size, cfg.seq_len)
     rows = slice(ranks.rank * cfg.batch_size // ranks.world, (ranks.rank + 1) * cfg.batch_size // ranks.world)
@@ -239,6 +266,9 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     diverged_at = None
+    setup_s = time.time() - ctx.started_at  # the trial's start to its first step: data, implementation choice, model
+    t_loop = time.perf_counter()
+    step_times: list[float] = []  # this process's first steps (the first one compiles, when compiled)
     while state["step"] < cfg.steps:
         step = state["step"]
         lr = lr_at(cfg, step)
@@ -271,6 +301,10 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
             if late:
                 raise TrialTimeout(f"ran past timeout_s={ctx.timeout_s:g} (at step {step + 1} of {cfg.steps})")
         now = time.perf_counter()
+        if len(step_times) <= WARM_STEPS:
+            step_times.append(now - t0)
+            if compiled:
+                _PROCESS["shapes"].add(shape)
         if step >= WARM_STEPS:
             state["train_time"] += now - t0
             state["timed_tokens"] += cfg.tokens_per_step
@@ -289,6 +323,7 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
             if ranks.rank == 0:
                 checkpoint.save({"format": checkpoint.CHECKPOINT_FORMAT, "model": model_state, "optimizer": optimizer_state, "state": state}, ckpt_path)
 
+    loop_s = time.perf_counter() - t_loop
     scope = "full" if cfg.final_eval == "full" and diverged_at is None else "slice"
     progress("eval")
     t_eval = time.perf_counter()
@@ -315,6 +350,10 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
         "d_ff": cfg.d_ff, "steps": state["step"], "tokens": state["step"] * cfg.tokens_per_step,
         "sparsity": sum(final.sparsity) / len(final.sparsity), "dead_units": sum(final.dead) / len(final.dead),
         "resumed_from_step": state["resumed_from"], "device": device.type,
+        "epochs": state["step"] * cfg.tokens_per_step / len(corpus.train), "data_s": data_s, "setup_s": setup_s, "loop_s": loop_s,
+        "first_step_s": step_times[0] if step_times else None,
+        "compile_s": compile_seconds(step_times, state["train_time"], state["timed_tokens"] // cfg.tokens_per_step) if compiled else None,
+        "process_trial": process_trial, "shape_warm": shape_warm if compiled else None,
     }
     if alphas:
         metrics["alpha_p_mean"] = sum(a for a, _ in alphas) / len(alphas)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from actbench.errors import UserError
 from actbench.report import present
+from actbench.report.cost import spent_lines
 from actbench.report.formats import Comparison
 from actbench.report.kernels import kernel_frame, memory_frame
 from actbench.report.lm import lm_frame
@@ -68,6 +69,7 @@ def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: 
     series = series if series is not None else Series()
     root = Path(root)
     suites, notes = saved_suites(trials)
+    all_trials = trials
     trials, replay_notes, plans = replay(trials, suites)
     replayed = trials
     if plans and not rows.empty:  # the rows of trials that staged suites do not compare (tuning trials) go too
@@ -84,7 +86,7 @@ def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: 
     c = Comparison(names=names, root=root, alpha=alpha, merge=merge, frames=frames, lines={}, series=series, suites=suites, plans=plans,
                    replayed=replayed)
     c.lines = present.verdict_lines(c)
-    extra = [*notes, *replay_notes, *describe_choices(plans, suites)]
+    extra = [*notes, *replay_notes, *describe_choices(plans, suites), *spent_lines(all_trials, plans)]
     if extra:
         c.lines["lm"] = [*extra, *c.lines.get("lm", [])]
     return c

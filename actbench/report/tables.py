@@ -4,7 +4,7 @@ expanded trials, sweep summaries and matched-MLP plans."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -13,10 +13,12 @@ from rich.text import Text
 
 from actbench import activations
 from actbench.core.text import markup, plain
+from actbench.lm.cost import DEFAULTS, PEAK_TFLOPS, curve_mfu
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from actbench.lm.cost import Figures
     from actbench.runner.driver import SweepResult
     from actbench.select import TrialFilter
     from actbench.suite import Suite
@@ -150,16 +152,20 @@ def _planned(suite: "Suite") -> list:
     return [t for t in forecast(suite).planned if t.kind == suite.spec.kind]
 
 
-CPU_TRAIN_FLOPS = 5e10
-"""Training FLOP/s of one CPU core, for CPU-hour estimates: llm_tiny trained at about 9,400
-tokens/s (5.5 MFLOP per token) on one core of the 2-core machine the README was measured on."""
+CPU_TRAIN_FLOPS = DEFAULTS["cpu"].thread_flops.value
+"""Training FLOP/s of one CPU core, for CPU-hour estimates (`actbench.lm.cost`, with its source)."""
+
+
+def _matched(trials: list) -> "pd.DataFrame":
+    """`flops.plan` of these trials, GPU-hours at the MFU that fits each model's size."""
+    from actbench.lm.flops import plan
+
+    return plan(trials, lambda params: curve_mfu(params).value)
 
 
 def cpu_hours(suite: "Suite") -> float:
     """About how many hours of one CPU core every trial of an lm suite takes (CPU_TRAIN_FLOPS)."""
-    from actbench.lm.flops import plan
-
-    return _cpu_hours(plan(_planned(suite)))
+    return _cpu_hours(_matched(_planned(suite)))
 
 
 def _cpu_hours(df: "pd.DataFrame") -> float:
@@ -192,15 +198,19 @@ def sequential_cost(suite: "Suite") -> str | None:
     return text + f"; with sd {d.sd:g} and margin ±{margin:g}, per comparison " + "; ".join(parts) + "."
 
 
-def plan_table(suite: "Suite") -> Table:
-    """`actbench lm plan`: matched widths, counts, difference from the reference, cost, total."""
-    from actbench.lm.flops import plan
+def plan_table(suite: "Suite", figures: "Figures | None" = None) -> Group:
+    """`actbench lm plan`: matched widths, counts, difference from the reference, training cost
+    per trial; then what the suite costs by stage (`report.cost.planned`: fixed costs, compiles,
+    evaluation, wall clock) with the epochs it reads and the source of every figure."""
+    from actbench.report.cost import clock, gpus_per_trial, plan_lines, planned
 
-    df = plan(_planned(suite))
+    trials = _planned(suite)
+    df = _matched(trials)
     ladder = suite.spec.ladder is not None
-    t = Table(title=f"{markup(suite.name)}: matched MLPs (GPU-hours at 40% MFU of an H100's 989 bf16 TFLOP/s; every trial the suite can run)")
+    t = Table(title=f"{markup(suite.name)}: matched MLPs (training GPU-hours at the MFU that fits each model's size, of an H100's "
+                    f"{PEAK_TFLOPS:g} bf16 TFLOP/s; every trial the suite can run)")
     cols = ["activation", *(["d_model x layers"] if ladder else []), "d_ff", "params", "MLP params", "FLOPs/token", "act FLOPs/token",
-            "vs reference", "tokens/trial", "trials", "GPU-h/trial", "CPU-h/trial"]
+            "vs reference", "tokens/trial", "trials", "MFU", "GPU-h/trial", "CPU-h/trial"]
     for col in cols:
         t.add_column(col, justify="left" if col == "activation" else "right")
     for r in df.itertuples():
@@ -208,23 +218,49 @@ def plan_table(suite: "Suite") -> Table:
         t.add_row(markup(r.activation + (" (gated)" if r.gated else "")), *([f"{r.d_model} x {r.n_layers}"] if ladder else []), str(r.d_ff),
                   f"{r.params / 1e6:.3f}M", f"{r.mlp_params / 1e6:.3f}M", f"{r.flops_per_token / 1e6:.2f}M",
                   f"{r.act_flops_per_token / 1e3:.1f}K", diff if abs(r.diff_pct) <= 0.5 else f"[red]{diff}[/]",
-                  f"{r.tokens / 1e6:.2f}M", str(r.trials), f"{r.gpu_hours_per_trial:.3g}", f"{r.train_flops / CPU_TRAIN_FLOPS / 3600:.3g}")
-    if len(df):
-        total = float((df["trials"] * df["gpu_hours_per_trial"]).sum())
-        cpu = _cpu_hours(df)
-        t.add_section()
-        t.add_row("total", *([""] if ladder else []), "", "", "", "", "", "", f"{(df['trials'] * df['tokens']).sum() / 1e6:.2f}M",
-                  str(int(df["trials"].sum())), f"{total:.3g} GPU-h", f"{cpu:.3g} CPU-h")
-        tuned = " Tuned suite: tuning trials at their budgets plus the final stage (costed at the first tuned values)." \
-            if suite.spec.tune is not None else ""
-        tuned += f" {sequential_cost(suite)}" if suite.spec.decide is not None else ""
-        group = suite.spec.resources.worker_group
-        if group and group.gpus:
-            gpus = group.workers * group.gpus
-            tuned += (f" Each trial runs on {group.workers} workers of {group.gpus:g} GPU ({gpus:g} GPUs): about "
-                      f"{df['gpu_hours_per_trial'].max() / gpus:.3g} hours of wall clock for the longest, at that MFU.")
-        t.caption = (f"reference: {markup(df['reference'].iloc[0])}{' at the first rung' if ladder else ''}; FLOPs/token: forward matmuls and "
-                     "attention (x3 to train); act FLOPs: approximate elementwise ops of the activation, not matched; red: more than "
-                     f"0.5% off (pick another ff_multiple); total: tokens and GPU-hours of every trial (CPU-hours: one core at "
-                     f"{CPU_TRAIN_FLOPS / 1e9:g} GFLOP/s, roughly).{tuned}")
-    return t
+                  f"{r.tokens / 1e6:.2f}M", str(r.trials), f"{r.mfu:.1%}", f"{r.gpu_hours_per_trial:.3g}",
+                  f"{r.train_flops / CPU_TRAIN_FLOPS / 3600:.3g}")
+    if not len(df):
+        return Group(t)
+    total = float((df["trials"] * df["gpu_hours_per_trial"]).sum())
+    t.add_section()
+    t.add_row("total", *([""] if ladder else []), "", "", "", "", "", "", f"{(df['trials'] * df['tokens']).sum() / 1e6:.2f}M",
+              str(int(df["trials"].sum())), "", f"{total:.3g} GPU-h", f"{_cpu_hours(df):.3g} CPU-h")
+    tuned = " Tuned suite: tuning trials at their budgets plus the final stage (costed at the first tuned values)." \
+        if suite.spec.tune is not None else ""
+    tuned += f" {sequential_cost(suite)}" if suite.spec.decide is not None else ""
+    group = suite.spec.resources.worker_group
+    if group and group.gpus:
+        gpus = group.workers * group.gpus
+        tuned += (f" Each trial runs on {group.workers} workers of {group.gpus:g} GPU ({gpus:g} GPUs): about "
+                  f"{df['gpu_hours_per_trial'].max() / gpus:.3g} hours of wall clock for the longest, at that MFU.")
+    t.caption = (f"reference: {markup(df['reference'].iloc[0])}{' at the first rung' if ladder else ''}; FLOPs/token: forward matmuls and "
+                 "attention (x3 to train); act FLOPs: approximate elementwise ops of the activation, not matched; red: more than "
+                 "0.5% off (pick another ff_multiple); GPU-h and CPU-h: training alone (the costs below add the rest); CPU-hours: one "
+                 f"core at {CPU_TRAIN_FLOPS / 1e9:g} GFLOP/s, roughly.{tuned}")
+    p = planned(suite, figures)
+    gpus = gpus_per_trial(suite)
+    where = (f"H100s ({gpus} per trial)" if gpus > 1 else "one H100") if p.figures.device == "cuda" else "this machine's CPU"
+    c = Table(title=f"{markup(suite.name)}: what the run costs on {where}, by stage (seconds of its trials; wall clock at {p.how})")
+    for col in ("stage", "trials", "training", "evaluation", "compiles (cold/fresh/warm)", "setup", "trial-seconds", "wall clock"):
+        c.add_column(col, justify="left" if col == "stage" else "right")
+
+    def row(label: str, stage: Any) -> None:
+        levels = "/".join(str(sum(1 for x in stage.costs if x.compile == level)) for level in ("cold", "fresh", "warm"))
+        c.add_row(label, str(len(stage.costs)), f"{stage.part('train_s'):,.0f} s", f"{stage.part('eval_s'):,.0f} s",
+                  f"{stage.part('compile_s'):,.0f} s ({levels})", f"{stage.part('fixed_s'):,.0f} s", f"{stage.total:,.0f} s",
+                  clock(stage.wall(p.at_once)))
+
+    for stage in p.stages:
+        row(stage.name + (" (to every last look)" if p.least_final is not None and stage.name == "final" else ""), stage)
+    if p.least_final is not None:
+        row("final (all decided at the first look)", p.least_final)
+    c.add_section()
+    def hours(seconds: float) -> str:
+        return f"{clock(seconds)}" + (f" = {seconds * gpus / 3600:.3g} GPU-hours" if p.figures.device == "cuda" else "")
+
+    c.add_row("total" + (" (at most)" if p.least_final else ""), "", "", "", "", f"{p.ray_s:,.0f} s per run", "", hours(p.wall()))
+    if p.least_final is not None:
+        c.add_row("total (at least)", "", "", "", "", "", "", hours(p.wall(p.least_final)))
+    lines = plan_lines(suite, p, [t.config.memory(suite.spec.resources).total for t in trials])
+    return Group(t, c, *(Text(plain(line)) for line in lines))
