@@ -269,8 +269,11 @@ def test_a_trial_too_large_for_memory_is_refused_with_the_estimate_unless_forced
     assert load_suite(p, check_paths=False).trials  # lm plan reads neither data nor memory
 
 
+@pytest.mark.slow
 def test_the_memory_estimate_is_below_a_measured_training_step():
-    """The estimate refuses only what cannot fit: one real training step on this CPU holds more."""
+    """The estimate refuses only what cannot fit: one real training step on this CPU holds more.
+    Slow (3-11 s): the step runs in a fresh process, since this one's peak resident memory says
+    nothing about one step, and that process imports torch."""
     script = textwrap.dedent("""
         import resource, torch
         from actbench.core.resources import Resources
