@@ -247,6 +247,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
         base_ok = ok[ok["activation"] == names[0]]
         base_params, base_flops = (_first(base_ok[c]) if c in base_ok else None for c in ("metric.params", "metric.flops_per_token"))
         shared = _shared_untuned(table, table["_ignore"].iloc[0] if "_ignore" in table else ())
+        on_shared_gpu = {n: _shared_gpu(ok[ok["activation"] == n]) for n in present}
         rows = []
         for n in present:
             recs, good, seeds = table[table["activation"] == n], ok[ok["activation"] == n], per[n]
@@ -270,6 +271,8 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 "dominant": None, "sd_diff": np.nan, "detectable": np.nan, "seeds_needed": None, "needed_for": None, "test_level": np.nan, "paired_seeds": [],
                 "design": None, "look": None, "margin": np.nan, "extra_pairs": 0, "failures": None, "recorded": None, "blocked": False, "_diffs": [],
                 "tokens_per_s": mean_of("metric.tokens_per_s"), "mfu": mean_of("metric.mfu"), "ppl": mean_of("metric.val_ppl"),
+                "epochs": mean_of("metric.epochs"),
+                "shared_gpu": on_shared_gpu[n] + (on_shared_gpu.get(names[0], 0) if n != names[0] else 0),
                 "alpha_p": mean_of("metric.alpha_p_mean"), "alpha_n": mean_of("metric.alpha_n_mean"),
                 "churn": stats.churn([seeds.preds[s] for s in sorted(seeds.preds)], CHURN_SEEDS),
                 "device": ", ".join(sorted({str(v) for v in good["metric.device"].dropna()})) if "metric.device" in good else None,
@@ -302,6 +305,13 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
         decide_table(rows, names[0], alpha, margin)
         out.extend(rows)
     return pd.DataFrame(out).astype({"seeds_needed": float}).drop(columns=["_verdict", "_diffs", "_no_verdict"])
+
+
+def _shared_gpu(records: "pd.DataFrame") -> int:
+    """How many of these records ran beside other trials on their GPU (`env.shared_gpu`, packed GPUs)."""
+    if "env" not in records:
+        return 0
+    return sum(1 for env in records["env"] if isinstance(env, dict) and isinstance(env.get("shared_gpu"), int) and env["shared_gpu"] > 0)
 
 
 def _why_no_verdict(rule: Any, baseline: str, merged: bool) -> str | None:

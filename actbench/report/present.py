@@ -37,6 +37,9 @@ def _cost(r: Any, baseline: str) -> str:
     if not np.isfinite(r.speed_ratio):
         return ""
     where = " (CPU throughput, not the GPU kernel)" if r.device == "cpu" else ""
+    if r.shared_gpu:
+        where += (f" (from shared GPUs: {r.shared_gpu} of these trials ran beside others on their GPU, so it is not comparable with "
+                  "trials that ran alone)")
     text = f"; speed {r.speed_ratio:.3f}x {baseline}'s [{r.speed_low:.3f}, {r.speed_high:.3f}]{where}"
     if np.isfinite(r.delta_wall):
         text += f", Δ at equal wall-clock {r.delta_wall:+.4f} ± {num(r.delta_wall_ci95, '.4f')}"
@@ -97,6 +100,8 @@ def lm_line(r: Any, baseline: str) -> str | None:
         text += f" [UNMATCHED: params {r.params_diff_pct:+.2f}%, FLOPs/token {r.flops_diff_pct:+.2f}%]"
     if r.shared:
         text += f" [{r.shared}]"
+    if np.isfinite(r.epochs) and r.epochs > 1.05:
+        text += f" [{r.epochs:.1f} epochs over the training data: a verdict on repeated data is partly one on memorisation]"
     return text + _cost(r, baseline) + _noise(r)
 
 

@@ -21,6 +21,12 @@ counted. Plugin modules travel with the job (runtime_env py_modules) unless they
 packages; each trial imports those its activations come from. While trials run the GCS is probed; unreachable for CLUSTER_LOST_S it
 raises ClusterLost. A trial that ignores its in-worker timeout is force-cancelled by the driver
 (its worker process is killed).
+
+Packed GPUs: a trial asking for a fraction of a GPU (`resources.gpus: 0.25`) is a task holding that
+fraction, so Ray runs up to 1 / gpus of them on one GPU; a `DeviceBook` actor records who held
+which GPU when, and each record says which trials shared its GPU. On a joined cluster the trials'
+compile caches live in the checkpoint folder (`compile_cache_env`), so every node reuses the
+compiles of the others.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from actbench.core.resources import Resources, WorkerGroup
 from actbench.core.trial import Trial
 from actbench.errors import UserError
 from actbench.runner.executor import ClusterLost
+from actbench.runner.devices import MAX_SHARED_IDS, DeviceBook, compile_cache_env
 from actbench.runner.progress import Sink
 from actbench.runner.trial import execute_trial, trial_plugins
 
@@ -55,10 +62,26 @@ PROGRESS_QUEUE_SIZE = 10_000
 
 @ray.remote
 def _trial_task(kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir: str | None, timeout_s: float,
-                cpus: float, plugins: list[str], progress: Any = None, group: WorkerGroup | None = None) -> dict[str, Any]:
-    """One trial in a worker; its progress goes to the driver's queue (`progress`), if any."""
+                cpus: float, plugins: list[str], progress: Any = None, group: WorkerGroup | None = None,
+                env: dict[str, str] | None = None, book: Any = None, gpus: float = 0.0) -> dict[str, Any]:
+    """One trial in a worker, with `env` set (the shared compile cache); its progress goes to the
+    driver's queue (`progress`), if any; with a `book` (a fraction of a GPU held) its record says
+    which trials shared its GPU (`env.shared_gpu`, `env.shared_with`, `env.gpu_share`)."""
+    os.environ.update(env or {})
     send = (lambda values: progress.put((trial_id, values), block=False)) if progress is not None else None
-    return execute_trial(kind, config, trial_id, checkpoint_dir, timeout_s, cpus, plugins, send, group)
+    if book is None:
+        return execute_trial(kind, config, trial_id, checkpoint_dir, timeout_s, cpus, plugins, send, group)
+    device = (ray.get_runtime_context().get_node_id(), *(str(g) for g in ray.get_gpu_ids()))
+    t0 = time.time()
+    book.started.remote(trial_id, device, t0)
+    out = execute_trial(kind, config, trial_id, checkpoint_dir, timeout_s, cpus, plugins, send, group)
+    out["env"]["gpu_share"] = gpus
+    try:
+        shared = ray.get(book.ended.remote(trial_id, device, t0, time.time()), timeout=30)
+    except Exception:  # noqa: BLE001 - the book is best effort: a record without it says nothing of sharing
+        return out
+    out["env"].update(shared_gpu=len(shared), shared_with=shared[:MAX_SHARED_IDS])
+    return out
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -162,6 +185,9 @@ class RayExecutor:
         self._queue: Any = None
         self._groups: set[ray.ObjectRef] = set()  # tasks of trials on several workers
         self._stopping: dict[ray.ObjectRef, float] = {}  # cancelled ones -> when to kill their task
+        self._joined = address is not None
+        self._book: Any = None  # a DeviceBook, once a trial holds a fraction of a GPU
+        self._booked: dict[ray.ObjectRef, str] = {}  # tasks in the book -> their trial ids
 
     def set_progress(self, sink: Sink | None) -> None:
         """Trials submitted from now on put their progress into a Ray queue (an actor on this
@@ -247,19 +273,43 @@ class RayExecutor:
         return answer[0] if answer else None
 
     def submit(self, trial: Trial, checkpoint_dir: str | None) -> ray.ObjectRef:
-        """One task per trial: holding the trial's CPUs and GPUs, or, for a trial on several
-        workers, none (it waits for the Ray Train job that holds them; see actbench.runner.train)."""
+        """One task per trial: holding the trial's CPUs and GPUs (a fraction of a GPU shares it
+        with other trials, which the DeviceBook records), or, for a trial on several workers, none
+        (it waits for the Ray Train job that holds them; see actbench.runner.train). On a joined
+        cluster the trials' compile caches live in the checkpoint folder (`compile_cache_env`)."""
         r = trial.resources
         group = r.worker_group
+        book = self._device_book() if not group and 0 < r.gpus < 1 else None
         ref = _trial_task.options(
             num_cpus=0 if group else r.cpus, num_gpus=0 if group else r.gpus, max_retries=0, retry_exceptions=False,
             name=f"actbench:{trial.kind}:{trial.id}",
         ).remote(trial.kind, trial.config_dict(), trial.id, checkpoint_dir, r.timeout_s, r.cpus, trial_plugins(trial),
-                  self._queue if self._sink is not None else None, group)
+                  self._queue if self._sink is not None else None, group, compile_cache_env(checkpoint_dir) if self._joined else None,
+                  book, r.gpus)
         self._inflight.add(ref)
         if group:
             self._groups.add(ref)
+        if book is not None:
+            self._booked[ref] = trial.id
         return ref
+
+    def _device_book(self) -> Any:
+        """The run's DeviceBook (an actor on this node holding no CPU), made on first use; None when it cannot be."""
+        if self._book is None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            try:
+                here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+                self._book = DeviceBook.options(scheduling_strategy=here).remote()
+            except Exception:  # noqa: BLE001 - no book (e.g. through Ray Client): records say nothing of sharing
+                self._book = False
+        return self._book or None
+
+    def _unbook(self, ref: ray.ObjectRef, outcome: dict[str, Any] | None) -> None:
+        """A booked task is done: an attempt that did not end by itself (lost, cancelled) ends in the book now."""
+        trial_id = self._booked.pop(ref, None)
+        if trial_id is not None and self._book and (outcome is None or outcome.get("lost") or "shared_gpu" not in (outcome.get("env") or {})):
+            self._book.lost.remote(trial_id, time.time())
 
     def poll(self, timeout: float) -> list[tuple[Any, dict[str, Any]]]:
         """Outcomes of the tasks that finished within `timeout` seconds."""
@@ -278,6 +328,7 @@ class RayExecutor:
             self._inflight.discard(ref)
             self._groups.discard(ref)
             done.append((ref, self._outcome(ref)))
+            self._unbook(ref, done[-1][1])
         return done
 
     def _check_cluster(self) -> None:
@@ -317,6 +368,7 @@ class RayExecutor:
         which kills every worker: Ray 2.60's force-cancel of a running task can race with its
         reply and abort the driver ("Check failed: it != submissible_tasks_.end()")."""
         self._inflight.discard(handle)
+        self._unbook(handle, None)
         graceful = handle in self._groups
         self._groups.discard(handle)
         if ending and self.owns_ray:
@@ -344,6 +396,12 @@ class RayExecutor:
                     pass
 
     def shutdown(self) -> None:
+        if self._book:
+            try:
+                ray.kill(self._book)
+            except Exception:  # noqa: BLE001 - its node may be gone
+                pass
+            self._book = None
         if self._queue is not None:
             try:
                 self._queue.shutdown()

@@ -101,6 +101,29 @@ def test_fake_gpus_are_placed_exclusively(tmp_path, local_ray):
         assert len(set(active)) == len(active)  # never the same GPU twice at once
 
 
+def test_fractional_gpus_pack_trials_and_each_record_names_who_shared_its_gpu(tmp_path, local_ray):
+    """Four trials at gpus 0.25 on a machine Ray is told has GPUs run at once, and each record
+    names the trials that ran beside it on its GPU (exactly those with its GPU id)."""
+    def warm_worker() -> int:
+        import actbench.benchmarks.probe  # noqa: F401
+        import actbench.runner.trial  # noqa: F401 - and torch with it
+
+        time.sleep(1.0)  # held, so that the four calls run in four processes
+        return os.getpid()
+
+    warm = ray.remote(num_cpus=0.5, num_gpus=0.25)(warm_worker)  # four GPU worker processes that imported what a trial does
+    assert len(set(ray.get([warm.remote() for _ in range(4)]))) == 4
+    body = "matrix:\n  tag: [a, b, c, d]\ndefaults:\n  sleep_s: 2.0\nresources:\n  gpus: 0.25\n  cpus: 0.5\n"
+    result = api.run(load_suite(probe_suite(tmp_path, body, "pack")), out=tmp_path / "out", executor=RayExecutor())
+    recs = result.records
+    assert len(recs) == 4 and all(r.ok for r in recs)
+    assert max(r.metrics["t_start"] for r in recs) < min(r.metrics["t_end"] for r in recs)  # all four ran at once
+    for r in recs:
+        beside = sorted(o.trial_id for o in recs if o is not r and o.env["ray_gpu_ids"] == r.env["ray_gpu_ids"])
+        assert r.env["shared_with"] == beside and r.env["shared_gpu"] == len(beside) and r.env["gpu_share"] == 0.25
+    assert sum(r.env["shared_gpu"] for r in recs) >= 4  # four trials on two GPUs: at least two share one
+
+
 def test_torn_line_is_tolerated_and_next_append_is_whole(tmp_path):
     store = ResultStore(tmp_path)
     store.append({"trial_id": "a", "attempt": 1, "status": "ok", "config": {}})
