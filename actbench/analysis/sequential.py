@@ -6,14 +6,14 @@ better), looked at after growing numbers of pairs. At a look with n pairs the in
 mean +- c_k sd / sqrt(n). Under normal differences T_k = (mean_k - delta) / (sd_k / sqrt(n_k)) has a
 joint law over the looks that is free of delta and sigma, so the critical values c_k are found once
 by simulating it: c_k spends f(t_k) - f(t_{k-1}) of the level at information fraction
-t_k = n_k / n_max (actual pairs, so failed trials are allowed; `spent` gives f). Then all the
+t_k = n_k / n_max (actual pairs, so failed trials are allowed; `calibration.spent` gives f). Then all the
 intervals of a candidate, at every look, contain the true mean difference with probability
 >= 1 - level, whatever the stopping rule; with Bonferroni (level = alpha / candidates) every claim
 ("better", "worse", "equivalent" = interval inside +-margin) of every candidate at every look holds
 simultaneously with probability >= 1 - alpha, correlated candidates (shared baseline) included.
 Assumptions: normal paired differences with a constant sd; which pairs exist, and when looks are
-taken, does not depend on their values. The calibration is Monte Carlo over SIMS paths (fixed seed): each look's crossing
-probability is exact up to a standard error of about sqrt(p / SIMS), ~1.6e-4 at p = 0.005.
+taken, does not depend on their values. The critical values are `actbench.analysis.calibration`'s:
+exact at the first look, Monte Carlo conditioned on the earlier looks after it.
 """
 
 from __future__ import annotations
@@ -26,67 +26,12 @@ from itertools import pairwise
 from types import EllipsisType
 
 import numpy as np
-from numpy.typing import ArrayLike
-from scipy import special, stats
 
+from actbench.analysis.calibration import PATHS, SPENDING, calibrate
 from actbench.analysis.rounds import looks_in_rounds
+from actbench.analysis.stats import HINT_CAP, POWER
 
-SPENDING = ("pocock", "obrien_fleming")
-SIMS = 200_000
-"""Simulated null paths behind the critical values."""
-_SEED = 20_240_611
 _EPS = 8 * np.finfo(float).eps
-
-
-def spent(t: ArrayLike, level: float, spending: str) -> np.ndarray:
-    """Cumulative alpha spent at information fractions t (capped at 1); both functions give level at 1."""
-    t = np.minimum(np.asarray(t, dtype=float), 1.0)
-    if spending == "pocock":
-        return level * np.log1p((math.e - 1) * t)
-    if spending == "obrien_fleming":
-        with np.errstate(divide="ignore"):
-            return 2 - 2 * stats.norm.cdf(stats.norm.ppf(1 - level / 2) / np.sqrt(t))
-    raise ValueError(f"spending must be one of {SPENDING}, not {spending!r}")
-
-
-@functools.lru_cache(maxsize=8)
-def _null_tops(n_sim: int, keep: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """For n = 0..n_sim: the `keep` largest |T_n| over SIMS null paths (descending) and their path
-    ids. The paths are the same for every n_sim (one stream, drawn in order of n); a boundary never
-    needs more than the level * SIMS largest values, so this is all a calibration reads."""
-    rng = np.random.default_rng(_SEED)
-    s1, s2 = np.zeros(SIMS), np.zeros(SIMS)
-    tops = [(np.zeros(0), np.zeros(0, dtype=np.int64))] * 2
-    for n in range(1, n_sim + 1):
-        z = rng.standard_normal(SIMS)
-        s1 += z
-        s2 += z * z
-        if n >= 2:
-            t = np.abs(s1) / np.sqrt(n * (s2 - s1 * s1 / n) / (n - 1))  # |mean| / (sd / sqrt(n))
-            ids = np.argpartition(t, SIMS - keep)[SIMS - keep:]
-            ids = ids[np.argsort(-t[ids])]
-            tops.append((t[ids], ids))
-    return tuple(tops)
-
-
-@functools.lru_cache(maxsize=65_536)
-def _boundaries(pairs: tuple[int, ...], n_max: int, level: float, spending: str) -> np.ndarray:
-    keep = int(level * SIMS)
-    target = np.minimum(np.floor(spent(np.array(pairs) / n_max, level, spending) * SIMS), keep).astype(int)
-    crit = np.full(len(pairs), np.inf)
-    if keep == 0:
-        return crit
-    tops = _null_tops(max(n_max, pairs[-1]), keep)
-    stopped, done = np.zeros(SIMS, dtype=bool), 0  # paths that crossed an earlier look
-    for k, (n, need) in enumerate(zip(pairs, target)):
-        if need > done:  # the (need - done)-th largest |T_n| among paths still running
-            values, ids = tops[n][0][:need], tops[n][1][:need]
-            running = ~stopped[ids]
-            crit[k] = values[running][need - done - 1]
-            stopped[ids[running][: need - done]] = True
-            done = need
-    crit.flags.writeable = False
-    return crit
 
 
 def _check(pairs: tuple[int, ...], n_max: int, level: float, spending: str) -> None:
@@ -96,12 +41,12 @@ def _check(pairs: tuple[int, ...], n_max: int, level: float, spending: str) -> N
         raise ValueError(f"need 0 < level < 1, n_max >= 2 and spending in {SPENDING}: {level}, {n_max}, {spending!r}")
 
 
-def boundaries(pairs: tuple[int, ...], n_max: int, level: float, spending: str = "pocock") -> np.ndarray:
+def boundaries(pairs: tuple[int, ...], n_max: int, level: float, spending: str = "pocock", paths: int = PATHS) -> np.ndarray:
     """Critical |T| at looks with these (actual) pair counts; inf where the look spends nothing.
     The value at look k depends only on pairs[:k + 1] (read-only, cached)."""
     pairs = tuple(int(p) for p in pairs)
     _check(pairs, n_max, level, spending)
-    return _boundaries(pairs, int(n_max), float(level), spending)
+    return calibrate(pairs, int(n_max), float(level), spending, paths).crit
 
 
 @dataclass(frozen=True)
@@ -147,7 +92,7 @@ class Decision:
     look: int  # 1-based index into the looks given: the deciding one, or the last
     interval: Interval | None  # at that look (the last with >= 2 pairs); None if none had
     pairs: tuple[int, ...]  # pair counts of the looks used
-    seeds_needed: int | None  # continue / undecided: seeds_to_decide at the last look
+    seeds_needed: int | None  # undecided: seeds_to_decide at the last look (None: more than HINT_CAP, or not undecided)
 
 
 def _verdict(low: float, high: float, margin: float | None) -> str | None:
@@ -194,8 +139,8 @@ def decide(looks: Sequence[Sequence[float]], design: Design,
         verdict = claim(interval, margins[k], blocked[k] if blocked else frozenset())
         if verdict:
             return Decision(verdict, k + 1, interval, pairs[: j + 1], None)
-    needed = seeds_to_decide(interval.mean, interval.sd, design.level, margins[used[-1][0]]) if hint and interval else None
     verdict = "undecided" if len(looks) == len(design.looks) else "continue"
+    needed = seeds_to_decide(design, interval.mean, interval.sd, margins[used[-1][0]]) if hint and interval and verdict == "undecided" else None
     return Decision(verdict, len(looks), interval, pairs, needed)
 
 
@@ -206,26 +151,6 @@ def claim(interval: Interval, margin: float | None, blocked: frozenset[str] = fr
     if verdict == "equivalent" and verdict in blocked:
         verdict = _verdict(interval.low, interval.high, None)
     return None if verdict in blocked else verdict
-
-
-def seeds_to_decide(mean: float, sd: float, level: float, margin: float | None, cap: int = 10_000) -> int | None:
-    """Smallest n (2..cap) at which a fixed-n t interval at `level` with this mean and sd excludes 0
-    or fits inside +-margin; None if neither happens by cap. Either way its half-width t(n) sd / sqrt(n)
-    must fall below `gap`, i.e. n > (t(n) sd / gap)^2; it falls with n, so bisection finds n."""
-    gap, q = max(abs(mean), margin - abs(mean) if margin is not None else -math.inf), 1 - level / 2
-
-    def decides(n: int) -> bool:
-        return special.stdtrit(n - 1, q) * sd / math.sqrt(n) < gap
-
-    if cap < 2 or not decides(cap):
-        return None
-    # t quantiles exceed the normal one, so `low` pairs do not decide; `high` does, as t(high) <= t(low)
-    low = max(1, int((special.ndtri(q) * sd / gap) ** 2))
-    high = min(cap, max(2, int((special.stdtrit(max(low, 2) - 1, q) * sd / gap) ** 2) + 1))
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (low, mid) if decides(mid) else (mid, high)
-    return high
 
 
 @dataclass(frozen=True)
@@ -239,11 +164,11 @@ class OperatingCharacteristics:
     sims: int
 
 
-def operating(design: Design, delta: float, sd: float, sims: int = 20_000, seed: int = 0) -> OperatingCharacteristics:
+def operating(design: Design, delta: float, sd: float, sims: int = 20_000, seed: int = 0, paths: int = PATHS) -> OperatingCharacteristics:
     """Simulate one candidate's run of the design (at design.level) with differences N(delta, sd^2)
-    and no missing pairs, vectorised over simulations."""
+    and no missing pairs, vectorised over simulations (the boundaries from `paths` null paths)."""
     rng = np.random.default_rng(seed)
-    crit = boundaries(design.looks, design.n_max, design.level, design.spending)
+    crit = boundaries(design.looks, design.n_max, design.level, design.spending, paths)
     s1, s2 = np.zeros(sims), np.zeros(sims)
     verdict = np.zeros(sims, dtype=int)  # 0 undecided, 1 better, 2 worse, 3 equivalent
     pairs = np.full(sims, design.n_max)
@@ -264,3 +189,38 @@ def operating(design: Design, delta: float, sd: float, sims: int = 20_000, seed:
     p = np.bincount(verdict, minlength=4) / sims
     return OperatingCharacteristics(float(p[1]), float(p[2]), float(p[3]), float(p[0]),
                                     float(pairs.mean()), int(pairs.max()), sims)
+
+
+HINT_PATHS, HINT_SIMS = 20_000, 4000
+"""Null paths behind an extended design's boundaries, and simulated runs behind its decision rate."""
+
+
+def extended(design: Design, cap: int, margin: float | None) -> Design:
+    """The design with its rounds carried on to `cap` pairs (its spending spread over them), or one
+    look at `cap` for a one-look design."""
+    looks = looks_in_rounds(design.looks[0], cap, design.looks[1] - design.looks[0]) if len(design.looks) > 1 else (cap,)
+    return Design(looks, design.alpha, design.candidates, margin, design.spending)
+
+
+@functools.lru_cache(maxsize=1024)
+def _decided(design: Design, delta: float, sd: float) -> float:
+    return 1 - operating(design, delta, sd, sims=HINT_SIMS, paths=HINT_PATHS).p_undecided
+
+
+@functools.lru_cache(maxsize=1024)
+def seeds_to_decide(design: Design, mean: float, sd: float, margin: float | None) -> int | None:
+    """The least cap N beyond the design's (on its round grid, or HINT_CAP) at which the design
+    extended to N (`extended`) decides, better, worse or equivalent, with probability >= POWER
+    were the true difference `mean` and the paired sd `sd`: its operating characteristics, by
+    bisection over the caps. None when not even HINT_CAP pairs do (or mean or sd is not finite)."""
+    step = design.looks[1] - design.looks[0] if len(design.looks) > 1 else 1
+    caps = list(range(design.n_max + step, HINT_CAP + 1, step))
+    caps += [HINT_CAP] if not caps or caps[-1] < HINT_CAP else []
+    if not (math.isfinite(mean) and math.isfinite(sd)) or design.n_max >= HINT_CAP:
+        return None
+    decides = [caps[-1]] if _decided(extended(design, caps[-1], margin), mean, sd) >= POWER else []
+    low, high = -1, len(caps) - 1  # caps[high] decides
+    while decides and high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if _decided(extended(design, caps[mid], margin), mean, sd) >= POWER else (mid, high)
+    return caps[high] if decides else None

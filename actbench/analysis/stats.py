@@ -8,6 +8,8 @@ per-seed differences cancel the seed's own luck):
 - `lm_verdicts`: "better" / "worse" / "no detectable difference" at alpha (lower is better).
 - `paired_power`, `detectable_difference`, `seeds_needed`: power of the two-sided paired t-test
   from the noncentral t distribution.
+- `skewness`, `skew_limit`: whether the paired differences are skewed beyond what keeps each
+  direction's false claims within their share of alpha (the t intervals assume symmetry).
 - `chunk_bootstrap`: evaluation-set uncertainty, a paired bootstrap over validation chunks of the
   per-chunk loss difference (a ratio estimator: summed nats over summed bytes or tokens).
 Kernels, as nvbench compares: `kernel_summary` pools repeats into a median with an interval,
@@ -17,6 +19,7 @@ Diagnostics: `mean_ci`, `churn`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 
 POWER = 0.8
 """The power at which detectable differences and the seeds needed are stated."""
+HINT_CAP = 100
+"""The most paired seeds a hint names: where more are needed, it says so."""
 
 
 def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, int]:
@@ -140,20 +145,44 @@ def detectable_difference(sd: float, n: int, alpha: float, power: float = POWER)
     return float(optimize.brentq(gap, 0.0, high, xtol=1e-10)) * sd
 
 
-def seeds_needed(delta: float, sd: float, alpha: float, power: float = POWER, cap: int = 100_000) -> int | None:
-    """About how many paired seeds detect a true difference `delta` with probability `power`
-    (None when it is 0, unknown, or above `cap`)."""
+def seeds_needed(delta: float, sd: float, alpha: float, power: float = POWER, run: int = 1, cap: int = HINT_CAP) -> int | None:
+    """The fewest paired seeds, more than the `run` already run and at most `cap`, with which a
+    fresh two-sided paired t-test at alpha detects a true difference `delta` with probability
+    `power` (None when none does: delta 0 or unknown, or more than `cap` needed)."""
     if not (np.isfinite(delta) and np.isfinite(sd)) or delta == 0:
         return None
-    if sd == 0:
-        return 2
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
-    guess = (z * sd / abs(delta)) ** 2
-    if guess > cap:
-        return None
-    n = np.arange(2, min(cap, int(guess * 1.5) + 20) + 1)
+    n = np.arange(max(2, run + 1), cap + 1)
     ok = paired_power(delta, sd, n, alpha) >= power
     return int(n[np.argmax(ok)]) if ok.any() else None
+
+
+SKEW_TOLERATED = 0.2
+"""The skewness of paired differences (of a gamma law) up to which each direction's false-claim
+rate stays near its share of alpha (at most about 1.25 times it) in the designs that
+`scripts/sequential_design.py --skew` simulates; a direction's rate grows with the skewness."""
+SKEW_SURE = 0.95
+SEED_SKEW = 7
+
+
+def skewness(diffs: Any) -> float:
+    """The sample skewness G1 (adjusted Fisher-Pearson, scipy's `skew(bias=False)`) of the
+    differences; nan with fewer than 3 or when they are all equal."""
+    d = np.asarray(diffs, dtype=float)
+    if len(d) < 3 or np.ptp(d) <= 8 * np.finfo(float).eps * np.abs(d).max():
+        return float("nan")
+    return float(stats.skew(d, bias=False))
+
+
+@functools.lru_cache(maxsize=256)
+def skew_limit(n: int, sims: int = 20_000) -> float:
+    """The |sample skewness| of n differences beyond which they are more skewed than SKEW_TOLERATED
+    allows with confidence SKEW_SURE: the SKEW_SURE quantile of |G1| for n draws of a gamma law of
+    that skewness (by simulation, a fixed seed); nan below 3."""
+    if n < 3:
+        return float("nan")
+    k = 4 / SKEW_TOLERATED ** 2  # a gamma law of shape k has skewness 2 / sqrt(k)
+    draws = np.random.default_rng((SEED_SKEW, n)).standard_gamma(k, (sims, n))
+    return float(np.quantile(np.abs(stats.skew(draws, axis=1, bias=False)), SKEW_SURE))
 
 
 def chunk_bootstrap(diff: Any, weight: Any, *, scale: float = 1.0, level: float = 0.95, replicates: int = 2000,

@@ -107,3 +107,58 @@ def test_kernel_intervals_same_faster_noisy():
     assert got == {"base": "same", "close": "same", "fast": "faster", "wild": "noisy", "flagged": "noisy", "split": "noisy"}
     assert dict(zip(s.index, ratio))["fast"] == pytest.approx(0.5)
     assert stats.kernel_verdicts(2.0, 1.9, 2.1, False, np.nan, np.nan, np.nan, False)[0] == "no baseline"
+
+
+def _one_sided_null_rates(draws: np.ndarray, looks: tuple[int, ...], level: float) -> tuple[float, float]:
+    """Rates of false "better" and "worse" of the sequential design (no margin) over rows of null differences."""
+    from actbench.analysis.sequential import boundaries
+
+    decided = np.zeros(len(draws), dtype=int)  # 1 better, 2 worse
+    for n, c in zip(looks, boundaries(looks, looks[-1], level)):
+        d = draws[:, :n]
+        t = d.mean(axis=1) / (d.std(axis=1, ddof=1) / np.sqrt(n))
+        new = (decided == 0) & (np.abs(t) >= c)
+        decided[new] = np.where(t[new] < 0, 1, 2)
+    return float((decided == 1).mean()), float((decided == 2).mean())
+
+
+def _gamma(skew: float, rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    k = 4 / skew**2  # skewness 2 / sqrt(k), centred (a seed much worse now and then)
+    return rng.standard_gamma(k, size) - k
+
+
+def test_skew_tolerated_is_where_one_direction_starts_to_leave_its_share():
+    """Right-skewed null differences (looks 4..12 by 2, level 0.025: each direction's share
+    0.0125): at SKEW_TOLERATED the false "better" rate is within about 1.25 times its share; at a
+    skewness of 1 it is more than twice it, and "worse" falls below its share."""
+    looks, level, experiments = (4, 6, 8, 10, 12), 0.025, 60_000
+    share, band = level / 2, _binomial_band(level / 2, experiments, 3.0)
+    better, worse = _one_sided_null_rates(_gamma(stats.SKEW_TOLERATED, np.random.default_rng(3), (experiments, 12)), looks, level)
+    assert share - band <= better <= 1.3 * share + band and worse <= share + band, (better, worse)
+    better, worse = _one_sided_null_rates(_gamma(1.0, np.random.default_rng(4), (experiments, 12)), looks, level)
+    assert better > 2 * share and worse < share - band, (better, worse)
+
+
+@pytest.mark.parametrize("n", [4, 8, 12])
+def test_the_skew_check_fires_beyond_the_tolerated_skew(n):
+    """|skewness| > skew_limit(n) for 5% of samples of a gamma law of skewness SKEW_TOLERATED (on
+    other draws than the limit's), fewer for normal ones, more for one seed in ten far worse."""
+    draws = 20_000
+    rng = np.random.default_rng(100 + n)
+    limit = stats.skew_limit(n)
+
+    def rate(x: np.ndarray) -> float:
+        return float((np.abs(sps.skew(x, axis=1, bias=False)) > limit).mean())
+
+    assert abs(rate(_gamma(stats.SKEW_TOLERATED, rng, (draws, n))) - 0.05) <= 4 * np.sqrt(0.05 * 0.95 * 2 / draws)
+    assert rate(rng.standard_normal((draws, n))) <= 0.05
+    assert rate(rng.standard_normal((draws, n)) + 4 * (rng.random((draws, n)) < 0.1)) > 0.05
+    worse = np.zeros(n)
+    worse[-1] = 1.0  # one seed far worse than the others, which agree
+    assert stats.skewness(worse) > limit and stats.skewness(-worse) < -limit
+
+
+def test_skewness():
+    x = np.random.default_rng(5).standard_normal(9)
+    assert stats.skewness(x) == pytest.approx(float(sps.skew(x, bias=False)))
+    assert np.isnan(stats.skewness([1.0, 2.0])) and np.isnan(stats.skewness([0.5] * 5)) and np.isnan(stats.skew_limit(2))
