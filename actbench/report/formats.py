@@ -54,6 +54,14 @@ LIST_COLUMNS = ["values", "paired_seeds", "setup", "compute", "losses", "shapes"
 """Columns holding lists, left out of markdown and HTML tables."""
 
 
+def verdict_alpha(df: "pd.DataFrame", alpha: float) -> str:
+    """The family-wise alpha behind the verdicts of a frame's rows (its `alpha` column: the suite's
+    decide.alpha where a design decided, else compare's), as "alpha=0.05"; `alpha` where none says."""
+    used = sorted({float(a) for a in df["alpha"] if np.isfinite(a)}) if "alpha" in df else []
+    return f"alpha={alpha:g}" if not used else f"alpha={used[0]:g}" if len(used) == 1 else \
+        f"alpha {', '.join(f'{a:g}' for a in used)} (by table: the alpha column)"
+
+
 def num(v: Any, fmt: str = ".4g") -> str:
     """A number as text with `fmt`; "-" when it is missing or not finite."""
     if v is None or (isinstance(v, float) and not np.isfinite(v)):

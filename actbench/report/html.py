@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from actbench.errors import UserError
 from actbench.report import compare, output
-from actbench.report.formats import LIST_COLUMNS, display, json_lists
+from actbench.report.formats import LIST_COLUMNS, display, json_lists, verdict_alpha
 from actbench.report.replay import replay, saved_suites
 from actbench.results import gate
 from actbench.suite.yamlsafe import MAX_SUITE_BYTES
@@ -186,7 +186,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         for kind, df in comparison.frames.items():
             if not df.empty:
                 lines = "".join(f"<li>{html.escape(line)}</li>" for line in comparison.lines.get(kind, []))
-                sections.append((f"{kind} (baseline: {names[0]}, {why}; alpha={alpha:g})",
+                sections.append((f"{kind} (baseline: {names[0]}, {why}" + (f"; {verdict_alpha(df, alpha)})" if kind == "lm" else ")"),
                                  _html_table(df.drop(columns=LIST_COLUMNS, errors="ignore")) + f"<ul>{lines}</ul>"))
     sections.append(("Environment (distinct fingerprints of the trials) and the suites as run", _environment_section(trials)))
     page = html_page(f"actbench report: {run_dir}", sections, images).encode("utf-8", "replace")  # a lone surrogate from a record: "?"

@@ -268,7 +268,8 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 "trials": int(recs["_trial"].nunique()), "runs": int(recs["_run"].nunique()), "not_ok": int((recs["status"] != "ok").sum()),
                 "pairs": 0, "delta": np.nan, "delta_ci95": np.nan, "low": np.nan, "high": np.nan, "dz": np.nan, "p": np.nan,
                 "p_holm": np.nan, "eval_delta": np.nan, "eval_low": np.nan, "eval_high": np.nan, "eval_ci95": np.nan, "eval_note": None,
-                "dominant": None, "sd_diff": np.nan, "detectable": np.nan, "seeds_needed": None, "needed_for": None, "test_level": np.nan, "paired_seeds": [],
+                "dominant": None, "sd_diff": np.nan, "detectable": np.nan, "seeds_needed": None, "needed_for": None, "test_level": np.nan, "alpha": np.nan, "paired_seeds": [],
+                "skew": np.nan, "skew_limit": np.nan,
                 "design": None, "look": None, "margin": np.nan, "extra_pairs": 0, "failures": None, "recorded": None, "blocked": False, "_diffs": [],
                 "tokens_per_s": mean_of("metric.tokens_per_s"), "mfu": mean_of("metric.mfu"), "ppl": mean_of("metric.val_ppl"),
                 "epochs": mean_of("metric.epochs"),
@@ -293,7 +294,8 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 row["_diffs"] = [seeds.value[s] - base.value[s] for s in common]
                 if common:
                     test = stats.paired_t(row["_diffs"], level)
-                    row.update(delta=float(test.mean), delta_ci95=float(test.half), dz=float(test.dz), p=float(test.p), sd_diff=float(test.sd))
+                    row.update(delta=float(test.mean), delta_ci95=float(test.half), dz=float(test.dz), p=float(test.p), sd_diff=float(test.sd),
+                               skew=stats.skewness(row["_diffs"]), skew_limit=stats.skew_limit(len(common)))
                     est, low, high, why = _eval_interval(base, seeds, common, metric, level)
                     row.update(eval_delta=est, eval_low=low, eval_high=high, eval_ci95=(high - low) / 2, eval_note=why)
                     if np.isfinite(row["eval_ci95"]) and np.isfinite(row["delta_ci95"]):

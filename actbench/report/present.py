@@ -9,8 +9,9 @@ import numpy as np
 from rich import box
 from rich.table import Table
 
+from actbench.analysis.stats import HINT_CAP
 from actbench.core.text import markup as esc
-from actbench.report.formats import num
+from actbench.report.formats import num, verdict_alpha
 from actbench.report.frames import MERGED
 from actbench.report.kernels import kernel_lines
 from actbench.report.lm import MATCH_TOLERANCE_PCT
@@ -56,6 +57,29 @@ def _noise(r: Any) -> str:
     return f"; seed noise: sd of paired Δ {r.sd_diff:.4f}, paired seeds correlate {r.pair_corr:+.2f}, {removed}: {where}"
 
 
+def _hint(r: Any) -> str:
+    """How many paired seeds would decide an undecided comparison at the observed Δ and spread: for
+    a design, its rounds carried on to them (decided with 80% probability); for a one-look Holm
+    test, a fresh test at its level (80% power). Never at or below the seeds run."""
+    if r.seeds_needed is None or not np.isfinite(r.seeds_needed):
+        return f"; at the observed Δ and spread more than {HINT_CAP} paired seeds would be needed to decide it"
+    n = int(r.seeds_needed)
+    if r.needed_for == "80% power":
+        return f"; ~{n} paired seeds would detect the observed Δ with 80% power (a fresh test at {r.test_level:.3g})"
+    return f"; ~{n} paired seeds would decide it with 80% probability at the observed Δ and spread (the design's rounds carried on to {n})"
+
+
+def _skewed(r: Any) -> str:
+    """Beside the verdict, when the paired differences are more skewed than the t intervals tolerate
+    (`stats.skew_limit`): which claims may be wrong more often than alpha says, and what to do."""
+    if not (np.isfinite(r.skew) and abs(r.skew) > r.skew_limit):
+        return ""
+    far, claims = ("worse", "'better' and 'equivalent'") if r.skew > 0 else ("better", "'worse' and 'equivalent'")
+    return (f"; paired Δ skewed (skewness {r.skew:+.2f}, beyond {r.skew_limit:.2f} at {r.pairs} seeds: a few seeds far {far} than "
+            f"the rest): the t intervals assume symmetry, so {claims} can be wrong more often than alpha says; add seeds or "
+            "widen the margin, and look at those seeds")
+
+
 def lm_line(r: Any, baseline: str) -> str | None:
     """One candidate row of an lm table in words (None for the baseline)."""
     where = f"{r.suite}" + (f" [{r.setup_label}]" if r.setup_label else "") + (f" ({r.results})" if r.results not in (".", MERGED) else "")
@@ -75,25 +99,21 @@ def lm_line(r: Any, baseline: str) -> str | None:
     seeds = f"{r.delta:+.4f} {_interval(r.low, r.high)} ({r.pairs} paired seeds)"
     if np.isfinite(r.eval_ci95):
         seeds += f", eval-set ± {r.eval_ci95:.4f} ({r.dominant} dominate{'s' if r.dominant == 'eval set' else ''})"
-    stat = f"Holm p={r.p_holm:.3g}, dz={r.dz:+.2f}" if np.isfinite(r.p_holm) else f"dz={r.dz:+.2f}"
+    stat = (f"Holm p={r.p_holm:.3g}, " if np.isfinite(r.p_holm) else "") + f"dz={r.dz:+.2f}" + (f", skewness {r.skew:+.2f}" if np.isfinite(r.skew) else "")
     text = f"{head}: Δ {r.metric} {seeds}, {stat}: {r.verdict}"
     if r.look is not None and np.isfinite(r.look) and r.look > 0:
         text += f" at look {int(r.look)} ({r.design})"
     elif r.design:
         text += f" ({r.design})"
+    text += _skewed(r)
     if r.extra_pairs:
         why = "the rule had decided" if r.verdict.split(" ")[0] in DECIDED else "past the rule's last look"
         text += f"; {r.extra_pairs} more paired seed(s) recorded, not used ({why})"
     text += "".join(f"; {note}" for note in (r.failures, r.recorded) if isinstance(note, str))
-    if r.verdict.startswith("undecided") and r.blocked is not True:  # the hint knows no claims that failed seeds rule out
+    if r.verdict.startswith("undecided"):
         if np.isfinite(r.detectable):
             text += f"; with {r.pairs} seeds the smallest detectable Δ is {num(r.detectable, '.4f')} (80% power, two-sided at {r.test_level:.3g})"
-        if r.seeds_needed is None or not np.isfinite(r.seeds_needed):
-            text += "; no feasible number of seeds decides it"
-        elif r.needed_for == "80% power":
-            text += f"; ~{int(r.seeds_needed)} paired seeds would detect the observed Δ with 80% power"
-        else:
-            text += f"; ~{int(r.seeds_needed)} paired seeds would decide it if the observed Δ and spread held"
+        text += "" if r.blocked is True else _hint(r)  # the design's hint knows no claims that failed seeds rule out
     if r.verdict.startswith("pending"):
         text += " (the run has not finished its looks)"
     if r.matched is False:
@@ -171,7 +191,7 @@ def _lm_table(g: "pd.DataFrame", suite: str, results: str, base: str, alpha: flo
     rule = esc(first.design if isinstance(first.design, str) else next((d for d in g["design"] if isinstance(d, str)), ""))
     base_text, metric = esc(base), esc(first.metric)
     t = Table(title=f"lm {where}: {metric} mean ± 95% CI over seeds; Δ vs {base_text} on paired seeds with the interval behind the "
-                    f"verdict ({rule}; family-wise alpha={alpha:g}) and the eval-set bootstrap ±; speed: tokens/s vs {base_text}; "
+                    f"verdict ({rule}; family-wise {verdict_alpha(g, alpha)}) and the eval-set bootstrap ±; speed: tokens/s vs {base_text}; "
                     "Δ at equal wall-clock",
               caption=f"params / FLOPs per token: the baseline's, and % vs it; UNMATCHED: more than {MATCH_TOLERANCE_PCT}% off; lower "
                       f"{metric} is better; @k: decided at look k; trials/runs (not ok)" + (f"; {esc(first.tuned)}" if first.tuned else "") + (f"; {esc(first.shared)}" if first.shared else "")

@@ -40,7 +40,7 @@ def _design_text(design: sequential.Design, margin: float | None) -> str:
 def _from_decision(r: dict[str, Any], decision: sequential.Decision, design: sequential.Design, margin: float | None) -> None:
     iv = decision.interval
     r.update(verdict="pending" if decision.verdict == "continue" else decision.verdict, look=decision.look, margin=np.nan if margin is None else margin,
-             design=_design_text(design, margin), seeds_needed=decision.seeds_needed, test_level=design.level)
+             design=_design_text(design, margin), seeds_needed=decision.seeds_needed, test_level=design.level, alpha=design.alpha)
     if iv is not None:
         r.update(low=iv.low, high=iv.high, delta=iv.mean, pairs=iv.n)
 
@@ -90,9 +90,9 @@ def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin
         else:
             level, at = step[id(r)]  # the row's Holm step: its interval at that level agrees with its verdict
             r["detectable"] = stats.detectable_difference(r["sd_diff"], r["pairs"], level)
-            r["seeds_needed"] = stats.seeds_needed(r["delta"], r["sd_diff"], level)
+            r["seeds_needed"] = stats.seeds_needed(r["delta"], r["sd_diff"], level, run=r["pairs"])
             r["needed_for"] = "80% power"
-            r["test_level"] = level
+            r["test_level"], r["alpha"] = level, alpha
             half = float(stats.paired_t(r["_diffs"], 1 - level).half)
             r["low"], r["high"] = r["delta"] - half, r["delta"] + half
             word = str(stats.lm_verdicts(r["delta"], r["p_holm"], alpha))
