@@ -264,6 +264,9 @@ def _check_decide(suite: Suite) -> None:
                         f"{repeats[0]!r} appears twice: the candidates of decide.field must be distinct values")
     if d.metric is None and suite.kind.metric is None:
         raise loc.error(("decide", "metric"), f"required for kind {spec.kind!r} (the metric to compare; lower is better)")
+    if spec.looks[0] < 2:
+        raise loc.error(("seeds",), f"{spec.n_seeds} seed: a decide: block compares each candidate with the baseline on paired "
+                        "seeds, at least 2 (rounds: {min: 2, ...}); without a decide: block any number of seeds runs")
 
 
 def _check_target(suite: Suite) -> None:

@@ -154,6 +154,20 @@ def test_nonsense_is_refused_not_run(tmp_path, monkeypatch, capsys, defaults, re
     refused(monkeypatch, capsys, lm_suite(tmp_path, defaults, rest), pattern)
 
 
+def test_a_decision_needs_two_paired_seeds(tmp_path):
+    """A decide: block on one seed used to run its first stage, then end in an internal error of the
+    sequential design (found by the fuzzer of tests/fuzz)."""
+    p = tmp_path / "x.yaml"
+    p.write_text("name: t\nkind: probe\nmatrix:\n  tag: [a, b]\nseeds: 1\ndecide: {field: tag, baseline: a, metric: objective}\n")
+    with pytest.raises(UserError, match=r"x.yaml:5: seeds: 1 seed: a decide: block compares each candidate with the baseline on "
+                                        r"paired seeds, at least 2"):
+        load_suite(p)
+    p.write_text(p.read_text().replace("seeds: 1", "seeds: 2"))
+    assert len(load_suite(p).trials) == 4
+    with pytest.raises(UserError, match=r"^--set seed: 1 seed: a decide: block"):
+        load_suite(p, parse_overrides(["seed=3"]))
+
+
 def test_metrics_of_other_kinds_are_the_ones_they_record(tmp_path):
     kernel = "name: t\nkind: kernel\ndefaults: {width: 4, impls: [eager], modes: [forward]}\nmatrix:\n  activation: [relu2]\n  size: [8]\n"
     p = tmp_path / "k.yaml"
