@@ -6,17 +6,14 @@ added later (a rerun of one the look counted as failed) does not fold into a loo
 
 The file is data from the folder like any other: the planner (`actbench.planner.seeds`) checks
 every recorded look against the records of the trials it names before it uses it. It is read
-through no link and from a regular file only; a line that is not a decision is skipped with one
-warning (a torn last line silently); the folder's records of every attempt come with it, for that
-check."""
+through `gate`; a line that is not a decision is skipped with one warning (a torn last line
+silently); the folder's records of every attempt come with it, for that check."""
 
 from __future__ import annotations
 
-import os
-import stat
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +21,11 @@ import msgspec
 
 from actbench.core.record import Record, encode
 from actbench.errors import UserError
+from actbench.results import gate
 from actbench.results.read import RECORDS, ResultsWarning, iter_records
 from actbench.results.store import ResultStore
 
 DECISIONS = "decisions.jsonl"
-MAX_LINE = 1 << 20
-"""A longer line is no decision (a look names a few dozen trials)."""
 MAX_LINES = 200_000
 """The most lines read (a run records one per look and comparison): a longer file's rest is not read."""
 
@@ -130,9 +126,9 @@ def append(store: ResultStore, entry: Start | Look) -> None:
 
 def read(folder: str | Path, writing: bool = False, records: Iterable[Record] | None = None) -> Recorded | None:
     """The decisions of a results folder, with every attempt of its trials (`records`, else read
-    from its trials.jsonl); None when it has no decisions.jsonl (an older folder: replay as before).
-    A decisions.jsonl that is a link or not a regular file: UserError naming it."""
-    lines = _lines(Path(folder) / DECISIONS)
+    from its trials.jsonl); None when it has no decisions.jsonl (an older folder: replay as before),
+    or one that `gate` refuses (with a warning: a link, not a regular file)."""
+    lines = gate.lines(folder, DECISIONS)
     if lines is None:
         return None
     out = Recorded(writing=writing)
@@ -148,7 +144,7 @@ def read(folder: str | Path, writing: bool = False, records: Iterable[Record] | 
             bad.append(torn)
             torn = None
         if raw is None:
-            bad.append((n, f"longer than {MAX_LINE:,} bytes"))
+            bad.append((n, f"longer than {gate.MAX_LINE:,} bytes"))
             continue
         try:
             out.add(_DECODER.decode(raw))
@@ -162,31 +158,3 @@ def read(folder: str | Path, writing: bool = False, records: Iterable[Record] | 
                       ResultsWarning, stacklevel=2)
     out.add_records(iter_records(Path(folder) / RECORDS) if records is None else records)
     return out
-
-
-def _lines(path: Path) -> Iterator[tuple[int, bytes | None]] | None:
-    """The lines of `path` numbered from 1 (one longer than MAX_LINE as None, never held whole), read
-    through no link and from a regular file only; None when there is no such file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read the recorded decisions: {e.strerror or e}") from e
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise UserError(f"{path}: not a regular file (the recorded decisions of a results folder are one)")
-    return _numbered(os.fdopen(fd, "rb"))
-
-
-def _numbered(f) -> Iterator[tuple[int, bytes | None]]:  # noqa: ANN001 - a binary file
-    with f:
-        n = 0
-        while raw := f.readline(MAX_LINE + 1):
-            n += 1
-            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
-                while (rest := f.readline(MAX_LINE)) and not rest.endswith(b"\n"):
-                    pass
-                yield n, None
-            else:
-                yield n, raw
