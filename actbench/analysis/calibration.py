@@ -12,7 +12,7 @@ with n_k pairs, the |T| that null paths (normal paired differences) still runnin
   the paths stand at look k - 1 and their w: the alpha a look spends has a Monte-Carlo standard
   error (`Calibration.se`, measured on the paths themselves; `spending_of` checks it on other
   paths) of at most 4.6e-5 at a level of 0.025, a third of what as many plain paths give, and
-  c_k solves its equation to 1e-9.
+  c_k solves its equation to 1e-7 (far below its Monte-Carlo error).
 - c_k depends only on looks 1..k (each block's draws are seeded by the block), so a replay that
   knows more looks finds the same values for the earlier ones.
 """
@@ -134,7 +134,7 @@ def _next(run: _Running, n2: int, target: float, total: float, paths: int, seed:
                 while sums(c)[0] > need:
                     c *= 1.25
                 c = optimize.root_scalar(lambda c: math.log(max(sums(c)[0], 1e-300) / need), bracket=(low, c), method="toms748",
-                                         xtol=1e-9 * low).root
+                                         xtol=1e-7 * low).root
         total_g, squares = sums(c)
         spend = total_g / paths
         se = math.sqrt(max(squares / paths - spend ** 2, 0.0) / paths)

@@ -191,7 +191,7 @@ def operating(design: Design, delta: float, sd: float, sims: int = 20_000, seed:
                                     float(pairs.mean()), int(pairs.max()), sims)
 
 
-HINT_PATHS, HINT_SIMS = 20_000, 4000
+HINT_PATHS, HINT_SIMS = 10_000, 4000
 """Null paths behind an extended design's boundaries, and simulated runs behind its decision rate."""
 
 
@@ -211,16 +211,24 @@ def _decided(design: Design, delta: float, sd: float) -> float:
 def seeds_to_decide(design: Design, mean: float, sd: float, margin: float | None) -> int | None:
     """The least cap N beyond the design's (on its round grid, or HINT_CAP) at which the design
     extended to N (`extended`) decides, better, worse or equivalent, with probability >= POWER
-    were the true difference `mean` and the paired sd `sd`: its operating characteristics, by
-    bisection over the caps. None when not even HINT_CAP pairs do (or mean or sd is not finite)."""
+    were the true difference `mean` and the paired sd `sd`: its operating characteristics, at caps
+    doubling from the first (the small designs cost least), then by bisection. None when not even
+    HINT_CAP pairs do (or mean or sd is not finite)."""
+    if not (math.isfinite(mean) and math.isfinite(sd)) or design.n_max >= HINT_CAP:
+        return None
     step = design.looks[1] - design.looks[0] if len(design.looks) > 1 else 1
     caps = list(range(design.n_max + step, HINT_CAP + 1, step))
     caps += [HINT_CAP] if not caps or caps[-1] < HINT_CAP else []
-    if not (math.isfinite(mean) and math.isfinite(sd)) or design.n_max >= HINT_CAP:
-        return None
-    decides = [caps[-1]] if _decided(extended(design, caps[-1], margin), mean, sd) >= POWER else []
-    low, high = -1, len(caps) - 1  # caps[high] decides
-    while decides and high - low > 1:
+
+    def decides(i: int) -> bool:
+        return _decided(extended(design, caps[i], margin), mean, sd) >= POWER
+
+    low, high = -1, 0  # caps[low] does not decide (-1: none tried)
+    while not decides(high):
+        if high == len(caps) - 1:
+            return None
+        low, high = high, min(2 * high + 1, len(caps) - 1)
+    while high - low > 1:
         mid = (low + high) // 2
-        low, high = (low, mid) if _decided(extended(design, caps[mid], margin), mean, sd) >= POWER else (mid, high)
-    return caps[high] if decides else None
+        low, high = (low, mid) if decides(mid) else (mid, high)
+    return caps[high]
