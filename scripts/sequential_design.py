@@ -27,6 +27,16 @@ candidate's, the baseline's) or at random.
 A printed verdict never moves: runs of a probe suite through the real planner whose trials fail
 once (a retry succeeds) and which stop after a look and resume; how many comparisons does compare's
 replay decide otherwise than the run printed, without the recorded looks (before) and with them.
+
+    python scripts/sequential_design.py --calibration --errors --skew --hint 400 [--experiments 200000]
+
+How exact the critical values are (`actbench.analysis.calibration`): each look's spent alpha against
+its target, checked on other paths, for the plain calibration that was used before
+(`plain_boundaries`) and this one. The error rates per candidate (false better, worse, equivalent;
+power) with either, for normal, t3, skewed and 'one seed in ten far worse' paired differences, and
+how often the skew check fires. Where skew pushes one direction's false claims past its share
+(gamma laws of growing skewness: `stats.SKEW_TOLERATED`), and the skew check's rate at n pairs
+(`stats.skew_limit`). The hint (`sequential.seeds_to_decide`): how often the named N decides.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from actbench.analysis import failures
+from actbench.analysis.rounds import looks_in_rounds
 from actbench.analysis.sequential import SPENDING, Design, boundaries, decide, operating
 
 DESIGNS = ((3, 24, 3), (4, 12, 2), (3, 12, 3))
@@ -242,6 +253,216 @@ def resume_table(runs: int, fail: float = 0.1) -> None:
               "with a verdict that compare shows otherwise than the run printed it")
 
 
+def plain_boundaries(pairs: tuple[int, ...], n_max: int, level: float, spending: str, sims: int = 200_000,
+                     seed: int = 20_240_611) -> np.ndarray:
+    """The critical values as actbench computed them before the calibration was conditioned: at
+    every look (the first too) the |T| that plain null paths still running exceed level * sims
+    times (the same paths and seed as then)."""
+    from actbench.analysis.calibration import spent
+
+    rng = np.random.default_rng(seed)
+    s1, s2 = np.zeros(sims), np.zeros(sims)
+    stopped, done, crit = np.zeros(sims, dtype=bool), 0, np.full(len(pairs), np.inf)
+    target = np.minimum(np.floor(spent(np.array(pairs) / n_max, level, spending) * sims), int(level * sims)).astype(int)
+    for n in range(1, max(pairs) + 1):
+        z = rng.standard_normal(sims)
+        s1 += z
+        s2 += z * z
+        if n in pairs and target[pairs.index(n)] > done:
+            need = target[pairs.index(n)]
+            t = np.where(stopped, -1.0, np.abs(s1) / np.sqrt(n * (s2 - s1 * s1 / n) / (n - 1)))
+            order = np.argsort(-t)[: need - done]
+            crit[pairs.index(n)] = t[order[-1]]
+            stopped[order] = True
+            done = need
+    return crit
+
+
+def run_design(d: np.ndarray, looks: tuple[int, ...], crit: np.ndarray, margin: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each experiment's verdict (0 undecided, 1 better, 2 worse, 3 equivalent) and the pairs of its
+    deciding (or last) look: the design's looks replayed over the rows of d, vectorised."""
+    s1, s2 = np.cumsum(d, axis=1), np.cumsum(d * d, axis=1)
+    verdict, pairs = np.zeros(len(d), dtype=int), np.full(len(d), looks[-1])
+    for n, c in zip(looks, crit):
+        mean = s1[:, n - 1] / n
+        half = c * np.sqrt(np.maximum(s2[:, n - 1] - n * mean * mean, 0) / (n - 1) / n) if math.isfinite(c) else np.inf
+        low, high = mean - half, mean + half
+        equivalent = (-margin < low) & (high < margin) if margin is not None else np.zeros(len(d), dtype=bool)
+        code = np.select([equivalent, high < 0, low > 0], [3, 1, 2], 0)
+        new = (verdict == 0) & (code > 0)
+        verdict[new], pairs[new] = code[new], n
+    return verdict, pairs
+
+
+def _gamma_noise(skew: float, rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
+    """Unit-variance, centred draws of a gamma law of this skewness (normal at 0); a seed much worse now and then as it grows."""
+    if skew == 0:
+        return rng.standard_normal(size)
+    k = 4 / skew ** 2
+    return (rng.standard_gamma(k, size) - k) / math.sqrt(k)
+
+
+def _differences(shape: str, delta: float, rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """Paired differences as `failure_rates` builds them (the candidate's noise of `shape`, the
+    baseline's normal, t3 for t3, each of variance 1/2), plus delta; `one worse`: normal, but one
+    seed in ten is 4 sd worse (centred)."""
+    half = math.sqrt(0.5)
+    if shape == "one worse":
+        return delta + rng.standard_normal(size) + 4 * ((rng.random(size) < 0.1) - 0.1)
+    base = _noise("t3" if shape == "t3" else "normal", rng, size)
+    return delta + (_noise(shape, rng, size) - base) * half
+
+
+def _flagged(d: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Whether the skewness of each experiment's differences at its deciding look is beyond `stats.skew_limit`."""
+    from actbench.analysis import stats as st
+
+    out = np.zeros(len(d), dtype=bool)
+    for n in np.unique(pairs):
+        rows = pairs == n
+        out[rows] = np.abs(stats.skew(d[rows, :n], axis=1, bias=False)) > st.skew_limit(int(n))
+    return out
+
+
+def calibration_table(alpha: float) -> None:
+    """How exact the critical values are: before (plain paths, every look) and after (the first
+    look exact, later looks conditioned), each checked by `spending_of` on other paths."""
+    import time
+
+    from actbench.analysis.calibration import calibrate, critical_t, spending_of, spent
+
+    print("\n=== critical values: the alpha each look spends, against its target (independent check on 400,000 other "
+          "conditioned paths); before: plain paths at every look, after: look 1 exact, later looks conditioned ===")
+    for first, last, step, level in ((4, 12, 2, alpha / 2), (3, 24, 3, alpha / 2), (2, 12, 2, alpha / 2), (2, 12, 2, 2 * alpha)):
+        pairs = looks_in_rounds(first, last, step)
+        target = np.diff(spent(np.array(pairs) / last, level, "pocock"), prepend=0.0)
+        start = time.process_time()
+        after = calibrate(pairs, last, level, "pocock")
+        took = time.process_time() - start
+        before = plain_boundaries(pairs, last, level, "pocock")
+        print(f"\nlooks {pairs}, level {level:g} (pocock): calibration {took:.2f} s CPU; look 1 exact |t| "
+              f"{critical_t(pairs[0], target[0]):.4f}, before {before[0]:.4f}")
+        print(f"  {'look':>4} {'target':>9} | {'before: c':>10} {'spent - target':>15} | {'after: c':>9} {'spent - target':>15} "
+              f"{'its se':>8} {'(dev / se)':>10}")
+        check_before, se_before = spending_of(pairs, before)
+        check_after, se_after = spending_of(pairs, after.crit)
+        for k, n in enumerate(pairs):
+            z = (check_after[k] - target[k]) / math.hypot(se_after[k], after.se[k]) if after.se[k] else 0.0
+            print(f"  {n:4d} {target[k]:9.6f} | {before[k]:10.4f} {check_before[k] - target[k]:+15.6f} | {after.crit[k]:9.4f} "
+                  f"{check_after[k] - target[k]:+15.6f} {after.se[k]:8.1e} {z:+10.2f}")
+        print(f"  all looks: before {check_before.sum() - level:+.6f}, after {check_after.sum() - level:+.6f} "
+              f"(the check's own se per look {se_after.max():.1e})")
+
+
+def errors_table(experiments: int, alpha: float, candidates: int) -> None:
+    """Per candidate, the false better / worse (no difference) and equivalent (at the margin)
+    rates and the power (worse at 1.5 sd), with the critical values before and after, for normal,
+    t3, skewed and 'one worse' paired differences; and how often the skew flag speaks."""
+    margin = 1.25
+    print(f"\n=== error rates per candidate: looks 4..12 step 2, alpha {alpha}, {candidates} candidates (level "
+          f"{alpha / candidates:g}, each direction's share {alpha / candidates / 2:g}), margin {margin} sd, {experiments} "
+          "experiments each; before: the plain calibration, after: this one; flag: the skew check fires at the deciding look ===")
+    print(f"{'differences':12} | {'before: better':>14} {'worse':>7} {'equiv':>7} {'power':>6} | {'after: better':>13} {'worse':>7} "
+          f"{'equiv':>7} {'power':>6} | {'flag at 0':>9} {'flag|false better':>17} {'flag|false worse':>16}")
+    design = Design.rounds(4, 12, 2, alpha=alpha, candidates=candidates, margin=margin)
+    crits = {"before": plain_boundaries(design.looks, design.n_max, design.level, "pocock"),
+             "after": boundaries(design.looks, design.n_max, design.level)}
+    for shape in ("normal", "t3", "skewed", "one worse"):
+        rng = np.random.default_rng(21)
+        null, edge, far = (_differences(shape, delta, rng, (experiments, design.n_max)) for delta in (0.0, margin, 1.5))
+        cells, flags = [], ""
+        for rule, crit in crits.items():
+            v0, p0 = run_design(null, design.looks, crit, margin)
+            cells.append(f"{(v0 == 1).mean():.4f} {(v0 == 2).mean():7.4f} {(run_design(edge, design.looks, crit, margin)[0] == 3).mean():7.4f} "
+                         f"{(run_design(far, design.looks, crit, margin)[0] == 2).mean():6.3f}")
+            if rule == "after":
+                flag = _flagged(null, p0)
+                flags = (f"{flag.mean():9.3f} {flag[v0 == 1].mean() if (v0 == 1).any() else math.nan:17.3f} "
+                         f"{flag[v0 == 2].mean() if (v0 == 2).any() else math.nan:16.3f}")
+        print(f"{shape:12} | {cells[0]:>14} | {cells[1]:>13} | {flags}")
+    print(f"(standard error at the share: {se(alpha / candidates / 2, experiments):.4f})")
+
+
+def skew_table(experiments: int, alpha: float, candidates: int) -> None:
+    """Where each direction's false claims leave their share: per candidate, the rates of false
+    better and worse with no difference for gamma-distributed paired differences of growing
+    skewness (SKEW_TOLERATED is where the larger stays near 1.25 times its share), and how often the
+    skew check fires at n pairs for such differences."""
+    from actbench.analysis import stats as st
+
+    share = alpha / candidates / 2
+    print(f"\n=== skewed paired differences (gamma laws, right-skewed: a seed much worse now and then), no difference, alpha "
+          f"{alpha}, {candidates} candidates: each direction's share {share:g}; {experiments} experiments ===")
+    print(f"{'looks':>22} {'skewness':>8} | {'false better':>12} {'false worse':>11} {'larger / share':>14}")
+    for first, last, step in DESIGNS:
+        design = Design.rounds(first, last, step, alpha=alpha, candidates=candidates)
+        crit = boundaries(design.looks, design.n_max, design.level)
+        for skew in (0.0, 0.1, st.SKEW_TOLERATED, 0.3, 0.5, 1.0, 2.0):
+            v, _ = run_design(_gamma_noise(skew, np.random.default_rng(31), (experiments, design.n_max)), design.looks, crit, None)
+            better, worse = (v == 1).mean(), (v == 2).mean()
+            print(f"{f'{first}..{last} step {step}':>22} {skew:8.2f} | {better:12.4f} {worse:11.4f} {max(better, worse) / share:14.2f}")
+    print(f"\nthe skew check: |sample skewness| above skew_limit(n), the {st.SKEW_SURE:.0%} quantile at n of a gamma law of skewness "
+          f"{st.SKEW_TOLERATED}; how often it fires at n pairs")
+    print(f"{'n':>4} {'limit':>6} | {'normal':>7} {'t3':>6} {'gamma 0.2':>9} {'gamma 1':>8} {'gamma 2':>8} {'skewed':>7} {'one worse':>9}")
+    for n in (4, 6, 8, 12, 24, 48):
+        rng = np.random.default_rng(n)
+        rates = [np.mean(np.abs(stats.skew(x, axis=1, bias=False)) > st.skew_limit(n)) for x in (
+            rng.standard_normal((experiments, n)), rng.standard_t(3, (experiments, n)), *(_gamma_noise(g, rng, (experiments, n)) for g in (0.2, 1.0, 2.0)),
+            _differences("skewed", 0.0, rng, (experiments, n)), _differences("one worse", 0.0, rng, (experiments, n)))]
+        print(f"{n:4d} {st.skew_limit(n):6.3f} | " + " ".join(f"{r:{w}.3f}" for r, w in zip(rates, (7, 6, 9, 8, 8, 7, 9))))
+
+
+def _old_hint(mean: float, sd: float, level: float, margin: float | None) -> int | None:
+    """The hint before: the fewest n at which a fixed-n t interval at `level` with this mean and sd decides."""
+    for n in range(2, 10_001):
+        half = stats.t.ppf(1 - level / 2, n - 1) * sd / math.sqrt(n)
+        if abs(mean) > half or (margin is not None and abs(mean) + half < margin):
+            return n
+    return None
+
+
+def hint_table(undecided: int, alpha: float, candidates: int) -> None:
+    """How often the hint's N decides: undecided comparisons of looks 4..12 step 2 (true differences
+    drawn from N(0, 0.75^2) sd, margin 1.25 sd and none), the hint from the observed mean and sd;
+    then a fresh run of the design extended to N, with the observed difference as the truth and
+    with the drawn one, and the run itself carried on to N (its 12 seeds, more drawn from the truth)."""
+    from actbench.analysis.sequential import extended, seeds_to_decide
+
+    print(f"\n=== the hint: {undecided} undecided comparisons each, looks 4..12 step 2, alpha {alpha}, {candidates} candidates; "
+          "true differences drawn from N(0, 0.75^2) in sd of the paired differences ===")
+    for margin in (1.25, None):
+        design = Design.rounds(4, 12, 2, alpha=alpha, candidates=candidates, margin=margin)
+        crit = boundaries(design.looks, design.n_max, design.level)
+        rng = np.random.default_rng(41)
+        old_within = named = beyond = 0
+        fresh_observed, fresh_truth, carried, ns = [], [], [], []
+        while named + beyond < undecided:
+            delta = rng.normal(0, 0.75)
+            d = delta + rng.standard_normal(design.n_max)
+            if run_design(d[None], design.looks, crit, margin)[0][0]:
+                continue
+            mean, sd = float(d.mean()), float(d.std(ddof=1))
+            old = _old_hint(mean, sd, design.level, margin)
+            old_within += old is not None and old <= design.n_max
+            n = seeds_to_decide(design, mean, sd, margin)
+            if n is None:
+                beyond += 1
+                continue
+            named += 1
+            ns.append(n)
+            big = extended(design, n, margin)
+            big_crit = boundaries(big.looks, big.n_max, big.level, paths=100_000)
+            fresh_observed.append(1 - operating(big, mean, sd, sims=2000, seed=int(rng.integers(1 << 30)), paths=100_000).p_undecided)
+            fresh_truth.append(run_design(delta + rng.standard_normal((1, n)), big.looks, big_crit, margin)[0][0] > 0)
+            carried.append(run_design(np.concatenate([d, delta + rng.standard_normal(n - design.n_max)])[None], big.looks, big_crit, margin)[0][0] > 0)
+        total = named + beyond
+        print(f"margin {margin}: the hint before named N <= 12 (seeds already run) for {old_within / total:.1%}; now never. "
+              f"It named N for {named} ({named / total:.0%}; median "
+              f"{np.median(ns):g}), 'more than 100' for {beyond}. Where it named N, the design extended to N decided: {np.mean(fresh_observed):.3f} of fresh runs with "
+              f"the observed difference as the truth (2000 runs each, other seeds than the hint's), {np.mean(fresh_truth):.3f} of "
+              f"fresh runs with the drawn truth, {np.mean(carried):.3f} of the runs carried on to N")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiments", type=int, default=20_000, help="for the family-wise rates")
@@ -252,7 +473,21 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="only the resumed runs' verdicts, before and after")
     parser.add_argument("--runs", type=int, default=600, help="for --resume")
     parser.add_argument("--fail", type=float, default=0.1, help="for --resume: the probability that a trial's first attempt fails")
+    parser.add_argument("--calibration", action="store_true", help="only how exact the critical values are, before and after")
+    parser.add_argument("--errors", action="store_true", help="only the error rates with the critical values before and after")
+    parser.add_argument("--skew", action="store_true", help="only the error rates under skew and the skew check")
+    parser.add_argument("--hint", type=int, default=0, metavar="N", help="only the hint's coverage, on N undecided comparisons")
     args = parser.parse_args()
+    if args.calibration or args.errors or args.skew or args.hint:
+        if args.calibration:
+            calibration_table(args.alpha)
+        if args.errors:
+            errors_table(args.experiments, args.alpha, args.candidates)
+        if args.skew:
+            skew_table(args.experiments, args.alpha, args.candidates)
+        if args.hint:
+            hint_table(args.hint, args.alpha, args.candidates)
+        return
     if args.failures or args.resume:
         if args.failures:
             failures_table(args.experiments, args.alpha, args.candidates)
