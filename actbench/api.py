@@ -381,6 +381,6 @@ def plan(suite: str | Path | Suite, overrides: list[str] | None = None, results:
         raise UserError(f"--results {folder}: no {RECORDS} there")
     figures = DEFAULTS["cuda" if s.spec.resources.gpus_per_process > 0 else "cpu"]
     if (folder / RECORDS).is_file():
-        records = [r for r in latest(iter_records(folder / RECORDS, user=True)).values() if r.suite == s.name]
+        records = [r for r in latest(iter_records(folder / RECORDS)).values() if r.suite == s.name]
         figures = calibrate(figures, records, str(folder))
     return plan_table(s, figures)

@@ -227,8 +227,9 @@ def calibrate(figures: Figures, records: list["Record"], where: str) -> Figures:
     lm = sorted((r for r in records if r.ok and r.kind == "lm" and r.metrics.get("device") == figures.device),
                 key=lambda r: _seconds(r.started_at) or 0.0)
 
-    def measured(values: list[float | None]) -> Figure | None:
-        found = [v for v in values if v is not None]
+    def measured(values: list[float | None], low: float = 0.0, high: float = 1e6) -> Figure | None:
+        """The median of the values within [low, high] (what a figure can be: a rate near 0 would cost forever)."""
+        found = [v for v in values if v is not None and low <= v <= high]
         return Figure(statistics.median(found), f"measured: {where}, median of {len(found)} record(s)") if found else None
 
     def metric(r: "Record", name: str) -> float | None:
@@ -240,14 +241,14 @@ def calibrate(figures: Figures, records: list["Record"], where: str) -> Figures:
         for r in lm:
             tps, fpt, threads = metric(r, "tokens_per_s"), metric(r, "flops_per_token"), _seconds(r.env.get("torch_threads"))
             per_thread.append(3 * fpt * tps / max(1.0, threads or 1.0) if tps and fpt else None)
-        out = replace(out, thread_flops=measured(per_thread) or out.thread_flops)
+        out = replace(out, thread_flops=measured(per_thread, 1e6, 1e15) or out.thread_flops)
     else:
-        out = replace(out, mfu=measured([metric(r, "mfu") for r in lm]) or out.mfu)
+        out = replace(out, mfu=measured([metric(r, "mfu") for r in lm], 1e-4, 1.0) or out.mfu)
     speed = []
     for r in lm:  # tokens scored / final_eval_s over 3 x tokens/s: forward FLOP/s over training FLOP/s
         scored, tps, took = metric(r, "val_tokens_scored"), metric(r, "tokens_per_s"), metric(r, "final_eval_s")
         speed.append((scored + (metric(r, "tune_val_tokens_scored") or 0.0)) / (3 * tps * took) if scored and tps and took else None)
-    out = replace(out, eval_speed=measured(speed) or out.eval_speed)
+    out = replace(out, eval_speed=measured(speed, 1e-3, 1e3) or out.eval_speed)
     used = measured([metric(r, "setup_s") for r in lm if (metric(r, "process_trial") or 0) > 1])
     first = measured([metric(r, "setup_s") for r in lm if metric(r, "process_trial") == 1])
     out = replace(out, setup_s=used or out.setup_s)

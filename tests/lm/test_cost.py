@@ -148,3 +148,19 @@ def test_the_plan_costs_with_what_an_earlier_run_measured(tiny_run, tmp_path):
     out = text(api.plan(tmp_path / "tinycost.yaml", results=tiny_run))
     assert f"(measured: {tiny_run}, median of 4 record(s))" in out and "compiles:" not in out
     assert math.isfinite(float(out.split("GFLOP/s per CPU thread")[0].split("training ")[-1]))
+
+
+def test_figures_from_a_folder_of_strangers_are_used_only_where_they_make_sense():
+    """Records are data from anyone: a rate of zero or next to it, a negative, infinite or absurd
+    time, a bool or a string measures nothing, and the default stands (a rate near zero would cost
+    a trial forever)."""
+    def rec(i: int, **metrics) -> Record:
+        return Record(trial_id=f"t{i}", status="ok", kind="lm", config={"activation": "relu2"}, started_at=float(i), env={"torch_threads": 1},
+                      metrics={"device": "cpu", "flops_per_token": 1e6, **metrics})
+
+    records = [rec(0, tokens_per_s=0.0, setup_s=-1.0, final_eval_s=True, val_tokens_scored=100),
+               rec(1, tokens_per_s=1e-320, setup_s="slow", compile_s=float("inf")),
+               rec(2, tokens_per_s=float("nan"), mfu=0.5, compile_s=1e200)]
+    figures = cost.calibrate(cost.DEFAULTS["cpu"], records, "strangers")
+    assert figures == cost.DEFAULTS["cpu"]
+    assert all(c.total < 1e6 for c in cost.costs([LMConfig(activation="relu2", seed=0, **TINY)], figures, 1, 4096, cost.Workers(1)))
