@@ -58,7 +58,10 @@ ActivationName = Annotated[str, AfterValidator(_registered_activation)]
 
 def _existing_path(value: str, info: ValidationInfo) -> str:
     if (info.context or {}).get("check_paths") and "://" not in value:
-        found = glob.glob(value) if glob.has_magic(value) else Path(value).exists()
+        try:
+            found = glob.glob(value) if glob.has_magic(value) else Path(value).exists()
+        except (OSError, ValueError) as e:  # a name too long for the filesystem, a NUL byte
+            raise ValueError(f"{value[:200]!r} is not a usable path ({e.__class__.__name__})") from None
         if not found:
             raise ValueError(f"no file or folder matches {value!r} (a relative path is relative to the current folder)")
     return value

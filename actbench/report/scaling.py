@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from actbench.lm.ladder import MIN_RUNGS_TO_EXTRAPOLATE
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -209,8 +211,6 @@ def bootstrap_gains(reference: Ladder, candidate: Ladder, at: list[float], *, re
     return rungs, ext, time
 
 
-MIN_RUNGS_TO_EXTRAPOLATE = 4
-"""With 3 rungs the 3-parameter curve passes through every rung mean: nothing tests its shape."""
 LOUD_EXTRAPOLATION = 10.0
 """Beyond this factor past the largest rung an extrapolated gain is flagged in its verdict line."""
 
