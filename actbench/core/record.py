@@ -12,6 +12,7 @@ says why."""
 from __future__ import annotations
 
 import re
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +174,28 @@ def _sane(value: Any, depth: int = 0) -> bool:
     return True
 
 
+_ROW_ALLOWED = {key: _ALLOWED[want] for key, want in FIELDS["rows"].items()}
+
+
+def _typed(record: Record) -> bool:
+    """Whether every field of `FIELDS` the record has is of its type and every metric and row value
+    is a single value: checked column by column, at C speed (a kernel record of 13 rows: microseconds)."""
+    for place in ("config", "metrics", "env"):
+        values = getattr(record, place)
+        for keys, allowed in _CHECKS[place]:
+            present = keys & values.keys()
+            if present and not allowed.issuperset(map(type, map(values.__getitem__, present))):
+                return False
+    rows = record.rows  # the distinct (field, type) pairs of all rows, gathered at C speed
+    pairs = set(zip(chain.from_iterable(map(dict.keys, rows)), map(type, chain.from_iterable(map(dict.values, rows)))))
+    return _CONTAINERS.isdisjoint(map(type, record.metrics.values())) and \
+        all(kind not in _CONTAINERS and kind in _ROW_ALLOWED.get(key, (kind,)) for key, kind in pairs)
+
+
 def _mistyped(record: Record) -> str | None:
     """The first field of `FIELDS` of another type, or a metric or row value that is a list or an object."""
+    if _typed(record):
+        return None
     for place, checks in _CHECKS.items():
         for i, values in enumerate(record.rows if place == "rows" else [getattr(record, place)]):
             for keys, allowed in checks:
