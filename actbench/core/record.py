@@ -209,6 +209,12 @@ def _mistyped(record: Record) -> str | None:
     return None
 
 
+def sane(value: Any) -> bool:
+    """Whether every number in a JSON value (a series file) is within LIMIT (an integer within
+    INT_LIMIT) and it nests at most MAX_DEPTH deep: the bound a record's own numbers keep."""
+    return _sane(value)
+
+
 def _absurd(record: Record) -> str | None:
     """Why a decoded record cannot be read as data (its first number beyond LIMIT or INT_LIMIT,
     nesting deeper than MAX_DEPTH, or a field of `FIELDS` of another type), or None."""

@@ -7,9 +7,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actbench.core.record import Record, decode_json
+from actbench.core.record import Record
 from actbench.results import gate
-from actbench.results.read import RECORDS, gpu_name, iter_records, latest, latest_records, result_dirs
+from actbench.results.read import RECORDS, gpu_name, iter_records, latest, latest_records, result_dirs, series_data
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,7 +93,8 @@ def series(path: str | Path) -> "pd.DataFrame":
     frames = []
     for trial_id, folder, name, named in sources:  # through the results gate: refused files are skipped with a warning
         try:
-            tables = decode_json(gate.user_bytes(folder / name, gate.MAX_SERIES) if named else gate.read(folder, name, gate.MAX_SERIES))
+            raw = gate.user_bytes(folder / name, gate.MAX_SERIES) if named else gate.read(folder, name, gate.MAX_SERIES)
+            tables = series_data(raw, folder / name)
         except FileNotFoundError:
             continue
         except gate.Refused as e:

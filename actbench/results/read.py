@@ -1,5 +1,6 @@
-"""Reading results folders: the records of a trials.jsonl (each line checked by the record's one
-decoder), the folders below a root, the last attempt of every trial, and series files."""
+"""Reading results folders, through `gate`: the records of a trials.jsonl (each line checked by
+the record's one decoder), the folders below a root, the last attempt of every trial, and series
+files (their numbers within the bound of a record's)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-from actbench.core.record import NotARecord, Record, decode, decode_json
+from actbench.core.record import LIMIT, MAX_DEPTH, NotARecord, Record, decode, decode_json, sane
 from actbench.results import gate
 from actbench.results.gate import ResultsWarning
 
@@ -91,7 +92,18 @@ def read_series(results_dir: str | Path, series_file: Any) -> dict[str, Any]:
         return {}
     raw = gate.read_bytes(results_dir, series_file, gate.MAX_SERIES)
     try:
-        data = decode_json(raw) if raw is not None else None
+        return series_data(raw, Path(results_dir) / series_file) if raw is not None else {}
     except ValueError:  # msgspec.DecodeError is a ValueError
+        return {}
+
+
+def series_data(raw: bytes, path: Path) -> dict[str, Any]:
+    """A series file's JSON object ({} when it is another JSON value); ValueError when it is not
+    JSON; {} with a warning when it holds a number beyond the bound of a record's numbers
+    (`record.sane`: the figures would overflow)."""
+    data = decode_json(raw)
+    if not sane(data):
+        warnings.warn(f"{path}: not read: a number beyond ±{LIMIT:g} or nesting deeper than {MAX_DEPTH} levels", ResultsWarning,
+                      stacklevel=3)
         return {}
     return data if isinstance(data, dict) else {}

@@ -206,3 +206,14 @@ def test_regress_refuses_a_fifo_baseline_or_history(tmp_path, capfd, monkeypatch
     code, _, err = actbench(capfd, monkeypatch, "regress", str(run), "--baseline", str(tmp_path / "baseline.jsonl"),
                             "--history", str(tmp_path / "history.jsonl"), seconds=30)
     assert code == 2 and f"--history {tmp_path / 'history.jsonl'}: not read: a FIFO, not a regular file" in err
+
+
+def test_a_series_with_numbers_beyond_the_record_bound_is_not_drawn(tmp_path, capfd, monkeypatch):
+    run = lm_folder(tmp_path / "run")
+    path = sorted((run / "series").iterdir())[0]
+    doc = json.loads(path.read_text())
+    doc["val"]["bpb"][0] = -1.7e308  # the report's plot failed on its axis ("arange: cannot compute length")
+    path.write_text(json.dumps(doc))
+    code, _, err = actbench(capfd, monkeypatch, "report", str(run), "--out", str(tmp_path / "out"))
+    assert code == 0 and f"{path}: not read: a number beyond ±1e+150 or nesting deeper than 32 levels" in err
+    assert (tmp_path / "out" / "lm_s.png").stat().st_size > 1000  # the other curves are drawn
