@@ -13,6 +13,8 @@ with n_k pairs, the |T| that null paths (normal paired differences) still runnin
   error (`Calibration.se`, measured on the paths themselves; `spending_of` checks it on other
   paths) of at most 4.6e-5 at a level of 0.025, a third of what as many plain paths give, and
   c_k solves its equation to 1e-7 (far below its Monte-Carlo error).
+- A later look that spends less alpha than the paths resolve (none of them can cross near it: an
+  early O'Brien-Fleming look) gets the t quantile at its own alpha, which spends at most that.
 - c_k depends only on looks 1..k (each block's draws are seeded by the block), so a replay that
   knows more looks finds the same values for the earlier ones.
 """
