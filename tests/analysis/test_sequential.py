@@ -106,6 +106,14 @@ def test_the_first_look_is_the_exact_t_quantile(pairs, n_max, level, spending):
     assert boundaries(pairs, n_max, level, spending)[0] == pytest.approx(exact, rel=1e-9)
 
 
+def test_a_look_that_spends_less_than_the_paths_resolve_keeps_the_t_bound():
+    """O'Brien-Fleming's second look at 8 of 100 pairs spends ~1e-12: no path of 10,000 can cross
+    near it, so it gets the t quantile at that alpha (which spends at most it), not a failed search."""
+    total = spent(np.array([4, 8]) / 100, 0.025, "obrien_fleming")
+    crit = calibrate((4, 8), 100, 0.025, "obrien_fleming", paths=10_000).crit
+    assert crit[1] == pytest.approx(stats.t.isf((total[1] - total[0]) / 2, 7), rel=1e-9)
+
+
 @pytest.mark.parametrize("pairs, n_max, level", [((4, 6, 8, 10, 12), 12, 0.025), ((3, 5, 9, 12, 16), 20, 0.1)])
 def test_later_looks_spend_their_alpha_within_the_stated_error(pairs, n_max, level):
     """Each look's spent alpha, estimated on other paths than the calibration's, is its target
