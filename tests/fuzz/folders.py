@@ -55,6 +55,8 @@ def make_real_results(base: Path) -> Path:
     return real
 
 
+HUGE_BYTES = 5 * 2**28
+"""A huge file (sparse, without a newline): 1.25 GiB, more than a command may add to its address space."""
 RECORD_FILES = ["p/trials.jsonl", "f/trials.jsonl", "k/trials.jsonl", "l/trials.jsonl", "baseline.jsonl"]
 SIDE_FILES = ["l/series/*", "p/suites/p.yaml", "p/suites/p.activations.json", "l/suites/l.yaml", "l/suites/l.activations.json",
               "k/suites/k.yaml", "f/errors/*", "f/suites/f.yaml", "@history"]
@@ -70,7 +72,7 @@ RECORD_PATHS: list[tuple] = [
     ("executor",), ("config",), ("metrics",),
 ]
 HOW = ["fifo", "link_secret", "link_devzero", "link_outside_dir", "link_loop", "missing", "empty", "huge", "dir", "garbage", "link_dangling"]
-WHERE = ["folder", "suite", "activation", "tag", "reference", "kind", "impl"]
+WHERE = ["folder", "suite", "activation", "tag", "reference", "kind", "impl", "dtype"]
 TRAVERSALS = ["../../../../outside/pwn", "../../../../../outside/pwn", "../../../outside/pwn", "../pwn", f"{OUTSIDE}/pwn", "..", ".",
               "a/../../../../../outside/pwn", "~/pwn", "/dev/zero"]
 NUMBER_PATHS = [("metrics", "val_bpb"), ("metrics", "tune_val_bpb"), ("metrics", "objective"), ("metrics", "tokens_per_s"),
@@ -201,9 +203,9 @@ def _replace(box: Sandbox, path: Path, how: str) -> None:
         os.symlink(box.outside / "nothing-here", path)
     elif how == "empty":
         path.write_bytes(b"")
-    elif how == "huge":  # sparse: costs no disk, but reading it whole costs 4 GiB
+    elif how == "huge":  # sparse: costs no disk, but reading it whole costs more than the memory bound
         with open(path, "wb") as f:
-            f.truncate(4 * 2**30)
+            f.truncate(HUGE_BYTES)
     elif how == "dir":
         path.mkdir()
     elif how == "garbage":
@@ -230,7 +232,7 @@ def _plant(box: Sandbox, name: str, where: str) -> None:
         kept = box.inp / "p" / "suites" / f"{safe}.yaml"
         if kept.parent.is_dir() and _no_link(kept.parent) and not kept.exists() and not kept.is_symlink():
             kept.write_text(to_yaml({**REAL_SUITES["p"], "name": name}))
-    elif where in ("activation", "reference", "impl"):
+    elif where in ("activation", "reference", "impl", "dtype"):
         for rel in ("k/trials.jsonl", "l/trials.jsonl"):
             _edit_records(box.inp / rel, 0, ("config", where), name)
     elif where == "tag":

@@ -173,6 +173,8 @@ class Outcome:
     escaped: str = ""
     product_traceback: str = ""
     left_behind: str = ""
+    timeout_s: float = TIMEOUT_S
+    broken: bool = False
 
     def describe(self) -> str:
         parts = [f"command: actbench {' '.join(map(repr, self.args))}", f"exit code: {self.code} after {self.seconds:.1f} s"]
@@ -301,7 +303,7 @@ def invoke(box: Sandbox, args: list[str], timeout_s: float = TIMEOUT_S) -> Outco
         outputs.append(f.read().decode("utf-8", "surrogateescape"))
         f.close()
     o = Outcome(args, code, outputs[0], outputs[1], opened, seconds, hung_at, hung_frames, escaped)
-    o.product_traceback = _product_traceback(o.stderr)
+    o.product_traceback, o.timeout_s = _product_traceback(o.stderr), timeout_s
     left = [t.name for t in set(threading.enumerate()) - threads_before if t.is_alive() and not t.daemon]
     kids = _children() - kids_before
     if left or kids:

@@ -83,14 +83,16 @@ def _crash_key(o: Outcome) -> str:
 
 
 def check(o: Outcome, box: Sandbox, before: dict[str, dict[str, tuple]], *, codes: tuple[int, ...] = (0, 2),
-          may_write: tuple[Path, ...] = (), may_read_outside: bool = False, secret_ok: bool = False) -> None:
+          may_write: tuple[Path, ...] = (), may_read_outside: bool = False, secret_ok: bool = False,
+          may_change: tuple[str, ...] = ()) -> None:
     """Raise the BrokenPromise of the first promise `o` broke. `before`: snapshots of
     box.outside and box.work taken before the command (`take_snapshots`); `may_write`: folders
     below box.work the command may write (besides box.out); `may_read_outside`: files under
     box.outside may be opened (a suite may name its data anywhere); `secret_ok`: their content
-    may be printed (the command was given a path that leads there)."""
+    may be printed, and `may_change` (relative to box.outside) written (the command was given a
+    path that leads there)."""
     if o.hung_at:
-        raise _specific(Hung, o.hung_at)(f"no answer within {TIMEOUT_S:g} s (hung at {o.hung_at})\n{o.describe()}")
+        raise _specific(Hung, o.hung_at)(f"no answer within {o.timeout_s:g} s (hung at {o.hung_at})\n{o.describe()}")
     if o.left_behind:
         raise LeftBehind(f"still running after the command returned: {o.left_behind}\n{o.describe()}")
     text = o.stdout + o.stderr
@@ -113,7 +115,8 @@ def check(o: Outcome, box: Sandbox, before: dict[str, dict[str, tuple]], *, code
     if leaked:
         raise _specific(SecretLeaked, by)(f"wrote the content of a file outside its folders (opened by {by}) into {leaked}\n{o.describe()}")
     after = take_snapshots(box, may_write)
-    moved = changed(before["outside"], after["outside"])
+    moved = [m for m in changed(before["outside"], after["outside"])
+             if "." not in may_change and not any(m == g or m.startswith(g + os.sep) for g in may_change)]
     if moved:
         raise _specific(WroteOutside, f"{command} outside")(f"changed {moved[:5]} in the outside folder\n{o.describe()}")
     moved = changed(before["work"], after["work"])
@@ -123,15 +126,15 @@ def check(o: Outcome, box: Sandbox, before: dict[str, dict[str, tuple]], *, code
         raise _specific(ReadOutside, by)(f"opened {sorted(set(o.opened_outside))[:5]}, outside the folders it was given\n{o.describe()}")
 
 
-def _leads_outside(box: Sandbox, arg: str) -> bool:
-    """Whether a command-line argument names a path that resolves into box.outside (through a link
-    the fuzzer planted): the user named that folder, so reading it, and printing what is in it, is
-    what was asked for."""
+def _leads_outside(box: Sandbox, arg: str) -> str:
+    """Where under box.outside a command-line argument leads (through a link the fuzzer planted),
+    relative to it, or "": the user named that path, so reading it, printing what is in it and
+    (a regress history) appending to it is what was asked for."""
     path = box.sub(arg)
     if not path.startswith("/") or not os.path.lexists(path):
-        return False
+        return ""
     real, outside = os.path.realpath(path), os.path.realpath(box.outside)
-    return real == outside or real.startswith(outside + os.sep)
+    return os.path.relpath(real, outside) if real == outside or real.startswith(outside + os.sep) else ""
 
 
 def take_snapshots(box: Sandbox, may_write: tuple[Path, ...] = ()) -> dict[str, dict[str, tuple]]:
@@ -158,18 +161,19 @@ def _holds_secret(p: Path) -> bool:
 
 
 def run_and_check(box: Sandbox, args: list[str], *, codes: tuple[int, ...] = (0, 2), may_write: tuple[Path, ...] = (),
-                  may_read_outside: bool = False, example: Any = None) -> Outcome:
+                  may_read_outside: bool = False, example: Any = None, timeout_s: float = TIMEOUT_S) -> Outcome:
     """Snapshot, run `actbench ARGS`, check every promise; the Outcome when all held. With
     ACTBENCH_FUZZ_COLLECT=FILE a broken promise is appended to FILE (the first of each class,
     with `example`, the generated input) instead of raised, so that one long session lists every
     distinct defect it meets rather than stopping at the first."""
     before = take_snapshots(box, may_write)
-    given_outside = any(_leads_outside(box, a) for a in args)
-    o = invoke(box, args)
+    given = [p for p in (_leads_outside(box, a) for a in args) if p]
+    o = invoke(box, args, timeout_s)
     try:
-        check(o, box, before, codes=codes, may_write=may_write, may_read_outside=may_read_outside or given_outside,
-              secret_ok=given_outside)
+        check(o, box, before, codes=codes, may_write=may_write, may_read_outside=may_read_outside or bool(given),
+              secret_ok=bool(given), may_change=tuple(given))
     except BrokenPromise as e:
+        o.broken = True
         collected(e, example)
     return o
 

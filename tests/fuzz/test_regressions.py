@@ -13,6 +13,7 @@ import pytest
 
 from actbench.core.record import Record, encode
 
+from .folders import HUGE_BYTES
 from .harness import OUT, OUTSIDE, Sandbox
 from .promises import run_and_check
 
@@ -60,8 +61,8 @@ def probe_suite(box: Sandbox, body: str) -> Path:
     return path
 
 
-def report(box: Sandbox, root: Path, *flags: str) -> None:
-    run_and_check(box, ["report", str(root), "--out", f"{OUT}/report", *flags])
+def report(box: Sandbox, root: Path, *flags: str, timeout_s: float = 60) -> None:
+    run_and_check(box, ["report", str(root), "--out", f"{OUT}/report", *flags], timeout_s=timeout_s)
 
 
 def compare(box: Sandbox, root: Path, *names: str) -> None:
@@ -106,14 +107,45 @@ def test_records_file_linked_out_of_the_folder_is_not_read(box):
     report(box, box.inp)
 
 
-@pytest.mark.xfail(strict=True, reason="open: a trials.jsonl without a newline is read whole (MemoryError under the fuzzer's memory bound): no size cap per line")
 def test_records_file_of_endless_size_is_refused(box):
-    """A trials.jsonl of 4 GiB without a newline (sparse) was read as one line into memory (MemoryError)."""
+    """A trials.jsonl of 1.25 GiB without a newline (sparse) was read as one line into memory (MemoryError)."""
     folder = box.inp / "l"
     folder.mkdir()
     with open(folder / "trials.jsonl", "wb") as f:
-        f.truncate(4 * 2**30)
+        f.truncate(HUGE_BYTES)
     compare(box, box.inp)
+
+
+def test_kept_activation_facts_of_endless_size_are_refused(box):
+    """A kept suites/<name>.activations.json of 1.25 GiB (sparse) was read whole (MemoryError)."""
+    lm_folder(box.inp / "l", suite="s")
+    (box.inp / "l" / "suites" / "s.yaml").write_text("name: s\nkind: lm\nmatrix: {activation: [relu2, xielu]}\n")
+    with open(box.inp / "l" / "suites" / "s.activations.json", "wb") as f:
+        f.truncate(HUGE_BYTES)
+    report(box, box.inp)
+
+
+def test_baseline_number_beyond_float_range(box):
+    """A regress baseline whose val_bpb is 10**400 (valid JSON) crashed regress (OverflowError)."""
+    lm_folder(box.inp / "l")
+    lines = (box.inp / "l" / "trials.jsonl").read_text().replace('"val_bpb":2.0', '"val_bpb":1' + "0" * 400 + ',"x":2.0')
+    (box.inp / "base.jsonl").write_text(lines)
+    run_and_check(box, ["regress", str(box.inp / "l"), "--baseline", str(box.inp / "base.jsonl")], codes=(0, 1, 2))
+
+
+def test_series_file_that_is_a_fifo(box):
+    """A series file that is a FIFO hung report (read_series opened it and waited for a writer)."""
+    lm_folder(box.inp / "l", series_file="series/x.json")
+    (box.inp / "l" / "series").mkdir()
+    os.mkfifo(box.inp / "l" / "series" / "x.json")
+    report(box, box.inp, timeout_s=15)
+
+
+def test_kept_suite_linked_to_dev_zero(box):
+    """A kept suite that is a link to /dev/zero was read whole by report for its page (MemoryError)."""
+    lm_folder(box.inp / "l", suite="s")
+    os.symlink("/dev/zero", box.inp / "l" / "suites" / "s.yaml")
+    report(box, box.inp)
 
 
 # --- results folders: names printed and drawn -----------------------------------------------------
@@ -134,12 +166,16 @@ def test_suite_named_with_markup(box):
     """A record's suite field `[/x]` crashed report (rich MarkupError printing the summary)."""
     lm_folder(box.inp / "l", suite="[/x]")
     report(box, box.inp)
+    compare(box, box.inp)
 
 
 def test_suite_name_with_escapes_is_not_printed_raw(box):
-    """report printed a record's suite field with its ANSI escapes in the summary table."""
-    lm_folder(box.inp / "l", suite="\x1b[31mred")
+    """report printed a record's suite field with its ANSI escapes in the summary table; compare in
+    its warning about a kept suite it cannot read."""
+    lm_folder(box.inp / "l", suite="\x1b[2J\x1b[31mred")
+    (box.inp / "l" / "suites" / "\x1b[2J\x1b[31mred.yaml").write_text("name: [\n")
     report(box, box.inp)
+    compare(box, box.inp)
 
 
 def test_activation_with_c1_control_in_regress_summary(box):
@@ -151,10 +187,11 @@ def test_activation_with_c1_control_in_regress_summary(box):
 
 
 def test_history_figure_that_is_not_a_number(box):
-    """A history line whose figure is a string crashed regress (ValueError drawing the trend)."""
+    """History lines whose figure is a string or an object crashed regress (ValueError, TypeError drawing the trend)."""
     kernel_folder(box.inp / "k")
     (box.inp / "base.jsonl").write_bytes((box.inp / "k" / "trials.jsonl").read_bytes())
-    (box.out / "h.jsonl").write_text('{"commit": "c", "date": "2026-01-01T00:00:00+00:00", "figures": {"eager forward | pct_copy": "x"}}\n')
+    (box.out / "h.jsonl").write_text('{"commit": "c", "date": "2026-01-01T00:00:00+00:00", "figures": {"eager forward | pct_copy": "x"}}\n'
+                                     '{"commit": "d", "date": "2026-01-02T00:00:00+00:00", "figures": {"eager forward | pct_copy": {}}}\n')
     run_and_check(box, ["regress", str(box.inp / "k"), "--baseline", str(box.inp / "base.jsonl"), "--history", f"{OUT}/h.jsonl"],
                   codes=(0, 1, 2))
 
@@ -198,7 +235,6 @@ def test_data_path_too_long_for_a_file_name(box):
     run_and_check(box, ["run", str(suite), "--dry-run", "--out", f"{OUT}/r", "--set", "data.path=" + "A" * 300], may_read_outside=True)
 
 
-@pytest.mark.xfail(strict=True, reason="open: decide: with one seed crashes run and lm plan (ValueError in analysis/sequential) instead of being refused at load")
 def test_decide_with_one_seed(box):
     """A suite with a decide: block and the default single seed ended in an internal ValueError
     ('pairs must be strictly increasing') in lm plan and when it ran."""

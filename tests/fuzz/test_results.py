@@ -28,7 +28,7 @@ def test_real_results_read_cleanly(sandboxes, real_results):
         run_and_check(box, ["regress", "@IN@/k", "--baseline", "@IN@/baseline.jsonl", "--history", f"{OUT}/history.jsonl"], codes=(0,))
 
 
-@fuzz(45)
+@fuzz(60)
 @given(changes=ops(), command=folder_command())
 def test_hostile_results_folder(sandboxes, real_results, changes, command):
     with Sandbox(sandboxes) as box:

@@ -49,7 +49,7 @@ def test_every_base_suite_is_valid(sandboxes):
                 run_and_check(box, ["lm", "plan", str(suite)], codes=(0,))
 
 
-@fuzz(40)
+@fuzz(60)
 @given(text=hostile_suite(), all_rows=st.booleans())
 def test_hostile_suite_dry_run(sandboxes, text, all_rows):
     with Sandbox(sandboxes) as box:
@@ -59,7 +59,7 @@ def test_hostile_suite_dry_run(sandboxes, text, all_rows):
                       may_read_outside=True, example=text)
 
 
-@fuzz(25)
+@fuzz(30)
 @given(text=hostile_suite(kinds=("lm",)))
 def test_hostile_lm_suite_plan(sandboxes, text):
     with Sandbox(sandboxes) as box:
@@ -67,7 +67,7 @@ def test_hostile_lm_suite_plan(sandboxes, text):
         run_and_check(box, ["lm", "plan", str(write_suite(box, text))], may_read_outside=True, example=text)
 
 
-@fuzz(30)
+@fuzz(40)
 @given(base=base_suites(), sets=set_values(), select=st.one_of(st.none(), k_expressions()), plan=st.booleans())
 def test_hostile_set_and_k(sandboxes, base, sets, select, plan):
     with Sandbox(sandboxes) as box:
@@ -99,7 +99,7 @@ def test_hostile_probe_suite_runs_for_real(sandboxes, text):
                 r = decode(line)
                 records[r.trial_id] = r
         failed = any(not r.ok for r in records.values())
-        if o.code in (0, 1) and o.code != failed:
+        if not o.broken and o.code in (0, 1) and o.code != failed:
             collected(WrongExit(f"exit {o.code} but {'a' if failed else 'no'} trial failed\n{o.describe()}"), text)
         if records:
             run_and_check(box, ["report", str(results), "--out", f"{OUT}/report"], example=text)
