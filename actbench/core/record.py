@@ -94,8 +94,29 @@ _DECODER = msgspec.json.Decoder(Record)
 
 
 def encode(value: Any) -> bytes:
-    """Strict JSON of a record (or any plain value, such as a series file): NaN and infinities as null."""
+    """Strict JSON of a record (or any plain value, such as a series file): NaN, infinities and
+    numbers beyond LIMIT (INT_LIMIT for integers) as null, so that every record this tool writes
+    is one it reads back (a diverged run's perplexity, exp(700), is not set aside on resume)."""
+    if isinstance(value, Record):
+        if not all(_sane(getattr(value, name)) for name in _PARTS):
+            value = msgspec.structs.replace(value, **{name: _bounded(getattr(value, name)) for name in _PARTS})
+    elif not _sane(value):
+        value = _bounded(value)
     return _ENCODER.encode(value)
+
+
+def _bounded(value: Any) -> Any:
+    """`value` with every number beyond LIMIT (an integer beyond INT_LIMIT) replaced by None."""
+    kind = type(value)
+    if kind is float:
+        return value if -LIMIT <= value <= LIMIT else None
+    if kind is int:
+        return value if -INT_LIMIT <= value < INT_LIMIT else None
+    if kind is dict:
+        return {k: _bounded(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_bounded(v) for v in value]
+    return value
 
 
 def decode_json(raw: bytes | str) -> Any:

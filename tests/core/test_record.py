@@ -44,3 +44,14 @@ def test_lines_that_are_not_records_say_why(raw, why, torn):
 def test_unknown_fields_are_ignored_and_missing_ones_default():
     r = decode(b'{"trial_id": "a", "status": "failed", "future_field": [1, 2]}')
     assert (r.kind, r.config, r.metrics, r.rows, r.error, r.attempt, r.ok) == ("", {}, {}, [], None, 1, False)
+
+
+def test_every_record_this_tool_writes_is_one_it_reads_back():
+    """A diverged run's perplexity (exp(700) ~ 1e304) is beyond the reader's bound: written as
+    null, not as a number that would set the record aside (and rerun the trial on every resume)."""
+    r = Record(trial_id="a", status="ok", config={"lr": 3e-3, "big": 2**70},
+               metrics={"val_ppl": math.exp(700.0), "val_bpb": 1.5}, rows=[{"x": -1e200, "ms": 0.5}])
+    back = decode(encode(r))
+    assert back.metrics == {"val_ppl": None, "val_bpb": 1.5}
+    assert back.config == {"lr": 3e-3, "big": None} and back.rows == [{"x": None, "ms": 0.5}]
+    assert encode({"series": [1.0, 1e300]}) == b'{"series":[1.0,null]}'
