@@ -269,12 +269,21 @@ class _Rounds:
             return now, f"{why} on an interval that is not that of its trials"
         if not (crit == iv.crit or abs(crit - iv.crit) <= CRIT_TOLERANCE * iv.crit):
             return now, f"{why} at critical value {crit:.4g}, the design's is {iv.crit:.4g}"
-        half = math.inf if math.isinf(crit) else crit * iv.sd / math.sqrt(iv.n)
-        interval = sequential.Interval(iv.n, iv.mean, iv.sd, crit, iv.mean - half, iv.mean + half)
         blocked = look.failures.blocked if len(look.pairs) == iv.n else frozenset(failures.CLAIMS)  # else its interval is an earlier look's
-        verdict = sequential.claim(interval, margin, blocked) or ("undecided" if last or look.failures.hopeless else "continue")
+
+        def at(c: float) -> tuple[sequential.Interval, str]:
+            half = math.inf if math.isinf(c) else c * iv.sd / math.sqrt(iv.n)
+            interval = sequential.Interval(iv.n, iv.mean, iv.sd, c, iv.mean - half, iv.mean + half)
+            return interval, sequential.claim(interval, margin, blocked) or ("undecided" if last or look.failures.hopeless else "continue")
+
+        interval, verdict = at(crit)
         if not (_close(rec.low, interval.low) and _close(rec.high, interval.high)) or verdict != rec.verdict:
             return now, f"{why}, its trials give {verdict} [{interval.low:+.4g}, {interval.high:+.4g}]"
+        # within the tolerance, the record may only be more cautious than the design: a claim must hold at the
+        # larger critical value, a look that went on must make no claim at the smaller one
+        strict = at(max(crit, iv.crit) if verdict in failures.CLAIMS else min(crit, iv.crit))[1]
+        if strict != verdict:
+            return now, f"{why} at critical value {crit:.4g}, where the design's {iv.crit:.4g} gives {strict}"
         return sequential.Decision(verdict, rec.look, interval, now.pairs, now.seeds_needed if verdict in ("continue", "undecided") else None), None
 
     def record(self, look_no: int, ids: list[list[str]], counted: dict[str, tuple[int | None, float | None, str]],
@@ -292,7 +301,9 @@ class _Rounds:
 
 CRIT_TOLERANCE = 0.05
 """How far (relative) a recorded look's critical value may be from this version's: a later
-calibration moves them (Monte-Carlo error, exact small looks), a planted one that much at most."""
+calibration moves them (Monte-Carlo error, exact small looks). Within it a record may only be more
+cautious than the design (a claim it records holds at the larger of the two values, a look it went on
+from claims nothing at the smaller), so a planted value cannot make or hasten a claim."""
 
 
 def _close(a: float | None, b: float | None) -> bool:
