@@ -138,16 +138,17 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     from actbench.select import select_frames
 
     run_dir = Path(run_dir)
-    all_trials, all_rows = load_tables(run_dir)
-    if all_trials.empty:
-        raise UserError(f"{run_dir}: no trial records in a trials.jsonl at or below it")
-    trials, rows = select_frames(select, all_trials, all_rows)
     if out is None:  # <results>/report: inside the folder read, so no planted link may lead it elsewhere
         out = (run_dir if run_dir.is_dir() else run_dir.parent) / "report"
         if out.is_symlink() or (out.exists() and not out.is_dir()):
             raise UserError(f"{out}: not a folder (a symbolic link or a file is in the way of the report); give --out")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    elif Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out}: not a folder (a file is in the way of the report)")
+    all_trials, all_rows = load_tables(run_dir)
+    if all_trials.empty:
+        raise UserError(f"{run_dir}: no trial records in a trials.jsonl at or below it")
+    trials, rows = select_frames(select, all_trials, all_rows)
+    out = output.folder(Path(out))
     summary = trials.groupby(["suite", "kind", "status"], dropna=False).size().rename("trials").reset_index()
     failed = trials[trials["status"] != "ok"]
     failures = failed[[c for c in ("suite", "trial_id", "activation", "status", "error_type", "error_message", "note") if c in failed]]

@@ -11,6 +11,8 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from actbench.errors import UserError
+
 PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -23,6 +25,17 @@ def file_name(stem: str, suffix: str) -> str:
     plain = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip("._-")[:60]
     digest = hashlib.sha256(stem.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{plain or 'x'}-{digest}{suffix}"
+
+
+def folder(out: Path, flag: str = "--out") -> Path:
+    """`out`, made if missing; UserError (naming `flag`) where a file or anything else not a folder is in the way."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{flag} {out}: not a folder that can be written ({e.strerror or e})") from None
+    if not out.is_dir():
+        raise UserError(f"{flag} {out}: not a folder")
+    return out
 
 
 def inside(out: Path, stem: str, suffix: str) -> Path:

@@ -118,6 +118,18 @@ def test_report_writes_through_no_planted_link_in_out_and_refuses_a_linked_defau
     assert not (tmp_path / "elsewhere").exists()
 
 
+@pytest.mark.parametrize("target", ["a_file", "run/trials.jsonl"])
+def test_report_out_naming_an_existing_file_is_refused_and_the_file_kept(tmp_path, capfd, monkeypatch, target):
+    run = lm_folder(tmp_path / "run")
+    victim = tmp_path / target
+    if not victim.exists():
+        victim.write_text(SECRET)
+    before = victim.read_bytes()
+    code, _, err = actbench(capfd, monkeypatch, "report", str(run), "--out", str(victim))
+    assert code == 2 and f"--out {victim}: not a folder" in err
+    assert victim.read_bytes() == before
+
+
 @pytest.mark.parametrize("where", ["trials.jsonl", "series", "suites/s.yaml"])
 def test_a_fifo_in_the_folder_hangs_neither_compare_nor_report(tmp_path, capfd, monkeypatch, where):
     root = tmp_path / "results"
