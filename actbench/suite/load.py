@@ -30,7 +30,7 @@ from actbench.core.resources import memory_problem
 from actbench.lm.ladder import RUNG_FIELDS, LadderError, rung_overrides, target_problem
 from actbench.suite.overrides import apply_overrides
 from actbench.suite.schema import SeedRounds, SuiteFile
-from actbench.suite.yamlsafe import Located, line_index, load_yaml, pydantic_msg, read_text
+from actbench.suite.yamlsafe import Located, data_loc, line_index, load_yaml, pydantic_msg, read_text
 
 MAX_TRIALS = 100_000
 """Default limit on the trials of one suite (`actbench run --max-trials N` raises it)."""
@@ -152,7 +152,7 @@ def load_suite(path: str | Path, overrides: dict[str, Any] | None = None, *, max
         spec = SuiteFile.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        raise loc.error(tuple(err["loc"]), pydantic_msg(err)) from None
+        raise loc.error(data_loc(data, err), pydantic_msg(err)) from None
     kind = kind_spec(spec.kind)
     points = _points(spec, kind, loc, max_trials)
     suite = Suite(path=path, spec=spec, kind=kind, points=points, raw=data, located=loc, check_paths=check_paths, force=force)

@@ -152,6 +152,21 @@ class Located:
         return UserError(f"{where}: {field}: {msg}")
 
 
+def data_loc(data: Any, err: dict[str, Any]) -> tuple[str | int, ...]:
+    """The parts of a pydantic error's location that are keys or indexes in `data`: a union's member
+    tags (`function-after[_ordered(), SeedRounds]`, `list[int]`) name no field of the suite; the
+    key of a missing field (the last part) is kept."""
+    loc, missing = tuple(err["loc"]), err["type"] == "missing"
+    kept: list[str | int] = []
+    for i, part in enumerate(loc):
+        if isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        elif not (missing and i == len(loc) - 1):
+            continue
+        kept.append(part)
+    return tuple(kept)
+
+
 def pydantic_msg(err: dict[str, Any]) -> str:
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):

@@ -111,6 +111,14 @@ BAD = [
 ]
 
 
+@pytest.mark.parametrize("block,field", [("seeds: {min: 3, max: 2}", "seeds"), ("seeds: {min: 3, max: 100000}", "seeds.max")])
+def test_an_error_inside_a_union_field_names_the_suite_field_not_pydantics_member_tag(tmp_path, block, field):
+    p = write(tmp_path, f"name: t\nkind: probe\nmatrix:\n  x: [0.0]\n{block}\n")
+    with pytest.raises(UserError) as e:
+        load_suite(p)
+    assert str(e.value).startswith(f"{p}:5: {field}: "), str(e.value)
+
+
 @pytest.mark.parametrize("text,pattern", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
 def test_malformed_suites_give_one_line_errors(tmp_path, text, pattern):
     p = write(tmp_path, text)
