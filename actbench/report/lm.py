@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import numpy as np
 
 from actbench.analysis import stats
+from actbench.analysis.failures import Failures
 from actbench.core.kinds import kind_spec
 from actbench.report.frames import prepared
 from actbench.report.verdicts import decide_table
@@ -270,7 +271,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 "p_holm": np.nan, "eval_delta": np.nan, "eval_low": np.nan, "eval_high": np.nan, "eval_ci95": np.nan, "eval_note": None,
                 "dominant": None, "sd_diff": np.nan, "detectable": np.nan, "seeds_needed": None, "needed_for": None, "test_level": np.nan, "alpha": np.nan, "paired_seeds": [],
                 "skew": np.nan, "skew_limit": np.nan,
-                "design": None, "look": None, "margin": np.nan, "extra_pairs": 0, "failures": None, "recorded": None, "blocked": False, "_diffs": [],
+                "design": None, "look": None, "margin": np.nan, "extra_pairs": 0, "failures": None, "recorded": None, "blocked": False, "_diffs": [], "_failures": None,
                 "tokens_per_s": mean_of("metric.tokens_per_s"), "mfu": mean_of("metric.mfu"), "ppl": mean_of("metric.val_ppl"),
                 "epochs": mean_of("metric.epochs"),
                 "shared_gpu": on_shared_gpu[n] + (on_shared_gpu.get(names[0], 0) if n != names[0] else 0),
@@ -292,6 +293,8 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 row["pairs"] = len(common)
                 row["paired_seeds"] = common
                 row["_diffs"] = [seeds.value[s] - base.value[s] for s in common]
+                if verdict is None:  # a designed comparison's failures are its look's (`_from_verdict`)
+                    row["_failures"] = seed_failures(table.drop(extra.index), n, names[0], seeds, base, metric)
                 if common:
                     test = stats.paired_t(row["_diffs"], level)
                     row.update(delta=float(test.mean), delta_ci95=float(test.half), dz=float(test.dz), p=float(test.p), sd_diff=float(test.sd),
@@ -306,7 +309,25 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
             rows.append(row)
         decide_table(rows, names[0], alpha, margin)
         out.extend(rows)
-    return pd.DataFrame(out).astype({"seeds_needed": float}).drop(columns=["_verdict", "_diffs", "_no_verdict"])
+    return pd.DataFrame(out).astype({"seeds_needed": float}).drop(columns=["_verdict", "_diffs", "_no_verdict", "_failures"])
+
+
+def seed_failures(table: "pd.DataFrame", candidate: str, baseline: str, cand: PerSeed, base: PerSeed, metric: str) -> Failures | None:
+    """The seeds of a table where each side failed (its record not ok, or no finite `metric`), over
+    the seeds either side has a record of (None: none failed): the failure rule's input
+    (`actbench.analysis.failures`), so a failed seed is an outcome, never a dropped pair."""
+    failed: list[tuple[tuple[int, str], ...]] = []
+    seeds: set[int] = set()
+    for name, per in ((candidate, cand), (baseline, base)):
+        recs = table[table["activation"] == name].dropna(subset=["seed"])
+        whys: dict[int, str] = {}
+        for seed, status in zip(recs["seed"], recs["status"]):
+            s = int(seed)
+            seeds.add(s)
+            if s not in per.value:  # a seed with no finite value: the first failed status among its records says why
+                whys[s] = whys.get(s) or (str(status) if status != "ok" else "")
+        failed.append(tuple((s, why or f"no finite {metric}") for s, why in sorted(whys.items())))
+    return Failures(len(seeds), *failed) if any(failed) else None
 
 
 def _shared_gpu(records: "pd.DataFrame") -> int:

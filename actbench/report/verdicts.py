@@ -11,7 +11,9 @@
   from Bonferroni-adjusted t intervals (alpha / candidates each, simultaneous, as equivalence
   needs); without one, Holm's step-down over the table's paired t-tests decides better / worse,
   and the rest is undecided, with the smallest difference the seeds could have detected and about
-  how many seeds would resolve the observed one. "Undecided" is never "equivalent".
+  how many seeds would resolve the observed one. "Undecided" is never "equivalent". A seed either
+  side failed counts by the same failure rule (`actbench.report.lm.seed_failures`): a claim it
+  rules out is undecided (a Holm row keeps its adjusted p), said beside the verdict.
 A designed comparison that is not decided yet (its run stopped or runs) is "pending"; a row whose
 seeds a suite's rule stopped on another comparison (another baseline, another field, merged
 folders) gets "no verdict", with the reason. Holm rows show their interval at the level of their
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from actbench.analysis import sequential, stats
+from actbench.analysis import failures, sequential, stats
 
 
 def _design_text(design: sequential.Design, margin: float | None) -> str:
@@ -56,6 +58,14 @@ def _from_verdict(r: dict[str, Any], v: Any) -> None:
     r.update(failures=v.failure_text, recorded=v.record_text, blocked=bool(v.failures and v.failures.blocked))
 
 
+def _failed(r: dict[str, Any], baseline: str, failed: failures.Failures | None, reached: str | None) -> None:
+    """The seeds each side of a one-look row failed and the claims that rules out, beside its verdict
+    (`reached`: the claim its finished pairs make)."""
+    if failed is not None:
+        r.update(failures=failed.describe(r["activation"], baseline, reached if reached in failed.blocked else None),
+                 blocked=bool(failed.blocked))
+
+
 def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin: float | None = None) -> None:
     """Fill in the verdict of every row of one table (see the module docstring)."""
     candidates = [r for r in rows if r["activation"] != baseline]
@@ -70,7 +80,7 @@ def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin
     for r, p in zip(tested, adjusted):
         r["p_holm"] = float(p)
     for r in rows:
-        v = r["_verdict"]
+        v, failed = r["_verdict"], r.get("_failures")
         if r["activation"] == baseline:
             r["verdict"] = "baseline"
             continue
@@ -86,7 +96,10 @@ def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin
             r["verdict"] = "no test"
         elif margin is not None:
             design = sequential.Design(looks=(r["pairs"],), alpha=alpha, candidates=max(1, len(candidates)), margin=margin)
-            _from_decision(r, sequential.decide([r["_diffs"]], design), design, margin)
+            look = failures.Look(tuple(enumerate(r["_diffs"])), failed or failures.Failures(r["pairs"]))
+            decision = failures.decide([look], design)
+            _from_decision(r, decision, design, margin)
+            _failed(r, baseline, failed, sequential.claim(decision.interval, margin) if decision.interval is not None else None)
         else:
             level, at = step[id(r)]  # the row's Holm step: its interval at that level agrees with its verdict
             r["detectable"] = stats.detectable_difference(r["sd_diff"], r["pairs"], level)
@@ -96,7 +109,8 @@ def decide_table(rows: list[dict[str, Any]], baseline: str, alpha: float, margin
             half = float(stats.paired_t(r["_diffs"], 1 - level).half)
             r["low"], r["high"] = r["delta"] - half, r["delta"] + half
             word = str(stats.lm_verdicts(r["delta"], r["p_holm"], alpha))
-            r["verdict"] = "undecided" if word == "no detectable difference" else word
+            r["verdict"] = "undecided" if word == "no detectable difference" or (failed and word in failed.blocked) else word
+            _failed(r, baseline, failed, word)
             r["design"] = f"one look at {r['pairs']} paired seeds, Holm over {len(tested)} candidate(s), interval at {at} {level:.3g}"
         if r["matched"] is False and r["verdict"] in ("better", "worse", "equivalent", "undecided"):
             r["verdict"] += " (UNMATCHED)"
