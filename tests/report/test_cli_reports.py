@@ -49,7 +49,7 @@ def test_compare_on_cpu_suite_results(cpu_results):
     assert (k["pct_copy"] > 0).all() and k[k["activation"] == "swiglu"]["gated"].all()
     assert (k["trials"] == 1).all() and (k["runs"] == 1).all() and set(k["results"]) == {"smoke"}
     line = next(line for line in c.lines["kernel"] if line.startswith("xielu (best of eager) vs relu2 (best of eager)"))
-    assert "CPU timings of eager" in line and "the fused GPU kernel (xielu's triton) was not measured: it needs a GPU" in line
+    assert "CPU timings of eager" in line and "the fused GPU kernel (xielu's triton, xielu's fused, relu2's fused) was not measured: it needs a GPU" in line
     lm = c.frames["lm"]
     assert list(lm["activation"]) == ["relu2", "xielu", "swiglu"] and (lm["n"] == 2).all()
     assert lm["metric"].unique().tolist() == ["val_bpb"] and lm["setup"].nunique() == 1
@@ -58,7 +58,9 @@ def test_compare_on_cpu_suite_results(cpu_results):
     assert set(cand["verdict"]) <= {"better", "worse", "undecided"}
     assert lm["matched"].all()  # llm_tiny matches MLP parameters and FLOPs within 0.5%
     assert lm["churn"].between(0, 1).all()
-    assert len(c.lines["lm"]) == 2 and all("Holm p=" in line for line in c.lines["lm"])
+    verdicts, costs = [line for line in c.lines["lm"] if "the run cost" not in line], [line for line in c.lines["lm"] if "the run cost" in line]
+    assert len(verdicts) == 2 and all("Holm p=" in line for line in verdicts)
+    assert len(costs) == 1 and costs[0].startswith("llm_tiny (")  # what the run cost, beside what the plan says
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
