@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actbench.analysis import failures, sequential
+from actbench.analysis.stats import HINT_CAP
 from actbench.core.record import Record
 from actbench.core.trial import Trial
 from actbench.results import decisions
@@ -75,7 +76,9 @@ class Verdict:
         if iv is None:
             return f"{head}: {d.verdict} ({'no baseline result' if d.verdict == 'no baseline' else 'fewer than 2 paired seeds'}){notes}"
         margin = f", margin ±{self.margin:.4g}" if self.margin is not None else ""
-        need = f"; ~{d.seeds_needed} paired seeds would decide it" if d.seeds_needed else ""
+        need = (f"; ~{d.seeds_needed} paired seeds would decide it with 80% probability at the observed Δ and spread" if d.seeds_needed else
+                f"; at the observed Δ and spread more than {HINT_CAP} paired seeds would be needed to decide it"
+                if d.verdict == "undecided" and not self.failure_text else "")
         return f"{head}: {d.verdict}, Δ {self.metric} {iv.mean:+.4f} [{iv.low:+.4f}, {iv.high:+.4f}]{margin}{notes}{need}"
 
 
