@@ -21,6 +21,7 @@ from actbench.results.read import iter_records
 from actbench.results.store import ResultStore
 from actbench.runner.local import InlineExecutor
 from actbench.suite import load_suite
+from tests.planner.interrupted import InterruptedAfter
 
 SUITE = """\
 name: q
@@ -35,20 +36,6 @@ zip:
 seeds: {min: 3, max: 9, round: 3}
 decide: {field: tag, baseline: base, metric: objective, margin: 0.2}
 """
-
-
-class _InterruptedAfter(InlineExecutor):
-    """Ctrl-C arrives after `n` trials have been submitted."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.left = n
-
-    def submit(self, trial, checkpoint_dir):  # noqa: ANN001, ANN201
-        if self.left == 0:
-            raise KeyboardInterrupt
-        self.left -= 1
-        return super().submit(trial, checkpoint_dir)
 
 
 def looks_printed(err: str) -> list[str]:
@@ -68,7 +55,7 @@ def stopped(tmp_path: Path, capsys) -> tuple[Path, Path, list[str]]:
     path = tmp_path / "q.yaml"
     path.write_text(SUITE)
     out = tmp_path / "out"
-    first = api.run(load_suite(path), out=out, executor=_InterruptedAfter(8))
+    first = api.run(load_suite(path), out=out, executor=InterruptedAfter(8))
     assert first.interrupted and any(r.status == "failed" for r in first.records)
     printed = looks_printed(capsys.readouterr().err)
     assert len(printed) == 1 and ": continue, " in printed[0] and "worse failed 1 of 3 seeds (failed at seed 0)" in printed[0]

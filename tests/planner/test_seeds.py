@@ -18,6 +18,7 @@ from actbench.results.store import ResultStore
 from actbench.runner.local import InlineExecutor
 from actbench.select import parse_filter
 from actbench.suite import load_suite
+from tests.planner.interrupted import InterruptedAfter
 
 SUITE = """\
 name: q
@@ -168,22 +169,8 @@ def test_a_baseline_that_fails_every_seed_stops_the_rounds(tmp_path):
     assert {v.decision.verdict for v in verdicts.values()} == {"no baseline"}
 
 
-class _InterruptedAfter(InlineExecutor):
-    """Ctrl-C arrives after `n` trials have been submitted."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.left = n
-
-    def submit(self, trial, checkpoint_dir):  # noqa: ANN001, ANN201
-        if self.left == 0:
-            raise KeyboardInterrupt
-        self.left -= 1
-        return super().submit(trial, checkpoint_dir)
-
-
 def test_ctrl_c_in_a_round_decides_nothing_from_the_trials_that_did_not_run(tmp_path, capsys):
-    result = api.run(load_suite(write(tmp_path)), out=tmp_path / "o", executor=_InterruptedAfter(5))
+    result = api.run(load_suite(write(tmp_path)), out=tmp_path / "o", executor=InterruptedAfter(5))
     assert result.interrupted and len(result.records) == 5
     err = capsys.readouterr().err
     assert "interrupted:" in err and not re.search(r"^look \d", err, re.M)  # look 1 never completed: no decision printed
