@@ -22,6 +22,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the harness bounds each command's address space (harness.MEMORY_HEADROOM); pyarrow's default
+# allocator reserves more than that the first time it is used, so it allocates through malloc here
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 for var in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "LINES"):
     os.environ.pop(var, None)  # the CLI's consoles decide colour and width from these; the promises are about plain output
 

@@ -74,7 +74,7 @@ RECORD_PATHS: list[tuple] = [
 HOW = ["fifo", "link_secret", "link_devzero", "link_outside_dir", "link_loop", "missing", "empty", "huge", "dir", "garbage", "link_dangling"]
 WHERE = ["folder", "suite", "activation", "tag", "reference", "kind", "impl", "dtype"]
 TRAVERSALS = ["../../../../outside/pwn", "../../../../../outside/pwn", "../../../outside/pwn", "../pwn", f"{OUTSIDE}/pwn", "..", ".",
-              "a/../../../../../outside/pwn", "~/pwn", "/dev/zero"]
+              "a/../../../../../outside/pwn", "~/pwn", "/dev/zero", "bad\udcff", "-k"]
 NUMBER_PATHS = [("metrics", "val_bpb"), ("metrics", "tune_val_bpb"), ("metrics", "objective"), ("metrics", "tokens_per_s"),
                 ("metrics", "params"), ("metrics", "flops_per_token"), ("rows", 0, "ms_p50"), ("rows", 1, "pct_copy"),
                 ("rows", 1, "ms_p20"), ("config", "seed"), ("config", "x"), ("config", "size"), ("config", "lr"), ("duration_s",),
@@ -299,7 +299,7 @@ def apply(box: Sandbox, real: Path, changes: list[tuple]) -> None:
 
 
 NAMES = st.sampled_from(["relu2", "xielu", "swiglu", "a", "b", "fine", "broken", "gelu"])
-FLOAT_FLAGS = st.sampled_from(["0.05", "0", "-1", "1", "0.5", "nan", "inf", "-inf", "1e400", "1e-400", "5e-324", "x"])
+FLOAT_FLAGS = st.sampled_from(["0.05", "0", "-1", "1", "0.5", "0.9", "0.999", "1e-300", "nan", "inf", "-inf", "1e400", "1e-400", "5e-324", "x"])
 
 
 @st.composite

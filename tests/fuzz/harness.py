@@ -40,6 +40,7 @@ MEMORY_HEADROOM = 2**30
 OUTSIDE, IN, OUT = "@OUTSIDE@", "@IN@", "@OUT@"
 """Placeholders that hostile values use for the sandbox's folders (absolute paths)."""
 
+
 def fuzz(ci_examples: int) -> Any:
     """The hypothesis settings of one property: `ci_examples` examples under the `ci` profile, the
     `long` profile's count with ACTBENCH_FUZZ=long (both registered by conftest.py)."""
@@ -222,7 +223,7 @@ def invoke(box: Sandbox, args: list[str], timeout_s: float = TIMEOUT_S) -> Outco
     """Run `actbench ARGS` through the CLI's real entry (`actbench.cli.main`) in this process, in
     `box.work`, with stdout and stderr captured at the file descriptors (strict UTF-8 stdout, as a
     real one), Python's temporary folder in `box.tmp`, a memory bound and a time bound."""
-    global _watch
+    global _watch, _armed
     from actbench import cli
 
     args = [box.sub(a) for a in args]
@@ -232,7 +233,7 @@ def invoke(box: Sandbox, args: list[str], timeout_s: float = TIMEOUT_S) -> Outco
     sys.stdout.flush()
     sys.stderr.flush()
     saved = {1: os.dup(1), 2: os.dup(2)}
-    saved_streams = sys.stdin, sys.stdout, sys.stderr, sys.argv
+    saved_streams, saved_path = (sys.stdin, sys.stdout, sys.stderr, sys.argv), list(sys.path)
     saved_cwd, saved_tmp, saved_format = os.getcwd(), tempfile.tempdir, warnings.formatwarning
     backstop = os.fdopen(os.dup(saved[2]), "w")
     limit = resource.getrlimit(resource.RLIMIT_AS)
@@ -258,6 +259,7 @@ def invoke(box: Sandbox, args: list[str], timeout_s: float = TIMEOUT_S) -> Outco
         soft = _vm_size() + MEMORY_HEADROOM
         resource.setrlimit(resource.RLIMIT_AS, (soft if limit[1] == resource.RLIM_INFINITY else min(soft, limit[1]), limit[1]))
         _watch = (os.path.realpath(box.outside), opened)
+        _armed = True
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             for quiet in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
@@ -275,9 +277,11 @@ def invoke(box: Sandbox, args: list[str], timeout_s: float = TIMEOUT_S) -> Outco
 
                 escaped = "".join(traceback.format_exception(e))[-3000:]
     finally:
+        _armed = False  # a signal from here on is ignored: it may already be on its way
+        timer.cancel()
+        timer.join()
         _watch = None
         resource.setrlimit(resource.RLIMIT_AS, limit)
-        timer.cancel()
         faulthandler.cancel_dump_traceback_later()
         backstop.close()
         seconds = time.monotonic() - started
@@ -287,6 +291,7 @@ def invoke(box: Sandbox, args: list[str], timeout_s: float = TIMEOUT_S) -> Outco
         except (OSError, ValueError, UnicodeError):
             pass
         sys.stdin, sys.stdout, sys.stderr, sys.argv = saved_streams
+        sys.path[:] = saved_path  # --plugin puts the current folder (this sandbox) on it
         for fd, dup in saved.items():
             os.dup2(dup, fd)
             os.close(dup)
@@ -311,8 +316,13 @@ def invoke(box: Sandbox, args: list[str], timeout_s: float = TIMEOUT_S) -> Outco
     return o
 
 
+_armed = False
+"""Whether a command is running (the time-bound signal stops it only then)."""
+
+
 def _interrupt(signum: int, frame: Any) -> None:
-    raise _Stop()
+    if _armed:
+        raise _Stop()
 
 
 def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actbench.core.record import decode
+from actbench.core.record import NotARecord, decode
 
 from .harness import OUT, Sandbox, fuzz
 from .promises import WrongExit, collected, run_and_check
@@ -96,7 +96,10 @@ def test_hostile_probe_suite_runs_for_real(sandboxes, text):
         records = {}
         if (results / "trials.jsonl").is_file():
             for line in (results / "trials.jsonl").read_bytes().splitlines():
-                r = decode(line)
+                try:
+                    r = decode(line)
+                except NotARecord:  # set aside by every reader too (a number past the record bound, say)
+                    continue
                 records[r.trial_id] = r
         failed = any(not r.ok for r in records.values())
         if not o.broken and o.code in (0, 1) and o.code != failed:
