@@ -49,6 +49,12 @@ def check_names(names: list[str], present_names: Iterable[str]) -> None:
         raise UserError(f"each activation once, please: {' '.join(names)}")
 
 
+ALPHA_RANGE = (1e-6, 0.5)
+"""--alpha: a family-wise error rate below the 80% power the hints are computed at (and above what the tests can resolve)."""
+MAX_MARGIN = 1e100
+"""--margin: finite, and far from where squaring it would overflow."""
+
+
 def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: str | Path, *, alpha: float = 0.05,
           merge: bool = False, series: "Series | None" = None, select: "TrialFilter | None" = None,
           margin: float | None = None) -> Comparison:
@@ -59,10 +65,10 @@ def build(names: list[str], trials: "pd.DataFrame", rows: "pd.DataFrame", root: 
     `Comparison.series` (pass `series` to share them)."""
     import pandas as pd
 
-    if not 0 < alpha < 1:
-        raise UserError(f"--alpha: {alpha} is not between 0 and 1")
-    if margin is not None and not margin > 0:
-        raise UserError(f"--margin: {margin} is not positive")
+    if not ALPHA_RANGE[0] <= alpha <= ALPHA_RANGE[1]:
+        raise UserError(f"--alpha: {alpha} is not between {ALPHA_RANGE[0]:g} and {ALPHA_RANGE[1]:g} (a family-wise error rate)")
+    if margin is not None and not 0 < margin <= MAX_MARGIN:
+        raise UserError(f"--margin: {margin} is not a positive difference up to {MAX_MARGIN:g}")
     from actbench.report import scaling
     from actbench.report.series import Series
 

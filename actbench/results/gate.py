@@ -220,10 +220,16 @@ def _numbered(f: BinaryIO, max_line: int) -> Iterator[tuple[int, bytes | None]]:
 
 def folders(root: str | Path, name: str) -> list[Path]:
     """Every folder at or below `root` that holds an entry `name`, walked without following a
-    symbolic link to a folder (no link leads the walk out of `root`, and no loop), in order."""
+    symbolic link to a folder (no link leads the walk out of `root`, and no loop), in order; a folder
+    whose name is not UTF-8 is skipped with a warning."""
     found = []
     for here, dirs, files in os.walk(root, followlinks=False):
         dirs.sort()
         if name in files or name in dirs:
+            try:
+                here.encode()
+            except UnicodeEncodeError:  # its bytes are not UTF-8: no table or page can hold its name
+                warn(Refused(Path(here.encode("utf-8", "backslashreplace").decode()), "its name is not UTF-8 (rename the folder)"))
+                continue
             found.append(Path(here))
     return sorted(found)
