@@ -102,12 +102,13 @@ def check(o: Outcome, box: Sandbox, before: dict[str, dict[str, tuple]], *, code
     command = o.args[0] if o.args else ""
     if o.code not in codes:
         raise _specific(WrongExit, f"{command} {o.code}")(f"exit code {o.code}, expected one of {codes}\n{o.describe()}")
-    bad = UNSAFE.search(text)
+    shown = o.stderr if _data_on_stdout(o.args) else text
+    bad = UNSAFE.search(shown)
     if bad:
         at, c = bad.start(), bad.group()
         what = ("ESC" if c == "\x1b" else "C0" if c < " " or c == "\x7f" else "C1" if c <= "\x9f" else
                 "surrogate" if "\ud800" <= c <= "\udfff" else "bidi or separator")
-        raise _specific(ObeyableOutput, f"{command} {what}")(f"printed {c!r} at {text[max(0, at - 80):at + 40]!r}\n{o.describe()}")
+        raise _specific(ObeyableOutput, f"{command} {what}")(f"printed {c!r} at {shown[max(0, at - 80):at + 40]!r}\n{o.describe()}")
     by = o.opened_outside[0][1] if o.opened_outside else "unknown"
     if SECRET in text and not secret_ok:
         raise _specific(SecretLeaked, by)(f"printed the content of a file outside its folders (opened by {by})\n{o.describe()}")
@@ -124,6 +125,12 @@ def check(o: Outcome, box: Sandbox, before: dict[str, dict[str, tuple]], *, code
         raise _specific(WroteOutside, f"{command} work")(f"changed {moved[:5]} under {box.work} outside the output folder\n{o.describe()}")
     if o.opened_outside and not may_read_outside:
         raise _specific(ReadOutside, by)(f"opened {sorted(set(o.opened_outside))[:5]}, outside the folders it was given\n{o.describe()}")
+
+
+def _data_on_stdout(args: list[str]) -> bool:
+    """`compare --format csv` to a file or a pipe: stdout is data, kept as it is (README: CSV holds
+    the data, cleaned only when printed to a terminal, which the in-process stdout never is)."""
+    return bool(args) and args[0] == "compare" and "--format" in args[:-1] and args[args.index("--format") + 1] == "csv"
 
 
 def _leads_outside(box: Sandbox, arg: str) -> str:
