@@ -70,12 +70,20 @@ def text_files(path: str | Path) -> list[Path]:
                 folders.append(Path(entry.path))
             elif stat.S_ISREG(mode) and entry.name.endswith(".txt"):
                 files.append(Path(entry.path))
-            elif entry.name.endswith(".txt") or (stat.S_ISLNK(mode) and entry.is_dir()):
+            elif entry.name.endswith(".txt") or (stat.S_ISLNK(mode) and _folder_or_loop(entry)):
                 raise UserError(f"--text {entry.path}: {_kind(mode)}; only regular files inside the folder are read, "
                                 "links are not followed (copy the file in, or give the link's target to --text)")
     if not files:
         raise UserError(f"--text {root}: no .txt file in this folder")
     return sorted(files)
+
+
+def _folder_or_loop(entry: os.DirEntry) -> bool:
+    """Whether a link leads to a folder (a walk it must not take), or nowhere resolvable (a loop)."""
+    try:
+        return entry.is_dir()
+    except OSError:  # ELOOP: a link to itself, or a chain too long
+        return True
 
 
 def _cut(text: str) -> int:
