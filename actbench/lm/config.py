@@ -13,9 +13,9 @@ full`, the default) or its first `eval_tokens` targets.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from actbench import activations
 from actbench.core.resources import MemoryNeed, Resources, uses_cuda
@@ -48,6 +48,17 @@ def _heads_hint(d_model: int, n_heads: int) -> str:
     """The head count nearest `n_heads` that splits `d_model` into heads of even size, as a hint."""
     fits = [h for h in range(1, min(d_model, 1024) + 1) if d_model % h == 0 and (d_model // h) % 2 == 0]
     return f"e.g. n_heads {min(fits, key=lambda h: abs(h - n_heads))}" if fits else f"d_model {d_model} is odd"
+
+
+def _heads_split_d_model(n_heads: int, info: ValidationInfo) -> int:
+    d_model = info.data.get("d_model")
+    if d_model is not None and (why := heads_problem(d_model, n_heads)):
+        raise ValueError(why)
+    return n_heads
+
+
+HeadCount = Annotated[int, Field(gt=0, le=MAX_HEADS), AfterValidator(_heads_split_d_model)]
+"""A model's n_heads, declared after its d_model: the heads split d_model (`heads_problem`)."""
 
 
 class DataConfig(BaseModel):
@@ -87,7 +98,7 @@ class LMConfig(TrialConfig):
     data: DataConfig = Field(default_factory=DataConfig)
     d_model: int = Field(128, gt=0, le=MAX_D_MODEL)
     n_layers: int = Field(2, gt=0, le=MAX_LAYERS)
-    n_heads: int = Field(4, gt=0, le=MAX_HEADS)
+    n_heads: HeadCount = 4
     seq_len: int = Field(128, gt=0, le=MAX_SEQ_LEN)
     d_ff: int | None = Field(None, gt=0, le=2**20)
     reference: ActivationName = "relu2"
@@ -116,14 +127,6 @@ class LMConfig(TrialConfig):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     # Rules between fields are checked on the later field, so that an error names where it was set.
-    @field_validator("n_heads")
-    @classmethod
-    def _heads_split_d_model(cls, v: int, info: ValidationInfo) -> int:
-        d = info.data.get("d_model")
-        if d is not None and (why := heads_problem(d, v)):
-            raise ValueError(why)
-        return v
-
     @field_validator("batch_size")
     @classmethod
     def _batch_fits(cls, v: int, info: ValidationInfo) -> int:

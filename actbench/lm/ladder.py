@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from actbench.lm.config import MAX_D_MODEL, MAX_HEADS, MAX_LAYERS, MAX_SEQ_LEN, MAX_TOKENS, LMConfig, heads_problem
+from actbench.lm.config import MAX_D_MODEL, MAX_LAYERS, MAX_SEQ_LEN, MAX_TOKENS, HeadCount, LMConfig
 
 RUNG_FIELDS = ("d_model", "n_layers", "n_heads", "reference_d_ff", "tokens", "d_ff")
 MIN_RUNGS = 2
@@ -44,15 +44,7 @@ class Rung(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     d_model: int = Field(gt=0, le=MAX_D_MODEL)
     n_layers: int = Field(gt=0, le=MAX_LAYERS)
-    n_heads: int = Field(gt=0, le=MAX_HEADS)
-
-    @field_validator("n_heads")
-    @classmethod
-    def _heads_split_d_model(cls, v: int, info: ValidationInfo) -> int:
-        d = info.data.get("d_model")
-        if d is not None and (why := heads_problem(d, v)):
-            raise ValueError(why)
-        return v
+    n_heads: HeadCount
 
 
 class Target(BaseModel):
