@@ -352,8 +352,9 @@ def regress(run_dir: str | Path, baseline: str | Path, *, threshold: float = 0.0
     df = regression.regress(baseline, run_dir, threshold, bpb_tolerance)
     text = regression.regress_markdown(df, baseline, run_dir)
     if summary:
-        with open(summary, "a") as f:
-            f.write(text)
+        from actbench.report.output import append_user
+
+        append_user(summary, text, "--summary")
     written = regression.append_history(df, run_dir, history) if history else None
     return Regression(df, text, regression.regress_failed(df), written)
 

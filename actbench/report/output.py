@@ -1,6 +1,7 @@
 """The files `report` writes: named from sanitised names (a suite name or a dtype read from a
 results folder never names a path), inside the output folder, and written through no planted
-link (a fresh temporary file beside the target, moved into place)."""
+link (a fresh temporary file beside the target, moved into place). A file the user names to be
+appended to (`append_user`, e.g. `regress --summary`) is written only when it is a regular file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import hashlib
 import os
 import re
 import secrets
+import stat
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -69,3 +71,33 @@ def write(path: Path, fill: Callable[[BinaryIO], object]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _not_regular(mode: int) -> str:
+    """What a file of `mode` is when it is not a regular file ("" when it is)."""
+    if stat.S_ISREG(mode):
+        return ""
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+        "a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file"
+
+
+def append_user(path: str | Path, text: str, flag: str) -> None:
+    """Append `text` to the file named on the command line by `flag` (made if missing; a link is
+    followed: the user chose it). UserError, before a byte is written, where it is not a regular
+    file (a FIFO would block forever, a device never ends) or cannot be opened."""
+    path = Path(path)
+    try:  # non-blocking: a FIFO opens at once (or fails, without a reader), to be refused below
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        try:
+            kind = _not_regular(os.stat(path).st_mode)
+        except OSError:
+            kind = ""
+        why = f"{kind}, not a regular file" if kind else e.strerror or str(e)
+        raise UserError(f"{flag} {path}: not written: {why}") from None
+    with os.fdopen(fd, "a", encoding="utf-8", errors="replace") as f:
+        why = _not_regular(os.fstat(fd).st_mode)
+        if why:
+            raise UserError(f"{flag} {path}: not written: {why}, not a regular file")
+        os.set_blocking(fd, True)
+        f.write(text)
