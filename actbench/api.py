@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from actbench.report.compare import Comparison
     from actbench.runner.driver import SweepResult
     from actbench.runner.executor import Executor
+    from actbench.runner.trackers import Trackers
     from actbench.select import TrialFilter
 
 CPU_SUITES = {"lm": "suites/llm_tiny.yaml", "kernel": "suites/smoke.yaml"}
@@ -165,7 +166,8 @@ def run(suite: str | Path | Suite, *, out: str | Path | None = None, overrides: 
         executor: "str | Executor" = "ray", address: str | None = None, rerun: bool = False, checkpoints: str | None = None,
         select: "str | TrialFilter | None" = None, max_trials: int = MAX_TRIALS, console: Console | None = None, log: bool = False,
         verbose: bool = False,
-        tensorboard: bool = False, plain_every_s: float | None = None, status: Console | None = None, force: bool = False) -> "SweepResult":
+        tensorboard: bool = False, plain_every_s: float | None = None, status: Console | None = None, force: bool = False,
+        trackers: str | list[str] | tuple[str, ...] = ()) -> "SweepResult":
     """Run a suite into `out` (default results/<name>): every trial the planner asks for, in its
     batches, of those `select` (-k) keeps, skipping trials already recorded ok unless `rerun`.
     The folder is locked and checked writable before anything starts; `executor` is a name (then
@@ -173,8 +175,11 @@ def run(suite: str | Path | Suite, *, out: str | Path | None = None, overrides: 
     what Ray and the trials print goes to <out>/run.log (`verbose`: Ray streams the workers' output here);
     `console` (stderr by default) gets the progress and decisions, `status` (default `console`)
     which executor runs them; `force` runs trials that look too large for this machine's memory
-    (on a cluster, `address`, this machine's memory is not checked)."""
+    (on a cluster, `address`, this machine's memory is not checked); `trackers` (names or comma
+    lists; `tensorboard` adds TensorBoard) also get each trial's scalars and final metrics
+    (`actbench.runner.trackers`), opened before anything runs."""
     from actbench.planner.plan import selected_groups
+    from actbench.runner.trackers import names, open_trackers
 
     console = console or Terminal(stderr=True)
     status = status or console
@@ -185,6 +190,7 @@ def run(suite: str | Path | Suite, *, out: str | Path | None = None, overrides: 
     chosen = _filter(select)
     groups, _ = selected_groups(s, chosen)
     out_dir = Path(out) if out is not None else Path("results") / s.name
+    logged = names([*([trackers] if isinstance(trackers, str) else trackers), *(["tensorboard"] if tensorboard else [])])
     from actbench.results.store import ResultStore
 
     store = ResultStore(out_dir)
@@ -193,19 +199,20 @@ def run(suite: str | Path | Suite, *, out: str | Path | None = None, overrides: 
             console.print(f"{markup(out_dir)}: {markup(note)}", highlight=False, soft_wrap=True)
         if checkpoints and "://" not in checkpoints:
             _check_writable(Path(checkpoints), "--checkpoints")
+        opened = open_trackers(logged, out_dir, s.name)
         with _output_to(out_dir / "run.log" if log and not verbose else None, list({id(c): c for c in (console, status)}.values())):
             ex = make_executor(executor, address, verbose) if isinstance(executor, str) else executor
             try:
                 status.print(markup(ex.describe()), highlight=False)
                 return _sweep(s, store, ex, groups, chosen, rerun, checkpoints or str(out_dir / "checkpoints"), console,
-                              out_dir / "tensorboard" if tensorboard else None, plain_every_s)
+                              opened, plain_every_s)
             finally:
                 if isinstance(executor, str):
                     ex.shutdown()
 
 
 def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], select: "TrialFilter | None", rerun: bool,
-           checkpoint_dir: str, console: Console, tensorboard: Path | None, plain_every_s: float | None) -> "SweepResult":
+           checkpoint_dir: str, console: Console, trackers: "Trackers | None", plain_every_s: float | None) -> "SweepResult":
     """Plan, run the batch, plan again, until the planner has nothing left to run."""
     from actbench.activations.registry import facts
     from actbench.planner.plan import plan
@@ -216,13 +223,16 @@ def _sweep(suite: Suite, store: Any, executor: "Executor", groups: list[int], se
 
     every = store.records()
     records = latest(every)
+    suite = suite.sized(every)  # `resources.gpus: auto`, with the peaks earlier runs measured
+    if suite.gpu_note:
+        console.print(markup(suite.gpu_note), highlight=False, soft_wrap=True)
     _check_kept_design(suite, store.root, records)
     named = [v for p in suite.points for v, _ in p.values() if isinstance(v, str)]  # activations (the reference too) among them
     store.save_suite(suite.name, suite.raw, facts(named))
     recorded = _recorded(suite, store, every)
     done_before = set() if rerun else {i for i, r in records.items() if r.ok}
     settled = set(done_before)
-    board = Board(suite.name, console, suite.kind.columns, PLAIN_EVERY_S if plain_every_s is None else plain_every_s, tensorboard)
+    board = Board(suite.name, console, suite.kind.columns, PLAIN_EVERY_S if plain_every_s is None else plain_every_s, trackers)
     runner = Runner(suite.name, store, executor, board, console, checkpoint_dir, suite.label_fields, attempts(every),
                     str(suite.path))
     said: set[str] = set()  # decisions printed
@@ -334,36 +344,69 @@ def report(run_dir: str | Path, out: str | Path | None = None, *, baseline: str 
 
 @dataclass
 class Regression:
-    """What `regress` found: a row per compared figure, its markdown summary, whether the run
-    failed (SLOW, WORSE or failed trials), and the history entry and plot written (if asked)."""
+    """What `regress` found: its markdown summary and exit code (1: a confirmed regression, or
+    SLOW / WORSE against a --baseline, or failed trials), and either the rows compared with a
+    baseline or the night judged over its history (`report.nightly.Night`)."""
 
-    rows: "pd.DataFrame"
     markdown: str
-    failed: bool
-    history: tuple[dict[str, Any], Path] | None = None
+    exit_code: int
+    rows: "pd.DataFrame | None" = None
+    night: Any = None
+    plot: Path | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.exit_code != 0
 
 
-def regress(run_dir: str | Path, baseline: str | Path, *, threshold: float = 0.05, bpb_tolerance: float = 0.02,
-            summary: str | Path | None = None, history: str | Path | None = None) -> Regression:
-    """`actbench regress`: a run against a baseline from the same GPU model; the summary is also
-    appended to `summary` (e.g. $GITHUB_STEP_SUMMARY) and the figures to the `history` file."""
-    from actbench.report import regression
+def regress(run_dir: str | Path, baseline: str | Path | None = None, *, history: str | Path | None = None,
+            rerun: str | Path | None = None, accept: bool = False, suspects: str | Path | None = None, commit: str | None = None,
+            plot: str | Path | None = None, threshold: float = 0.05, bpb_tolerance: float = 0.02,
+            summary: str | Path | None = None) -> Regression:
+    """`actbench regress`: the run judged over the `history` of its GPU model and environment and
+    added to it (`rerun`: an immediate rerun of the suspect rows; `accept`: their steps are
+    intended; `suspects`: only write the rows to rerun to this file, record nothing), or compared
+    once with a `baseline` run. The summary is also appended to `summary` (e.g. $GITHUB_STEP_SUMMARY)."""
+    if (history is None) == (baseline is None):
+        raise UserError("regress: give --history DIR (the nightly gate) or --baseline RUN (a one-off comparison), not both")
+    if baseline is not None and (rerun or accept or suspects or commit or plot):
+        raise UserError("--rerun, --accept, --suspects, --commit and --plot go with --history")
+    if baseline is not None:
+        from actbench.report import regression
 
-    df = regression.regress(baseline, run_dir, threshold, bpb_tolerance)
-    text = regression.regress_markdown(df, baseline, run_dir)
+        df = regression.regress(baseline, run_dir, threshold, bpb_tolerance)
+        result = Regression(regression.regress_markdown(df, baseline, run_dir), int(regression.regress_failed(df)), rows=df)
+    else:
+        from actbench.report import nightly
+
+        night = nightly.judge_run(run_dir, history, rerun=rerun, accept=accept, commit=commit, record=suspects is None,  # type: ignore[arg-type]
+                                  threshold=threshold, bpb_tolerance=bpb_tolerance)
+        if suspects is not None:
+            nightly.write_suspects(night, suspects)
+            return Regression(night.markdown, 0, night=night)
+        result = Regression(night.markdown, night.exit_code, night=night, plot=_history_plot(night.path, plot) if plot else None)
     if summary:
         from actbench.report.output import append_user
 
-        append_user(summary, text, "--summary")
-    written = regression.append_history(df, run_dir, history) if history else None
-    return Regression(df, text, regression.regress_failed(df), written)
+        append_user(summary, result.markdown, "--summary")
+    return result
 
 
-def update_baseline(run_dir: str | Path, baseline: str | Path) -> int:
-    """`actbench regress --update-baseline`: the run's ok records become the baseline; how many."""
-    from actbench.report.regression import write_baseline
+def _history_plot(path: Path, plot: str | Path) -> Path:
+    """The trend of every row of a history file, drawn to `plot`."""
+    from actbench.report.history import read_nights
+    from actbench.report.plots.history import history_plot
 
-    return write_baseline(run_dir, baseline)
+    entries = [{"commit": n.commit, "date": n.date, "figures": {k: p.value for k, p in n.rows.items()}} for n in read_nights(path.parent, path.name)]
+    return history_plot(entries, Path(plot))
+
+
+def regress_row(run_dir: str | Path, history: str | Path, row: str) -> tuple[int, str]:
+    """`actbench regress RUN --history DIR --row KEY`, the check `git bisect run` calls: 1 when the
+    run's figure of the row is at its level after the step, 0 before it, 125 (skip) without one."""
+    from actbench.report.nightly import check_row
+
+    return check_row(run_dir, history, row)
 
 
 def plan(suite: str | Path | Suite, overrides: list[str] | None = None, results: str | Path | None = None) -> Any:
@@ -384,4 +427,5 @@ def plan(suite: str | Path | Suite, overrides: list[str] | None = None, results:
     if (folder / RECORDS).is_file():
         records = [r for r in latest(iter_records(folder / RECORDS)).values() if r.suite == s.name]
         figures = calibrate(figures, records, str(folder))
+        s = s.sized(records)
     return plan_table(s, figures)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from actbench.lm import cost
+from actbench.suite import gpus
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
     from actbench.planner.plan import Plan
     from actbench.suite import Suite
 
-GPU_MEMORY = 80 * 2**30
-"""The memory of the GPU a plan packs trials on (an H100's 80 GB)."""
 SHARDS_SUITE = "suites/llm_small_web.yaml"
 """The shipped suite that runs the single-GPU experiment on prepared shards of a web corpus."""
 
@@ -263,10 +262,12 @@ def plan_lines(suite: "Suite", p: Planned, memory: Iterable[float] = ()) -> list
     need = max(memory, default=0.0)
     r = suite.spec.resources
     if need and r.gpus > 0 and r.worker_group is None:
-        fits = int(GPU_MEMORY * 0.9 // need)
+        fits = int(gpus.ASSUMED_GPU_BYTES // (gpus.CONTEXT_BYTES + gpus.ESTIMATE_MARGIN * need))
         lines.append(f"memory: each trial needs at least {need / 2**30:.1f} GiB (the suite loader's estimate, below its real peak): "
-                     f"about {max(1, fits)} fit in an 80 GB GPU; gpus: {r.gpus:g} runs {max(1, int(1 / r.gpus + 1e-9)) if r.gpus < 1 else 1} "
-                     "per GPU")
+                     f"about {max(1, fits)} fit in an 80 GB GPU (with the margins of gpus: auto); gpus: {r.gpus:g} runs "
+                     f"{max(1, int(1 / r.gpus + 1e-9)) if r.gpus < 1 else 1} per GPU")
+    if suite.gpu_note:
+        lines.append(suite.gpu_note)
     lines.append(f"runs {p.how}")
     lines.append("figures: " + "; ".join(p.figures.lines()))
     return lines

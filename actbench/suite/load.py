@@ -19,15 +19,17 @@ import math
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from pydantic import ValidationError
 
 from actbench.core.kinds import KindSpec, kind_spec
+from actbench.core.record import Record
 from actbench.core.trial import Trial, TrialConfig
 from actbench.errors import UserError
 from actbench.core.resources import memory_problem
 from actbench.lm.ladder import RUNG_FIELDS, LadderError, rung_overrides, target_problem
+from actbench.suite.gpus import auto_share
 from actbench.suite.overrides import apply_overrides
 from actbench.suite.schema import SeedRounds, SuiteFile
 from actbench.suite.yamlsafe import Located, data_loc, line_index, load_yaml, pydantic_msg, read_text
@@ -53,6 +55,7 @@ class Suite:
     located: Located
     check_paths: bool = True
     force: bool = False
+    gpu_note: str = ""  # how `resources.gpus: auto` was sized (`actbench.suite.gpus`)
 
     @property
     def name(self) -> str:
@@ -66,6 +69,19 @@ class Suite:
         suite = replace(self, check_paths=True, force=force)
         suite.trials  # noqa: B018 - validates
         return suite
+
+    def sized(self, records: Iterable[Record] = ()) -> "Suite":
+        """This suite with its share of a GPU sized, when it asked `resources.gpus: auto`, from its
+        first stage's trials (each shape its later stages run too) and the peaks `records`
+        measured (`actbench.suite.gpus`); else itself."""
+        if not self.spec.gpus_auto:
+            return self
+        try:
+            share, note = auto_share(self.trials, self.kind, records)
+        except ValueError as e:
+            raise self.located.error(("resources", "gpus"), str(e)) from None
+        spec = self.spec.model_copy(update={"resources": self.spec.resources.model_copy(update={"gpus": share})})
+        return replace(self, spec=spec, gpu_note=note)
 
     @property
     def groups(self) -> int:
@@ -160,7 +176,7 @@ def load_suite(path: str | Path, overrides: dict[str, Any] | None = None, *, max
     _check_target(suite)
     suite.trials  # noqa: B018 - every point of the first stage validates now, with its error located
     _check_metrics(suite)
-    return suite
+    return suite.sized()
 
 
 def _points(spec: SuiteFile, kind: KindSpec, loc: Located, max_trials: int) -> list[Point]:

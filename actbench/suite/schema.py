@@ -18,7 +18,7 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from actbench.analysis.rounds import looks_in_rounds
 from actbench.core.kinds import kind_names
@@ -166,6 +166,23 @@ class SuiteFile(BaseModel):
     tune: TuneSpec | None = None
     ladder: LadderSpec | None = None
     decide: DecideSpec | None = None
+    _gpus_auto: bool = PrivateAttr(False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _auto_gpus(cls, data: Any, handler: Any) -> "SuiteFile":
+        """`resources.gpus: auto` is validated as one whole GPU, until the loader sizes each trial's
+        share from its memory (`actbench.suite.gpus`)."""
+        res = data.get("resources") if isinstance(data, dict) else None
+        auto = isinstance(res, dict) and res.get("gpus") == "auto"
+        suite = handler({**data, "resources": {**res, "gpus": 1}} if auto else data)
+        suite._gpus_auto = auto
+        return suite
+
+    @property
+    def gpus_auto(self) -> bool:
+        """Whether the suite asked `resources.gpus: auto` (its resources hold the share sized for it)."""
+        return self._gpus_auto
 
     @field_validator("name")
     @classmethod

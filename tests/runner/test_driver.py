@@ -124,6 +124,46 @@ def test_fractional_gpus_pack_trials_and_each_record_names_who_shared_its_gpu(tm
     assert sum(r.env["shared_gpu"] for r in recs) >= 4  # four trials on two GPUs: at least two share one
 
 
+TINY_LM = """\
+name: packed
+kind: lm
+defaults: {impl: eager, d_model: 16, n_layers: 1, n_heads: 2, seq_len: 16, batch_size: 2, tokens: 64, eval_every: 100, eval_tokens: 32,
+           final_eval: slice, churn_tokens: 0, data: {val_tokens: 256}}
+matrix:
+  activation: [relu2, xielu]
+seeds: 2
+resources: {gpus: auto, cpus: 0.5}
+"""
+
+
+@pytest.mark.slow  # four real lm trials in Ray workers (about 10-25 s on 2 loaded cores): the scheduling of auto's share is Ray's
+def test_gpus_auto_packs_lm_trials_by_their_memory_and_records_who_shared(tmp_path, local_ray):
+    """`resources.gpus: auto` on a machine Ray is told has GPUs: tiny lm trials get the smallest
+    share (an eighth: eight fit in the GPU assumed), run together, and each record names the
+    trials that ran beside it on its GPU."""
+    def warm_worker() -> int:
+        import actbench.lm.train  # noqa: F401
+        import actbench.runner.trial  # noqa: F401
+
+        time.sleep(1.0)  # held, so that the four calls run in four processes
+        return os.getpid()
+
+    warm = ray.remote(num_cpus=0.5, num_gpus=0.125)(warm_worker)
+    assert len(set(ray.get([warm.remote() for _ in range(4)]))) == 4
+    (tmp_path / "packed.yaml").write_text(TINY_LM)
+    suite = load_suite(tmp_path / "packed.yaml")
+    assert suite.spec.resources.gpus == 0.125 and {t.resources.gpus for t in suite.trials} == {0.125}
+    recs = api.run(suite, out=tmp_path / "out", executor=RayExecutor()).records
+    assert len(recs) == 4 and all(r.ok for r in recs), [(r.status, r.error) for r in recs]
+    assert {r.env["gpu_share"] for r in recs} == {0.125}
+    for r in recs:
+        beside = set(r.env["shared_with"])
+        assert beside <= {o.trial_id for o in recs if o is not r and o.env["ray_gpu_ids"] == r.env["ray_gpu_ids"]}
+        assert all(r.trial_id in o.env["shared_with"] for o in recs if o.trial_id in beside)  # sharing is mutual
+        assert r.env["shared_gpu"] == len(beside)
+    assert sum(r.env["shared_gpu"] for r in recs) >= 2  # four at once on two GPUs: at least two shared one
+
+
 def test_torn_line_is_tolerated_and_next_append_is_whole(tmp_path):
     store = ResultStore(tmp_path)
     store.append({"trial_id": "a", "attempt": 1, "status": "ok", "config": {}})
