@@ -4,8 +4,9 @@ that ground-truth simulations (`scripts/regress_sim.py`) judge thousands of hist
 The rule, in log space (a change is a ratio, so a rise and a fall of the same size weigh alike):
 - the level is the median of the `window` usable nights before the nights being judged; a night
   is usable when it has a figure and is not excluded (a machine event, see `machine_nights`);
-- the row's per-night noise is the median absolute night-to-night difference in that window,
-  scaled to a standard deviation (/ 0.954, as for normal noise), floored by the median of the
+- the row's per-night noise is the median absolute night-to-night difference of the
+  `noise_window` usable nights before them (a longer window: the median of 13 differences is
+  uncertain by a third, of 55 by a sixth), scaled to a standard deviation (/ 0.954, as for normal noise), floored by the median of the
   nights' own noise where they state one;
 - a night is beyond the limit when it is more than `NIGHT_Z` noises from the level;
 - the run: the latest nights, counted back from the last while each is beyond the limit in the
@@ -82,25 +83,26 @@ class Judged:
     repeats_needed: np.ndarray
 
 
-def _window_stats(x: np.ndarray, own: np.ndarray, end: np.ndarray, window: int) -> tuple[np.ndarray, ...]:
-    """Level (median log), noise and usable count of the `window` compacted columns before `end`."""
-    rows, n = x.shape
-    cols = end[:, None] - window + np.arange(window)[None, :]
-    take = np.clip(cols, 0, n - 1)
-    w = np.where(cols >= 0, np.take_along_axis(x, take, 1), np.nan)
-    o = np.where(cols >= 0, np.take_along_axis(own, take, 1), np.nan)
-    count = np.isfinite(w).sum(1)
+def _before(a: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
+    """The `width` compacted columns of `a` before column `end` of each row (NaN before the first)."""
+    cols = end[:, None] - width + np.arange(width)[None, :]
+    return np.where(cols >= 0, np.take_along_axis(a, np.clip(cols, 0, a.shape[1] - 1), 1), np.nan)
+
+
+def _window_stats(x: np.ndarray, own: np.ndarray, end: np.ndarray, window: int, noise_window: int) -> tuple[np.ndarray, ...]:
+    """Level (median log) and usable count of the `window` compacted columns before `end`, and the
+    noise of the `noise_window` ones."""
+    w, nw = _before(x, end, window), _before(x, end, noise_window)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN
         level = np.nanmedian(w, 1)
-        noise = np.nanmedian(np.abs(np.diff(w, axis=1)), 1) / MAD_TO_SD
-        floor = np.nanmedian(o, 1)
-    noise = np.fmax(noise, floor)
-    return level, noise, count
+        noise = np.nanmedian(np.abs(np.diff(nw, axis=1)), 1) / MAD_TO_SD
+        floor = np.nanmedian(_before(own, end, window), 1)
+    return level, np.fmax(noise, floor), np.isfinite(w).sum(1)
 
 
 def judge_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, higher_is_better: bool,
-                 min_effect: float = 0.03, confirm: int = 2, window: int = 14) -> Judged:
+                 min_effect: float = 0.03, confirm: int = 2, window: int = 14, noise_window: int = 56) -> Judged:
     """`judge` for many rows: `values` (rows, nights), NaN where missing or excluded; `own_noise`
     the same shape, NaN where unknown."""
     v = np.asarray(values, dtype=float)
@@ -117,7 +119,7 @@ def judge_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, hig
     ar = np.arange(rows)
 
     def beyond(k: np.ndarray) -> tuple[np.ndarray, ...]:
-        level, noise, m = _window_stats(x, own, n - k, window)
+        level, noise, m = _window_stats(x, own, n - k, window, noise_window)
         night = x[ar, np.clip(n - k, 0, n - 1)] - level
         ok = (m >= MIN_HISTORY) & (n - k >= first)
         return ok & (np.abs(night) > NIGHT_Z * noise), np.sign(night), level, noise, m
@@ -178,13 +180,14 @@ def judge_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, hig
 
 
 def judge(nights: Sequence[Night], *, higher_is_better: bool, min_effect: float = 0.03, confirm: int = 2,
-          window: int = 14, excluded: Collection[int] = (), rerun: Night | None = None) -> Judgement:
+          window: int = 14, excluded: Collection[int] = (), rerun: Night | None = None, noise_window: int = 56) -> Judgement:
     """A row's state after its last night (see the module's rule). `excluded`: indices of machine
     events, never judged and never in the level. `rerun`: an immediate rerun of the row on the
     same machine after the last night, counted as one more night (index len(nights)): it confirms
     a suspect step at once."""
-    if confirm < 1 or window < MIN_HISTORY or not 0 < min_effect < 1:
-        raise ValueError(f"confirm >= 1, window >= {MIN_HISTORY} and 0 < min_effect < 1 (got {confirm}, {window}, {min_effect})")
+    if confirm < 1 or min(window, noise_window) < MIN_HISTORY or not 0 < min_effect < 1:
+        raise ValueError(f"confirm >= 1, window and noise_window >= {MIN_HISTORY}, 0 < min_effect < 1 "
+                         f"(got {confirm}, {window}, {noise_window}, {min_effect})")
     all_nights = [*nights, *([rerun] if rerun is not None else [])]
     skip = set(excluded)
     values = np.array([np.nan if i in skip or night.value is None else night.value for i, night in enumerate(all_nights)], dtype=float)
@@ -192,7 +195,7 @@ def judge(nights: Sequence[Night], *, higher_is_better: bool, min_effect: float 
     if not len(values):
         return Judgement("short", None, None, None, None, None, None, None, 0, None)
     j = judge_arrays(values[None, :], noise[None, :], higher_is_better=higher_is_better, min_effect=min_effect,
-                     confirm=confirm, window=window)
+                     confirm=confirm, window=window, noise_window=noise_window)
 
     def num(a: np.ndarray) -> float | None:
         return float(a[0]) if np.isfinite(a[0]) else None
@@ -207,48 +210,82 @@ def judge(nights: Sequence[Night], *, higher_is_better: bool, min_effect: float 
         repeats_needed=int(j.repeats_needed[0]) if j.repeats_needed[0] >= 0 else None)
 
 
-def machine_nights(changes: np.ndarray, limits: np.ndarray, *, share: float = 0.5, min_rows: int = 3) -> np.ndarray:
+def machine_nights(changes: np.ndarray, limits: np.ndarray, *, share: float = 0.5, min_rows: int = 3,
+                   copy: int | None = None) -> np.ndarray:
     """Nights (columns) that are machine events: of the rows with a figure that night (finite
     change; at least `min_rows` of them), more than `share` moved beyond their limit in the same
-    direction. `changes`: (rows, nights) relative changes against each row's level; `limits`:
-    each row's limit, (rows,) or (rows, nights). The device copy bandwidth counts as a row."""
+    direction (and so did row `copy`, the device copy bandwidth, where given), and they did not
+    stay there the next night with figures (a move that persists is a step: judged, not excluded;
+    the last night, with no next one yet, counts as an event until then). `changes`: (rows,
+    nights) relative changes against each row's level (`level_changes`); `limits`: each row's
+    limit, (rows,) or (rows, nights)."""
     c = np.atleast_2d(np.asarray(changes, dtype=float))
     lim = np.asarray(limits, dtype=float)
     lim = lim[:, None] if lim.ndim == 1 else lim
     has = np.isfinite(c)
-    up = (has & (c > lim)).sum(0)
-    down = (has & (c < -lim)).sum(0)
     n = has.sum(0)
-    return (n >= min_rows) & (np.maximum(up, down) > share * n)
+    moved = []
+    for up in (c > lim, c < -lim):
+        together = (n >= min_rows) & ((has & up).sum(0) > share * n)
+        if copy is not None:
+            together &= up[copy]
+        moved.append(together)
+    out = np.zeros(c.shape[1], dtype=bool)
+    with_figures = np.flatnonzero(n >= min_rows)
+    for pos, night in enumerate(with_figures):
+        after = with_figures[pos + 1] if pos + 1 < len(with_figures) else None
+        out[night] = any(m[night] and (after is None or not m[after]) for m in moved)
+    return out
+
+
+def level_changes(values: np.ndarray, *, window: int = 14) -> tuple[np.ndarray, np.ndarray]:
+    """For many rows (`values` (rows, nights), NaN where missing or excluded): each night's
+    relative change against the median of the `window` usable nights before it (NaN where
+    missing or with fewer than MIN_HISTORY before it), and each row's limit (NIGHT_Z per-night
+    noises from its whole history, NaN if unknown): `machine_nights`' input."""
+    v = np.atleast_2d(np.asarray(values, dtype=float))
+    v = np.where(np.isfinite(v) & (v > 0), v, np.nan)
+    rows, n = v.shape
+    order = np.argsort(np.isfinite(v), axis=1, kind="stable")
+    x = np.log(np.take_along_axis(v, order, 1))
+    before = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (window, 0)), constant_values=np.nan), window, axis=1)[:, :n]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        level = np.where(np.isfinite(before).sum(-1) >= MIN_HISTORY, np.nanmedian(before, -1), np.nan)
+        noise = np.nanmedian(np.abs(np.diff(x, axis=1)), 1) / MAD_TO_SD
+    out = np.empty_like(x)
+    np.put_along_axis(out, order, np.expm1(x - level), 1)
+    return out, np.expm1(NIGHT_Z * noise)
 
 
 def night_changes(nights: Sequence[Night], *, window: int = 14, excluded: Collection[int] = ()) -> tuple[np.ndarray, float]:
-    """Each night's relative change against the median of the `window` usable nights before it
-    (NaN where missing, excluded or with fewer than MIN_HISTORY before it), and the row's limit
-    (NIGHT_Z per-night noises over the whole history, NaN if unknown): `machine_nights`' input."""
+    """`level_changes` for one row's nights (excluded ones count as missing)."""
     skip = set(excluded)
     v = np.array([np.nan if i in skip or n.value is None else n.value for i, n in enumerate(nights)], dtype=float)
-    v = np.where(np.isfinite(v) & (v > 0), v, np.nan)
-    x = np.log(v)
-    out = np.full(len(v), np.nan)
-    idx = np.flatnonzero(np.isfinite(x))
-    for pos, i in enumerate(idx):
-        if pos >= MIN_HISTORY:
-            out[i] = math.expm1(x[i] - float(np.median(x[idx[max(0, pos - window):pos]])))
-    diffs = np.abs(np.diff(x[idx]))
-    limit = math.expm1(NIGHT_Z * float(np.median(diffs)) / MAD_TO_SD) if len(diffs) else float("nan")
-    return out, limit
+    changes, limit = level_changes(v[None, :], window=window)
+    return changes[0], float(limit[0])
+
+
+def single_night_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, higher_is_better: bool,
+                        threshold: float = 0.05) -> np.ndarray:
+    """`single_night` for many rows: `values` (rows, nights), NaN where missing."""
+    v = np.atleast_2d(np.asarray(values, dtype=float))
+    usable = np.isfinite(v) & (v > 0)
+    own = np.zeros_like(v) if own_noise is None else np.nan_to_num(np.atleast_2d(np.asarray(own_noise, dtype=float)), nan=0.0)
+    order = np.argsort(usable, axis=1, kind="stable")
+    vc, oc = np.take_along_axis(np.where(usable, v, np.nan), order, 1), np.take_along_axis(own, order, 1)
+    if v.shape[1] < 2:
+        return np.full(len(v), "ok", dtype=object)
+    with np.errstate(invalid="ignore"):
+        change = vc[:, -1] / vc[:, -2] - 1
+        beyond = np.abs(change) > np.maximum(threshold, np.maximum(oc[:, -1], oc[:, -2]))
+    worse = (change < 0) if higher_is_better else (change > 0)
+    return np.select([beyond & worse, beyond], ["regression", "improvement"], "ok").astype(object)
 
 
 def single_night(nights: Sequence[Night], *, higher_is_better: bool, threshold: float = 0.05) -> str:
     """Today's rule, for comparison: the last night with a figure against the one before it (the
     baseline), flagged beyond max(threshold, the larger of their own noises)."""
-    have = [n for n in nights if n.value is not None and math.isfinite(n.value) and n.value > 0]
-    if len(have) < 2:
-        return "ok"
-    base, last = have[-2], have[-1]
-    limit = max(threshold, base.noise or 0.0, last.noise or 0.0)
-    change = last.value / base.value - 1  # type: ignore[operator]
-    if abs(change) <= limit:
-        return "ok"
-    return "regression" if (change < 0) == higher_is_better else "improvement"
+    v = np.array([np.nan if n.value is None else n.value for n in nights], dtype=float)
+    o = np.array([np.nan if n.noise is None else n.noise for n in nights], dtype=float)
+    return str(single_night_arrays(v[None, :], o[None, :], higher_is_better=higher_is_better, threshold=threshold)[0])
