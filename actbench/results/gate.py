@@ -194,6 +194,13 @@ def lines(folder: str | Path, rel: str | os.PathLike[str], *, user: bool = False
     longer than `max_line`, default MAX_LINE, comes as None, and is never held whole); None when
     the file is missing, or refused (with one warning). `user`: `folder/rel` was named on the
     command line."""
+    f = open_file(folder, rel, user=user)
+    return None if f is None else _numbered(f, MAX_LINE if max_line is None else max_line)
+
+
+def open_file(folder: str | Path, rel: str | os.PathLike[str], *, user: bool = False) -> BinaryIO | None:
+    """The regular file `folder/rel` open for reading (binary, buffered); None when it is missing,
+    or refused (with one warning). `user`: `folder/rel` was named on the command line."""
     path = Path(folder) / rel
     try:
         fd = _open_user(path) if user else _open(Path(folder), rel)
@@ -202,7 +209,7 @@ def lines(folder: str | Path, rel: str | os.PathLike[str], *, user: bool = False
     except Refused as e:
         warn(e)
         return None
-    return _numbered(os.fdopen(fd, "rb"), MAX_LINE if max_line is None else max_line)
+    return os.fdopen(fd, "rb")
 
 
 def _numbered(f: BinaryIO, max_line: int) -> Iterator[tuple[int, bytes | None]]:

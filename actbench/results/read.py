@@ -6,14 +6,77 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from actbench.core.record import LIMIT, MAX_DEPTH, NotARecord, Record, decode, decode_json, sane
 from actbench.results import gate
 from actbench.results.gate import ResultsWarning
 
 RECORDS = "trials.jsonl"
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How far a parse of a trials.jsonl is settled: its first `end` bytes (`lines` lines), up to
+    the last line that ends in a newline with no torn line pending before it, so that what follows
+    can be parsed alone later; `bad`: the first three lines set aside there (line, why), of
+    `bad_count`."""
+
+    end: int = 0
+    lines: int = 0
+    bad: tuple[tuple[int, str], ...] = ()
+    bad_count: int = 0
+
+
+class Scan:
+    """One pass over the lines of an open trials.jsonl from a settled point (the file positioned
+    at its `end`): iterating yields its records, `settled` and `kept` (how many records came before
+    it) follow the pass, and `warning` says which lines were set aside, counting those before the
+    starting point."""
+
+    def __init__(self, f: BinaryIO, start: Settled = Settled()):
+        self._f, self.settled, self.kept = f, start, 0
+        self._bad, self._count = list(start.bad), start.bad_count
+
+    def _set_aside(self, n: int, why: str) -> None:
+        self._count += 1
+        if len(self._bad) < 3:
+            self._bad.append((n, why))
+
+    def __iter__(self) -> Iterator[Record]:
+        f, n, records = self._f, self.settled.lines, self.kept
+        torn: tuple[int, str] | None = None  # not JSON: skipped silently if it is the last line
+        while raw := f.readline(gate.MAX_LINE + 1):  # line by line: a large file is never held whole
+            n += 1
+            if len(raw) > gate.MAX_LINE and not raw.endswith(b"\n"):
+                while (raw := f.readline(1 << 20)) and not raw.endswith(b"\n"):
+                    pass
+                self._set_aside(n, f"longer than {gate.MAX_LINE:,} bytes")
+            elif raw.strip():
+                if torn is not None:
+                    self._set_aside(*torn)
+                    torn = None
+                try:
+                    record = decode(raw)
+                except NotARecord as e:
+                    if e.torn:
+                        torn = (n, str(e))
+                    else:
+                        self._set_aside(n, str(e))
+                else:
+                    records += 1
+                    yield record
+            if torn is None and raw.endswith(b"\n"):
+                self.settled, self.kept = Settled(f.tell(), n, tuple(self._bad), self._count), records
+
+    def warning(self, path: Path) -> str | None:
+        """The one line naming the lines set aside (file:first line, the count, the first three reasons)."""
+        if not self._count:
+            return None
+        listed = "; ".join(f"line {n}: {why}" for n, why in self._bad) + ("; ..." if self._count > 3 else "")
+        return f"{path}:{self._bad[0][0]}: skipped {self._count} line(s) that are not trial records ({listed})"
 
 
 def iter_records(path: str | Path, *, user: bool = False) -> Iterator[Record]:
@@ -25,31 +88,14 @@ def iter_records(path: str | Path, *, user: bool = False) -> Iterator[Record]:
     skipped, and the file gets one `ResultsWarning` line naming the first such line (file:line),
     the count and the reasons."""
     path = Path(path)
-    numbered = gate.lines(path.parent, path.name, user=user)
-    if numbered is None:
+    f = gate.open_file(path.parent, path.name, user=user)
+    if f is None:
         return
-    bad: list[tuple[int, str]] = []
-    torn: tuple[int, str] | None = None  # not JSON: skipped silently if it is the last line
-    for n, raw in numbered:  # line by line: a large file is never held whole
-        if raw is None:
-            bad.append((n, f"longer than {gate.MAX_LINE:,} bytes"))
-            continue
-        if not raw.strip():
-            continue
-        if torn is not None:
-            bad.append(torn)
-            torn = None
-        try:
-            yield decode(raw)
-        except NotARecord as e:
-            if e.torn:
-                torn = (n, str(e))
-            else:
-                bad.append((n, str(e)))
-    if bad:
-        listed = "; ".join(f"line {n}: {why}" for n, why in bad[:3]) + ("; ..." if len(bad) > 3 else "")
-        warnings.warn(f"{path}:{bad[0][0]}: skipped {len(bad)} line(s) that are not trial records ({listed})",
-                      ResultsWarning, stacklevel=2)
+    with f:
+        scan = Scan(f)
+        yield from scan
+    if message := scan.warning(path):
+        warnings.warn(message, ResultsWarning, stacklevel=2)
 
 
 def latest(records: Iterator[Record] | list[Record]) -> dict[str, Record]:

@@ -1,0 +1,290 @@
+"""The columnar index of a results folder: its trials.jsonl (the source of truth) as two Parquet
+tables, a cache kept in the user's cache folder, brought up to date by parsing only the bytes
+appended since, never believed unless this tool wrote it for exactly the bytes it covers.
+
+One folder's index is `<cache>/index/<sha256 of the folder's real path>/` (`<cache>`:
+$XDG_CACHE_HOME/actbench or ~/.cache/actbench, 0700):
+    trials.parquet  every record (every attempt, in file order), one row each (`frames.folder_frames`)
+    rows.parquet    the measurement rows of every ok record, joined with its trial's context;
+                    `_record`: the row of its record in trials.parquet
+    index.json      what they cover (the folder, the byte length and lines of trials.jsonl parsed,
+                    the SHA-256 of those bytes, the lines set aside there), the SHA-256 of both
+                    Parquet files, and an HMAC-SHA256 of all that under `<cache>/index.key` (0600)
+A value that is not text, a number or true/false (a config, an env, a list) is a JSON text, its
+column named in the Parquet schema's metadata (`actbench.json`). The results folder itself is never
+written: a read-only or downloaded folder reads the same, and a file planted in it is not read.
+Anything amiss (no key, no pyarrow, a missing, damaged, foreign or stale index, a file the gate
+refuses) means the tables come from the JSON, and a fresh index is written when it can be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import secrets
+import stat
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from actbench.results import gate
+from actbench.results.frames import folder_frames
+from actbench.results.read import RECORDS, ResultsWarning, Scan, Settled
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+TRIALS, ROWS, META = "trials.parquet", "rows.parquet", "index.json"
+VERSION = 1
+MAX_INDEX = 2**30
+"""The largest Parquet file of an index read (about 8 million measurement rows)."""
+JSON_COLUMNS = b"actbench.json"
+_CHUNK = 1 << 20
+
+
+class Meta(msgspec.Struct, forbid_unknown_fields=True):
+    """index.json: what an index covers, and the HMAC that says this tool wrote it."""
+
+    version: int
+    folder: str
+    end: int
+    lines: int
+    sha256: str
+    bad: list[tuple[int, str]]
+    bad_count: int
+    trials: str
+    rows: str
+    hmac: str = ""
+
+
+def cache_root() -> Path:
+    """This user's cache folder of actbench ($XDG_CACHE_HOME/actbench, else ~/.cache/actbench)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "actbench"
+
+
+def _private_folder(path: Path) -> Path:
+    """`path` made (0700) and checked: a folder of this user's, reached through no link; OSError otherwise."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise OSError(f"{path}: not a folder of this user's")
+    return path
+
+
+def key() -> bytes | None:
+    """The HMAC key of this user's indexes (32 random bytes in `<cache>/index.key`, 0600, made on
+    first use); None when it cannot be made or read, or is not this user's private file."""
+    try:
+        root = _private_folder(cache_root())
+        path = root / "index.key"
+        if not path.exists() and not path.is_symlink():
+            tmp = root / f".index.key.{secrets.token_hex(8)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, secrets.token_bytes(32))
+                os.close(fd)
+                with contextlib.suppress(FileExistsError):  # another process made it first: theirs holds
+                    os.link(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            secret = os.read(fd, 33)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    private = stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+    return secret if private and len(secret) == 32 else None
+
+
+def location(folder: str | Path) -> Path:
+    """Where the index of a results folder is kept."""
+    real = os.path.realpath(folder)
+    return cache_root() / "index" / hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
+
+
+def _signed(meta: Meta, secret: bytes) -> str:
+    return hmac.new(secret, msgspec.json.encode(msgspec.structs.replace(meta, hmac="")), hashlib.sha256).hexdigest()
+
+
+def _to_arrow(df: "pd.DataFrame") -> "pa.Table":
+    """A table as Arrow: numbers, text and true/false as they are, any other column (objects,
+    lists, mixed types, or values and nulls) as JSON text, named in the schema's metadata."""
+    import pyarrow as pa
+
+    arrays, names, as_json = [], [], []
+    for name in df.columns:
+        col = df[name]
+        if col.dtype == object and (col.isna().any() or not (set(map(type, col)) <= {str} or set(map(type, col)) <= {bool})):
+            arrays.append(pa.array([None if isinstance(v, float) and v != v else msgspec.json.encode(v).decode() for v in col],
+                                   pa.string()))  # a missing value (NaN) is null, a JSON null the text "null"
+            as_json.append(name)
+        else:
+            arrays.append(pa.array(col, from_pandas=True))
+        names.append(name)
+    return pa.table(arrays, names=names, metadata={JSON_COLUMNS: msgspec.json.encode(as_json)})
+
+
+def _from_arrow(table: "pa.Table") -> "pd.DataFrame":
+    """`_to_arrow` undone."""
+    import numpy as np
+    import pandas as pd
+
+    as_json = set(msgspec.json.decode((table.schema.metadata or {}).get(JSON_COLUMNS, b"[]")))
+    df = table.drop_columns([c for c in table.column_names if c in as_json]).to_pandas() if table.num_columns else pd.DataFrame()
+    if not table.num_columns:
+        return df
+    for name in as_json:  # each distinct text decoded once (rows share their trial's config lists, as when read from the JSON)
+        coded = table.column(name).combine_chunks().dictionary_encode()
+        values = np.full(len(coded.dictionary) + 1, np.nan, dtype=object)  # the last stays NaN: a missing value's
+        for i, v in enumerate(msgspec.json.decode("[" + ",".join(coded.dictionary.to_pylist()) + "]")):
+            values[i] = v
+        df[name] = pd.Series(values[coded.indices.fill_null(len(values) - 1).to_numpy()], dtype=object)
+    return df[table.column_names]
+
+
+def _parquet(df: "pd.DataFrame") -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(_to_arrow(df), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _table(raw: bytes) -> "pd.DataFrame":
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return _from_arrow(pq.read_table(pa.BufferReader(raw)))
+
+
+def _believed(place: Path, folder: Path, secret: bytes) -> tuple[Meta, "pd.DataFrame", "pd.DataFrame"] | None:
+    """The index kept at `place`, when this tool wrote it for `folder` and its files are whole; None otherwise."""
+    try:
+        meta = msgspec.json.decode(gate.read(place, META, 2**20), type=Meta)
+        if meta.version != VERSION or meta.folder != os.path.realpath(folder) or not hmac.compare_digest(meta.hmac, _signed(meta, secret)):
+            return None
+        raw = {name: gate.read(place, name, MAX_INDEX) for name in (TRIALS, ROWS)}
+        if hashlib.sha256(raw[TRIALS]).hexdigest() != meta.trials or hashlib.sha256(raw[ROWS]).hexdigest() != meta.rows:
+            return None
+        return meta, _table(raw[TRIALS]), _table(raw[ROWS])
+    except (OSError, gate.Refused, ValueError, TypeError, KeyError):  # missing, refused, not JSON, not Parquet: rebuild
+        return None
+
+
+def _prefix_digest(f: Any, end: int, start: int = 0, digest: Any = None) -> Any:
+    """The SHA-256 of the first `end` bytes of the open trials.jsonl (`digest`: of its first
+    `start` bytes, carried on), or None when the file is shorter."""
+    digest = digest.copy() if digest is not None else hashlib.sha256()
+    fd = f.fileno()
+    while start < end and (chunk := os.pread(fd, min(_CHUNK, end - start), start)):
+        digest.update(chunk)
+        start += len(chunk)
+    return digest if start == end else None
+
+
+def _put(dir_fd: int, name: str, data: bytes) -> None:
+    """Write `name` in the folder open as `dir_fd` through a fresh temporary file, renamed into
+    place (a link in its place is replaced, never followed)."""
+    tmp = f".{name}.{secrets.token_hex(8)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+
+
+def _write(place: Path, folder: Path, secret: bytes, settled: Settled, digest: str, every: "pd.DataFrame", rows: "pd.DataFrame") -> None:
+    """Keep the index of `folder` at `place` (nothing when it cannot be written: it is a cache)."""
+    try:
+        files = {TRIALS: _parquet(every), ROWS: _parquet(rows)}
+        meta = Meta(version=VERSION, folder=os.path.realpath(folder), end=settled.end, lines=settled.lines, sha256=digest,
+                    bad=list(settled.bad), bad_count=settled.bad_count, trials=hashlib.sha256(files[TRIALS]).hexdigest(),
+                    rows=hashlib.sha256(files[ROWS]).hexdigest())
+        meta.hmac = _signed(meta, secret)
+        dir_fd = os.open(_private_folder(place), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (OSError, ValueError, TypeError, ImportError):  # pyarrow refused a column, or the cache is not writable
+        return
+    try:
+        for name, data in (*files.items(), (META, msgspec.json.encode(meta))):  # index.json last: it vouches for the others
+            _put(dir_fd, name, data)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _usable() -> bytes | None:
+    """The HMAC key, when pyarrow is there to read and write Parquet."""
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return None
+    return key()
+
+
+def folder_tables(folder: str | Path) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """`frames.folder_frames` of the records of `folder/trials.jsonl`, exactly as decoding it
+    through the results gate gives them (with the same warning about lines set aside), from its
+    index when that is believed (only the bytes appended since are parsed), else from the JSON;
+    the index is written or brought up to date on the way."""
+    import pandas as pd
+
+    folder = Path(folder)
+    secret = _usable()
+    place = location(folder) if secret else None
+    f = gate.open_file(folder, RECORDS)
+    if f is None:
+        return pd.DataFrame(), pd.DataFrame()
+    with f:
+        cached = _believed(place, folder, secret) if place and secret else None
+        prefix = _prefix_digest(f, cached[0].end) if cached else None
+        if prefix is None or prefix.hexdigest() != cached[0].sha256:
+            cached, prefix = None, None
+        meta = cached[0] if cached else None
+        start = Settled(meta.end, meta.lines, tuple(map(tuple, meta.bad)), meta.bad_count) if meta else Settled()
+        f.seek(start.end)
+        scan = Scan(f, start)
+        records = list(scan)
+        settled, kept = scan.settled, scan.kept
+        every, rows = (cached[1], cached[2]) if cached else (pd.DataFrame(), pd.DataFrame())
+        if kept or cached is None or settled != start:
+            every, rows = _joined((every, rows), folder_frames(records[:kept], len(every)))
+            digest = _prefix_digest(f, settled.end, start.end, prefix) if place and secret else None
+            if digest is not None:
+                _write(place, folder, secret, settled, digest.hexdigest(), every, rows)
+    if len(records) > kept:  # lines after the settled point (a last line without its newline): served, not kept
+        every, rows = _joined((every, rows), folder_frames(records[kept:], len(every)))
+    if message := scan.warning(folder / RECORDS):
+        warnings.warn(message, ResultsWarning, stacklevel=2)
+    return every, rows
+
+
+def _joined(old: tuple["pd.DataFrame", "pd.DataFrame"], new: tuple["pd.DataFrame", "pd.DataFrame"]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """Tables of earlier records with those of later ones below, each column of the type pandas
+    gives all its values at once (as when every record is read together)."""
+    import pandas as pd
+
+    joined = []
+    for a, b in zip(old, new):
+        if a.empty and not len(a.columns) or b.empty and not len(b.columns):
+            joined.append(b if a.empty and not len(a.columns) else a)
+            continue
+        both = pd.concat([a, b], ignore_index=True)
+        for name in both.columns[both.dtypes == object]:
+            both[name] = pd.Series(both[name].tolist(), dtype=None)
+        joined.append(both)
+    return joined[0], joined[1]

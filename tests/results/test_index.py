@@ -1,0 +1,231 @@
+"""The columnar index (`actbench.results.index`): the tables it serves are exactly those decoding
+trials.jsonl through the gate gives (same records, same set-asides, same warning), after appends,
+a torn or unterminated last line, a same-size rewrite, a truncation, and with its own files
+damaged, truncated, empty, planted or written under another key; only appended bytes are parsed."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from actbench.core.record import encode
+from actbench.results import index, read
+from actbench.results.frames import folder_frames, load_tables
+from actbench.results.read import RECORDS, ResultsWarning
+
+pytest.importorskip("pyarrow")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch) -> Path:
+    """A cache folder of this test's own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "actbench"
+
+
+def _record(i: int, kind: str = "kernel", status: str = "ok", tid: str | None = None) -> bytes:
+    config = {"activation": ("relu2", "xielu", "swiglu")[i % 3], "size": 2 ** (10 + i % 3), "impls": ["eager", "triton"], "seed": i,
+              **({"device": "cpu"} if i % 4 == 0 else {}), **({"scale": 0.5 if i % 2 else "half"} if i % 5 == 0 else {})}
+    rows = [{"impl": impl, "mode": "forward", "ms_p50": 0.1 + i / 100, "gated": i % 2 == 0, **({"device": "cuda"} if j else {})}
+            for j, impl in enumerate(("eager", "triton"))]
+    return encode({"trial_id": tid or f"t{i}", "attempt": 1, "run_id": "r", "kind": kind, "suite": "s", "config": config,
+                   "status": status, "metrics": {"eager.ms_p50": 0.1 + i / 100} if status == "ok" else {},
+                   "rows": rows if kind == "kernel" and status == "ok" else [], "env": {"hostname": "h", "gpu_name": None, "n": i % 2},
+                   "error": None if status == "ok" else {"type": "RuntimeError", "message": "boom"}})
+
+
+def _lines(n: int, start: int = 0) -> bytes:
+    return b"".join(_record(i, ("kernel", "memory", "lm")[i % 3], "failed" if i % 7 == 3 else "ok") + b"\n" for i in range(start, start + n))
+
+
+def _decoded(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The reference: the folder's tables built from the records decoded from the JSON, and the warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        every, rows = folder_frames(list(read.iter_records(folder / RECORDS)))
+    return every, rows, [str(w.message) for w in caught if issubclass(w.category, ResultsWarning)]
+
+
+def _served(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        every, rows = index.folder_tables(folder)
+    return every, rows, [str(w.message) for w in caught]
+
+
+def _same(folder: Path) -> None:
+    """The index serves what the JSON gives, both when it is brought up to date and when read as it
+    is (the same values of the same types; a column that first appears in an appended record may
+    come later in the order of columns)."""
+    want = _decoded(folder)
+    for _ in range(2):
+        got = _served(folder)
+        assert got[2] == want[2]
+        for a, b in zip(got[:2], want[:2]):
+            pd.testing.assert_frame_equal(a, b, check_like=True)
+
+
+@pytest.fixture
+def parsed(monkeypatch) -> list[bytes]:
+    """Every line the record decoder is handed (the real decoder runs)."""
+    seen: list[bytes] = []
+    real = read.decode
+
+    def counting(raw: bytes):
+        seen.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(read, "decode", counting)
+    return seen
+
+
+def test_appends_parse_only_the_new_lines_and_serve_what_the_json_gives(tmp_path, parsed, cache):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / RECORDS).write_bytes(_lines(40))
+    _same(folder)
+    assert list(cache.glob("index/*/index.json")) and (cache / "index.key").stat().st_mode & 0o777 == 0o600
+    with open(folder / RECORDS, "ab") as f:
+        f.write(_lines(5, start=40) + _record(3, tid="t3") + b"\n")  # a retry of a failed trial among them
+    parsed.clear()
+    every, rows, _ = _served(folder)
+    assert len(parsed) == 6 and len(every) == 46
+    _same(folder)
+    trials, measured = load_tables(folder)
+    assert trials.loc[trials["trial_id"] == "t3", "status"].tolist() == ["ok"] and (measured["results_dir"] == str(folder)).all()
+
+
+def test_torn_and_unterminated_last_lines(tmp_path, parsed):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / RECORDS).write_bytes(_lines(10) + b'{"trial_id": "torn')
+    _same(folder)  # skipped silently
+    parsed.clear()
+    _served(folder)
+    assert parsed == [b'{"trial_id": "torn']  # the torn line is not covered: parsed again, alone
+    with open(folder / RECORDS, "ab") as f:  # the next record after it: the torn line is now a line set aside
+        f.write(b"\n" + _lines(2, start=10))
+    _same(folder)
+    with open(folder / RECORDS, "ab") as f:  # a last record without its newline is served, not kept
+        f.write(_record(20))
+    _same(folder)
+    with open(folder / RECORDS, "ab") as f:  # ... and later completed by more bytes of the same line
+        f.write(b" \n" + _lines(1, start=21))
+    _same(folder)
+
+
+def test_a_same_size_rewrite_and_a_truncation_rebuild_it(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    data = _lines(30)
+    (folder / RECORDS).write_bytes(data)
+    _same(folder)
+    middle = data.index(b'"relu2"', len(data) // 2)
+    (folder / RECORDS).write_bytes(data[:middle] + b'"xielu"' + data[middle + 7:])  # same size, same time stamp resolution
+    assert (folder / RECORDS).stat().st_size == len(data)
+    _same(folder)
+    assert (index.folder_tables(folder)[0]["activation"] == "xielu").sum() == 11
+    for cut in (len(data) // 2, data.index(b"\n", len(data) // 3) + 1, 0):  # mid-line, at a line's end, empty
+        (folder / RECORDS).write_bytes(data[:cut])
+        _same(folder)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "foreign", "other folder", "fifo", "link", "folder", "no key"])
+def test_a_damaged_or_foreign_index_is_never_believed(tmp_path, cache, damage):
+    folder, other = tmp_path / "run", tmp_path / "other"
+    for d, n in ((folder, 12), (other, 5)):
+        d.mkdir()
+        (d / RECORDS).write_bytes(_lines(n))
+        index.folder_tables(d)
+    place, elsewhere = index.location(folder), index.location(other)
+    meta = json.loads((place / index.META).read_bytes())
+    if damage == "flip":
+        raw = bytearray((place / index.TRIALS).read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        (place / index.TRIALS).write_bytes(bytes(raw))
+    elif damage == "truncate":
+        (place / index.ROWS).write_bytes((place / index.ROWS).read_bytes()[:100])
+    elif damage == "empty":
+        (place / index.META).write_bytes(b"")
+    elif damage == "foreign":  # a planted index that claims everything (and is signed with a guessed key)
+        (place / index.TRIALS).write_bytes((elsewhere / index.TRIALS).read_bytes())
+        import hashlib
+        meta["trials"] = hashlib.sha256((place / index.TRIALS).read_bytes()).hexdigest()
+        meta["hmac"] = index._signed(index.Meta(**{**meta, "bad": []}), b"0" * 32)
+        (place / index.META).write_text(json.dumps(meta))
+    elif damage == "other folder":  # another folder's whole, signed index
+        for name in (index.TRIALS, index.ROWS, index.META):
+            (place / name).write_bytes((elsewhere / name).read_bytes())
+    elif damage == "fifo":
+        (place / index.META).unlink()
+        os.mkfifo(place / index.META)
+    elif damage == "link":
+        (place / index.TRIALS).unlink()
+        (place / index.TRIALS).symlink_to(elsewhere / index.TRIALS)
+    elif damage == "folder":
+        (place / index.ROWS).unlink()
+        (place / index.ROWS).mkdir()
+    else:
+        (cache / "index.key").write_bytes(os.urandom(32))
+    _same(folder)  # served from the JSON, without a traceback or a warning
+    if damage not in ("fifo", "folder"):  # rebuilt: believed again
+        assert stat.S_ISREG((place / index.META).lstat().st_mode) and index._believed(place, folder, index.key()) is not None
+
+
+def test_the_results_folder_is_never_written_and_a_file_planted_there_never_read(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / RECORDS).write_bytes(_lines(6))
+    for name in (index.TRIALS, index.ROWS, index.META):
+        (folder / name).write_bytes(b"planted")
+    before = sorted((p.name, p.read_bytes()) for p in folder.iterdir())
+    folder.chmod(0o555)
+    try:
+        _same(folder)
+    finally:
+        folder.chmod(0o755)
+    assert sorted((p.name, p.read_bytes()) for p in folder.iterdir()) == before
+
+
+def test_without_a_usable_cache_or_pyarrow_it_reads_the_json(tmp_path, cache, monkeypatch):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / RECORDS).write_bytes(_lines(8))
+    cache.mkdir(parents=True)
+    (cache / "index.key").write_bytes(os.urandom(32))
+    (cache / "index.key").chmod(0o644)  # readable by others: not a key to trust
+    assert index.key() is None
+    _same(folder)
+    assert not (cache / "index").exists()
+    (cache / "index.key").chmod(0o600)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # no pyarrow installed
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    _same(folder)
+    assert not (cache / "index").exists()
+
+
+LINES = st.one_of(
+    st.integers(0, 40).map(lambda i: _record(i, ("kernel", "memory")[i % 2], "failed" if i % 5 == 4 else "ok", tid=f"t{i % 9}")),
+    st.sampled_from([b'{"trial_id": "to', b"not json", b'{"trial_id": "x", "status": "ok", "config": [1]}', b"", b"  ", b"\xff\xfe"]),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINES, max_size=12), cuts=st.lists(st.integers(0, 2000), max_size=3), end=st.booleans())
+def test_written_in_any_number_of_steps_it_serves_what_the_json_gives(tmp_path_factory, lines, cuts, end):
+    folder = tmp_path_factory.mktemp("run")
+    data = b"\n".join(lines) + (b"\n" if end else b"")
+    with open(folder / RECORDS, "wb") as f:
+        for cut in sorted({min(c, len(data)) for c in cuts} | {len(data)}):
+            f.write(data[f.tell():cut])
+            f.flush()
+            _same(folder)
