@@ -11,8 +11,10 @@ Each line: `target | value | goal | met/not met/unmeasured`. Stages, each reusin
   fused against unfused and against torch.compile, for xIELU and ReLU².
 - 124M model: scripts/lm_throughput.py: MFU of ReLU² and of xIELU (each with the fused MLP where
   the previous stage found it faster, as `impl: auto` would choose), and xIELU's throughput cost.
-- packed llm_small round: needs packing (llm_small's resources.gpus below 1) and Ray; says which
-  is missing otherwise.
+- packed llm_small round: ReLU² and xIELU of suites/llm_small.yaml, tuning and one look of 4
+  paired seeds at 2M tokens, its trials sharing one GPU (resources.gpus) through the embedded Ray:
+  how many ran at once on one GPU, compile seconds cold and warm, the wall clock. In CPU mode the
+  same round at tiny sizes (2 seeds, no torch.compile) on a Ray told the machine has one GPU.
 A stage that fails or would start with too little of the time left leaves its lines unmeasured,
 saying why; on SIGTERM (the wrapper's hard limit) the lines not yet printed are printed unmeasured.
 In CPU mode no line is a GPU figure: each value says so and every status is `unmeasured`.
@@ -21,9 +23,8 @@ In CPU mode no line is a GPU figure: each value says so and every status is `unm
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +47,7 @@ TARGETS = {  # key: (target, goal)
     "lm_mfu_relu2": ("124M model MFU, ReLU²", ">= 40%"),
     "lm_mfu_xielu": ("124M model MFU, xIELU", ">= 40%"),
     "lm_overhead": ("xIELU throughput cost vs ReLU², 124M model", "<= 3%"),
-    "packed": ("packed llm_small round (trials sharing one GPU, warm compiles)", "completes"),
+    "packed": ("packed llm_small round (trials sharing one GPU, warm compiles)", "completes, trials sharing a GPU"),
 }
 CPU_NOTE = " [CPU/interpret, not a GPU figure]"
 NO_COMPILE = "CPU mode skips torch.compile (minutes of C++ compiling on a small CPU)"
@@ -143,21 +144,78 @@ def lm(cpu: bool, impls: dict[str, str]) -> Lines:
     return out
 
 
-def packed(work: Path, budget_s: float) -> Lines:
+PACKED_SETS = ["seeds=4", "tokens=2097152"]
+"""One round of llm_small on one GPU: ReLU² and xIELU, the tuning and one look of 4 paired seeds at 2M tokens."""
+PACKED_CPU_SETS = ["seeds=2", "d_model=32", "n_layers=1", "n_heads=2", "seq_len=32", "batch_size=4", "tokens=2048", "eval_every=100",
+                   "eval_tokens=256", "churn_tokens=0", "final_eval=slice", "data.val_tokens=2048", "compile=false", "impl=eager", "device=cpu",
+                   "resources.cpus=0.5"]
+"""The same round at tiny sizes on the CPU, on a Ray told it has one GPU: the packing is real, the GPU is not."""
+
+
+def most_at_once(records: list[Any]) -> int:
+    """The most of these trials that ran at one time on one GPU (by their records' spans and GPU ids)."""
+    events = sorted((t, step, str(r.env.get("ray_gpu_ids"))) for r in records if r.started_at and r.ended_at
+                    for t, step in ((r.started_at, 1), (r.ended_at, -1)))
+    running: dict[str, int] = {}
+    most = 0
+    for _, step, gpu in events:
+        running[gpu] = running.get(gpu, 0) + step
+        most = max(most, running[gpu])
+    return most
+
+
+def packed(cpu: bool, work: Path, budget_s: float) -> Lines:
+    """llm_small's trials packed on one GPU (its resources.gpus share), run by the embedded Ray: how
+    many ran at once on one GPU, their compiles (cold: a shape's first in the run; warm: a process
+    that compiled it before) and the wall clock."""
+    import statistics
+
+    from rich.console import Console
+
+    from actbench import api
     from actbench.suite import load_suite
 
-    gpus = load_suite(ROOT / "suites" / "llm_small.yaml", check_paths=False).spec.resources.gpus
+    suite = ROOT / "suites" / "llm_small.yaml"
+    gpus = load_suite(suite, check_paths=False).spec.resources.gpus
     if gpus >= 1:
-        return {"packed": f"packing is not in this checkout (llm_small asks resources.gpus: {gpus:g} per trial)"}
-    if importlib.util.find_spec("ray") is None:
+        return {"packed": f"llm_small asks a whole GPU per trial (resources.gpus: {gpus:g}): nothing to pack"}
+    try:
+        import ray
+    except ImportError:
         return {"packed": "Ray is not installed here, and packed trials share a GPU through Ray"}
+    from actbench.runner.ray import RayExecutor
+
+    if cpu:  # a Ray told this machine has one GPU (which Ray refuses while CUDA_VISIBLE_DEVICES hides all): the trials hold their shares of it, and run on the CPU
+        hidden = os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        try:
+            ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        finally:
+            if hidden is not None:
+                os.environ["CUDA_VISIBLE_DEVICES"] = hidden
+    sets = [*PACKED_SETS, *(PACKED_CPU_SETS if cpu else []), f"resources.timeout_s={max(60, int(budget_s))}"]
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "actbench", "run", str(ROOT / "suites" / "llm_small.yaml"), "--out", str(work / "llm_small"),
-           "-k", "activation=xielu or activation=relu2", "--set", "tokens=2097152"]
-    done = subprocess.run(cmd, timeout=budget_s, capture_output=True, text=True)
+    executor = RayExecutor()
+    try:
+        result = api.run(suite, out=work / "llm_small", overrides=sets, executor=executor, select="activation=xielu or activation=relu2",
+                         console=Console(quiet=True))
+    finally:
+        executor.shutdown()
+        if cpu:
+            ray.shutdown()
     wall = time.perf_counter() - t0
-    last = (done.stdout.strip().splitlines() or ["no output"])[-1]
-    return {"packed": (f"{wall:.0f} s, exit {done.returncode}: {last}", done.returncode == 0)}
+    lm = [r for r in result.final_records if r.kind == "lm"]
+    at_once = most_at_once(lm)
+    shares = sorted({r.env.get("gpu_share") for r in lm if r.env.get("gpu_share")})
+
+    def compiles(warm: bool) -> str:
+        found = [c for r in lm if (c := r.metric("compile_s")) is not None and bool(r.metrics.get("shape_warm")) == warm]
+        return f"{statistics.median(found):.1f} s x {len(found)}" if found else "none"
+
+    made = (f"compiles cold {compiles(False)}, warm {compiles(True)}" if any(r.metric("compile_s") is not None for r in lm)
+            else "no compiles (compile=false, impl=eager)")
+    value = (f"{len(lm)} lm trial(s) in {wall:.0f} s, exit {result.exit_code}, up to {at_once} at once on one GPU "
+             f"(share {', '.join(f'{s:g}' for s in shares) or 'none'}), {made}")
+    return {"packed": (value, result.exit_code == 0 and at_once > 1)}
 
 
 def main() -> int:
@@ -205,11 +263,8 @@ def main() -> int:
             stage(["kernel_fwd", "kernel_floor", "kernel_compile"], 90 * (not args.cpu),
                   lambda: kernels(args.cpu, work, deadline - time.perf_counter()))
             stage(["lm_mfu_relu2", "lm_mfu_xielu", "lm_overhead"], 180 * (not args.cpu), lambda: lm(args.cpu, impls))
-            if args.cpu:
-                report.unmeasured(["packed"], "CPU mode does not run llm_small")
-            else:
-                stage(["packed"], 60, lambda: packed(work, deadline - time.perf_counter()))
-    except (OutOfTime, subprocess.TimeoutExpired) as e:
+            stage(["packed"], 60 * (not args.cpu), lambda: packed(args.cpu, work, deadline - time.perf_counter()))
+    except OutOfTime as e:
         report.unmeasured(list(TARGETS), f"out of time ({e})")
     return 0
 
