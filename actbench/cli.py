@@ -280,29 +280,46 @@ def _text_table(df: Any) -> str:
 @app.command()
 def regress(
     run_dir: Path = typer.Argument(..., help="The results folder of the run to check."),
-    baseline: Path = typer.Option(..., "--baseline", help="Baseline records, e.g. results/baselines/h100.jsonl."),
-    threshold: float = typer.Option(0.05, "--threshold", min=0, help="Relative change that counts (the run's own noise counts if larger)."),
+    history: Optional[Path] = typer.Option(None, "--history", help="The nightly gate: a folder of histories (one file per GPU model "
+                                           "and environment); the run is judged over its history and added to it."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Instead: compare once with another run (its results folder "
+                                            "or trials.jsonl) from the same GPU model."),
+    rerun: Optional[Path] = typer.Option(None, "--rerun", help="A results folder with an immediate rerun of the suspect rows "
+                                         "(see --suspects): a rerun that moved as well confirms the step."),
+    suspects: Optional[Path] = typer.Option(None, "--suspects", help="Only write the suspect rows' trials to this file "
+                                            "('suite trial_id' a line, for a rerun with -k); the history is not changed."),
+    accept: bool = typer.Option(False, "--accept", help="Accept this night's steps as intended: the history keeps the old level "
+                                "and the level of those rows restarts here."),
+    commit: Optional[str] = typer.Option(None, "--commit", help="The commit this run tested (default: its records' git commit)."),
+    row: Optional[str] = typer.Option(None, "--row", help="For git bisect run: exit 1 when the run's figure of this row (its key in "
+                                      "the history) is at its level after its step, 0 before it, 125 without one."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the trend of every row of the history to this PNG."),
+    threshold: float = typer.Option(0.05, "--threshold", min=0, max=0.99, help="Relative change that counts (timing, throughput)."),
     bpb_tolerance: float = typer.Option(0.02, "--bpb-tolerance", min=0, help="Validation bits per byte that count as worse or better."),
     summary: Optional[Path] = typer.Option(None, "--summary", help="Also write the markdown summary here (e.g. $GITHUB_STEP_SUMMARY)."),
-    history: Optional[Path] = typer.Option(None, "--history", help="Append this run (commit, date, figure per row) to this "
-                                                                     "JSON-lines file and draw its trend next to it (.png)."),
-    update_baseline: bool = typer.Option(False, "--update-baseline", help="Write this run's ok records as the new baseline instead."),
 ) -> None:
-    """Compare a run with a baseline from the same GPU model; exit 1 on SLOW, WORSE or failed trials,
-    2 when nothing could be compared (a wrong path or baseline)."""
+    """Judge a run over its history (a step confirmed by a second night or a rerun), or compare it
+    once with a baseline run; exit 1 on a confirmed regression (SLOW, WORSE with --baseline) or
+    failed trials, 0 otherwise (suspects and machine events are reported), 2 on bad input."""
     from actbench import api
 
-    if update_baseline:
-        n = api.update_baseline(run_dir, baseline)
-        console.print(f"wrote {n} ok record(s) of {markup(run_dir)} to {markup(baseline)}")
+    if row is not None:
+        if history is None:
+            raise UserError("--row goes with --history")
+        code, why = api.regress_row(run_dir, history, row)
+        console.print(markup(why))
+        raise typer.Exit(code)
+    if threshold <= 0 and history is not None:
+        raise UserError("--threshold: above 0 with --history")
+    r = api.regress(run_dir, baseline, history=history, rerun=rerun, accept=accept, suspects=suspects, commit=commit, plot=plot,
+                    threshold=threshold, bpb_tolerance=bpb_tolerance, summary=summary)
+    if suspects is not None:
+        console.print(f"{len(r.night.suspects)} suspect trial(s) written to {markup(suspects)}")
         return
-    r = api.regress(run_dir, baseline, threshold=threshold, bpb_tolerance=bpb_tolerance, summary=summary, history=history)
     _print_text(r.markdown)
-    if r.history is not None:
-        entry, plot = r.history
-        console.print(f"history: {len(entry['figures'])} figure(s) of commit {markup(entry['commit'][:12])} appended to {markup(history)}; "
-                      f"trend in {markup(plot)}")
-    raise typer.Exit(1 if r.failed else 0)
+    if r.night is not None:
+        console.print(f"night added to {markup(r.night.path)}" + (f"; trend in {markup(r.plot)}" if r.plot else ""))
+    raise typer.Exit(r.exit_code)
 
 
 @app.command("plot-activation")

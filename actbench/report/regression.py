@@ -1,20 +1,18 @@
-"""`actbench regress`: a run against a baseline from the same GPU model, noise-aware, and a
-per-commit history of the figures it compared (one JSON line per run, plotted as a trend)."""
+"""`actbench regress --baseline`: a one-off comparison of a run with another run (its results
+folder or trials.jsonl) from the same GPU model, noise-aware. The nightly gate judges a run over
+its history instead (`report.alerts`)."""
 
 from __future__ import annotations
 
-import os
-from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actbench.core.record import LIMIT, Record, decode_json, encode
+from actbench.core.record import Record
 from actbench.core.trial import NOISY_SPREAD
 from actbench.errors import UserError
 from actbench.report.formats import markdown
 from actbench.results import gate
-from actbench.results.read import gpu_name, iter_records, latest, latest_records, result_dirs
+from actbench.results.read import gpu_name, iter_records, latest_records, result_dirs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,7 +21,7 @@ COLUMNS = ["trial_id", "kind", "what", "metric", "baseline", "current", "change_
 COMPARED = ("SAME", "SLOW", "FAST", "WORSE", "BETTER", "NOISY")
 
 
-def _spread(row: dict[str, Any] | None) -> float:
+def spread(row: dict[str, Any] | None) -> float:
     """(p80 - p20) / p50 of a timing row; 0 where unknown."""
     try:
         return max(0.0, (float(row["ms_p80"]) - float(row["ms_p20"])) / float(row["ms_p50"]))  # type: ignore[index]
@@ -49,7 +47,7 @@ def _kernel_rows(rec: Record, base: Record, threshold: float) -> list[tuple[str,
         if br is None or not isinstance(r.get("pct_copy"), (int, float)) or not br.get("pct_copy"):
             continue
         b, c = float(br["pct_copy"]), float(r["pct_copy"])
-        noise = max(_spread(r) + _spread(ccopy), _spread(br) + _spread(bcopy))
+        noise = max(spread(r) + spread(ccopy), spread(br) + spread(bcopy))
         time_ratio = b / c if c else float("inf")  # > 1: slower relative to the copy
         limit = max(threshold, noise)
         if noise > NOISY_SPREAD or r.get("noisy") is True or br.get("noisy") is True:
@@ -61,7 +59,7 @@ def _kernel_rows(rec: Record, base: Record, threshold: float) -> list[tuple[str,
 
 
 def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, bpb_tolerance: float = 0.02) -> "pd.DataFrame":
-    """Compare a run with a baseline taken on the same GPU model, metric by metric.
+    """Compare a run with a baseline run (a results folder or a trials.jsonl) taken on the same GPU model, metric by metric.
 
     Kernels: % of the device copy (see `_kernel_rows`). Memory: WORSE/BETTER beyond `threshold`.
     LM quality: WORSE/BETTER beyond `bpb_tolerance` (absolute); LM throughput: SLOW/FAST beyond
@@ -70,11 +68,16 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
     import pandas as pd
 
     base_path = Path(baseline)
-    if not gate.user_file(base_path, "--baseline"):
-        raise UserError(f"--baseline {baseline}: no such file (create one with --update-baseline)")
+    if base_path.is_dir():
+        if not result_dirs(base_path):
+            raise UserError(f"--baseline {baseline}: no trials.jsonl at or below it")
+        base = {r.trial_id: r for _, r in latest_records(base_path) if r.ok}
+    elif not gate.user_file(base_path, "--baseline"):
+        raise UserError(f"--baseline {baseline}: no such file or folder (an earlier run's results folder or trials.jsonl)")
+    else:
+        base = {r.trial_id: r for r in iter_records(base_path, user=True) if r.ok}
     if not result_dirs(run_dir):
         raise UserError(f"{run_dir}: no trials.jsonl at or below it")
-    base = {r.trial_id: r for r in iter_records(base_path, user=True) if r.ok}
     current = {r.trial_id: r for _, r in latest_records(run_dir)}
     out = []
 
@@ -138,64 +141,3 @@ def regress_markdown(df: "pd.DataFrame", baseline: str | Path, run_dir: str | Pa
     note = (f" NOISY: the spread of repeats (row plus copy, p20-p80) exceeds {NOISY_SPREAD:.0%} of the median, so no verdict."
             if counts.get("NOISY") else "")
     return f"## actbench regress: {status}\n\nBaseline `{baseline}`, run `{run_dir}`: {head}.{note}\n\n{body}\n"
-
-
-def history_entry(df: "pd.DataFrame", run_dir: str | Path) -> dict[str, Any]:
-    """One line of the history: the run's git commit (the most common among its records), its
-    date (the last record's end, UTC), and the current figure of every compared row."""
-    recs = [r for _, r in latest_records(run_dir)]
-    commits = Counter(r.env.get("git_commit") or "unknown" for r in recs)
-    ended = [r.ended_at for r in recs if isinstance(r.ended_at, (int, float))]
-    date = datetime.fromtimestamp(max(ended), timezone.utc) if ended else datetime.now(timezone.utc)
-    compared = df[df["verdict"].isin(COMPARED) & df["current"].notna()]
-    figures = {f"{r.what} | {r.metric}": float(r.current) for r in compared.itertuples()}
-    return {"commit": commits.most_common(1)[0][0] if commits else "unknown", "date": date.isoformat(timespec="seconds"),
-            "run_dir": str(run_dir), "figures": figures}
-
-
-def read_history(path: str | Path) -> list[dict[str, Any]]:
-    """The entries of a history file, oldest first, read line by line through the results gate
-    (lines that are not entries, or longer than `gate.MAX_LINE`, are skipped; so is a file that is
-    not a regular one, with a warning)."""
-    p = Path(path)
-    entries = []
-    for _, raw in gate.lines(p.parent, p.name, user=True) or ():
-        try:
-            e = decode_json(raw) if raw is not None else None
-        except ValueError:
-            continue
-        if isinstance(e, dict) and isinstance(e.get("figures"), dict) and all(map(_figure, e["figures"].values())):
-            entries.append(e)
-    return entries
-
-
-def _figure(value: Any) -> bool:
-    """A figure of a history entry: a number within the bound of a record's numbers."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= LIMIT
-
-
-def append_history(df: "pd.DataFrame", run_dir: str | Path, history: str | Path) -> tuple[dict[str, Any], Path]:
-    """Append this run's entry to `history` and redraw its trend plot (the same name, .png).
-    Returns the entry and the plot's path."""
-    from actbench.report.plots.history import history_plot
-
-    entry = history_entry(df, run_dir)
-    path = Path(history)
-    gate.user_file(path, "--history")  # a FIFO or device is refused before it is opened for appending
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(encode(entry).decode() + "\n")
-    return entry, history_plot(read_history(path), path.with_suffix(".png"))
-
-
-def write_baseline(run_dir: str | Path, baseline: str | Path) -> int:
-    """Write the latest ok record of every trial under `run_dir` to `baseline` (replacing it)."""
-    ok = [r for r in latest(r for _, r in latest_records(run_dir)).values() if r.ok]
-    if not ok:
-        raise UserError(f"{run_dir}: no ok trial record at or below it; {baseline} left as it was")
-    path = Path(baseline)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(b"".join(encode(r) + b"\n" for r in ok))
-    os.replace(tmp, path)
-    return len(ok)

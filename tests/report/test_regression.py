@@ -1,9 +1,9 @@
-"""regress: kernel rows on the copy-normalised figure, noise-aware verdicts, lm tolerances,
-errors when nothing is compared, and the per-commit history with its trend plot."""
+"""regress --baseline (a one-off comparison of two runs): kernel rows on the copy-normalised
+figure, noise-aware verdicts, lm tolerances, errors when nothing is compared. The nightly gate
+(--history) is tested in test_nightly_gate.py."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -12,7 +12,6 @@ import pytest
 
 from actbench.errors import UserError
 from actbench.report import regression as report
-from actbench.report.regression import write_baseline
 from actbench.results.store import ResultStore
 
 from .synthetic import kernel_record, lm_record
@@ -24,8 +23,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def _baseline(tmp_path, record) -> str:
     ResultStore(tmp_path / "base").append(record)
-    write_baseline(tmp_path / "base", tmp_path / "baseline.jsonl")
-    return str(tmp_path / "baseline.jsonl")
+    return str(tmp_path / "base" / "trials.jsonl")
 
 
 @pytest.mark.parametrize("p50,copy,spread,expected", [
@@ -59,11 +57,10 @@ def test_lm_quality_in_absolute_bits_and_other_gpus_skipped(tmp_path):
     base = ResultStore(tmp_path / "b")
     for rec in (lm("a", 1.50, 1000), lm("b", 1.50, 1000), lm("c", 1.50, 1000, gpu="NVIDIA A100")):
         base.append(rec)
-    write_baseline(tmp_path / "b", tmp_path / "base.jsonl")
     run = ResultStore(tmp_path / "r")
     for rec in (lm("a", 1.51, 1000), lm("b", 1.60, 900), lm("c", 1.50, 1000)):
         run.append(rec)
-    df = report.regress(tmp_path / "base.jsonl", tmp_path / "r")
+    df = report.regress(tmp_path / "b", tmp_path / "r")  # a results folder as the baseline
     got = {(r.trial_id, r.metric): r.verdict for r in df.itertuples()}
     assert got[("a", "val_bpb")] == "SAME" and got[("a", "tokens_per_s")] == "SAME"
     assert got[("b", "val_bpb")] == "WORSE" and got[("b", "tokens_per_s")] == "SLOW"
@@ -81,26 +78,5 @@ def test_nothing_compared_is_an_error(tmp_path):
     assert r.returncode == 2 and "nothing compared" in r.stderr and str(tmp_path / "run") in r.stderr
     r = _cli("regress", str(tmp_path / "typo"), "--baseline", base)
     assert r.returncode == 2 and "typo" in r.stderr
-    r = _cli("regress", str(tmp_path / "typo"), "--baseline", str(tmp_path / "new.jsonl"), "--update-baseline")
-    assert r.returncode == 2 and not (tmp_path / "new.jsonl").exists()
-
-
-def test_history_one_line_per_run_and_a_trend_plot(tmp_path):
-    base = _baseline(tmp_path, kernel_record("k1", "xielu", [("triton", "forward", 1.0, 0.01), ("eager", "forward", 2.0, 0.01)]))
-    history = tmp_path / "ci" / "history.jsonl"
-    for i, p50 in enumerate((1.0, 1.02, 1.3)):
-        run = tmp_path / f"night{i}"
-        rec = kernel_record("k1", "xielu", [("triton", "forward", p50, 0.01), ("eager", "forward", 2.0, 0.01)])
-        ResultStore(run).append(msgspec.structs.replace(rec, env={**rec.env, "git_commit": f"c{i}" * 20}, ended_at=1.7e9 + i * 86400))
-        if i < 2:
-            report.append_history(report.regress(base, run), run, history)
-        else:  # through the CLI: the slow run fails the job and still lands in the history
-            r = _cli("regress", str(run), "--baseline", base, "--history", str(history))
-            assert r.returncode == 1 and "SLOW" in r.stdout and "history: 2 figure(s)" in r.stdout, r.stdout + r.stderr
-    entries = [json.loads(line) for line in history.read_text().splitlines()]
-    assert [e["commit"] for e in entries] == [f"c{i}" * 20 for i in range(3)]
-    assert entries[0]["date"].startswith("2023-11-14") and entries[2]["date"].startswith("2023-11-16")
-    triton = [v for e in entries for k, v in e["figures"].items() if "triton forward" in k and k.endswith("| pct_copy")]
-    assert triton == pytest.approx([10.0, 10.0 / 1.02, 10.0 / 1.3])
-    png = history.with_suffix(".png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    r = _cli("regress", str(tmp_path / "run"), "--baseline", base, "--history", str(tmp_path / "h"))
+    assert r.returncode == 2 and "not both" in r.stderr and not (tmp_path / "h").exists()

