@@ -27,7 +27,7 @@ from actbench.core.kinds import KindSpec, kind_spec
 from actbench.core.record import Record
 from actbench.core.trial import Trial, TrialConfig
 from actbench.errors import UserError
-from actbench.core.resources import memory_problem
+from actbench.core.resources import Resources, memory_problem
 from actbench.lm.ladder import RUNG_FIELDS, LadderError, rung_overrides, target_problem
 from actbench.suite.gpus import auto_share
 from actbench.suite.overrides import apply_overrides
@@ -105,7 +105,7 @@ class Suite:
             scaled = max(1, int(full * budget)) if isinstance(full, int) else full * budget
             point[self.kind.budget_field] = (scaled, ("tune", "budget"))
             config = _validate_trial(self.kind, point, self.located, self.check_paths)
-        problem = getattr(config, "check_resources", lambda r: None)(self.spec.resources)
+        problem = _gpu_problem(config, self.spec.resources) or getattr(config, "check_resources", lambda r: None)(self.spec.resources)
         if problem:
             raise self.located.error(("resources", problem[0]), problem[1])
         if self.check_paths and (found := self.kind.check(config)):
@@ -140,6 +140,15 @@ class Suite:
         if spec.n_seeds > 1 or spec.tune is not None:
             keys.append("seed")
         return list(dict.fromkeys(k for k in keys if k))
+
+
+def _gpu_problem(config: TrialConfig, resources: Resources) -> tuple[str, str] | None:
+    """(resources field, why) when a trial asks for a GPU device and its resources hold no GPU."""
+    if getattr(config, "device", None) != "cuda" or resources.gpus_per_process > 0:
+        return None
+    field = "gpus_per_worker" if resources.workers else "gpus"
+    return field, (f"0 with device: cuda: the trial would hold no GPU (under Ray it sees none); give it one "
+                   f"({field}: 1, or a share such as 0.25 or auto) or run it on the CPU (device: cpu)")
 
 
 def _where(point: Point, fields: tuple[str, ...]) -> tuple[str, ...]:

@@ -82,3 +82,16 @@ def test_auto_is_refused_where_it_cannot_size_a_share(tmp_path, monkeypatch, cap
     else:
         path = lm_suite(tmp_path, defaults, rest)
     refused(monkeypatch, capsys, path, pattern)
+
+
+@pytest.mark.parametrize("rest,field", [("", "gpus"), ("resources:\n  gpus: 0\n", "gpus"),
+                                        ("resources:\n  workers: 2\n  gpus_per_worker: 0\n", "gpus_per_worker")])
+def test_a_gpu_device_without_a_gpu_is_refused_naming_the_resource(tmp_path, monkeypatch, capsys, rest, field):
+    refused(monkeypatch, capsys, lm_suite(tmp_path, "device: cuda\n", rest),
+            rf"resources\.{field}: 0 with device: cuda: the trial would hold no GPU \(under Ray it sees none\)")
+
+
+@pytest.mark.parametrize("defaults,rest", [("device: cuda\n", "resources:\n  gpus: 0.25\n"), ("device: cuda\n", AUTO), ("device: cpu\n", ""),
+                                           ("", "")])
+def test_a_gpu_device_with_a_gpu_or_a_cpu_device_loads(tmp_path, defaults, rest):
+    assert load_suite(lm_suite(tmp_path, defaults, rest), check_paths=False).trials
