@@ -93,15 +93,20 @@ def run(
     select: Optional[str] = _filter_option(),
     all_rows: bool = typer.Option(False, "--all", help="With --dry-run: list every trial of a large suite (default: trials per "
                                   "value of each swept field and the first rows)."),
-    tensorboard: bool = typer.Option(False, "--tensorboard", help="Write each trial's live progress as TensorBoard event files "
-                                     "to <out>/tensorboard (tensorboard --logdir <out>); needs the tensorboard package."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Same as --log tensorboard."),
+    log: list[str] = typer.Option([], "--log", help="Stream each trial's scalars and final metrics to a tracker: tensorboard "
+                                  "(<out>/tensorboard), wandb (<out>/wandb unless WANDB_DIR; WANDB_MODE=offline keeps it local), "
+                                  "mlflow (MLFLOW_TRACKING_URI, else <out>/mlruns); repeatable or a comma list; needs "
+                                  "actbench[tensorboard|wandb|mlflow]."),
 ) -> None:
     """Run a suite: plan its trials, schedule them, record every outcome."""
     from actbench import api
     from actbench.report.tables import print_summary, trial_table
+    from actbench.runner.trackers import names
 
     s = api.suite_of(suite, set_, max_trials=max_trials, check_paths=dry_run, force=force)
     out_dir = out or Path("results") / s.name
+    trackers = names([*log, *(["tensorboard"] if tensorboard else [])])
     if dry_run:
         from actbench.results.store import ResultStore
         from actbench.select import parse_filter
@@ -109,7 +114,7 @@ def run(
         console.print(trial_table(s, parse_filter(select), set() if rerun else ResultStore(out_dir).successful_ids(), all_rows))
         return
     result = api.run(s, out=out_dir, overrides=set_, executor=executor, address=address, rerun=rerun, checkpoints=checkpoints,
-                     select=select, console=err_console, log=True, verbose=verbose, tensorboard=tensorboard, status=console, force=force)
+                     select=select, console=err_console, log=True, verbose=verbose, trackers=trackers, status=console, force=force)
     print_summary(result, out_dir, console)
     raise typer.Exit(result.exit_code)
 

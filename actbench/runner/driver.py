@@ -111,7 +111,7 @@ class Runner:
             if retry:
                 todo.appendleft(trial)
                 why += f"; its worker or node was lost, retrying: attempt {tries[trial.id] + 1} of {trial.resources.retries + 1}"
-            self.board.finished(trial.id, record.ok, again=bool(retry))
+            self.board.finished(trial.id, record.ok, again=bool(retry), record=record)
             new_notes = [n for n in (record.note or "").split("; ") if n and n not in result.notes]
             result.notes.update(new_notes)
             if record.ok and new_notes:  # a note shared by many trials (an impl skipped here) is said once, with the first
@@ -141,7 +141,7 @@ class Runner:
                     unplaceable_since = None
                 while todo and len(inflight) < cap:
                     trial = todo.popleft()
-                    self.board.submitted(trial.id, label(trial, self.label_fields), work[trial.id])
+                    self.board.submitted(trial.id, label(trial, self.label_fields), work[trial.id], trial.kind, trial.config_dict())
                     inflight[executor.submit(trial, self.checkpoint_dir)] = (trial, time.time())
                 for handle, out in executor.poll(timeout=0.25):
                     trial, _ = inflight.pop(handle)

@@ -13,18 +13,17 @@ for Ray. The driver's `Board` keeps the latest message of every running trial an
   one per running trial, without escape codes.
 
 The sweep's ETA counts work (each trial's as its kind counts it: lm, its steps; else 1), done
-against the total, at the rate the sweep has managed since it started. With a
-TensorBoard folder, the board also writes each trial's streamed scalars as event files under
-`<folder>/<trial label> <trial id>/` (`tensorboard --logdir` on the results folder shows them).
+against the total, at the rate the sweep has managed since it started. With trackers
+(`run --log`, `actbench.runner.trackers`), the board also starts a tracker run per trial when it
+is submitted, streams its scalars (the kind's column tags) to it, and finishes it with the
+trial's record.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console, Group
@@ -34,8 +33,10 @@ from rich.table import Table
 from rich.text import Text
 
 from actbench.core.kinds import Column
+from actbench.core.record import Record
 from actbench.core.text import plain
 from actbench.core.trial import TrialTimeout
+from actbench.runner.trackers import Trackers, numbers
 
 THROTTLE_S = 1.0
 PLAIN_EVERY_S = 30.0
@@ -92,52 +93,15 @@ class _Running:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-class _TensorBoard:
-    """Event files per trial, written from the streamed progress (torch's SummaryWriter)."""
-
-    def __init__(self, folder: Path, columns: tuple[Column, ...]):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as e:
-            from actbench.errors import UserError
-
-            raise UserError(f"--tensorboard needs the tensorboard package ({e}): pip install 'actbench[tensorboard]'") from e
-        self.writer_class = SummaryWriter
-        self.folder = folder
-        self.columns = columns
-        self.writers: dict[str, Any] = {}
-
-    def write(self, trial_id: str, label: str, values: dict[str, Any]) -> None:
-        step = values.get("step")
-        if not isinstance(step, int):
-            return
-        w = self.writers.get(trial_id)
-        if w is None:
-            name = re.sub(r"[^A-Za-z0-9_.,=+-]+", "_", f"{label} {trial_id}").strip("_")
-            w = self.writers[trial_id] = self.writer_class(log_dir=str(self.folder / name))
-        for c in self.columns:
-            v = values.get(c.key)
-            if isinstance(v, (int, float)) and v == v:
-                w.add_scalar(c.tag, v, step)
-
-    def close(self, trial_id: str) -> None:
-        w = self.writers.pop(trial_id, None)
-        if w is not None:
-            w.close()
-
-    def close_all(self) -> None:
-        for tid in list(self.writers):
-            self.close(tid)
-
-
 class Board:
     """What a sweep is doing: the latest progress of every running trial, finished counts and the
     ETA; shown live on a terminal, as periodic plain lines elsewhere (see the module docstring)."""
 
     def __init__(self, title: str, console: Console, columns: tuple[Column, ...] = (), plain_every_s: float = PLAIN_EVERY_S,
-                 tensorboard: Path | None = None):
+                 trackers: Trackers | None = None):
         self.title = plain(title)  # the suite's name: shown, never obeyed
         self.columns = tuple(c for c in columns if c.header)
+        self.tags = {c.key: c.tag for c in columns}  # what trackers get
         self.console = console
         self.plain_every_s = plain_every_s
         self.started = time.time()
@@ -148,7 +112,9 @@ class Board:
         self.running: dict[str, _Running] = {}
         self.lock = threading.Lock()
         self.next_plain = self.started + plain_every_s
-        self.tb = _TensorBoard(tensorboard, columns) if tensorboard is not None else None
+        self.trackers = trackers
+        if trackers is not None:  # a tracker's failure is said here, not in the run's log
+            trackers.warn = lambda message: self.console.print(f"warning: {plain(message)}", markup=False, highlight=False, soft_wrap=True)
         self.live: Live | None = None
 
     # --- what the driver tells it
@@ -158,9 +124,11 @@ class Board:
             self.total += sum(works)
             self.trials_total += len(works)
 
-    def submitted(self, trial_id: str, label: str, work: float) -> None:
+    def submitted(self, trial_id: str, label: str, work: float, kind: str = "", config: dict[str, Any] | None = None) -> None:
         with self.lock:
             self.running[trial_id] = _Running(label=label, since=time.time(), work=work)
+        if self.trackers is not None:
+            self.trackers.start(trial_id, label, kind, config or {})
 
     def report(self, trial_id: str, values: dict[str, Any]) -> None:
         """A progress message of a running trial (messages of trials no longer running are dropped)."""
@@ -169,21 +137,22 @@ class Board:
             if r is None:
                 return
             r.values = {**r.values, **{k: v for k, v in values.items() if v is not None}}
-        if self.tb is not None:
-            self.tb.write(trial_id, r.label, values)
+        step = values.get("step")
+        if self.trackers is not None and isinstance(step, int):
+            self.trackers.log(trial_id, numbers({self.tags[k]: v for k, v in values.items() if k in self.tags}), step)
         if self.live is not None:
             self.live.refresh()  # every message shows at once (they come at most once a second per trial)
         self.tick()
 
-    def finished(self, trial_id: str, ok: bool, again: bool = False) -> None:
-        """A trial ended (`again`: its attempt was lost and it is submitted again)."""
+    def finished(self, trial_id: str, ok: bool, again: bool = False, record: Record | None = None) -> None:
+        """A trial ended, as `record` says (`again`: its attempt was lost and it is submitted again)."""
         with self.lock:
             r = self.running.pop(trial_id, None)
             if not again:
                 self.done += r.work if r is not None else 1.0
                 self.counts["ok" if ok else "bad"] += 1
-        if self.tb is not None:
-            self.tb.close(trial_id)
+        if self.trackers is not None:
+            self.trackers.finish(trial_id, record.metrics if record else {}, record.status if record else "ok" if ok else "failed", ok)
 
     # --- what it shows
     def _work_done(self) -> float:
@@ -266,6 +235,6 @@ class Board:
         if self.live is not None:
             self.live.__exit__(*exc)
             self.live = None
-        if self.tb is not None:
-            self.tb.close_all()
+        if self.trackers is not None:
+            self.trackers.close()
         self.console.print(self.sweep_line(), markup=False, highlight=False, soft_wrap=True)
