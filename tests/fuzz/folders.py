@@ -36,7 +36,7 @@ REAL_SUITES: dict[str, dict[str, Any]] = {
 
 def make_real_results(base: Path) -> Path:
     """Run REAL_SUITES for real (inline, through the CLI) into `base/real/<name>`, write a regress
-    baseline (`baseline.jsonl`, the kernel and lm records) and a regress history (`history.jsonl`)."""
+    baseline (`baseline.jsonl`, the kernel and lm records) and a regress history (`history/`, one file)."""
     box = Sandbox(base)
     real = base / "real"
     for name, doc in REAL_SUITES.items():
@@ -45,9 +45,11 @@ def make_real_results(base: Path) -> Path:
         o = invoke(box, ["run", str(suite), "--executor", "inline", "--out", str(real / name)], timeout_s=600)
         assert o.code in (0, 1) and (real / name / "trials.jsonl").is_file(), o.describe()
     (real / "baseline.jsonl").write_bytes((real / "k" / "trials.jsonl").read_bytes() + (real / "l" / "trials.jsonl").read_bytes())
-    o = invoke(box, ["regress", str(real / "k"), "--baseline", str(real / "baseline.jsonl"), "--history", str(box.out / "history.jsonl")])
+    o = invoke(box, ["regress", str(real / "k"), "--baseline", str(real / "baseline.jsonl")])
     assert o.code == 0, o.describe()
-    shutil.copy(box.out / "history.jsonl", real / "history.jsonl")
+    o = invoke(box, ["regress", str(real / "k"), "--history", str(box.out / "history")])
+    assert o.code == 0, o.describe()
+    shutil.copytree(box.out / "history", real / "history")
     for junk in real.rglob("*"):
         if junk.name in (".actbench.lock", "run.log") or junk.name == "checkpoints":
             shutil.rmtree(junk) if junk.is_dir() else junk.unlink()
@@ -119,9 +121,15 @@ def ops() -> st.SearchStrategy[list[tuple]]:
     return st.lists(OPS, min_size=1, max_size=4)
 
 
+def history_file(box: Sandbox) -> Path:
+    """The regress history's one file (named from the environment's fingerprint) in box.out/history."""
+    found = sorted((box.out / "history").glob("*.jsonl"))
+    return found[0] if found else box.out / "history" / "cpu.jsonl"
+
+
 def _target(box: Sandbox, rel: str) -> Path | None:
     if rel == "@history":
-        return box.out / "history.jsonl"
+        return history_file(box)
     if rel.endswith("/*"):
         found = sorted((box.inp / rel[:-2]).glob("*"))
         return found[0] if found else None
@@ -244,8 +252,8 @@ def _plant(box: Sandbox, name: str, where: str) -> None:
 def apply(box: Sandbox, real: Path, changes: list[tuple]) -> None:
     """Copy the real results into box.inp and its history into box.out, then make `changes`."""
     shutil.copytree(real, box.inp, dirs_exist_ok=True, symlinks=True)
-    shutil.copy(real / "history.jsonl", box.out / "history.jsonl")
-    (box.inp / "history.jsonl").unlink()
+    shutil.copytree(real / "history", box.out / "history", symlinks=True)
+    shutil.rmtree(box.inp / "history")
     for change in changes:
         kind = change[0]
         if kind == "field":
@@ -289,10 +297,10 @@ def apply(box: Sandbox, real: Path, changes: list[tuple]) -> None:
                 p.write_text(box.sub(to_yaml(change[2])))
         elif kind == "planted_name":
             _plant(box, box.sub(change[1]), change[2])
-        elif kind == "history" and (_writable(box.out / "history.jsonl") or not os.path.lexists(box.out / "history.jsonl")):
-            with open(box.out / "history.jsonl", "a") as f:
-                f.write(box.sub(to_json({"commit": change[1], "date": change[1], "run_dir": change[1], "figures": {"x | y": change[1]}})))
-                f.write("\n" + box.sub(to_json({"commit": "c", "date": "2026-01-01T00:00:00+00:00", "figures": change[1]})) + "\n")
+        elif kind == "history" and (_writable(history_file(box)) or not os.path.lexists(history_file(box))):
+            with open(history_file(box), "a") as f:
+                f.write(box.sub(to_json({"commit": change[1], "date": change[1], "run_dir": change[1], "rows": {"x | y": {"value": change[1]}}})))
+                f.write("\n" + box.sub(to_json({"commit": "c", "date": "2026-01-01T00:00:00+00:00", "rows": change[1]})) + "\n")
     for p in box.inp.rglob("trials.jsonl"):  # hostile placeholders inside records become the sandbox's real paths
         if _writable(p) and p.stat().st_size < 2**24:
             p.write_bytes(box.sub(p.read_bytes().decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape"))
@@ -325,12 +333,12 @@ def folder_command(draw: Any) -> list[str]:
         if draw(st.integers(0, 3)) == 0:
             args += ["--baseline", draw(st.one_of(NAMES, hostile_text()))]
         return args
-    args = ["regress", draw(st.sampled_from(["@IN@/k", "@IN@/l", "@IN@"])), "--baseline", "@IN@/baseline.jsonl",
-            "--history", f"{OUT}/history.jsonl"]
+    args = ["regress", draw(st.sampled_from(["@IN@/k", "@IN@/l", "@IN@"])),
+            *draw(st.sampled_from([["--baseline", "@IN@/baseline.jsonl"], ["--history", f"{OUT}/history"]]))]
     if draw(st.booleans()):
         args += ["--summary", f"{OUT}/summary.md"]
     if draw(st.integers(0, 4)) == 0:
         args += [draw(st.sampled_from(["--threshold", "--bpb-tolerance"])), draw(FLOAT_FLAGS)]
     if draw(st.integers(0, 5)) == 0:
-        args = ["regress", args[1], "--baseline", f"{OUT}/new-baseline.jsonl", "--update-baseline"]
+        args = ["regress", args[1], "--history", f"{OUT}/history", "--accept"]
     return args

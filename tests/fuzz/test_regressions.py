@@ -77,8 +77,8 @@ def test_tiny_folders_read_cleanly(box):
     compare(box, box.inp, codes=(0,))
     report(box, box.inp, codes=(0,))
     (box.inp / "base.jsonl").write_bytes((box.inp / "k" / "trials.jsonl").read_bytes())
-    run_and_check(box, ["regress", str(box.inp / "k"), "--baseline", str(box.inp / "base.jsonl"), "--history", f"{OUT}/h.jsonl"],
-                  codes=(0,))
+    run_and_check(box, ["regress", str(box.inp / "k"), "--baseline", str(box.inp / "base.jsonl")], codes=(0,))
+    run_and_check(box, ["regress", str(box.inp / "k"), "--history", f"{OUT}/h"], codes=(0,))
 
 
 # --- results folders: a record's strings used as paths ------------------------------------------
@@ -190,11 +190,16 @@ def test_activation_with_c1_control_in_regress_summary(box):
 def test_history_figure_that_is_not_a_number(box):
     """History lines whose figure is a string or an object crashed regress (ValueError, TypeError drawing the trend)."""
     kernel_folder(box.inp / "k")
-    (box.inp / "base.jsonl").write_bytes((box.inp / "k" / "trials.jsonl").read_bytes())
-    (box.out / "h.jsonl").write_text('{"commit": "c", "date": "2026-01-01T00:00:00+00:00", "figures": {"eager forward | pct_copy": "x"}}\n'
-                                     '{"commit": "d", "date": "2026-01-02T00:00:00+00:00", "figures": {"eager forward | pct_copy": {}}}\n')
-    run_and_check(box, ["regress", str(box.inp / "k"), "--baseline", str(box.inp / "base.jsonl"), "--history", f"{OUT}/h.jsonl"],
-                  codes=(0, 1, 2))
+    from actbench.report import history
+    from actbench.results.read import iter_records
+
+    name = history.file_name(history.fingerprint(iter_records(box.inp / "k" / "trials.jsonl")))
+    (box.out / "h").mkdir()
+    (box.out / "h" / name).write_text(
+        '{"commit": "c", "date": "2026-01-01T00:00:00+00:00", "figures": {"eager forward | pct_copy": "x"}}\n'
+        '{"commit": "d", "date": "2026-01-02T00:00:00+00:00", "rows": {"eager forward | pct_copy": {"value": "x"}}}\n'
+        '{"commit": "e", "date": "2026-01-03T00:00:00+00:00", "rows": {"eager forward | pct_copy": {"value": {}}}}\n')
+    run_and_check(box, ["regress", str(box.inp / "k"), "--history", f"{OUT}/h", "--plot", f"{OUT}/h.png"], codes=(0, 1, 2))
 
 
 @pytest.mark.parametrize("alpha", ["5e-324", "0.9"])

@@ -146,9 +146,7 @@ def test_a_report_that_fails_leaves_the_earlier_exports_as_they_were(cpu_results
 
 
 def test_regress_cli_against_its_own_baseline_and_plot_activation(cpu_results, tmp_path):
-    base = tmp_path / "base.jsonl"
-    r = _cli("regress", str(cpu_results), "--baseline", str(base), "--update-baseline")
-    assert r.returncode == 0 and "ok record(s)" in r.stdout
+    base = cpu_results  # the run itself as its baseline: nothing moved
     summary = tmp_path / "summary.md"
     r = _cli("regress", str(cpu_results), "--baseline", str(base), "--summary", str(summary))
     assert r.returncode == 0, r.stdout

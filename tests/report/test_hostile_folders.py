@@ -202,22 +202,29 @@ def test_numbers_beyond_the_record_bound_or_of_the_wrong_type_set_their_record_a
     assert [r["n"] for r in json.loads(out)["lm"]["rows"]] == [3, 3]
     code, _, err = actbench(capfd, monkeypatch, "report", str(run), "--out", str(tmp_path / "out"))
     assert code == 0 and "skipped 6 line(s)" in err
-    code, _, err = actbench(capfd, monkeypatch, "regress", str(run), "--baseline", str(tmp_path / "baseline.jsonl"),
-                            "--history", str(tmp_path / "history.jsonl"))
+    code, _, err = actbench(capfd, monkeypatch, "regress", str(run), "--baseline", str(tmp_path / "baseline.jsonl"))
     assert code == 0 and "baseline.jsonl:" in err and "skipped 5 line(s)" in err
+    code, _, err = actbench(capfd, monkeypatch, "regress", str(run), "--history", str(tmp_path / "history"))
+    assert code == 0 and "skipped 6 line(s)" in err
 
 
 def test_regress_refuses_a_fifo_baseline_or_history(tmp_path, capfd, monkeypatch):
+    from actbench.report import history
+    from actbench.results.read import iter_records
+
     run = lm_folder(tmp_path / "run")
     os.mkfifo(tmp_path / "baseline.jsonl")
     code, _, err = actbench(capfd, monkeypatch, "regress", str(run), "--baseline", str(tmp_path / "baseline.jsonl"), seconds=30)
     assert code == 2 and f"--baseline {tmp_path / 'baseline.jsonl'}: not read: a FIFO, not a regular file" in err
     os.unlink(tmp_path / "baseline.jsonl")
     (tmp_path / "baseline.jsonl").write_bytes((run / "trials.jsonl").read_bytes())
-    os.mkfifo(tmp_path / "history.jsonl")
-    code, _, err = actbench(capfd, monkeypatch, "regress", str(run), "--baseline", str(tmp_path / "baseline.jsonl"),
-                            "--history", str(tmp_path / "history.jsonl"), seconds=30)
-    assert code == 2 and f"--history {tmp_path / 'history.jsonl'}: not read: a FIFO, not a regular file" in err
+    os.mkfifo(tmp_path / "history")
+    code, _, err = actbench(capfd, monkeypatch, "regress", str(run), "--history", str(tmp_path / "history"), seconds=30)
+    assert code == 2 and f"--history {tmp_path / 'history'}: not a folder" in err
+    (tmp_path / "h").mkdir()  # the history file in the folder is a FIFO: refused for reading and for writing
+    os.mkfifo(tmp_path / "h" / history.file_name(history.fingerprint(iter_records(run / "trials.jsonl"))))
+    code, _, err = actbench(capfd, monkeypatch, "regress", str(run), "--history", str(tmp_path / "h"), seconds=30)
+    assert code == 2 and "not read: a FIFO, not a regular file" in err and "--history" in err
 
 
 def test_a_series_with_numbers_beyond_the_record_bound_is_not_drawn(tmp_path, capfd, monkeypatch):
