@@ -14,7 +14,8 @@ matched to the reference exactly as without a ladder (params and FLOPs). With
 that rung (non-embedding parameters unless `params: total`), rounded down to whole steps, so all
 activations at one rung get the same tokens. `target` names the compute at which gains are
 extrapolated (training FLOPs, 3x the forward count of `actbench.lm.flops`, as for the rungs);
-gains further than `max_extrapolation` times the largest rung's compute are refused.
+a target further than `max_extrapolation` times the largest rung's compute is refused when the
+suite loads (`target_problem`), and a gain there by compare and report (`report.scaling`).
 """
 
 from __future__ import annotations
@@ -208,9 +209,16 @@ def target_compute(spec: LadderSpec, defaults: dict[str, Any]) -> float | None:
 def target_problem(spec: LadderSpec, defaults: dict[str, Any], largest: float) -> LadderError | None:
     """Why the target makes no sense for rungs whose largest trains on `largest` FLOPs: a target
     is where the gains are extrapolated to, so it lies beyond the largest rung (each rung's own
-    gain is reported at that rung). None when there is no target or it is fine."""
+    gain is reported at that rung), and no further than `max_extrapolation` times it. None when
+    there is no target or it is fine."""
     target = target_compute(spec, defaults)
-    if target is None or target >= largest:
+    if target is None:
+        return None
+    if target > largest * spec.max_extrapolation:
+        return LadderError(("ladder", "target"), f"{target:.3g} training FLOPs is {target / largest:.3g}x the largest rung's "
+                           f"({largest:.3g} FLOPs), beyond max_extrapolation {spec.max_extrapolation:g}: add a larger rung, choose a "
+                           "nearer target, or raise max_extrapolation (the gain there would be refused)")
+    if target >= largest:
         return None
     return LadderError(("ladder", "target"), f"{target:.3g} training FLOPs is below the largest rung ({largest:.3g} FLOPs): a "
                        "target is where the gains are extrapolated to (each rung's own gain is reported at that rung)")

@@ -37,7 +37,7 @@ BEST_LR = {"relu2": 4.0e-3, "xielu": 2.0e-3}
 GAIN = 1.4  # xielu reaches at compute C what relu2 reaches at 1.4 C
 
 
-def fake_run(path: Path, out: Path, noise: float = 0.004) -> None:
+def fake_run(path: Path, out: Path, noise: float = 0.004, flops_scale: float = 1.0) -> None:
     """Run the suite's batches as the runner would (the planner decides each from the records so
     far), writing records whose val_bpb (and the tuning part's tune_val_bpb) follows a power law in
     compute (xielu shifted by GAIN), plus a penalty away from each activation's best lr."""
@@ -53,7 +53,7 @@ def fake_run(path: Path, out: Path, noise: float = 0.004) -> None:
             if t.kind == "impl":
                 store.append(Record(trial_id=t.id, suite=suite.name, kind="impl", config=t.config_dict(), status="ok", metrics={"impl": "eager"}))
                 continue
-            flops = 6.0 * c.d_model * c.d_model * 12 + 1000.0
+            flops = (6.0 * c.d_model * c.d_model * 12 + 1000.0) * flops_scale
             compute = 3 * flops * c.tokens * (1 + 0.001 * (c.activation == "xielu"))
             shift = GAIN if c.activation == "xielu" else 1.0
             bpb = float(law.loss(compute * shift)) + 0.05 * math.log(c.lr / BEST_LR[c.activation]) ** 2
@@ -63,11 +63,13 @@ def fake_run(path: Path, out: Path, noise: float = 0.004) -> None:
                                          "flops_per_token": flops, "tokens": c.tokens}))
 
 
-@pytest.mark.parametrize("target,refused", [(2e10, False), (1e13, True)])
+@pytest.mark.parametrize("target,refused", [(2e10, False), (3e12, True)])
 def test_tuned_ladder_compares_at_each_activations_own_lr_and_recovers_the_gain(tmp_path, target, refused):
+    """(3e12 is 685x the largest rung's 4.4e9 FLOPs by its config, within max_extrapolation 1000 when
+    the suite loads, and about 1,500x the compute its records measured: compare refuses the gain there.)"""
     path = tmp_path / "lad.yaml"
     path.write_text(SUITE.format(target=target))
-    fake_run(path, tmp_path / "out")
+    fake_run(path, tmp_path / "out", flops_scale=0.25 if refused else 1.0)
     c = compare_results(["relu2", "xielu"], tmp_path / "out")
     lm = c.frames["lm"]
     assert len(lm) == 2 * 5 and (lm["n"] == 5).all()  # 5 rungs x 2 activations, 5 seeds each: tuning-only trials left out
@@ -90,9 +92,32 @@ def test_tuned_ladder_compares_at_each_activations_own_lr_and_recovers_the_gain(
     assert not any("incomplete" in line for line in picked.lines["lm"])
 
 
-def test_incomplete_tuning_is_not_compared(tmp_path):
+def test_a_target_beyond_max_extrapolation_is_refused_when_the_suite_loads_and_a_folder_that_kept_one_is_compared_without_it(tmp_path):
+    """1e13 FLOPs is about 2,300x the largest rung's 4.4e9 (default max_extrapolation 1000): the
+    suite is refused before anything runs (run and lm plan), naming ladder.target; a folder whose
+    kept suite names such a target (kept before this rule) is compared trial by trial, saying why."""
+    import yaml
+
+    from actbench.errors import UserError
+
     path = tmp_path / "lad.yaml"
     path.write_text(SUITE.format(target=1e13))
+    with pytest.raises(UserError, match=r"ladder\.target: 1e\+13 training FLOPs is 2\.28e\+03x the largest rung's .* beyond "
+                                         r"max_extrapolation 1000"):
+        load_suite(path, check_paths=False)
+    path.write_text(SUITE.format(target=1e13) + "  max_extrapolation: 3000\n")
+    assert load_suite(path, check_paths=False).spec.ladder.max_extrapolation == 3000
+    path.write_text(SUITE.format(target=2e10))
+    fake_run(path, tmp_path / "out")
+    ResultStore(tmp_path / "out").save_suite("lad", yaml.safe_load(SUITE.format(target=1e13)), {})
+    c = compare_results(["relu2", "xielu"], tmp_path / "out")
+    assert any("cannot read the suite kept by its run" in w and "max_extrapolation" in w for w in c.lines["lm"]), c.lines["lm"]
+    assert c.frames["scaling"].empty
+
+
+def test_incomplete_tuning_is_not_compared(tmp_path):
+    path = tmp_path / "lad.yaml"
+    path.write_text(SUITE.format(target=2e10))
     suite = load_suite(path)
     store = ResultStore(tmp_path / "out")
     store.save_suite(suite.name, suite.raw, {})
