@@ -1,8 +1,9 @@
-"""Time and peak memory of reading results: `results.load`, `compare` and `report` on synthetic
-results of 1k / 10k / 100k records of mixed kinds.
+"""Time and peak memory of reading results: `results.load`, `compare`, `regress` and `report` on
+synthetic results of 1k / 10k / 100k records of mixed kinds.
 
     python scripts/bench_results.py                 # 1000 10000 100000 records, every step
     python scripts/bench_results.py --sizes 1000 --keep /tmp/bench
+    python scripts/bench_results.py --sizes 100000 --keep /work/bench/r100k --reuse   # the records kept there
 
 The records have the shapes the kinds write: kernel records (70%: a copy row and 3 impls x 3
 modes), memory records (23.5%: 3 impls), lm records (6.5%, as in the issue that asked for this:
@@ -10,12 +11,16 @@ paired seeds over 8 activations x 4 setups, each with a series file holding trai
 alphas, 64 validation chunks and 8,192 argmax predictions); 2% of trials failed. They are spread
 over results folders of at most 10,000 records. Every step runs in a fresh process, so its peak
 RSS is its own (including the Python, pandas and scipy imports, ~150 MB); times exclude those
-imports; the CPU seconds include any child process's. cli-compare and cli-report run the commands
-as a user does (`actbench compare relu2 xielu swiglu --results ROOT`, `actbench report ROOT`):
-imports and terminal output included; their "child MB" is the command's own peak.
-On a shared machine the wall time grows with the load, the CPU time much less, and both with the
-speed the machine gives at the time: the fixed pure-Python loop timed before and after ("machine
-speed") shows that speed.
+imports; the CPU seconds include any child process's. The steps share a cache folder of their own
+(XDG_CACHE_HOME: `<keep>/cache`, emptied first, or a temporary one), so `index` builds the
+columnar index (`actbench.results.index`) from the JSON and every later step reads it; `prefix`
+is what checking that the index still covers trials.jsonl costs (the SHA-256 of every
+trials.jsonl). `regress` compares the whole root with its first kernel folder as the baseline.
+cli-compare and cli-report run the commands as a user does (`actbench compare relu2 xielu swiglu
+--results ROOT`, `actbench report ROOT`): imports and terminal output included; their "child MB" is
+the command's own peak. On a shared machine the wall time grows with the load, the CPU time much
+less, and both with the speed the machine gives at the time: the fixed pure-Python loop timed
+before and after ("machine speed") shows that speed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,9 +45,13 @@ ENV = {"hostname": "bench", "platform": "Linux", "python": "3.11", "cpu_count": 
        "gpu_name": "NVIDIA H100 80GB HBM3", "gpu_count": 8, "cuda": "12.8", "driver": "570.1", "git_commit": "0" * 40,
        "triton": "3.5.0", "ray": "2.60.0"}
 STEPS = {
+    "index": "from actbench.results.frames import load_tables\nt, r = load_tables(ROOT)\nprint(len(t), len(r))",
+    "prefix": "import hashlib\nfor p in sorted(ROOT.glob('*/trials.jsonl')):\n    h = hashlib.file_digest(open(p, 'rb'), 'sha256')\n"
+              "print(sum(p.stat().st_size for p in ROOT.glob('*/trials.jsonl')) >> 20, 'MiB')",
     "load": "from actbench.results.frames import load_tables\nt, r = load_tables(ROOT)\nprint(len(t), len(r))",
     "compare": f"from actbench.report.compare import compare_results\nc = compare_results({COMPARED!r}, ROOT)\n"
                "print(*(len(f) for f in c.frames.values()))",
+    "regress": "from actbench.api import regress\nr = regress(ROOT, ROOT / 'kernel_0')\nprint(len(r.rows), 'rows')",
     "report": "from actbench.report.html import build_report\nr = build_report(ROOT, OUT)\nprint(len(r['images']), len(r['exports']))",
     # the commands as a user runs them: imports and printing to the terminal included
     "cli-compare": "import subprocess, sys\nr = subprocess.run([sys.executable, '-m', 'actbench', 'compare', *" + repr(COMPARED) + ", "
@@ -126,10 +137,11 @@ def generate(root: Path, n: int, seed: int = 0) -> None:
                     f.write(json.dumps(rec) + "\n")
 
 
-def measure(step: str, root: Path, out: Path) -> tuple[float, float, float, float, str]:
+def measure(step: str, root: Path, out: Path, cache: Path) -> tuple[float, float, float, float, str]:
     """(wall seconds, CPU seconds, peak RSS in MB, the largest peak RSS of its child processes
     in MB (0: none), what it printed) of one step in a fresh process (imports excluded from the
-    times, included in the memory; CPU seconds its own and its children's)."""
+    times, included in the memory; CPU seconds its own and its children's), with `cache` as its
+    XDG_CACHE_HOME."""
     code = (f"import resource, time\nfrom pathlib import Path\nROOT, OUT = Path({str(root)!r}), Path({str(out)!r})\n"
             "import pandas, scipy.stats, actbench.results, actbench.report.compare\n"
             "u = resource.getrusage(resource.RUSAGE_SELF)\nc0, t0 = u.ru_utime + u.ru_stime, time.perf_counter()\n"
@@ -137,7 +149,7 @@ def measure(step: str, root: Path, out: Path) -> tuple[float, float, float, floa
             "w = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
             "print('BENCH', time.perf_counter() - t0, u.ru_utime + u.ru_stime - c0 + w.ru_utime + w.ru_stime, u.ru_maxrss / 1024, "
             "w.ru_maxrss / 1024)")
-    r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, env={**os.environ, "XDG_CACHE_HOME": str(cache)})
     if r.returncode:
         raise SystemExit(f"{step} failed:\n{r.stderr}")
     lines = r.stdout.strip().splitlines()
@@ -158,18 +170,24 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS))
     ap.add_argument("--keep", type=Path, help="Generate into this folder and keep it (default: a temporary folder).")
+    ap.add_argument("--reuse", action="store_true", help="Read the records already in --keep instead of generating them again.")
     args = ap.parse_args()
+    if args.reuse and not args.keep:
+        ap.error("--reuse reads the records kept in --keep: name it")
     print(f"machine speed: {machine_speed():.2f} s")
     print(f"{'records':>8} {'step':>11} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'child MB':>9}  output")
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             root = (args.keep or Path(tmp)) / f"n{n}"
-            t0 = time.perf_counter()
-            generate(root, n)
-            print(f"{n:>8} {'generate':>11} {time.perf_counter() - t0:>8.1f} {'':>8} {'':>8}  "
+            cache = (args.keep or Path(tmp)) / "cache"
+            shutil.rmtree(cache, ignore_errors=True)
+            t0, fresh = time.perf_counter(), not (args.reuse and any(root.glob("*/trials.jsonl")))
+            if fresh:
+                generate(root, n)
+            print(f"{n:>8} {'generate' if fresh else 'reuse':>11} {time.perf_counter() - t0:>8.1f} {'':>8} {'':>8}  "
                   f"{sum(1 for _ in root.glob('*/trials.jsonl'))} folders", flush=True)
             for step in args.steps:
-                seconds, cpu, rss, worker_rss, printed = measure(step, root, root.parent / f"report{n}")
+                seconds, cpu, rss, worker_rss, printed = measure(step, root, root.parent / f"report{n}", cache)
                 print(f"{n:>8} {step:>11} {seconds:>8.2f} {cpu:>8.2f} {rss:>8.0f} {worker_rss:>9.0f}  {printed}", flush=True)
     print(f"machine speed: {machine_speed():.2f} s")
 
