@@ -229,3 +229,19 @@ def test_written_in_any_number_of_steps_it_serves_what_the_json_gives(tmp_path_f
             f.write(data[f.tell():cut])
             f.flush()
             _same(folder)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.text(max_size=3) | st.integers(-2**64, 2**64) |
+                    st.floats(allow_nan=False, min_value=-1e160, max_value=1e160) | st.sampled_from([2**63 - 1, -2**63, 2**63, 1e150, -1e151]),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=2), inner, max_size=3), max_leaves=40)
+
+
+@settings(max_examples=120, deadline=None)
+@given(value=JSON, depth=st.integers(0, 34))
+def test_series_files_are_bounded_as_records_are(value, depth):
+    """The fast check of a series file (lists of numbers at C speed) agrees with the record's own."""
+    from actbench.core.record import sane
+
+    for _ in range(depth):
+        value = [value]
+    assert read._sane(value) == sane(value)
