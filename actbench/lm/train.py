@@ -26,7 +26,8 @@ corpus), `setup_s` (the trial's start to its first step), `first_step_s`, `compi
 that compiles its model or runs a compiled or Triton activation: the first step of this process
 less a normal step, `compile_seconds`; `shape_warm`: this process had compiled the same shape
 before), `loop_s` (the training loop, periodic evaluations and checkpoints included) and
-`final_eval_s`; `process_trial` counts the trials of its process (1: the first, which paid the
+`final_eval_s`; `cpu_s` is this process's CPU seconds (all threads) from loading the corpus to
+the end (what a loaded machine stretches less than wall time); `process_trial` counts the trials of its process (1: the first, which paid the
 imports); `epochs` is the training tokens over the training split's.
 `impl_used` says which implementation of the activation ran (`actbench.lm.impl`).
 
@@ -193,6 +194,18 @@ def _append(table: dict[str, list[Any]], **row: Any) -> None:
 
 
 def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
+    """`_train`, whose notes (a checkpoint set aside) an exception it raises carries as
+    `trial_note`, so that the failed trial's record keeps them too."""
+    notes: list[str] = []
+    try:
+        return _train(cfg, ctx, notes)
+    except BaseException as e:
+        if notes:
+            e.trial_note = "; ".join(notes)  # type: ignore[attr-defined]
+        raise
+
+
+def _train(cfg: "LMConfig", ctx: TrialContext, notes: list[str]) -> TrialOutput:
     """Train and evaluate one model. On several workers (torch.distributed set up by Ray Train,
     `ctx.strategy`) every rank runs this: each takes its equal slice of every micro-batch (the
     global batch, token budget, LR schedule and data are those of one process), the logged loss
@@ -205,6 +218,7 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
         device = torch.device("cuda", torch.cuda.current_device())
     _PROCESS["trials"] += 1
     process_trial = _PROCESS["trials"]
+    cpu_start = time.process_time()
     t_data = time.perf_counter()
     corpus = load_corpus(cfg.data)
     data_s = time.perf_counter() - t_data
@@ -214,6 +228,8 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
                         f"(data.tune_fraction {cfg.data.tune_fraction:g}) with a target each")
     ckpt_path = str(ctx.checkpoint_dir / "ckpt.pt") if ctx.checkpoint_dir and cfg.checkpoint_every else None
     saved, resume_note = _resume(cfg, ckpt_path, corpus.vocab_size) if ckpt_path else (None, "")
+    if resume_note:
+        notes.append(resume_note)
     if ranks.world > 1:
         found = ranks.gather(saved["state"]["step"] if saved else None)
         if len(set(found)) > 1:
@@ -353,7 +369,7 @@ def train(cfg: "LMConfig", ctx: TrialContext) -> TrialOutput:
         "epochs": state["step"] * cfg.tokens_per_step / len(corpus.train), "data_s": data_s, "setup_s": setup_s, "loop_s": loop_s,
         "first_step_s": step_times[0] if step_times else None,
         "compile_s": compile_seconds(step_times, state["train_time"], state["timed_tokens"] // cfg.tokens_per_step) if compiled else None,
-        "process_trial": process_trial, "shape_warm": shape_warm if compiled else None,
+        "process_trial": process_trial, "shape_warm": shape_warm if compiled else None, "cpu_s": time.process_time() - cpu_start,
     }
     if alphas:
         metrics["alpha_p_mean"] = sum(a for a, _ in alphas) / len(alphas)

@@ -162,7 +162,8 @@ def spent_lines(trials: "pd.DataFrame", plans: dict[tuple[str, str], "Plan"]) ->
     """Per lm suite and results folder: what its run cost (the sum of its trials' wall times, per
     stage, and its runs' wall clock) beside what the plan's figures (lm plan's, not this run's)
     say for the same trials run as they ran (as many at once, each with its threads), and by how
-    much they differ. `plans`: the replayed plans of staged suites, which name their stages."""
+    much they differ; beside each stage's seconds, the CPU seconds its lm trials' processes spent
+    (`cpu_s`: on a loaded machine wall time stretches with the load, CPU time much less). `plans`: the replayed plans of staged suites, which name their stages."""
     out = []
     if trials.empty or "kind" not in trials or not (trials["kind"] == "lm").any():
         return out
@@ -201,6 +202,7 @@ def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
     workers = cost.Workers(_at_once(spans))
     packed = any(isinstance(e, dict) and (_number(e.get("gpu_share")) or 1.0) < 1 for e in recs.get("env", []))
     actual: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     stages: dict[str, Stage] = {}
     for row in rows:
         took = _number(row.get("duration_s"))
@@ -219,6 +221,7 @@ def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
             units = int(_number(row.get("metric.workers")) or 1) if device == "cuda" else int(_number(env.get("torch_threads")) or 1)
             planned_cost = cost.costs([cfg], figures, units, _val_tokens(row), workers)[0]
         actual[name] = actual.get(name, 0.0) + took
+        cpu[name] = cpu.get(name, 0.0) + (_number(row.get("metric.cpu_s")) or 0.0)
         stages.setdefault(name, Stage(name, packed=packed)).costs.append(planned_cost)
     if not actual:
         return None
@@ -229,7 +232,8 @@ def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
         ends = [v for v in (_number(x) for x in run["ended_at"]) if v]
         if starts and ends:
             walls.append(max(ends) - min(starts))
-    parts = "; ".join(f"{s} {len(stages[s].costs)} trial(s) {actual[s]:,.0f} s (plan {stages[s].total:,.0f} s)" for s in actual)
+    parts = "; ".join(f"{s} {len(stages[s].costs)} trial(s) {actual[s]:,.0f} s{f', CPU {cpu[s]:,.0f} s' if cpu[s] else ''} "
+                      f"(plan {stages[s].total:,.0f} s)" for s in actual)
     wall = f", {clock(sum(walls))} of wall clock over {len(walls)} run(s)" if walls else ""
     plan_wall = figures.ray_s.value + sum(s.wall(workers.at_once) for s in stages.values())
     return (f"the run cost {total:,.0f} trial-seconds ({parts}){wall}; the plan's figures (lm plan's, not this run's) say "

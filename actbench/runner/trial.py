@@ -5,7 +5,8 @@ worker), builds the kind's config, runs it, and classifies the outcome (`ok`, `f
 `diverged`, `timeout`) into a plain dict; it never raises. The timeout is enforced where the
 trial runs (SIGALRM, measured from the trial's own start, so worker start-up does not count); a
 trial stuck inside native code past `timeout_s` plus a grace period (`backstop_s`) is
-force-cancelled by the driver."""
+force-cancelled by the driver. An exception a trial raises may carry `trial_note` (e.g. a
+checkpoint it set aside before failing): the failed record's note keeps it."""
 
 from __future__ import annotations
 
@@ -111,6 +112,7 @@ def execute_trial(
             status, out["note"] = "diverged", f"non-finite metrics: {', '.join(bad)}"
     except TrialTimeout as e:
         status, out["error"] = "timeout", {"type": "TrialTimeout", "message": str(e)}
+        out["note"] = str(getattr(e, "trial_note", ""))
     except WorkersLost as e:
         status, out["lost"] = "failed", True
         out["error"] = {"type": "WorkersLost", "message": str(e).strip().splitlines()[0][:500]}
@@ -121,6 +123,7 @@ def execute_trial(
         status = "oom" if is_oom(e) else "failed"
         out["error"] = {"type": type(e).__name__, "message": str(e).strip().splitlines()[0][:500] if str(e).strip() else ""}
         out["traceback"] = traceback.format_exc()
+        out["note"] = str(getattr(e, "trial_note", ""))
     finally:
         torch.set_num_threads(threads_before)
     out.update(status=status, started_at=started, ended_at=time.time(), env=env)

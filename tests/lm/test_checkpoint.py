@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 
 from actbench import api
-from actbench.core.trial import TrialContext
+from actbench.core.trial import TrialContext, TrialTimeout
 from actbench.lm.checkpoint import CHECKPOINT_FORMAT, previous, save
 from actbench.lm.config import LMConfig
 from actbench.lm.train import train
@@ -152,6 +152,22 @@ DAMAGES = {
     "link to an endless device": (_link_to_endless_device, "(a symbolic link)", stat.S_ISLNK),
     "huge sparse file": (_huge_sparse, "1,099,511,627,776 bytes, more than the", stat.S_ISREG),
 }
+
+
+def test_a_trial_that_sets_a_checkpoint_aside_and_then_fails_keeps_the_note(interrupted, tmp_path):
+    """The trial resumes from ckpt.prev.pt past a garbage ckpt.pt, then runs out of time (its alarm
+    goes off in a progress call, as it can anywhere): the timed-out record still says what was set aside."""
+    folder = _copy(interrupted, tmp_path)
+    _garbage(folder / "ckpt.pt")
+
+    def alarm_after_resume(values: dict) -> None:
+        if values.get("step", 0) > 8:
+            raise TrialTimeout("ran past timeout_s=60")
+
+    out = execute_trial("lm", CFG.model_dump(), "t", str(folder.parent), timeout_s=60, progress=alarm_after_resume)
+    assert out["status"] == "timeout", out["error"]
+    assert out["note"].endswith("set aside as ckpt.pt.bad-1: resumed from ckpt.prev.pt at step 8"), out["note"]
+    assert (folder / "ckpt.pt.bad-1").exists()
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
