@@ -83,11 +83,13 @@ def read_nights(folder: str | Path, name: str) -> list[Night]:
         return []
     nights: list[Night] = []
     bad: list[int] = []
-    for n, raw in numbered:
+    for n, raw in numbered:  # line by line: a long file is never held whole
         if raw is not None and not raw.strip():
             continue
         try:
-            nights.append(_DECODER.decode(raw)) if raw is not None else bad.append(n)
+            if raw is None:  # longer than gate.MAX_LINE
+                raise msgspec.DecodeError
+            nights.append(_DECODER.decode(raw))
         except (msgspec.DecodeError, RecursionError):
             bad.append(n)
         if len(nights) > 2 * MAX_NIGHTS:

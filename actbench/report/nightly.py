@@ -17,6 +17,7 @@ from actbench.report.alerts import Judged, Verdict, judge_night, night_rows
 from actbench.report.repro import bisect_line, repro_args, shell_line
 from actbench.results.read import latest_records, result_dirs
 
+WORDS = {"short": "short (fewer than 6 nights since the history or the row's accepted step began)", "noisy": "too noisy to judge"}
 SKIP = 125
 """What `--row` exits with when the run has no figure of the row (git bisect: skip this commit)."""
 
@@ -104,7 +105,7 @@ def summary(night: Night, tonight: store.Night, before: int, history: str | Path
     judged = night.judged
     status = "FAIL" if night.exit_code else "PASS"
     counts = Counter(v.judgement.status for v in judged.verdicts)
-    head = ", ".join(f"{n} {s}" for s, n in counts.most_common()) or "no row judged"
+    head = ", ".join(f"{n} {WORDS.get(s, s)}" for s, n in counts.most_common()) or "no row judged"
     out = [f"## actbench regress: {status}", "",
            f"History `{plain(night.path)}` ({before} night(s) before this one), commit {plain(tonight.commit)[:12]}: {head}."]
     if judged.machine_event:
