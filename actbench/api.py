@@ -187,6 +187,9 @@ def run(suite: str | Path | Suite, *, out: str | Path | None = None, overrides: 
     if address is None and isinstance(executor, str):  # this machine runs the trials: a GPU suite on a CPU says so first
         check_machine(s, overrides)
     s = s.checked(force=force or address is not None)
+    if checkpoints and "://" in checkpoints:
+        raise UserError(f"--checkpoints {checkpoints}: a URI is not supported (trials keep their checkpoints as files in a folder of "
+                        "their own); give a folder every node reaches, e.g. on a shared file system")
     chosen = _filter(select)
     groups, _ = selected_groups(s, chosen)
     out_dir = Path(out) if out is not None else Path("results") / s.name
@@ -197,7 +200,7 @@ def run(suite: str | Path | Suite, *, out: str | Path | None = None, overrides: 
     with store.lock() as note:  # the folder is writable and no other run writes it, before anything starts
         if note:
             console.print(f"{markup(out_dir)}: {markup(note)}", highlight=False, soft_wrap=True)
-        if checkpoints and "://" not in checkpoints:
+        if checkpoints:
             _check_writable(Path(checkpoints), "--checkpoints")
         opened = open_trackers(logged, out_dir, s.name)
         with _output_to(out_dir / "run.log" if log and not verbose else None, list({id(c): c for c in (console, status)}.values())):

@@ -1,6 +1,6 @@
 """Checkpoints of lm trials: tensors and plain values only (model and optimizer state, the series
-so far, the step), saved where the trial's folder is (a local path or an fsspec URI) as
-`ckpt.pt`, the one before it kept as `ckpt.prev.pt` (a local save writes a fresh temporary file,
+so far, the step), saved in the trial's folder (a path; `run` refuses a URI) as
+`ckpt.pt`, the one before it kept as `ckpt.prev.pt` (a save writes a fresh temporary file,
 syncs it, then renames: the previous checkpoint first, the new one after it).
 
 A checkpoint is data that may have been damaged (a torn or truncated file) or planted, so loading
@@ -14,7 +14,6 @@ trial removes its checkpoints; the set-aside files stay."""
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import stat
@@ -34,19 +33,6 @@ class Unusable(Exception):
     """A checkpoint that cannot be resumed from; the message says why in a few words."""
 
 
-def _local(path: str) -> str | None:
-    """The filesystem path of a local checkpoint location, None for remote (fsspec) ones."""
-    return path.removeprefix("file://") if "://" not in path or path.startswith("file://") else None
-
-
-def _remote(path: str) -> tuple[Any, str]:
-    try:
-        import fsspec
-    except ImportError as e:
-        raise RuntimeError(f"checkpoint storage {path!r} needs fsspec (pip install fsspec and its backend)") from e
-    return fsspec.core.url_to_fs(path)
-
-
 def previous(path: str) -> str:
     """Where the checkpoint saved before the one at `path` is kept: ckpt.pt -> ckpt.prev.pt."""
     base, dot, ext = path.rpartition(".")
@@ -62,30 +48,20 @@ def size_cap(params: int, steps: int, layers: int) -> int:
 
 def save(obj: dict[str, Any], path: str) -> None:
     """Write a checkpoint; the one at `path` before it becomes `previous(path)`."""
-    local = _local(path)
-    if local is None:
-        fs, p = _remote(path)
-        buf = io.BytesIO()
-        torch.save(obj, buf)
-        if fs.exists(p):
-            fs.mv(p, previous(p))
-        with fs.open(p, "wb") as f:
-            f.write(buf.getvalue())
-        return
-    folder = Path(local).parent
+    folder = Path(path).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileNotFoundError:  # a finishing trial removed the empty checkpoint root meanwhile
         folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{Path(local).name}.tmp")  # a fresh file: no planted link is followed
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{Path(path).name}.tmp")  # a fresh file: no planted link is followed
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())  # a crash right after the rename must not leave a torn file under the name
-        if os.path.lexists(local):
-            os.replace(local, previous(local))
-        os.replace(tmp, local)
+        if os.path.lexists(path):
+            os.replace(path, previous(path))
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -133,23 +109,12 @@ def load(path: str, max_bytes: int) -> dict[str, Any] | None:
     """The checkpoint at `path`, None when there is none; raises `Unusable` for a file that is not
     a regular file of at most `max_bytes` holding a checkpoint of this format (never unpickles code,
     never blocks on a FIFO, never reads more than `max_bytes`)."""
-    local = _local(path)
-    if local is None:
-        fs, p = _remote(path)
-        if not fs.exists(p):
-            return None
-        info = fs.info(p)
-        if info.get("type") != "file":
-            raise Unusable("not a file")
-        _check_size(int(info.get("size") or 0), max_bytes)
-        with fs.open(p, "rb") as f:
-            return _parse(io.BytesIO(f.read(max_bytes)))
     try:
-        before = os.lstat(local)
+        before = os.lstat(path)
         if what := _kind(before.st_mode):
             raise Unusable(what)
         _check_size(before.st_size, max_bytes)
-        fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as e:
@@ -168,22 +133,16 @@ def _move_aside(path: str) -> str | None:
     """Rename `path` to the first free `<path>.bad-<n>` and return that name (None when the file
     is already gone: another worker of the trial moved it). A hard link then an unlink, so an
     existing `.bad-<n>` is never replaced; a folder (which cannot be linked) is renamed."""
-    local = _local(path)
-    if local is None:
-        fs, p = _remote(path)
-        dest = next(f"{p}.bad-{n}" for n in itertools.count(1) if not fs.exists(f"{p}.bad-{n}"))
-        fs.mv(p, dest)
-        return dest
     for n in itertools.count(1):
-        dest = f"{local}.bad-{n}"
+        dest = f"{path}.bad-{n}"
         if os.path.lexists(dest):
             continue
         try:
-            if stat.S_ISDIR(os.lstat(local).st_mode):
-                os.rename(local, dest)
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                os.rename(path, dest)
             else:
-                os.link(local, dest, follow_symlinks=False)
-                os.unlink(local)
+                os.link(path, dest, follow_symlinks=False)
+                os.unlink(path)
         except FileNotFoundError:
             return None
         except FileExistsError:
@@ -197,8 +156,7 @@ def newest(path: str, max_bytes: int, problem: Callable[[dict[str, Any]], str | 
     afresh) and a note saying what was set aside and where the trial resumes ("" when nothing was).
     A checkpoint is unusable when `load` refuses it or `problem(saved)` names a reason."""
     set_aside: list[str] = []
-    local = _local(path)
-    folder = os.path.dirname(local) if local else None
+    folder = os.path.dirname(path)
     if folder and os.path.lexists(folder) and (what := _kind(os.lstat(folder).st_mode)) != "a folder":
         kept = _move_aside(folder)  # a link or a file where the trial's folder goes: nothing in it is read or written
         set_aside.append(f"checkpoint folder {folder} ({what}) set aside as {os.path.basename(kept or '?')}")
@@ -268,11 +226,10 @@ def mismatch(saved: dict[str, Any], model: torch.nn.Module, optimizer: torch.opt
 def remove(path: str | None) -> None:
     """Delete a finished trial's checkpoints and any temporary file a killed save left beside them,
     then its folder and the checkpoint root if empty (a folder holding set-aside files stays)."""
-    local = _local(path) if path else None
-    if local is None:
+    if path is None:
         return
-    p = Path(local)
-    for leftover in (p, Path(previous(local)), *p.parent.glob(f"{p.name}.tmp*")):
+    p = Path(path)
+    for leftover in (p, Path(previous(path)), *p.parent.glob(f"{p.name}.tmp*")):
         leftover.unlink(missing_ok=True)
     for folder in (p.parent, p.parent.parent):
         try:

@@ -234,7 +234,7 @@ def _train(cfg: "LMConfig", ctx: TrialContext, notes: list[str]) -> TrialOutput:
         found = ranks.gather(saved["state"]["step"] if saved else None)
         if len(set(found)) > 1:
             raise RuntimeError(f"the trial's workers found different checkpoints at {ckpt_path} (steps by rank: {found}): "
-                               "checkpoint storage must be one folder every node reaches (--checkpoints a shared path or URI)")
+                               "checkpoint storage must be one folder every node reaches (--checkpoints a shared path)")
     if saved:
         state = saved["state"]
     elif ranks.world == 1:

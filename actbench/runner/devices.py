@@ -41,8 +41,8 @@ COMPILE_CACHE = "compile-cache"
 def compile_cache_env(checkpoint_dir: str | None) -> dict[str, str]:
     """The environment that points torch's compile caches (inductor's, Triton's) into the
     checkpoint folder, a path every node reaches on a cluster: each model shape is then compiled
-    cold once per suite, not once per node. Nothing for a URI (s3://...): each node keeps its own."""
-    if not checkpoint_dir or "://" in checkpoint_dir:
+    cold once per suite, not once per node."""
+    if not checkpoint_dir:
         return {}
     root = os.path.abspath(os.path.join(checkpoint_dir, COMPILE_CACHE))
     return {"TORCHINDUCTOR_CACHE_DIR": root, "TRITON_CACHE_DIR": os.path.join(root, "triton")}

@@ -255,3 +255,17 @@ def test_the_run_says_on_the_terminal_and_in_the_record_that_a_checkpoint_was_se
     printed = console.file.getvalue()
     assert "ok lm" in printed and f"(note: checkpoint {folder / 'ckpt.pt'} (not a plain-tensor actbench checkpoint" in printed
     assert (folder / "ckpt.pt.bad-1").read_bytes() == b"PK\x03\x04 torn"
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/ckpt", "file:///tmp/ckpt", "gs://b/c"])
+def test_a_checkpoint_uri_is_refused_before_anything_runs(uri, tmp_path, monkeypatch, capsys):
+    """Trials keep checkpoints as files in a folder of their own (a URI was mangled by Path into s3:/bucket/...)."""
+    from tests.suite.test_boundary import cli
+
+    suite = tmp_path / "p.yaml"
+    suite.write_text("name: p\nkind: probe\nmatrix:\n  tag: [a]\n")
+    code, err = cli(monkeypatch, capsys, "run", str(suite), "--executor", "inline", "--out", str(tmp_path / "out"), "--checkpoints", uri)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"actbench: error: --checkpoints {uri}: a URI is not supported"), lines[0]
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]

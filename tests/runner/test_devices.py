@@ -16,4 +16,4 @@ def test_the_compile_cache_lives_in_a_checkpoint_folder_that_is_a_path(tmp_path,
     from torch._inductor.runtime.cache_dir_utils import cache_dir, triton_cache_dir
 
     assert cache_dir() == str(root) and triton_cache_dir(0) == str(root / "triton")  # where inductor and Triton now write
-    assert compile_cache_env("s3://bucket/ckpt") == {} and compile_cache_env(None) == {}
+    assert compile_cache_env(None) == {}
