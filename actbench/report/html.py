@@ -3,8 +3,6 @@ CSV/Parquet exports of one results folder (or a folder of them). Missing values 
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import os
 from collections import Counter
@@ -13,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from actbench.errors import UserError
 from actbench.report import compare, output
-from actbench.report.formats import LIST_COLUMNS, display, json_lists, verdict_alpha
+from actbench.report.formats import json_lists
+from actbench.report.page import html_page
+from actbench.report.sections import meta, page_sections
 from actbench.report.replay import replay, saved_suites
 from actbench.results import gate
 from actbench.suite.yamlsafe import MAX_SUITE_BYTES
@@ -38,15 +38,6 @@ def choose_baseline(trials: "pd.DataFrame", names: list[str], requested: str | N
         if refs:
             return refs.most_common(1)[0][0], "the suite's reference"
     return names[0], "the first activation recorded"
-
-
-def _html_table(df: "pd.DataFrame") -> str:
-    """An HTML table of df's cells as `formats.display` writes them, escaped (built directly:
-    pandas' to_html takes seconds for the thousands of rows of a large kernel table)."""
-    shown = display(df)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>\n" for row in shown.itertuples(index=False))
-    return f'<table class="dataframe">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>'
 
 
 def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path, staged: dict[Path, Path]) -> None:
@@ -120,13 +111,6 @@ def _suite_files(trials: "pd.DataFrame") -> list[tuple[str, str]]:
     return out
 
 
-def _environment_section(trials: "pd.DataFrame") -> str:
-    envs = environments(trials)
-    table = _html_table(envs) if not envs.empty else "<p>no environment recorded</p>"
-    suites = "".join(f"<h3>{html.escape(title)}</h3><pre>{html.escape(text)}</pre>" for title, text in _suite_files(trials))
-    return table + suites
-
-
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline: str | None = None, alpha: float = 0.05,
                  merge: bool = False, select: "TrialFilter | None" = None, margin: float | None = None) -> dict[str, Any]:
     """Summary, failures, comparison tables, PNG plots, HTML page, CSV/Parquet exports (of the
@@ -180,32 +164,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     finally:  # a report that failed leaves the earlier exports as they were
         for written in staged.values():
             written.unlink(missing_ok=True)
-    sections = [("Summary", _html_table(summary))]
-    if not failures.empty:
-        sections.append(("Trials that did not succeed", _html_table(failures.reset_index(drop=True))))
-    if comparison is not None:
-        for kind, df in comparison.frames.items():
-            if not df.empty:
-                lines = "".join(f"<li>{html.escape(line)}</li>" for line in comparison.lines.get(kind, []))
-                sections.append((f"{kind} (baseline: {names[0]}, {why}" + (f"; {verdict_alpha(df, alpha)})" if kind == "lm" else ")"),
-                                 _html_table(df.drop(columns=LIST_COLUMNS, errors="ignore")) + f"<ul>{lines}</ul>"))
-    sections.append(("Environment (distinct fingerprints of the trials) and the suites as run", _environment_section(trials)))
-    page = html_page(f"actbench report: {run_dir}", sections, images).encode("utf-8", "replace")  # a lone surrogate from a record: "?"
-    output.write(out / "report.html", lambda f: f.write(page))
+    rel = {d: os.path.relpath(d, out) for d in trials["results_dir"].astype(str).unique()} if "results_dir" in trials else {}
+    found, sections = page_sections(comparison, names, why, alpha, images, summary, failures, environments(trials), _suite_files(trials), rel, out)
+    page = html_page(f"actbench report: {os.path.relpath(run_dir, out)}", meta(trials, names, why, os.path.relpath(run_dir, out)), found, sections)
+    output.write(out / "report.html", lambda f: f.write(page.encode("utf-8", "replace")))  # a lone surrogate from a record: "?"
     return {"summary": summary, "failures": failures, "comparison": comparison, "names": names, "baseline_why": why,
             "images": images, "html": out / "report.html", "exports": exports, "out": out}
 
-
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}"><figcaption>{html.escape(path.name)}</figcaption></figure>'
-
-
-def html_page(title: str, sections: list[tuple[str, str]], images: list[Path]) -> str:
-    """A self-contained page: tables (HTML strings) and images embedded as base64."""
-    body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)
-    figs = "".join(_img(p) for p in images)
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}figure{margin:1em 0}")
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head>" \
-           f"<body><h1>{html.escape(title)}</h1>{body}<h2>Plots</h2>{figs}</body></html>"

@@ -4,6 +4,7 @@ and log axes labelled with plain numbers."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,26 @@ def save(fig: plt.Figure, path: Path, legend_room: float = 0.0, fixed: dict[str,
         fig.subplots_adjust(**fixed)
     else:
         fig.tight_layout(rect=(0, 0, 1 - legend_room, 1))
+    grow = None if legends_inside(fig) else "tight"  # a long label: the figure grows to hold its legend rather than cut it
     try:
-        output.write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+        output.write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches=grow, pad_inches=0.15))
     finally:
         plt.close(fig)
     return path
+
+
+def legends_inside(fig: plt.Figure) -> bool:
+    """Whether every legend, the title and the axes' labels lie inside the figure (laid out, not drawn)."""
+    renderer = fig.canvas.get_renderer()
+    texts = [*fig.legends, fig._suptitle, *(t for ax in fig.axes for t in (ax.get_legend(), ax.xaxis.label, ax.yaxis.label))]
+    boxes = [t.get_window_extent(renderer) for t in texts if t is not None and t.get_visible()]
+    w, h = fig.bbox.width, fig.bbox.height
+    return all(b.x0 >= -0.5 and b.y0 >= -0.5 and b.x1 <= w + 0.5 and b.y1 <= h + 0.5 for b in boxes)
+
+
+def wrap(text: str, width: int = 40) -> str:
+    """Each line of `text` wrapped at `width` characters (before `literal`, so no escape is split)."""
+    return "\n".join(textwrap.fill(line, width) or line for line in str(text).split("\n"))
 
 
 def _values_at(curve: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -77,7 +93,7 @@ def band(ax: plt.Axes, curves: list[np.ndarray], label: str, color: Any = None, 
     else:
         xs = np.array([_values_at(c[:, [0, 1]], steps) for c in curves]).mean(0)
         ys = np.array([_values_at(c[:, [0, 2]], steps) for c in curves])
-    (drawn,) = ax.plot(xs, ys.mean(0), label=f"{literal(label, multiline=True)} (n={len(curves)})", color=color, **line)
+    (drawn,) = ax.plot(xs, ys.mean(0), label=f"{literal(wrap(label), multiline=True)} (n={len(curves)})", color=color, **line)
     if len(curves) > 1:
         ax.fill_between(xs, ys.min(0), ys.max(0), color=drawn.get_color(), alpha=0.2, lw=0)
     return drawn

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from actbench.report.lm import labels, setup_fields
-from actbench.report.plots.base import band, legend_column, literal, margins, plt, png, save
+from actbench.report.plots.base import band, legend_column, literal, margins, plt, png, save, wrap
 
 Member = tuple[str, str, float]
 """(results folder, series file, final whole-split value of the metric) of one trial."""
@@ -157,17 +157,34 @@ def _lm_figure(name: str, title: str, curves: dict[str, dict[str, Any]], val_met
 
 
 def _alpha_figure(name: str, title: str, alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]], out: Path) -> Path:
-    fig, (ax_p, ax_n, ax_l) = plt.subplots(1, 3, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1, 0.3]})
-    handles = []
-    for i, ((label, layer), per) in enumerate(alphas.items()):
-        h = band(ax_p, per["alpha_p"], f"{label} layer {layer}", f"C{i % 10}", marker=".", ms=4)
-        band(ax_n, per["alpha_n"], f"{label} layer {layer}", f"C{i % 10}", marker=".", ms=4)
-        if h is not None:
-            handles.append(h)
+    fig = alpha_figure(title, alphas)
+    legend = fig.legends[0].get_window_extent(fig.canvas.get_renderer()).height / fig.dpi  # inches under the axes' labels
+    return save(fig, png(out, f"alphas_{name}"), fixed=margins(fig, left=1.0, bottom=0.75 + legend))
+
+
+def alpha_figure(title: str, alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]]) -> plt.Figure:
+    """alpha_p and alpha_n per layer: one colour per activation (and setup), one line style per
+    layer, each line's end labelled with its layer; the legend (activations, then layers) below
+    the axes, its long labels wrapped, so it stays inside the figure."""
+    actions = list(dict.fromkeys(label for label, _ in alphas))
+    layers = sorted({layer for _, layer in alphas})
+    styles = {layer: ("-", "--", ":", "-.")[i % 4] for i, layer in enumerate(layers)}
+    marks = {layer: "o^sDv<>p"[i % 8] for i, layer in enumerate(layers)}
+    fig, (ax_p, ax_n) = plt.subplots(1, 2, figsize=(13, 4.8 + 0.25 * -(-(len(actions) + len(layers)) // 4)))
+    for (label, layer), per in alphas.items():
+        colour = f"C{actions.index(label) % 10}"
+        for ax, key in ((ax_p, "alpha_p"), (ax_n, "alpha_n")):
+            drawn = band(ax, per[key], f"{label} layer {layer}", colour, ls=styles[layer], marker=marks[layer], ms=3, markevery=0.2)
+            if drawn is not None:
+                x, y = drawn.get_xdata()[-1], drawn.get_ydata()[-1]
+                ax.annotate(f"L{layer}", (x, y), textcoords="offset points", xytext=(4, 0), fontsize=7, color=colour, va="center")
     ax_p.set(title="alpha_p (positive side) per layer", xlabel="training step (0: initial value)", ylabel="alpha_p")
     ax_n.set(title="alpha_n (negative side) per layer", xlabel="training step (0: initial value)", ylabel="alpha_n")
     for ax in (ax_p, ax_n):
         ax.grid(alpha=0.3)
-    legend_column(fig, ax_l, handles, "activation, layer (seeds)")
+    handles = [ax_p.plot([], [], color=f"C{i % 10}", lw=2, label=literal(wrap(label), multiline=True))[0] for i, label in enumerate(actions)]
+    handles += [ax_p.plot([], [], color="0.35", ls=styles[layer], marker=marks[layer], ms=3, label=f"layer {layer} (L{layer})")[0] for layer in layers]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False,
+               title="colour: activation (seeds: band); line style and end label: layer", title_fontsize=8)
     fig.suptitle(f"{literal(title)}\nlearned activation parameters from initialisation; line: mean over seeds, band: min to max", fontsize=10)
-    return save(fig, png(out, f"alphas_{name}"), fixed=margins(fig))
+    return fig
