@@ -203,6 +203,7 @@ def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
     packed = any(isinstance(e, dict) and (_number(e.get("gpu_share")) or 1.0) < 1 for e in recs.get("env", []))
     actual: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    work = [0.0, 0.0]  # CPU seconds of the lm trials that recorded them, and the plan's work for the same trials
     stages: dict[str, Stage] = {}
     for row in rows:
         took = _number(row.get("duration_s"))
@@ -222,6 +223,9 @@ def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
             planned_cost = cost.costs([cfg], figures, units, _val_tokens(row), workers)[0]
         actual[name] = actual.get(name, 0.0) + took
         cpu[name] = cpu.get(name, 0.0) + (_number(row.get("metric.cpu_s")) or 0.0)
+        if _number(row.get("metric.cpu_s")) is not None:  # what cpu_s covers: the trial's work, not its process's start
+            work[0] += _number(row.get("metric.cpu_s")) or 0.0
+            work[1] += planned_cost.train_s + planned_cost.eval_s + planned_cost.compile_s
         stages.setdefault(name, Stage(name, packed=packed)).costs.append(planned_cost)
     if not actual:
         return None
@@ -236,9 +240,11 @@ def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
                       f"(plan {stages[s].total:,.0f} s)" for s in actual)
     wall = f", {clock(sum(walls))} of wall clock over {len(walls)} run(s)" if walls else ""
     plan_wall = figures.ray_s.value + sum(s.wall(workers.at_once) for s in stages.values())
+    cpu_text = (f"; their work (training, evaluation, compiles; no process start) took {work[0]:,.0f} CPU seconds, the plan's "
+                f"{work[1]:,.0f} s: {100 * (work[1] / work[0] - 1):+.0f}%" if work[0] > 0 and work[1] > 0 else "")
     return (f"the run cost {total:,.0f} trial-seconds ({parts}){wall}; the plan's figures (lm plan's, not this run's) say "
             f"{said:,.0f} s for these trials: {100 * (said / total - 1):+.0f}%, and {clock(plan_wall)} of wall clock at "
-            f"{workers.at_once} at a time")
+            f"{workers.at_once} at a time{cpu_text}")
 
 
 def _val_tokens(row: dict[str, Any]) -> int | None:

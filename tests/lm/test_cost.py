@@ -86,6 +86,7 @@ def test_a_trial_records_its_costs_and_the_epochs_it_read(tiny_run):
         assert m["epochs"] == pytest.approx(10240 / train)
         assert m["compile_s"] is None and m["shape_warm"] is None  # eager: nothing compiles
         parts = m["setup_s"] + m["loop_s"] + m["final_eval_s"]
+        assert 0 < m["cpu_s"]  # this process's CPU seconds over the trial's work (its threads: not bounded by the wall time)
         assert 0 < m["data_s"] < m["setup_s"] and 0 < m["first_step_s"] < m["loop_s"] and parts <= r.duration_s
     assert [r.metrics["process_trial"] for r in records] == list(range(records[0].metrics["process_trial"], records[0].metrics["process_trial"] + 4))
 
@@ -131,6 +132,25 @@ def test_the_cost_beside_the_plan_is_the_models_for_the_trials_that_ran(tmp_path
     line = next(line for line in compare_results(["relu2"], tmp_path).lines["lm"] if "the run cost" in line)
     assert f"the run cost 180 trial-seconds (trials 2 trial(s) 180 s (plan {said:,.0f} s)), 0:03:10 of wall clock over 1 run(s)" in line
     assert f"say {said:,.0f} s for these trials: {100 * (said / 180 - 1):+.0f}%" in line and line.endswith("at 1 at a time")
+
+
+def test_the_cost_beside_the_plan_sets_the_trials_cpu_seconds_beside_the_plans_work(tmp_path):
+    """On a loaded machine wall time stretches with the load: the line also sets the CPU seconds the
+    trials' processes recorded (cpu_s) beside the plan's training, evaluation and compiles for them."""
+    (tmp_path / "s.yaml").write_text(SUITE.replace("impl: eager", "impl: compile"))
+    suite = api.suite_of(tmp_path / "s.yaml", check_paths=False)
+    store = ResultStore(tmp_path / "run")
+    trials = [t for t in suite.trials if t.config.activation == "relu2"]
+    for i, (t, cpu) in enumerate(zip(trials, (25.0, 15.0))):
+        store.append(Record(trial_id=t.id, status="ok", suite=suite.name, kind="lm", config=t.config_dict(), run_id="r",
+                            started_at=1000.0 + 100 * i, ended_at=1090.0 + 100 * i, duration_s=90.0,
+                            metrics={"val_bpb": 2.0, "val_tokens_scored": 2047, "tune_val_tokens_scored": 2047, "device": "cpu", "cpu_s": cpu}))
+    expect = cost.costs([t.config for t in trials], cost.DEFAULTS["cpu"], 1, 4096, cost.Workers(1))
+    work = sum(c.train_s + c.eval_s + c.compile_s for c in expect)
+    line = next(line for line in compare_results(["relu2"], tmp_path).lines["lm"] if "the run cost" in line)
+    assert f"(trials 2 trial(s) 180 s, CPU 40 s (plan {sum(c.total for c in expect):,.0f} s))" in line
+    assert line.endswith(f"; their work (training, evaluation, compiles; no process start) took 40 CPU seconds, the plan's {work:,.0f} s: "
+                         f"{100 * (work / 40 - 1):+.0f}%")
 
 
 def test_the_plan_states_the_epochs_and_warns_past_one_naming_the_shards_suite():
