@@ -8,8 +8,8 @@ $XDG_CACHE_HOME/actbench or ~/.cache/actbench, 0700):
     rows.parquet    the measurement rows of every ok record, joined with its trial's context;
                     `_record`: the row of its record in trials.parquet
     index.json      what they cover (the folder, the byte length and lines of trials.jsonl parsed,
-                    the SHA-256 of those bytes, the lines set aside there), the SHA-256 of both
-                    Parquet files, and an HMAC-SHA256 of all that under `<cache>/index.key` (0600)
+                    the SHA-256 of those bytes, the lines set aside there), the SHA-256 and size
+                    of both Parquet files, and an HMAC-SHA256 of all that under `<cache>/index.key` (0600)
 A value that is not text, a number or true/false (a config, an env, a list) is a JSON text, its
 column named in the Parquet schema's metadata (`actbench.json`). The results folder itself is never
 written: a read-only or downloaded folder reads the same, and a file planted in it is not read.
@@ -59,6 +59,7 @@ class Meta(msgspec.Struct, forbid_unknown_fields=True):
     bad_count: int
     trials: str
     rows: str
+    sizes: tuple[int, int]
     hmac: str = ""
 
 
@@ -173,7 +174,7 @@ def _believed(place: Path, folder: Path, secret: bytes) -> tuple[Meta, "pd.DataF
         meta = msgspec.json.decode(gate.read(place, META, 2**20), type=Meta)
         if meta.version != VERSION or meta.folder != os.path.realpath(folder) or not hmac.compare_digest(meta.hmac, _signed(meta, secret)):
             return None
-        raw = {name: gate.read(place, name, MAX_INDEX) for name in (TRIALS, ROWS)}
+        raw = {name: gate.read(place, name, size) for name, size in zip((TRIALS, ROWS), meta.sizes)}  # no more than it wrote
         if hashlib.sha256(raw[TRIALS]).hexdigest() != meta.trials or hashlib.sha256(raw[ROWS]).hexdigest() != meta.rows:
             return None
         return meta, _table(raw[TRIALS]), _table(raw[ROWS])
@@ -211,9 +212,11 @@ def _write(place: Path, folder: Path, secret: bytes, settled: Settled, digest: s
     """Keep the index of `folder` at `place` (nothing when it cannot be written: it is a cache)."""
     try:
         files = {TRIALS: _parquet(every), ROWS: _parquet(rows)}
+        if max(map(len, files.values())) > MAX_INDEX:
+            return
         meta = Meta(version=VERSION, folder=os.path.realpath(folder), end=settled.end, lines=settled.lines, sha256=digest,
                     bad=list(settled.bad), bad_count=settled.bad_count, trials=hashlib.sha256(files[TRIALS]).hexdigest(),
-                    rows=hashlib.sha256(files[ROWS]).hexdigest())
+                    rows=hashlib.sha256(files[ROWS]).hexdigest(), sizes=(len(files[TRIALS]), len(files[ROWS])))
         meta.hmac = _signed(meta, secret)
         dir_fd = os.open(_private_folder(place), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except (OSError, ValueError, TypeError, ImportError):  # pyarrow refused a column, or the cache is not writable
@@ -271,6 +274,14 @@ def folder_tables(folder: str | Path) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     if message := scan.warning(folder / RECORDS):
         warnings.warn(message, ResultsWarning, stacklevel=2)
     return every, rows
+
+
+def update(folder: str | Path) -> Path | None:
+    """Bring the index of the results folder `folder` up to date; where it is kept (the folder of
+    trials.parquet, rows.parquet and index.json), or None when it could not be written."""
+    folder_tables(folder)
+    place = location(folder)
+    return place if (place / META).is_file() else None
 
 
 def _joined(old: tuple["pd.DataFrame", "pd.DataFrame"], new: tuple["pd.DataFrame", "pd.DataFrame"]) -> tuple["pd.DataFrame", "pd.DataFrame"]:

@@ -41,9 +41,16 @@ settings.register_profile("actbench-fuzz-long", derandomize=False, database=None
 
 @pytest.fixture(scope="session")
 def sandboxes() -> Iterator[Path]:
-    """The folder every example's sandbox lives in, removed (FIFOs and links too) at the end."""
+    """The folder every example's sandbox lives in, removed (FIFOs and links too) at the end; the
+    indexes of the folders read are kept in a cache folder inside it (XDG_CACHE_HOME), not the user's."""
     base = Path(tempfile.mkdtemp(prefix="actbench-fuzz-"))
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(base / "cache")
     yield base
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
     shutil.rmtree(base, ignore_errors=True)
 
 

@@ -139,7 +139,7 @@ def test_a_same_size_rewrite_and_a_truncation_rebuild_it(tmp_path):
         _same(folder)
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "foreign", "other folder", "fifo", "link", "folder", "no key"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "huge", "foreign", "other folder", "fifo", "link", "folder", "no key"])
 def test_a_damaged_or_foreign_index_is_never_believed(tmp_path, cache, damage):
     folder, other = tmp_path / "run", tmp_path / "other"
     for d, n in ((folder, 12), (other, 5)):
@@ -156,11 +156,15 @@ def test_a_damaged_or_foreign_index_is_never_believed(tmp_path, cache, damage):
         (place / index.ROWS).write_bytes((place / index.ROWS).read_bytes()[:100])
     elif damage == "empty":
         (place / index.META).write_bytes(b"")
+    elif damage == "huge":  # sparse, 1.25 GiB: read no further than the size the index wrote
+        with open(place / index.ROWS, "r+b") as f:
+            f.truncate(5 * 2**28)
     elif damage == "foreign":  # a planted index that claims everything (and is signed with a guessed key)
         (place / index.TRIALS).write_bytes((elsewhere / index.TRIALS).read_bytes())
         import hashlib
         meta["trials"] = hashlib.sha256((place / index.TRIALS).read_bytes()).hexdigest()
-        meta["hmac"] = index._signed(index.Meta(**{**meta, "bad": []}), b"0" * 32)
+        meta["sizes"][0] = (place / index.TRIALS).stat().st_size
+        meta["hmac"] = index._signed(index.Meta(**{**meta, "bad": [], "sizes": tuple(meta["sizes"])}), b"0" * 32)
         (place / index.META).write_text(json.dumps(meta))
     elif damage == "other folder":  # another folder's whole, signed index
         for name in (index.TRIALS, index.ROWS, index.META):
