@@ -1,23 +1,26 @@
 """Ground truth for nightly regression alerts (issue 28): synthetic histories through the rule of
-`actbench.analysis.changepoint` (windowed median, the row's own noise, confirmed by a second
-night, machine events excluded) and through today's single-night rule (the last night against
-the one before, beyond max(5%, noise)), on the same histories.
+`actbench.analysis.changepoint` (windowed median level, the row's own noise, a step confirmed on
+its second night, machine events found by `machine_nights` and excluded) and through today's
+single-night rule (the last night against the one before, beyond max(5%, noise)), on the same
+histories. Prints two Markdown tables.
 
-    python scripts/regress_sim.py            # the README's table (about a minute on 2 cores)
-    python scripts/regress_sim.py --quick    # a small run, for the test
+    python scripts/regress_sim.py            # the README's tables (4000 rows a cell: minutes)
+    python scripts/regress_sim.py --quick    # 100 rows, two noise levels, two steps (the test)
 
-Each history: machines of `--rows` rows (a suite's rows on one GPU), 60 nights, per-night noise
-normal in log space at 0.5, 1, 1.3, 2.66 and 5% (the figures are "higher is better", e.g. % of
-copy or tokens/s); 5% of row-nights missing; on 3% of a machine's nights a machine event moves
-all its rows together by 8-30% (either way). Alerts are judged each night from night 20 on.
-- false alarms: new alerts (a row that was not alerting the night before) per 1,000 judged
-  row-nights of histories with no step, with machine events and missing nights;
-- drift: the same with a slow drift of 0.2% per night in the worse direction (every alert is then
-  "true", but the question is whether a drift raises one and when);
-- power and delay per step size (2, 5, 10, 20%, worse, planted at a random night 25-50): the share
-  of rows whose step is alerted within 2 nights (the step night counts as night 1) and within 5,
-  and the mean delay of those alerted within 10.
-Rates are Monte Carlo; the +- is one binomial (Poisson for counts) standard error.
+Each history: 80 nights of a row on machines of 25 rows (a suite's rows on one GPU), per-night
+noise normal in log space at 0.5, 1, 1.3, 2.66 and 5% (figures where higher is better: % of copy,
+tokens/s); 5% of row-nights missing; on 3% of a machine's nights a machine event moves all its
+rows together by 8-30% either way. Each night from night 30 on is judged with what is known that
+night (a machine event is known as such only the next night; that night it is excluded).
+- false alarms: new alerts (the row was not alerting the night before) per 1,000 judged
+  row-nights of histories with no step;
+- drift: from night 30 the figure falls 0.2% a night: the share of rows alerted by night 80 and
+  the median drift (nights, %) at their first alert;
+- power and delay per step size (2, 5, 10, 20% worse, in one row of 4, at a random night 40-70):
+  the share alerted within 2 nights (the step night is night 1), within 2 judged nights (with a
+  figure and no machine event) and within 5, and the mean delay of those alerted within 10.
+Rates are Monte Carlo: the false alarms come with one Poisson standard error, the powers' binomial
+error is stated below their table.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from actbench.analysis.changepoint import judge_arrays, level_changes, machine_n
 NIGHTS, BURN_IN, ROWS_PER_MACHINE, STEPPED = 80, 30, 25, 4
 NOISES = (0.005, 0.01, 0.013, 0.0266, 0.05)
 STEPS = (0.02, 0.05, 0.10, 0.20)
+QUICK_NOISES, QUICK_STEPS = (0.01, 0.05), (0.05, 0.20)
 DRIFT = 0.002
 MISSING, BAD_NIGHTS = 0.05, 0.03
 
@@ -45,7 +49,7 @@ def histories(rng: np.random.Generator, rows: int, noise: float, step: float = 0
     machines = -(-rows // ROWS_PER_MACHINE)
     nights = np.arange(NIGHTS)
     start = np.where(np.arange(rows) % STEPPED == 0, rng.integers(40, 71, rows), NIGHTS)
-    log = rng.normal(0, noise, (rows, NIGHTS)) - drift * nights + np.where(nights >= start[:, None], np.log1p(-step), 0.0)
+    log = rng.normal(0, noise, (rows, NIGHTS)) - drift * np.maximum(nights - BURN_IN, 0) + np.where(nights >= start[:, None], np.log1p(-step), 0.0)
     event = rng.random((machines, NIGHTS)) < bad_nights
     shift = rng.choice([-1, 1], (machines, NIGHTS)) * rng.uniform(0.08, 0.3, (machines, NIGHTS))
     event = np.repeat(event, ROWS_PER_MACHINE, axis=0)[:rows]
@@ -100,46 +104,48 @@ def delays(flags: np.ndarray, start: np.ndarray, counted: np.ndarray | None = No
     return np.where(hit.any(1), n, np.inf)
 
 
-def table(rows: int, seed: int) -> list[str]:
+def table(rows: int, seed: int, noises: tuple[float, ...] = NOISES, steps: tuple[float, ...] = STEPS) -> list[str]:
     rng = np.random.default_rng(seed)
     rules = ("confirmed", "single night")
-    head = [f"{rows} rows x {NIGHTS} nights per cell ({ROWS_PER_MACHINE} rows a machine), seed {seed}",
-            "noise  rule          false alarms/1000  drift: alerts/1000, first alert (median night)  "
-            + "  ".join(f"step {s:>3.0%}: <=2 nights <=2 judged <=5  delay" for s in STEPS)]
-    lines = []
-    for noise in NOISES:
+    first = ["| noise | rule | false alarms /1000 row-nights | drift 0.2%/night: rows alerted by night 80 | "
+             "drift at the first alert (median) |", "|---|---|---|---|---|"]
+    second = ["| noise | step | rule | alerted within 2 nights | within 2 judged nights | within 5 | mean delay |",
+              "|---|---|---|---|---|---|---|"]
+    for noise in noises:
         values, _, _ = histories(rng, rows, noise)
         flagged = alerts(values)
         dvalues, _, _ = histories(rng, rows, noise, drift=DRIFT)
         dflagged = alerts(dvalues)
-        stepped = [histories(rng, rows, noise, step=step) for step in STEPS]
-        sflagged = [alerts(v) for v, _, _ in stepped]
         for rule in rules:
             fa, err = false_alarms(flagged[rule], values)
-            dr, _ = false_alarms(dflagged[rule], dvalues)
-            first = delays(dflagged[rule], np.full(rows, 0))
-            cells = []
-            for (_, start, judged), f in zip(stepped, sflagged):
-                has = start < NIGHTS
-                d, dj = delays(f[rule][has], start[has]), delays(f[rule][has], start[has], judged[has])
-                mean = d[d <= 10].mean() if (d <= 10).any() else float("nan")
-                cells.append(f"{(d <= 2).mean():>18.1%} {(dj <= 2).mean():>10.1%} {(d <= 5).mean():>4.0%} {mean:>5.1f}")
-            lines.append(f"{noise:5.2%}  {rule:<12}  {fa:>8.2f} ± {err:<5.2f}  {dr:>9.1f}, night {np.median(first):>4.0f}"
-                         + " " * 29 + "  ".join(cells))
+            d = delays(dflagged[rule], np.full(rows, BURN_IN))
+            hit = np.isfinite(d)
+            at = f"{np.median(d[hit]):.0f} nights, {np.expm1(-DRIFT * np.median(d[hit])):.1%}" if hit.any() else "-"
+            first.append(f"| {noise:.2%} | {rule} | {fa:.2f} ± {err:.2f} | {hit.mean():.0%} | {at} |")
+        for step in steps:
+            svalues, start, judged = histories(rng, rows, noise, step=step)
+            sflagged = alerts(svalues)
+            has = start < NIGHTS
+            for rule in rules:
+                d, dj = delays(sflagged[rule][has], start[has]), delays(sflagged[rule][has], start[has], judged[has])
+                mean = f"{d[d <= 10].mean():.1f}" if (d <= 10).any() else "-"
+                second.append(f"| {noise:.2%} | {step:.0%} | {rule} | {(d <= 2).mean():.1%} | {(dj <= 2).mean():.1%} | "
+                              f"{(d <= 5).mean():.1%} | {mean} |")
     se = 100 * np.sqrt(0.25 / (rows / STEPPED))
-    return head + lines + [f"power: one standard error at most {se:.1f} points; delay: mean nights to the alert "
-                           "(the step night is 1) of the steps alerted within 10; judged: nights with a figure and no machine event"]
+    return [f"{rows} rows a cell, {NIGHTS} nights, seed {seed}", "", *first, "", *second, "",
+            f"Powers: {rows // STEPPED} stepped rows a cell, one standard error at most {se:.1f} points. "
+            "Delay: nights from the step to the alert (the step night is 1), of those alerted within 10."]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small run (for the test)")
-    parser.add_argument("--rows", type=int, default=None, help="rows per cell (default 4000; 200 with --quick)")
+    parser.add_argument("--rows", type=int, default=None, help="rows a cell (default 4000; 100 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    rows = args.rows or (200 if args.quick else 4000)
+    rows = args.rows or (100 if args.quick else 4000)
     t0 = time.perf_counter()
-    for line in table(rows, args.seed):
+    for line in table(rows, args.seed, *((QUICK_NOISES, QUICK_STEPS) if args.quick else ())):
         print(line)
     print(f"({time.perf_counter() - t0:.1f} s)")
 

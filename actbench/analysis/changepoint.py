@@ -1,35 +1,43 @@
 """Confirmed regression alerts over a row's nightly history (issue 28), vectorised over rows so
 that ground-truth simulations (`scripts/regress_sim.py`) judge thousands of histories at once.
 
-The rule, in log space (a change is a ratio, so a rise and a fall of the same size weigh alike):
-- the level is the median of the `window` usable nights before the nights being judged; a night
-  is usable when it has a figure and is not excluded (a machine event, see `machine_nights`);
-- the row's per-night noise is the median absolute night-to-night difference of the
-  `noise_window` usable nights before them (a longer window: the median of 13 differences is
-  uncertain by a third, of 55 by a sixth), scaled to a standard deviation (/ 0.954, as for normal noise), floored by the median of the
-  nights' own noise where they state one;
-- a night is beyond the limit when it is more than `NIGHT_Z` noises from the level;
-- the run: the latest nights, counted back from the last while each is beyond the limit in the
-  same direction, each against the level of the window before the run;
-- a run whose median is at least `min_effect` from the level is "suspect" until it holds
-  `confirm` nights, then a confirmed "regression" or "improvement";
-- a row whose limit exceeds `min_effect` is "noisy" (a step of `min_effect` would stay within its
-  limit most nights): averaging `repeats_needed` runs a night would make it judgeable.
-A confirmed step stays an alert while its nights are beyond the level of the window before them:
-once the step fills most of the window (about window / 2 nights) the level has moved to it.
+The rule, in log space (a change is a ratio: a rise and a fall of the same size weigh alike), on
+the usable nights (with a figure, not excluded as machine events: `machine_nights`):
+- level: the median of the `window` nights before the night or step judged;
+- noise: the row's per-night noise, the median absolute night-to-night difference of the last
+  `noise_window` nights / 0.954 (normal noise), floored by the median of the nights' own noise;
+- a step starts on a night beyond `NIGHT_Z` noises from the level before it, and holds while every
+  night since stays beyond `HOLD_Z` noises on the same side (one night nearer the old level does
+  not end it); of the candidate starts the earliest wins, so a step stays an alert until the
+  figure comes back (or the caller accepts it by passing only the nights from it on);
+- a step whose median is at least `min_effect` from the level is "suspect"; it is confirmed (a
+  "regression" or an "improvement") once it has `confirm` nights (a rerun counts as one) and its
+  size is `STEP_Z` standard errors (the step's median against the level's: a t quantile on the
+  number of differences the noise rests on);
+- a row where a step of `min_effect` is within `NOISY_Z` noises is "noisy": averaging
+  `repeats_needed` runs a night would make it judgeable.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Collection, Sequence
 
 import numpy as np
+from scipy import stats
 
 NIGHT_Z = 2.5
 """A night is beyond the limit at this many per-night noises from the level."""
+NOISY_Z = 2.0
+"""A row is "noisy" when a step of `min_effect` is within this many per-night noises (it would
+pass the limit on fewer than a third of nights; at 3%, a noise above 1.5%)."""
+STEP_Z = 3.5
+"""A step is confirmed when its size is this many standard errors (normal quantile; a t quantile
+where the noise rests on few nights)."""
+HOLD_Z = NIGHT_Z / 2
+"""A step holds while its nights stay beyond this many noises on its side (so that one night
+nearer the old level does not end an alert)."""
 MIN_HISTORY = 5
 """Usable nights a level needs (fewer: "short")."""
 MAD_TO_SD = 0.6744897501960817 * math.sqrt(2)
@@ -83,99 +91,93 @@ class Judged:
     repeats_needed: np.ndarray
 
 
-def _before(a: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
-    """The `width` compacted columns of `a` before column `end` of each row (NaN before the first)."""
-    cols = end[:, None] - width + np.arange(width)[None, :]
-    return np.where(cols >= 0, np.take_along_axis(a, np.clip(cols, 0, a.shape[1] - 1), 1), np.nan)
+def _nanmedian(a: np.ndarray) -> np.ndarray:
+    """Median over the last axis ignoring NaN (NaN where none): np.nanmedian, without its slow
+    path for small rows."""
+    if not a.shape[-1]:
+        return np.full(a.shape[:-1], np.nan)
+    s = np.sort(a, axis=-1)  # NaN last
+    count = np.isfinite(s).sum(-1)
+    lo = np.take_along_axis(s, (np.maximum(count - 1, 0) // 2)[..., None], -1)[..., 0]
+    hi = np.take_along_axis(s, (count // 2)[..., None], -1)[..., 0]
+    return np.where(count > 0, (lo + np.where(count > 1, hi, lo)) / 2, np.nan)
 
 
-def _window_stats(x: np.ndarray, own: np.ndarray, end: np.ndarray, window: int, noise_window: int) -> tuple[np.ndarray, ...]:
-    """Level (median log) and usable count of the `window` compacted columns before `end`, and the
-    noise of the `noise_window` ones."""
-    w, nw = _before(x, end, window), _before(x, end, noise_window)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN
-        level = np.nanmedian(w, 1)
-        noise = np.nanmedian(np.abs(np.diff(nw, axis=1)), 1) / MAD_TO_SD
-        floor = np.nanmedian(_before(own, end, window), 1)
-    return level, np.fmax(noise, floor), np.isfinite(w).sum(1)
+def _levels(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each compacted column: the median of the `window` columns before it and their usable
+    count."""
+    before = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (window, 0)), constant_values=np.nan),
+                                                       window, axis=1)[:, :x.shape[1]]
+    return _nanmedian(before), np.isfinite(before).sum(-1)
+
+
+def _compact(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the order that puts each row's usable nights last, in their order; their logs so placed)."""
+    v = np.atleast_2d(np.asarray(values, dtype=float))
+    v = np.where(np.isfinite(v) & (v > 0), v, np.nan)
+    order = np.argsort(np.isfinite(v), axis=1, kind="stable")
+    return order, np.log(np.take_along_axis(v, order, 1))
 
 
 def judge_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, higher_is_better: bool,
                  min_effect: float = 0.03, confirm: int = 2, window: int = 14, noise_window: int = 56) -> Judged:
     """`judge` for many rows: `values` (rows, nights), NaN where missing or excluded; `own_noise`
     the same shape, NaN where unknown."""
-    v = np.asarray(values, dtype=float)
-    v = np.atleast_2d(np.where(np.isfinite(v) & (v > 0), v, np.nan))
-    rows, n = v.shape
-    own = np.full_like(v, np.nan) if own_noise is None else np.atleast_2d(np.asarray(own_noise, dtype=float))
-    own = np.where(np.isfinite(own) & (own >= 0), own, np.nan)
-    usable = np.isfinite(v)
-    order = np.argsort(usable, axis=1, kind="stable")  # usable nights last, in their order
-    x = np.log(np.take_along_axis(v, order, 1))
-    own = np.log1p(np.take_along_axis(own, order, 1))
-    count = usable.sum(1)
-    first = n - count  # the first usable compacted column
+    order, x = _compact(values)
+    rows, n = x.shape
+    own = np.full(x.shape, np.nan) if own_noise is None else np.atleast_2d(np.asarray(own_noise, dtype=float))
+    own = np.log1p(np.take_along_axis(np.where(np.isfinite(own) & (own >= 0), own, np.nan), order, 1))
+    first = n - np.isfinite(x).sum(1)  # each row's first usable compacted column
     ar = np.arange(rows)
-
-    def beyond(k: np.ndarray) -> tuple[np.ndarray, ...]:
-        level, noise, m = _window_stats(x, own, n - k, window, noise_window)
-        night = x[ar, np.clip(n - k, 0, n - 1)] - level
-        ok = (m >= MIN_HISTORY) & (n - k >= first)
-        return ok & (np.abs(night) > NIGHT_Z * noise), np.sign(night), level, noise, m
-
-    k = np.ones(rows, dtype=int)
-    hit, direction, level, noise, m = beyond(k)
-    short = (m < MIN_HISTORY) | (count < MIN_HISTORY + 1)
-    run = np.where(hit & ~short, 1, 0)
-    run_level, run_noise, run_m = level.copy(), noise.copy(), m.copy()
-    active = run == 1
-    while active.any():
-        k = run + 1
-        h, d, lv, nz, mm = beyond(k)
-        grow = active & h & (d == direction)
-        run = np.where(grow, k, run)
-        run_level = np.where(grow, lv, run_level)
-        run_noise = np.where(grow, nz, run_noise)
-        run_m = np.where(grow, mm, run_m)
-        active = grow
-    # the run's median against the level before it
-    cols = n - run[:, None] + np.arange(n)[None, :]
-    in_run = cols < n
-    run_vals = np.where(in_run, np.take_along_axis(x, np.clip(cols, 0, n - 1), 1), np.nan)
-    has_run = run > 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        current_log = np.where(has_run, np.nanmedian(np.where(has_run[:, None], run_vals, 0.0), 1), x[:, -1])
-    lev = np.where(has_run, run_level, level)
-    nz = np.where(has_run, run_noise, noise)
-    shift = current_log - lev
+    recent = x[:, max(0, n - noise_window):]
+    noise = np.fmax(_nanmedian(np.abs(np.diff(recent, axis=1))) / MAD_TO_SD, _nanmedian(own[:, max(0, n - noise_window):]))
+    limit, hold = NIGHT_Z * noise, HOLD_Z * noise
+    level, m = _levels(x, window)
+    col = np.arange(n)[None, :]
+    judged = (m >= MIN_HISTORY) & (col >= first[:, None])
+    # a run may start at column c: night c beyond the limit from the level before it, and every
+    # night since beyond `hold` on the same side (suffix minima and maxima)
+    low_since = np.flip(np.fmin.accumulate(np.flip(x, 1), 1), 1)
+    high_since = np.flip(np.fmax.accumulate(np.flip(x, 1), 1), 1)
+    gap = x - level
+    down = judged & (gap < -limit[:, None]) & (high_since - level < -hold[:, None])
+    up = judged & (gap > limit[:, None]) & (low_since - level > hold[:, None])
+    start = np.where((down | up).any(1), (down | up).argmax(1), n)  # the earliest: the longest run
+    has_run = start < n
+    at = np.minimum(start, n - 1)
+    run_level = np.where(has_run, level[ar, at], level[:, -1])
+    in_run = col >= start[:, None]
+    run_vals = np.where(in_run, x, np.nan)
+    current_log = np.where(has_run, _nanmedian(run_vals), x[:, -1])
+    shift = current_log - run_level
+    # the step's standard error: the median of k nights against that of the m in the level's window
+    k = np.where(has_run, n - start, 1)
+    se = noise * np.sqrt(np.where(k > 2, math.pi / 2, 1.0) / k + (math.pi / 2) / np.maximum(m[ar, np.where(has_run, at, n - 1)], 1))
+    # its critical value, widened where the noise rests on few differences (t on their number)
+    diffs = np.isfinite(np.diff(recent, axis=1)).sum(1)
+    critical = stats.t.ppf(stats.norm.cdf(STEP_Z), np.maximum(diffs, 1))
+    short = m[:, -1] < MIN_HISTORY
     stepped = has_run & (np.abs(shift) >= math.log1p(min_effect)) & ~short
-    limit = NIGHT_Z * nz
-    noisy = limit > math.log1p(min_effect)
+    confirmed = stepped & (k >= confirm) & (np.abs(shift) >= critical * se)
+    noisy = NOISY_Z * noise > math.log1p(min_effect)
     worse = (shift < 0) if higher_is_better else (shift > 0)
-    status = np.select(
-        [short, stepped & (run >= confirm) & worse, stepped & (run >= confirm), stepped, noisy],
-        [0, 4, 5, 3, 2], default=1)
-    k_eff = np.where(has_run, run, 1)
-    factor = np.where(k_eff > 2, math.pi / 2, 1.0)
-    se = nz * np.sqrt(factor / k_eff + (math.pi / 2) / np.maximum(np.where(has_run, run_m, m), 1))
-    first_bad = np.where(stepped, order[ar, np.clip(n - run, 0, n - 1)], -1)
-    last_good = np.where(stepped & (n - run - 1 >= first), order[ar, np.clip(n - run - 1, 0, n - 1)], -1)
+    status = np.select([short, confirmed & worse, confirmed, stepped, noisy], [0, 4, 5, 3, 2], default=1)
+    first_bad = np.where(stepped, order[ar, at], -1)
+    last_good = np.where(stepped & (start - 1 >= first), order[ar, np.maximum(start - 1, 0)], -1)
     with np.errstate(all="ignore"):
-        need = np.ceil((limit / math.log1p(min_effect)) ** 2)
+        need = np.ceil((NOISY_Z * noise / math.log1p(min_effect)) ** 2)
     return Judged(
         status=np.asarray(STATUSES, dtype=object)[status],
-        level=np.where(short, np.nan, np.exp(lev)),
+        level=np.where(short, np.nan, np.exp(run_level)),
         current=np.where(short, np.nan, np.exp(current_log)),
         change=np.where(short, np.nan, np.expm1(shift)),
         low=np.where(short, np.nan, np.expm1(shift - INTERVAL_Z * se)),
         high=np.where(short, np.nan, np.expm1(shift + INTERVAL_Z * se)),
-        noise=np.where(short, np.nan, np.expm1(nz)),
+        noise=np.where(short, np.nan, np.expm1(noise)),
         first_bad=first_bad,
         last_good=last_good,
-        nights_confirmed=np.where(stepped, run, 0),
-        repeats_needed=np.where(noisy & ~short & (status == 2), need, -1).astype(int),
+        nights_confirmed=np.where(stepped, k, 0),
+        repeats_needed=np.where(noisy & ~short, need, -1).astype(int),
     )
 
 
@@ -243,18 +245,11 @@ def level_changes(values: np.ndarray, *, window: int = 14) -> tuple[np.ndarray, 
     relative change against the median of the `window` usable nights before it (NaN where
     missing or with fewer than MIN_HISTORY before it), and each row's limit (NIGHT_Z per-night
     noises from its whole history, NaN if unknown): `machine_nights`' input."""
-    v = np.atleast_2d(np.asarray(values, dtype=float))
-    v = np.where(np.isfinite(v) & (v > 0), v, np.nan)
-    rows, n = v.shape
-    order = np.argsort(np.isfinite(v), axis=1, kind="stable")
-    x = np.log(np.take_along_axis(v, order, 1))
-    before = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (window, 0)), constant_values=np.nan), window, axis=1)[:, :n]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        level = np.where(np.isfinite(before).sum(-1) >= MIN_HISTORY, np.nanmedian(before, -1), np.nan)
-        noise = np.nanmedian(np.abs(np.diff(x, axis=1)), 1) / MAD_TO_SD
+    order, x = _compact(values)
+    level, m = _levels(x, window)
+    noise = _nanmedian(np.abs(np.diff(x, axis=1))) / MAD_TO_SD
     out = np.empty_like(x)
-    np.put_along_axis(out, order, np.expm1(x - level), 1)
+    np.put_along_axis(out, order, np.where(m >= MIN_HISTORY, np.expm1(x - level), np.nan), 1)
     return out, np.expm1(NIGHT_Z * noise)
 
 
