@@ -44,6 +44,8 @@ class NanAct(torch.nn.Module):
     def forward(self, x):
         return x * float("nan")
 """
+SLOW = pytest.mark.slow  # the four tests of one real run: 10 to 25 s on 2 busy cores (torch's compiler and the trackers
+# imported, two tiny trials trained), shared by them; the only place a tracker is read back from a real sweep
 INSTALLED = [name for name in ("wandb", "mlflow") if importlib.util.find_spec(name) is not None]
 
 
@@ -95,12 +97,14 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
     yield root / "out", records, out
 
 
+@SLOW
 def test_a_tracker_failing_for_a_trial_is_said_once_and_the_trial_is_kept(logged):
     out, records, printed = logged
     assert printed.count("--log tensorboard: ") == 1 and "the sweep goes on" in printed, printed
     assert [p.name for p in (out / "tensorboard").iterdir() if p.is_dir()] == [f"activation=relu2_{records['relu2'].trial_id}"]
 
 
+@SLOW
 def test_tensorboard_gets_the_streamed_scalars_the_final_metrics_and_the_status(logged):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -114,6 +118,7 @@ def test_tensorboard_gets_the_streamed_scalars_the_final_metrics_and_the_status(
     assert [t.tensor_proto.string_val[0] for t in ev.Tensors("status/text_summary")] == [b"ok"]
 
 
+@SLOW
 def test_mlflow_runs_read_back_from_the_file_store(logged):
     pytest.importorskip("mlflow")
     from mlflow import MlflowClient
@@ -152,6 +157,7 @@ def wandb_records(path: Path) -> Iterator[Any]:
             yield record
 
 
+@SLOW
 def test_wandb_offline_runs_read_back_from_their_files(logged):
     pytest.importorskip("wandb")
     out, records, _ = logged
@@ -214,3 +220,32 @@ def test_a_planted_link_in_a_tracker_folder_is_refused_before_anything_runs(tmp_
         code, out = actbench(mp, root, "run", "tiny.yaml", "--executor", "inline", "--out", "out", *flags)
     assert list(elsewhere.iterdir()) == [] and not (root / "out" / "trials.jsonl").exists(), out
     assert code == 2 and f"{Path('out', planted)} is a symbolic link" in out, out
+
+
+def test_strings_from_a_suite_reach_trackers_as_values(tmp_path, monkeypatch):
+    """A swept value with a path, markup and escape sequences: TensorBoard's folder is named from
+    its plain characters inside <out>/tensorboard, MLflow keeps it verbatim as the run's name and a
+    parameter; the board goes on."""
+    from actbench.runner.progress import Board
+    from actbench.runner.trackers import open_trackers
+
+    hostile = "../../etc/x [/b]\x1b]52;c;AAAA\x07 \u202e"
+    installed = ("tensorboard", *(["mlflow"] if "mlflow" in INSTALLED else []))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    (tmp_path / "out").mkdir()
+    buf = io.StringIO()
+    board = Board("s", Console(file=buf), trackers=open_trackers(installed, tmp_path / "out", "s"), plain_every_s=3600)
+    with board:
+        board.submitted("abc123", f"tag={hostile}", 1.0, "probe", {"tag": hostile})
+        board.finished("abc123", ok=True)
+    assert "warning" not in buf.getvalue(), buf.getvalue()
+    assert [p.name for p in (tmp_path / "out" / "tensorboard").iterdir()] == ["tag=.._.._etc_x_b_52_c_AAAA_abc123"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    if "mlflow" in installed:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=(tmp_path / "out" / "mlruns").resolve().as_uri())
+        (run,) = client.search_runs([client.get_experiment_by_name("s").experiment_id])
+        assert run.info.run_name == f"tag={hostile}" and run.data.params["tag"] == hostile and run.info.status == "FINISHED"
