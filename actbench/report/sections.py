@@ -27,7 +27,7 @@ CAPTIONS = {
     "alphas": "How to read: each layer's learned alpha_p (left) and alpha_n (right) from its initial value at step 0; colour: activation, "
               "line style and end label: layer.",
     "kernel": "How to read: one row per mode; left: achieved GB/s against input size, right: % of a device copy in the same trial "
-              "(dashed: the copy); higher is better.",
+              "(black dashed: the copy); colour: activation, line style: impl; higher is better.",
     "scaling": "How to read: points are seeds, lines each activation's fitted E + A (C/C0)^-alpha; a lower line reaches a loss with less compute.",
     "tuning": "How to read: the tuning metric against the tuned value; line: mean over seeds, dots: seeds, star: the value chosen.",
 }

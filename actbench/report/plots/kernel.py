@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -12,7 +11,8 @@ from actbench.report.plots.base import literal, margins, plt, png, save
 
 def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
     """Per dtype, achieved GB/s and % of the device copy against size (log x) for each mode, one
-    line per activation x impl (median over repeats), the copy dashed: one figure per dtype."""
+    line per activation x impl (median over repeats; colour: activation, line style and marker:
+    impl), the copy black dashed: one figure per dtype."""
     used = [c for c in ("results_dir", "dtype", "mode", "activation", "impl", "size", "gbps", "pct_copy") if c in rows]
     k = rows.loc[rows["kind"] == "kernel", used] if not rows.empty and "kind" in rows else rows
     if k.empty:
@@ -25,14 +25,17 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
         modes = list(g["mode"].unique())
         med = g.groupby(["mode", "activation", "impl", "size"])[["gbps", "pct_copy"]].median()
         fig, axes = plt.subplots(len(modes), 2, figsize=(14, 3.4 * len(modes)), squeeze=False)
-        colours: dict[tuple[str, str], Any] = {}
+        colours = {act: f"C{i % 10}" for i, act in enumerate(g["activation"].unique())}  # colour: activation; style: impl
+        styles = {impl: (("-", "--", ":", "-.")[i % 4], "os^Dv<>p"[i % 8]) for i, impl in enumerate(g["impl"].unique())}
+        labelled: set[tuple[str, str]] = set()
         for (ax_g, ax_c), mode in zip(axes, modes):
             for (act, impl), line in med.loc[mode].groupby(level=["activation", "impl"]):
                 sizes = line.index.get_level_values("size")
-                (drawn,) = ax_g.plot(sizes, line["gbps"], marker="o", lw=1.2, color=colours.get((act, impl)),
-                                     label=f"{literal(act)} {literal(impl)}" if (act, impl) not in colours else None)
-                colours.setdefault((act, impl), drawn.get_color())
-                ax_c.plot(sizes, line["pct_copy"], marker="o", lw=1.2, color=drawn.get_color())
+                ls, mk = styles[impl]
+                ax_g.plot(sizes, line["gbps"], marker=mk, ms=4, ls=ls, lw=1.2, color=colours[act],
+                          label=f"{literal(act)} {literal(impl)}" if (act, impl) not in labelled else None)
+                labelled.add((act, impl))
+                ax_c.plot(sizes, line["pct_copy"], marker=mk, ms=4, ls=ls, lw=1.2, color=colours[act])
             if dtype in copy.index.get_level_values("dtype"):
                 c = copy.loc[dtype]
                 ax_g.plot(c.index, c.values, "k--", marker="x", lw=1, label="device copy" if mode == modes[0] else None)
