@@ -47,8 +47,6 @@ class Tracker(Protocol):
     def start(self, trial_id: str, label: str, kind: str, config: dict[str, Any]) -> None: ...
     def log(self, trial_id: str, scalars: dict[str, float], step: int) -> None: ...
     def finish(self, trial_id: str, metrics: dict[str, float], status: str, ok: bool) -> None: ...
-    def close(self) -> None:
-        """Finish the runs still open as killed (the sweep stopped)."""
 
 
 def names(values: list[str] | tuple[str, ...] | str) -> tuple[str, ...]:
@@ -135,14 +133,12 @@ class TensorBoard:
 
     def finish(self, trial_id: str, metrics: dict[str, float], status: str, ok: bool) -> None:
         writer, step = self.runs.pop(trial_id)
-        for k, v in metrics.items():
-            writer.add_scalar(k, v, step)
-        writer.add_text("status", status, step)
-        writer.close()
-
-    def close(self) -> None:
-        for trial_id in list(self.runs):
-            self.finish(trial_id, {}, "killed", False)
+        try:
+            for k, v in metrics.items():
+                writer.add_scalar(k, v, step)
+            writer.add_text("status", status, step)
+        finally:
+            writer.close()
 
 
 class WandB:
@@ -175,12 +171,10 @@ class WandB:
 
     def finish(self, trial_id: str, metrics: dict[str, float], status: str, ok: bool) -> None:
         run = self.runs.pop(trial_id)
-        run.summary.update({**metrics, "status": status})
-        run.finish(exit_code=0 if ok else 1)
-
-    def close(self) -> None:
-        for trial_id in list(self.runs):
-            self.finish(trial_id, {}, "killed", False)
+        try:
+            run.summary.update({**metrics, "status": status})
+        finally:
+            run.finish(exit_code=0 if ok else 1)
 
 
 class MLflow:
@@ -227,13 +221,11 @@ class MLflow:
 
     def finish(self, trial_id: str, metrics: dict[str, float], status: str, ok: bool) -> None:
         run_id, step = self.runs.pop(trial_id)
-        self._metrics(run_id, metrics, step)
-        self.client.set_tag(run_id, "actbench.status", status)
-        self.client.set_terminated(run_id, "FINISHED" if ok else "KILLED" if status == "killed" else "FAILED")
-
-    def close(self) -> None:
-        for trial_id in list(self.runs):
-            self.finish(trial_id, {}, "killed", False)
+        try:
+            self.client.set_tag(run_id, "actbench.status", status)
+            self._metrics(run_id, metrics, step)
+        finally:
+            self.client.set_terminated(run_id, "FINISHED" if ok else "KILLED" if status == "killed" else "FAILED")
 
 
 def _warn(message: str) -> None:
@@ -250,16 +242,19 @@ class Trackers:
         self.warned: set[str] = set()
         self.warn: Callable[[str], None] = _warn
 
-    def _each(self, method: str, trial_id: str | None, *args: Any) -> None:
+    def _call(self, t: Tracker, method: str, trial_id: str, *args: Any) -> None:
+        if method != "start" and trial_id not in t.runs:
+            return  # its run did not start
+        try:
+            getattr(t, method)(trial_id, *args)
+        except Exception as e:  # noqa: BLE001 - a tracker never fails a trial or the sweep
+            if t.name not in self.warned:
+                self.warned.add(t.name)
+                self.warn(f"--log {t.name}: {type(e).__name__}: {e}; the sweep goes on without it where it fails (said once)")
+
+    def _each(self, method: str, trial_id: str, *args: Any) -> None:
         for t in self.trackers:
-            if trial_id is not None and method != "start" and trial_id not in t.runs:
-                continue  # its run did not start
-            try:
-                getattr(t, method)(*((trial_id,) if trial_id is not None else ()), *args)
-            except Exception as e:  # noqa: BLE001 - a tracker never fails a trial or the sweep
-                if t.name not in self.warned:
-                    self.warned.add(t.name)
-                    self.warn(f"--log {t.name}: {type(e).__name__}: {e}; the sweep goes on without it where it fails (said once)")
+            self._call(t, method, trial_id, *args)
 
     def start(self, trial_id: str, label: str, kind: str, config: dict[str, Any]) -> None:
         self._each("start", trial_id, label, kind, config)
@@ -272,16 +267,15 @@ class Trackers:
         self._each("finish", trial_id, numbers(metrics), status, ok)
 
     def close(self) -> None:
-        self._each("close", None)
+        """Finish the runs still open as killed (the sweep stopped)."""
+        for t in self.trackers:
+            for trial_id in list(t.runs):
+                self._call(t, "finish", trial_id, {}, "killed", False)
 
 
 def open_trackers(chosen: tuple[str, ...], out: Path, suite: str) -> Trackers | None:
     """The trackers `chosen` (see `names`), opened for a sweep of `suite` into the results folder
     `out` (None when none is chosen); UserError when one cannot be used."""
-    if not chosen:
-        return None
-    made: list[Tracker] = []
-    for name in chosen:
-        made.append(TensorBoard(out / "tensorboard") if name == "tensorboard" else WandB(out, suite) if name == "wandb"
-                    else MLflow(out, suite))
-    return Trackers(made)
+    opened: dict[str, Callable[[], Tracker]] = {"tensorboard": lambda: TensorBoard(out / "tensorboard"),
+                                                 "wandb": lambda: WandB(out, suite), "mlflow": lambda: MLflow(out, suite)}
+    return Trackers([opened[name]() for name in chosen]) if chosen else None

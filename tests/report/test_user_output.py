@@ -24,7 +24,7 @@ def test_regress_summary_naming_a_fifo_is_refused_not_a_hang(tmp_path, capfd, mo
     os.unlink(fifo)
     (tmp_path / "real.md").write_text("before\n")
     fifo.symlink_to(tmp_path / "real.md")  # a link the user chose is followed
-    code, out, _ = actbench(capfd, monkeypatch, "regress", str(run), "--baseline", str(tmp_path / "baseline.jsonl"),
+    code, _, _ = actbench(capfd, monkeypatch, "regress", str(run), "--baseline", str(tmp_path / "baseline.jsonl"),
                             "--summary", str(fifo), seconds=30)
     text = (tmp_path / "real.md").read_text()
     assert code == 0 and text.startswith("before\n") and len(text) > 100

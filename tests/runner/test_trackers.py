@@ -249,3 +249,26 @@ def test_strings_from_a_suite_reach_trackers_as_values(tmp_path, monkeypatch):
         client = MlflowClient(tracking_uri=(tmp_path / "out" / "mlruns").resolve().as_uri())
         (run,) = client.search_runs([client.get_experiment_by_name("s").experiment_id])
         assert run.info.run_name == f"tag={hostile}" and run.data.params["tag"] == hostile and run.info.status == "FINISHED"
+
+
+def test_a_sweep_that_stops_leaves_its_open_runs_killed(tmp_path, monkeypatch):
+    """Ctrl-C or a lost cluster ends the board with trials still running: their runs are
+    finished as killed, not left running."""
+    from actbench.runner.progress import Board
+    from actbench.runner.trackers import open_trackers
+
+    installed = ("tensorboard", *(["mlflow"] if "mlflow" in INSTALLED else []))
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_ALLOW_FILE_STORE"):
+        monkeypatch.delenv(var, raising=False)
+    board = Board("s", Console(file=io.StringIO()), trackers=open_trackers(installed, tmp_path, "s"), plain_every_s=3600)
+    with pytest.raises(KeyboardInterrupt), board:
+        board.submitted("t1", "a=1", 2.0, "probe", {"a": 1})
+        board.report("t1", {"step": 1, "total_steps": 2, "train_loss": 0.5})  # not one of this board's columns: not logged
+        raise KeyboardInterrupt
+    assert all(not t.runs for t in board.trackers.trackers)
+    if "mlflow" in installed:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=(tmp_path / "mlruns").resolve().as_uri())
+        (run,) = client.search_runs([client.get_experiment_by_name("s").experiment_id])
+        assert (run.info.status, run.data.tags["actbench.status"], run.data.metrics) == ("KILLED", "killed", {})
