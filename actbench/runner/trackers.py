@@ -8,8 +8,8 @@ succeed as a failed run (a sweep that stops leaves its open runs killed), never 
 
 Every tracker is opened before any trial runs: a missing package, a W&B account that is not
 logged in, or an MLflow store that cannot be used is a one-line UserError. A tracker that fails
-during the sweep is said once (a `TrackerWarning`) and the sweep goes on; the trial's record
-is the results folder's, never the tracker's. Strings from suites (activation names, tags) reach
+during the sweep is said once (on the live board's console, else as a `TrackerWarning`) and
+the sweep goes on; the trial's record is the results folder's, whatever the tracker did. Strings from suites (activation names, tags) reach
 trackers as values; a folder written inside the results folder (`<out>/tensorboard`,
 `<out>/wandb`, `<out>/mlruns`) must be a folder holding no symbolic link, so that no planted
 link leads a tracker out of it.
