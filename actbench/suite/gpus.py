@@ -3,9 +3,9 @@ GPU fit in its memory together.
 
 A trial needs its memory estimate (`KindSpec.memory`, below the real peak) times
 ESTIMATE_MARGIN, or, when an earlier run in the results folder measured the peak of a trial of
-the same memory shape (lm records' `peak_mem_mb`), that peak times PEAK_MARGIN (never less than
-the estimate: a results folder is untrusted, and a planted peak must not pack more); plus CONTEXT_BYTES
-for the CUDA context and libraries' workspaces. The share is the smallest of SHARES whose
+the same memory shape (lm records' `peak_mem_mb`), that peak times PEAK_MARGIN, but never less
+than the estimate itself (a results folder is untrusted: a planted peak packs no more trials than
+the bare estimate allows); plus CONTEXT_BYTES for the CUDA context and libraries' workspaces. The share is the smallest of SHARES whose
 trials (1 / share of them) fit in the GPU's memory; one share for the whole suite, sized for its
 largest trial, so that no mix of its trials on one GPU can sum past the memory. The GPU is the
 one this machine sees; without one (a driver that only submits to a cluster) an 80 GB GPU is
