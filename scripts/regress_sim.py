@@ -71,7 +71,7 @@ def excluded_nights(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return later, tonight
 
 
-def alerts(values: np.ndarray) -> dict[str, np.ndarray]:
+def alerts(values: np.ndarray, min_effect: float = 0.03) -> dict[str, np.ndarray]:
     """Per rule, a (rows, nights) mask of the nights each row alerts (False before BURN_IN); each
     night is judged with what is known that night."""
     later, tonight = excluded_nights(values)
@@ -79,7 +79,7 @@ def alerts(values: np.ndarray) -> dict[str, np.ndarray]:
     for t in range(BURN_IN, NIGHTS):
         ours = np.where(later[:, :t + 1], np.nan, values[:, :t + 1])
         ours[:, t] = np.where(tonight[:, t], np.nan, ours[:, t])
-        j = judge_arrays(ours, higher_is_better=True)
+        j = judge_arrays(ours, higher_is_better=True, min_effect=min_effect)
         out["confirmed"][:, t] = np.isin(j.status, ("regression", "improvement")) & np.isfinite(ours[:, t])
         out["single night"][:, t] = single_night_arrays(values[:, :t + 1], higher_is_better=True) != "ok"
     return out
@@ -104,7 +104,8 @@ def delays(flags: np.ndarray, start: np.ndarray, counted: np.ndarray | None = No
     return np.where(hit.any(1), n, np.inf)
 
 
-def table(rows: int, seed: int, noises: tuple[float, ...] = NOISES, steps: tuple[float, ...] = STEPS) -> list[str]:
+def table(rows: int, seed: int, noises: tuple[float, ...] = NOISES, steps: tuple[float, ...] = STEPS,
+          min_effect: float = 0.03) -> list[str]:
     rng = np.random.default_rng(seed)
     rules = ("confirmed", "single night")
     first = ["| noise | rule | false alarms /1000 row-nights | drift 0.2%/night: rows alerted by night 80 | "
@@ -113,9 +114,9 @@ def table(rows: int, seed: int, noises: tuple[float, ...] = NOISES, steps: tuple
               "|---|---|---|---|---|---|---|"]
     for noise in noises:
         values, _, _ = histories(rng, rows, noise)
-        flagged = alerts(values)
+        flagged = alerts(values, min_effect)
         dvalues, _, _ = histories(rng, rows, noise, drift=DRIFT)
-        dflagged = alerts(dvalues)
+        dflagged = alerts(dvalues, min_effect)
         for rule in rules:
             fa, err = false_alarms(flagged[rule], values)
             d = delays(dflagged[rule], np.full(rows, BURN_IN))
@@ -124,7 +125,7 @@ def table(rows: int, seed: int, noises: tuple[float, ...] = NOISES, steps: tuple
             first.append(f"| {noise:.2%} | {rule} | {fa:.2f} ± {err:.2f} | {hit.mean():.0%} | {at} |")
         for step in steps:
             svalues, start, judged = histories(rng, rows, noise, step=step)
-            sflagged = alerts(svalues)
+            sflagged = alerts(svalues, min_effect)
             has = start < NIGHTS
             for rule in rules:
                 d, dj = delays(sflagged[rule][has], start[has]), delays(sflagged[rule][has], start[has], judged[has])
@@ -132,7 +133,7 @@ def table(rows: int, seed: int, noises: tuple[float, ...] = NOISES, steps: tuple
                 second.append(f"| {noise:.2%} | {step:.0%} | {rule} | {(d <= 2).mean():.1%} | {(dj <= 2).mean():.1%} | "
                               f"{(d <= 5).mean():.1%} | {mean} |")
     se = 100 * np.sqrt(0.25 / (rows / STEPPED))
-    return [f"{rows} rows a cell, {NIGHTS} nights, seed {seed}", "", *first, "", *second, "",
+    return [f"{rows} rows a cell, {NIGHTS} nights, seed {seed}, minimum effect {min_effect:.0%}", "", *first, "", *second, "",
             f"Powers: {rows // STEPPED} stepped rows a cell, one standard error at most {se:.1f} points. "
             "Delay: nights from the step to the alert (the step night is 1), of those alerted within 10."]
 
@@ -142,10 +143,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small run (for the test)")
     parser.add_argument("--rows", type=int, default=None, help="rows a cell (default 4000; 100 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-effect", type=float, default=0.03, help="judge's min_effect (regress passes --threshold)")
     args = parser.parse_args()
     rows = args.rows or (100 if args.quick else 4000)
     t0 = time.perf_counter()
-    for line in table(rows, args.seed, *((QUICK_NOISES, QUICK_STEPS) if args.quick else ())):
+    for line in table(rows, args.seed, *((QUICK_NOISES, QUICK_STEPS) if args.quick else (NOISES, STEPS)), min_effect=args.min_effect):
         print(line)
     print(f"({time.perf_counter() - t0:.1f} s)")
 

@@ -59,8 +59,13 @@ class Night:
 
 @dataclass(frozen=True)
 class Judgement:
-    """A row's state after its last night; indices are into the nights given (a rerun is
-    index len(nights)). `change` is current / level - 1 (positive: the figure rose)."""
+    """A row's state after its last night. `status`: "short" (fewer than MIN_HISTORY usable nights
+    before it), "ok", "noisy", "suspect", "regression" or "improvement" (confirmed steps). `level`:
+    the median before the step (or before the last night); `current`: the step's median (or the
+    last night); `change` = current / level - 1 (positive: the figure rose) with its 95%
+    `interval`; `noise`: the relative per-night noise used; `first_bad` / `last_good`: indices into
+    the nights given (a rerun is index len(nights)); `nights_confirmed`: the step's nights so far;
+    `repeats_needed`: where the row is too noisy, the runs a night whose mean would judge it."""
 
     status: str
     level: float | None
@@ -127,6 +132,7 @@ def judge_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, hig
     rows, n = x.shape
     own = np.full(x.shape, np.nan) if own_noise is None else np.atleast_2d(np.asarray(own_noise, dtype=float))
     own = np.log1p(np.take_along_axis(np.where(np.isfinite(own) & (own >= 0), own, np.nan), order, 1))
+    own = np.where(np.isfinite(x), own, np.nan)  # a night without a figure tells no noise
     first = n - np.isfinite(x).sum(1)  # each row's first usable compacted column
     ar = np.arange(rows)
     recent = x[:, max(0, n - noise_window):]

@@ -5,6 +5,9 @@ Monte-Carlo error stated in each test)."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +172,23 @@ def test_a_move_of_most_rows_that_persists_is_a_step_not_a_machine_event():
     # with the copy row named, a move the copy did not share is no machine event
     changes, limits = level_changes(values[:, :31])
     assert not machine_nights(changes, limits, copy=24)[30]
+
+
+def test_the_simulation_script_prints_both_rules_on_the_same_histories():
+    script = Path(__file__).resolve().parents[2] / "scripts" / "regress_sim.py"
+    out = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=120, check=True).stdout
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line for line in out.splitlines() if line.startswith("| ")}
+    assert {("1.00%", "confirmed"), ("1.00%", "single night"), ("5.00%", "confirmed"), ("5.00%", "single night")} <= set(rows)
+
+    def alarms(noise: str, rule: str) -> float:
+        return float(rows[(noise, rule)].split("|")[3].split("±")[0])
+    assert alarms("5.00%", "confirmed") < 1 < alarms("5.00%", "single night")
+    assert sum(line.count("| 5% |") for line in out.splitlines()) == 4  # two noises x two rules
+
+
+def test_exact_figures_step_at_any_change_beyond_the_minimum_effect():
+    # memory rows: the same bytes every night, so no noise; 0.5% more is a step at a 0.1% minimum
+    flat = [Night(100.0)] * 20
+    assert judge(flat, higher_is_better=False, min_effect=0.001).status == "ok"
+    got = judge([*flat, Night(100.5), Night(100.5)], higher_is_better=False, min_effect=0.001)
+    assert (got.status, got.first_bad, got.noise, got.change) == ("regression", 20, 0.0, pytest.approx(0.005))
