@@ -19,7 +19,7 @@ import numpy as np
 from actbench.analysis import changepoint as cp
 from actbench.core.record import Record
 from actbench.core.trial import trial_id
-from actbench.report.history import Night, Point
+from actbench.report.history import MAX_KEY_CHARS, Night, Point
 from actbench.report.regression import spread
 
 CONFIRM, WINDOW = 2, 14
@@ -51,13 +51,14 @@ def _label(rec: Record, *extra: Any) -> str:
 
 
 def night_rows(records: Iterable[Record]) -> tuple[dict[str, Point], dict[str, Row]]:
-    """The figures of a run's ok records, by row key, and what each row is."""
+    """The figures of a run's ok records, by row key, and what each row is (a row whose key would
+    be longer than a history keeps is left out, so that every night written is read back)."""
     points: dict[str, Point] = {}
     rows: dict[str, Row] = {}
     seeds: dict[tuple[str, str], list[Record]] = defaultdict(list)
 
     def add(key: str, rec: Record, label: str, metric: str, kind: str, value: Any, noise: float = 0.0, n: Any = 1) -> None:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e150:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e150 and len(key) <= MAX_KEY_CHARS:
             points[key] = Point(float(value), noise, n if isinstance(n, int) and 1 <= n < 2**31 else 1)
             rows[key] = Row(key, rec, label, metric, kind)
 

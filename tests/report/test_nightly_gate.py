@@ -154,3 +154,14 @@ def test_repro_command_selects_exactly_the_trial(tmp_path):
     assert args[5:9] == ["--set", "impls=[\"eager\"]", "--set", "rep_ms=7.0"]
     dry = subprocess.run([sys.executable, "-m", "actbench", *args[1:], "--dry-run"], capture_output=True, text=True, timeout=60)
     assert dry.returncode == 0 and "smoke: 1 kernel trial(s)" in dry.stdout and trial.id in dry.stdout, dry.stdout + dry.stderr
+
+
+def test_every_night_written_is_read_back(tmp_path):
+    """A record whose row key would pass the history's bound (a 600-character trial id) leaves its
+    rows out of the night, instead of writing a line the history would then skip."""
+    run = ResultStore(tmp_path / "run")
+    for tid in ("t0", "x" * 600):
+        run.append(kernel_record(tid, "xielu", [("triton", "forward", 1.0, 0.01)]))
+    r = api.regress(tmp_path / "run", history=tmp_path / "h")
+    [night] = store.read_nights(r.night.path.parent, r.night.path.name)
+    assert sorted(night.rows) == ["k t0 copy | gbps", "k t0 triton forward | pct_copy"]
