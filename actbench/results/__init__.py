@@ -1,7 +1,8 @@
 """Results on disk: the append-only store a run writes (`store`), reading its records back
 (`read`), through the one gate every read from a results folder passes (`gate`: regular files
 inside the folder, no links, size caps), the environment fingerprint of a trial
-(`fingerprint`), and pandas tables of one or many results folders (`frames`).
+(`fingerprint`), pandas tables of one or many results folders (`frames`), read through a columnar
+index of each folder kept in the user's cache folder (`index`: Parquet, a cache of trials.jsonl).
 
 Layout of a results folder (only the driver writes it):
     trials.jsonl            one JSON record (`actbench.core.record.Record`) per trial attempt, fsynced

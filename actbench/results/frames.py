@@ -7,61 +7,15 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actbench.core.record import Record
 from actbench.results import gate
-from actbench.results.read import gpu_name, latest_records, result_dirs, series_data
+from actbench.results.index import folder_tables
+from actbench.results.read import latest_records, result_dirs, series_data
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_TOP = ("trial_id", "suite", "kind", "status", "note", "started_at", "ended_at", "duration_s", "attempt", "run_id", "executor",
-        "series_file")
-_ROW_CONTEXT = ("trial_id", "suite", "kind", "run_id", "gpu_name", "results_dir")
-
-
-def _flat(r: Record) -> dict[str, Any]:
-    """One record as a table row: one column per config field, its top-level fields (a top-level
-    field wins over a config field of the same name: `status` is the record's) and per metric
-    (`metric.<name>`); `results_dir` is left for the reader to fill."""
-    err = r.error or {}
-    return {**r.config, **{k: getattr(r, k) for k in _TOP}, "config": r.config,
-            **{f"metric.{k}": v for k, v in r.metrics.items()}, "error_type": err.get("type"), "error_message": err.get("message"),
-            "gpu_name": gpu_name(r), "hostname": r.env.get("hostname"), "env": r.env, "results_dir": None}
-
-
-def folder_frames(records: list[Record], first: int = 0) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """The tables of one folder's records, every attempt: one row per record, and the measurement
-    rows of every ok record, each joined with its trial's id, suite, kind, run, GPU and config (a
-    row's own field wins over its trial's of the same name) and `_record`, the place of its record
-    (`first` + its index in `records`). `results_dir` is left empty for the reader to fill."""
-    import numpy as np
-    import pandas as pd
-
-    rows: list[dict[str, Any]] = []
-    context: list[dict[str, Any]] = []
-    owner: list[int] = []  # per row: its record's place in `context`
-    place: list[int] = []  # per entry of `context`: its record's place in the folder
-    for i, r in enumerate(records):
-        if r.ok and r.rows:
-            owner += [len(context)] * len(r.rows)
-            context.append({**{k: getattr(r, k) for k in _ROW_CONTEXT[:4]}, "gpu_name": gpu_name(r), **r.config, "results_dir": None})
-            place.append(first + i)
-            rows += r.rows
-    measured = pd.DataFrame(rows)
-    if len(measured):
-        at = np.asarray(owner)
-        shared = pd.DataFrame(context).take(at).reset_index(drop=True)
-        for c in [c for c in shared.columns if c in measured.columns]:  # a row that lacks the field takes its trial's
-            has = np.fromiter((c in row for row in rows), bool, len(rows))
-            if not has.all():
-                measured[c] = pd.Series(measured[c].astype(object).where(has, shared[c].astype(object)).tolist())  # typed as one
-        measured = pd.concat([shared[[c for c in shared.columns if c not in measured.columns]], measured], axis=1)
-        measured["_record"] = np.asarray(place)[at]
-    return pd.DataFrame([_flat(r) for r in records]), measured
-
-
 def _latest(every: "pd.DataFrame", rows: "pd.DataFrame", folder: str, latest_only: bool) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """One folder's tables (`folder_frames`) as `load_tables` gives them: the last attempt of each
+    """One folder's tables (`index.folder_frames`) as `load_tables` gives them: the last attempt of each
     trial id in the order the ids first appear (or every attempt), and the rows of those that are
     ok, in that order."""
     import numpy as np
@@ -88,8 +42,6 @@ def load_tables(path: str | Path, latest_only: bool = True) -> tuple["pd.DataFra
     """`(load(path, latest_only), load_rows(path))`, one results folder at a time, each from its
     columnar index (`index.folder_tables`: brought up to date, or rebuilt from trials.jsonl)."""
     import pandas as pd
-
-    from actbench.results.index import folder_tables
 
     trials, rows = [], []
     for d in result_dirs(path):

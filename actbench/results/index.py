@@ -4,7 +4,7 @@ appended since, never believed unless this tool wrote it for exactly the bytes i
 
 One folder's index is `<cache>/index/<sha256 of the folder's real path>/` (`<cache>`:
 $XDG_CACHE_HOME/actbench or ~/.cache/actbench, 0700):
-    trials.parquet  every record (every attempt, in file order), one row each (`frames.folder_frames`)
+    trials.parquet  every record (every attempt, in file order), one row each (`folder_frames`)
     rows.parquet    the measurement rows of every ok record, joined with its trial's context;
                     `_record`: the row of its record in trials.parquet
     index.json      what they cover (the folder, the byte length and lines of trials.jsonl parsed,
@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from actbench.core.record import Record
 from actbench.results import gate
-from actbench.results.frames import folder_frames
-from actbench.results.read import RECORDS, ResultsWarning, Scan, Settled
+from actbench.results.read import RECORDS, ResultsWarning, Scan, Settled, gpu_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +45,52 @@ MAX_INDEX = 2**30
 """The largest Parquet file of an index read (about 8 million measurement rows)."""
 JSON_COLUMNS = b"actbench.json"
 _CHUNK = 1 << 20
+
+
+_TOP = ("trial_id", "suite", "kind", "status", "note", "started_at", "ended_at", "duration_s", "attempt", "run_id", "executor",
+        "series_file")
+_ROW_CONTEXT = ("trial_id", "suite", "kind", "run_id", "gpu_name", "results_dir")
+
+
+def _flat(r: Record) -> dict[str, Any]:
+    """One record as a table row: one column per config field, its top-level fields (a top-level
+    field wins over a config field of the same name: `status` is the record's) and per metric
+    (`metric.<name>`); `results_dir` is left for the reader to fill."""
+    err = r.error or {}
+    return {**r.config, **{k: getattr(r, k) for k in _TOP}, "config": r.config,
+            **{f"metric.{k}": v for k, v in r.metrics.items()}, "error_type": err.get("type"), "error_message": err.get("message"),
+            "gpu_name": gpu_name(r), "hostname": r.env.get("hostname"), "env": r.env, "results_dir": None}
+
+
+def folder_frames(records: list[Record], first: int = 0) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """The tables of one folder's records, every attempt: one row per record, and the measurement
+    rows of every ok record, each joined with its trial's id, suite, kind, run, GPU and config (a
+    row's own field wins over its trial's of the same name) and `_record`, the place of its record
+    (`first` + its index in `records`). `results_dir` is left empty for the reader to fill."""
+    import numpy as np
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    context: list[dict[str, Any]] = []
+    owner: list[int] = []  # per row: its record's place in `context`
+    place: list[int] = []  # per entry of `context`: its record's place in the folder
+    for i, r in enumerate(records):
+        if r.ok and r.rows:
+            owner += [len(context)] * len(r.rows)
+            context.append({**{k: getattr(r, k) for k in _ROW_CONTEXT[:4]}, "gpu_name": gpu_name(r), **r.config, "results_dir": None})
+            place.append(first + i)
+            rows += r.rows
+    measured = pd.DataFrame(rows)
+    if len(measured):
+        at = np.asarray(owner)
+        shared = pd.DataFrame(context).take(at).reset_index(drop=True)
+        for c in [c for c in shared.columns if c in measured.columns]:  # a row that lacks the field takes its trial's
+            has = np.fromiter((c in row for row in rows), bool, len(rows))
+            if not has.all():
+                measured[c] = pd.Series(measured[c].astype(object).where(has, shared[c].astype(object)).tolist())  # typed as one
+        measured = pd.concat([shared[[c for c in shared.columns if c not in measured.columns]], measured], axis=1)
+        measured["_record"] = np.asarray(place)[at]
+    return pd.DataFrame([_flat(r) for r in records]), measured
 
 
 class Meta(msgspec.Struct, forbid_unknown_fields=True):
@@ -240,7 +286,7 @@ def _usable() -> bytes | None:
 
 
 def folder_tables(folder: str | Path) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """`frames.folder_frames` of the records of `folder/trials.jsonl`, exactly as decoding it
+    """`folder_frames` of the records of `folder/trials.jsonl`, exactly as decoding it
     through the results gate gives them (with the same warning about lines set aside), from its
     index when that is believed (only the bytes appended since are parsed), else from the JSON;
     the index is written or brought up to date on the way."""
@@ -262,15 +308,17 @@ def folder_tables(folder: str | Path) -> tuple["pd.DataFrame", "pd.DataFrame"]:
         f.seek(start.end)
         scan = Scan(f, start)
         records = list(scan)
-        settled, kept = scan.settled, scan.kept
+        settled, kept, tail = scan.settled, scan.kept, records[scan.kept:]
         every, rows = (cached[1], cached[2]) if cached else (pd.DataFrame(), pd.DataFrame())
         if kept or cached is None or settled != start:
-            every, rows = _joined((every, rows), folder_frames(records[:kept], len(every)))
+            new = folder_frames(records[:kept], len(every))
+            del records  # held no longer than needed: a folder's records take more memory than its tables
+            every, rows = _joined((every, rows), new)
             digest = _prefix_digest(f, settled.end, start.end, prefix) if place and secret else None
             if digest is not None:
                 _write(place, folder, secret, settled, digest.hexdigest(), every, rows)
-    if len(records) > kept:  # lines after the settled point (a last line without its newline): served, not kept
-        every, rows = _joined((every, rows), folder_frames(records[kept:], len(every)))
+    if tail:  # lines after the settled point (a last line without its newline): served, not kept
+        every, rows = _joined((every, rows), folder_frames(tail, len(every)))
     if message := scan.warning(folder / RECORDS):
         warnings.warn(message, ResultsWarning, stacklevel=2)
     return every, rows

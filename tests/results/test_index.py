@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from actbench.core.record import encode
 from actbench.results import index, read
-from actbench.results.frames import folder_frames, load_tables
+from actbench.results.frames import load_tables
+from actbench.results.index import folder_frames
 from actbench.results.read import RECORDS, ResultsWarning
 
 pytest.importorskip("pyarrow")
