@@ -101,7 +101,9 @@ def shell_line(args: list[str]) -> str:
 def bisect_line(run_args: list[str], good: str, bad: str, history: str | Path, row: str) -> str:
     """The `git bisect run` line that finds the commit: at each step the trial runs again (--rerun;
     a failed run skips the commit, 125) and `regress --row` says whether the row is at its
-    level before the step (good, 0) or after it (bad, 1)."""
+    level before the step (good, 0) or after it (bad, 1); any other answer of it (an error,
+    2) ends the bisect (128) instead of marking the commit bad."""
     out = run_args[run_args.index("--out") + 1]
-    step = f"{shell_line([*run_args, '--rerun'])} || exit 125; {shell_line(['actbench', 'regress', out, '--history', str(history), '--row', row])}"
+    check = shell_line(["actbench", "regress", out, "--history", str(history), "--row", row])
+    step = f"{shell_line([*run_args, '--rerun'])} || exit 125; {check}; rc=$?; [ $rc -le 1 ] || [ $rc -eq 125 ] || exit 128; exit $rc"
     return f"git bisect start {shlex.quote(bad)} {shlex.quote(good)} && git bisect run sh -c {shlex.quote(step)}"
