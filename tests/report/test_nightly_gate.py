@@ -165,3 +165,36 @@ def test_every_night_written_is_read_back(tmp_path):
     r = api.regress(tmp_path / "run", history=tmp_path / "h")
     [night] = store.read_nights(r.night.path.parent, r.night.path.name)
     assert sorted(night.rows) == ["k t0 copy | gbps", "k t0 triton forward | pct_copy"]
+
+
+def test_lm_rows_over_seeds_and_memory_rows_exact(tmp_path):
+    """An lm row is its config over seeds (the mean; its noise the seeds' sd over the mean, n the
+    seeds); a memory row is exact: a 5% growth of saved bytes is a step on its first night."""
+    from actbench.core.record import Record
+
+    from .synthetic import lm_record
+
+    rng = np.random.default_rng(7)
+
+    def night(name: str, bpb_shift: float = 0.0, saved: float = 2.0) -> str:
+        run = ResultStore(tmp_path / name)
+        for seed in range(3):
+            rec = lm_record("xielu", seed, 1.5 + bpb_shift + rng.normal(0, 0.003))
+            run.append(msgspec.structs.replace(rec, env={**rec.env, "git_commit": name}))
+        run.append(Record(trial_id="m0", status="ok", suite="mem", kind="memory", config={"activation": "xielu"},
+                          rows=[{"impl": "eager", "saved_bytes_per_elem": saved, "peak_fwd_bwd_mb": 64.0}], env={"git_commit": name}))
+        return str(tmp_path / name)
+
+    for i in range(7):
+        assert api.regress(night(f"good{i}"), history=tmp_path / "h").exit_code == 0
+    [path] = (tmp_path / "h").iterdir()
+    rows = store.read_nights(path.parent, path.name)[-1].rows
+    bpb = next(p for k, p in rows.items() if k.startswith("s ") and k.endswith("| val_bpb"))
+    assert bpb.n == 3 and bpb.value == pytest.approx(1.5, abs=0.01) and 0 < bpb.noise < 0.01
+    assert rows["mem m0 eager | saved_bytes_per_elem"] == store.Point(2.0, 0.0, 1)
+    r = api.regress(night("grew", saved=2.1), history=tmp_path / "h")
+    statuses = {v.row.metric: v.judgement.status for v in r.night.judged.verdicts}
+    assert statuses == {"val_bpb": "ok", "tokens_per_s": "ok", "saved_bytes_per_elem": "suspect", "peak_fwd_bwd_mb": "ok"}, r.markdown
+    r = api.regress(night("worse", bpb_shift=0.05, saved=2.1), history=tmp_path / "h")
+    statuses = {v.row.metric: v.judgement.status for v in r.night.judged.verdicts}
+    assert statuses["saved_bytes_per_elem"] == "regression" and statuses["val_bpb"] == "suspect" and r.exit_code == 1, r.markdown
