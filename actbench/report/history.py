@@ -122,10 +122,3 @@ def append_night(folder: str | Path, name: str, night: Night) -> Path:
         f.write(encode(night) + b"\n")
     return folder / name
 
-
-def files(folder: str | Path) -> list[str]:
-    """The names of the history files in `folder` (each one environment), sorted."""
-    try:
-        return sorted(e.name for e in os.scandir(folder) if e.name.endswith(".jsonl") and e.is_file(follow_symlinks=False))
-    except OSError:
-        return []

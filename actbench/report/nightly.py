@@ -4,6 +4,7 @@ that reproduces it and the `git bisect run` line), and `--row`, the check `git b
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -146,8 +147,6 @@ def write_suspects(night: Night, path: str | Path) -> None:
 def check_row(run_dir: str | Path, history: str | Path, key: str) -> tuple[int, str]:
     """`--row KEY` (for `git bisect run`): 1 when the run's figure of the row is nearer the level
     after its step than before it, 0 when nearer before, SKIP when the run has no figure of it."""
-    import math
-
     records = _records(run_dir)
     points, rows = night_rows(records)
     if key not in points:
