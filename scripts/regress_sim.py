@@ -8,10 +8,11 @@ histories. Prints two Markdown tables.
     python scripts/regress_sim.py --quick    # 100 rows, two noise levels, two steps (the test)
 
 Each history: 80 nights of a row on machines of 25 rows (a suite's rows on one GPU), per-night
-noise normal in log space at 0.5, 1, 1.3, 2.66 and 5% (figures where higher is better: % of copy,
-tokens/s); 5% of row-nights missing; on 3% of a machine's nights a machine event moves all its
-rows together by 8-30% either way. Each night from night 30 on is judged with what is known that
-night (a machine event is known as such only the next night; that night it is excluded).
+noise normal in log space (`--tails DF`: a t law of DF degrees of freedom, the same sd) at 0.5, 1,
+1.3, 2.66 and 5% (figures where higher is better: % of copy, tokens/s); 5% of row-nights missing;
+on 3% of a machine's nights a machine event moves all its rows together by 8-30% either way. Each
+night from night 30 on is judged with what is known that night (a machine event is known as such
+only the next night; that night it is excluded).
 - false alarms: new alerts (the row was not alerting the night before) per 1,000 judged
   row-nights of histories with no step;
 - drift: from night 30 the figure falls 0.2% a night: the share of rows alerted by night 80 and
@@ -41,7 +42,7 @@ MISSING, BAD_NIGHTS = 0.05, 0.03
 
 
 def histories(rng: np.random.Generator, rows: int, noise: float, step: float = 0.0, drift: float = 0.0,
-              bad_nights: float = BAD_NIGHTS, missing: float = MISSING) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              tails: float | None = None, bad_nights: float = BAD_NIGHTS, missing: float = MISSING) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(values (rows, nights) with NaN for missing nights, the step night of each row (NIGHTS for
     none: a step is planted in one row of STEPPED), a mask of the nights judged: with a figure and
     no machine event) for machines of ROWS_PER_MACHINE rows; a step or drift makes the figure
@@ -49,7 +50,9 @@ def histories(rng: np.random.Generator, rows: int, noise: float, step: float = 0
     machines = -(-rows // ROWS_PER_MACHINE)
     nights = np.arange(NIGHTS)
     start = np.where(np.arange(rows) % STEPPED == 0, rng.integers(40, 71, rows), NIGHTS)
-    log = rng.normal(0, noise, (rows, NIGHTS)) - drift * np.maximum(nights - BURN_IN, 0) + np.where(nights >= start[:, None], np.log1p(-step), 0.0)
+    shape = (rows, NIGHTS)
+    draws = rng.normal(0, 1, shape) if tails is None else rng.standard_t(tails, shape) * np.sqrt((tails - 2) / tails)
+    log = noise * draws - drift * np.maximum(nights - BURN_IN, 0) + np.where(nights >= start[:, None], np.log1p(-step), 0.0)
     event = rng.random((machines, NIGHTS)) < bad_nights
     shift = rng.choice([-1, 1], (machines, NIGHTS)) * rng.uniform(0.08, 0.3, (machines, NIGHTS))
     event = np.repeat(event, ROWS_PER_MACHINE, axis=0)[:rows]
@@ -105,7 +108,7 @@ def delays(flags: np.ndarray, start: np.ndarray, counted: np.ndarray | None = No
 
 
 def table(rows: int, seed: int, noises: tuple[float, ...] = NOISES, steps: tuple[float, ...] = STEPS,
-          min_effect: float = 0.03) -> list[str]:
+          min_effect: float = 0.03, tails: float | None = None) -> list[str]:
     rng = np.random.default_rng(seed)
     rules = ("confirmed", "single night")
     first = ["| noise | rule | false alarms /1000 row-nights | drift 0.2%/night: rows alerted by night 80 | "
@@ -113,9 +116,9 @@ def table(rows: int, seed: int, noises: tuple[float, ...] = NOISES, steps: tuple
     second = ["| noise | step | rule | alerted within 2 nights | within 2 judged nights | within 5 | mean delay |",
               "|---|---|---|---|---|---|---|"]
     for noise in noises:
-        values, _, _ = histories(rng, rows, noise)
+        values, _, _ = histories(rng, rows, noise, tails=tails)
         flagged = alerts(values, min_effect)
-        dvalues, _, _ = histories(rng, rows, noise, drift=DRIFT)
+        dvalues, _, _ = histories(rng, rows, noise, drift=DRIFT, tails=tails)
         dflagged = alerts(dvalues, min_effect)
         for rule in rules:
             fa, err = false_alarms(flagged[rule], values)
@@ -124,7 +127,7 @@ def table(rows: int, seed: int, noises: tuple[float, ...] = NOISES, steps: tuple
             at = f"{np.median(d[hit]):.0f} nights, {np.expm1(-DRIFT * np.median(d[hit])):.1%}" if hit.any() else "-"
             first.append(f"| {noise:.2%} | {rule} | {fa:.2f} ± {err:.2f} | {hit.mean():.0%} | {at} |")
         for step in steps:
-            svalues, start, judged = histories(rng, rows, noise, step=step)
+            svalues, start, judged = histories(rng, rows, noise, step=step, tails=tails)
             sflagged = alerts(svalues, min_effect)
             has = start < NIGHTS
             for rule in rules:
@@ -133,7 +136,8 @@ def table(rows: int, seed: int, noises: tuple[float, ...] = NOISES, steps: tuple
                 second.append(f"| {noise:.2%} | {step:.0%} | {rule} | {(d <= 2).mean():.1%} | {(dj <= 2).mean():.1%} | "
                               f"{(d <= 5).mean():.1%} | {mean} |")
     se = 100 * np.sqrt(0.25 / (rows / STEPPED))
-    return [f"{rows} rows a cell, {NIGHTS} nights, seed {seed}, minimum effect {min_effect:.0%}", "", *first, "", *second, "",
+    law = "normal" if tails is None else f"t with {tails:g} degrees of freedom"
+    return [f"{rows} rows a cell, {NIGHTS} nights, seed {seed}, minimum effect {min_effect:.0%}, {law} noise", "", *first, "", *second, "",
             f"Powers: {rows // STEPPED} stepped rows a cell, one standard error at most {se:.1f} points. "
             "Delay: nights from the step to the alert (the step night is 1), of those alerted within 10."]
 
@@ -144,10 +148,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None, help="rows a cell (default 4000; 100 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-effect", type=float, default=0.03, help="judge's min_effect (regress passes --threshold)")
+    parser.add_argument("--tails", type=float, default=None, help="heavy-tailed noise: Student t with this many degrees "
+                        "of freedom (> 2), scaled to the same sd")
     args = parser.parse_args()
+    if args.tails is not None and not args.tails > 2:
+        parser.error("--tails: more than 2 degrees of freedom (the sd must exist)")
     rows = args.rows or (100 if args.quick else 4000)
     t0 = time.perf_counter()
-    for line in table(rows, args.seed, *((QUICK_NOISES, QUICK_STEPS) if args.quick else (NOISES, STEPS)), min_effect=args.min_effect):
+    for line in table(rows, args.seed, *((QUICK_NOISES, QUICK_STEPS) if args.quick else (NOISES, STEPS)), min_effect=args.min_effect, tails=args.tails):
         print(line)
     print(f"({time.perf_counter() - t0:.1f} s)")
 
