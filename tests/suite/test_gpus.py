@@ -9,7 +9,7 @@ from actbench.core.record import Record
 from actbench.core.resources import Resources
 from actbench.lm.config import LMConfig
 from actbench.suite import load_suite
-from actbench.suite.gpus import ASSUMED_GPU_BYTES, CONTEXT_BYTES, ESTIMATE_MARGIN, PEAK_MARGIN, memory_key, share
+from actbench.suite.gpus import ASSUMED_GPU_BYTES, CONTEXT_BYTES, ESTIMATE_MARGIN, PEAK_MARGIN, share
 from tests.suite.test_boundary import lm_suite, refused
 
 GIB = float(2**30)
