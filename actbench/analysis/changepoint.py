@@ -21,8 +21,8 @@ the usable nights (with a figure, not excluded as machine events: `machine_night
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Collection, Sequence
 
 import numpy as np
 from scipy import stats

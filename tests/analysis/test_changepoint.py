@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from actbench.analysis.changepoint import (NOISY_Z, Night, judge, judge_arrays, level_changes, machine_nights, night_changes,
-                                           single_night)
+                                           single_night, single_night_arrays)
 
 
 def _history(seed: int = 0, nights: int = 30, noise: float = 0.01) -> list[float]:
@@ -156,7 +156,6 @@ def test_a_machine_event_is_excluded_never_alerts_and_does_not_move_the_level():
         assert not np.isin(got.status, ("regression", "improvement", "suspect")).mean() > 0.01
         np.testing.assert_allclose(got.level, clean.level)
     # today's rule on the same rows: an alarm on every row that night, and again the night after
-    from actbench.analysis.changepoint import single_night_arrays
     assert (single_night_arrays(rows[:, :31], higher_is_better=True) == "regression").mean() > 0.99
     assert (single_night_arrays(rows[:, :32], higher_is_better=True) == "improvement").mean() > 0.99
 
@@ -184,6 +183,7 @@ def test_the_simulation_script_prints_both_rules_on_the_same_histories():
         return float(rows[(noise, rule)].split("|")[3].split("±")[0])
     assert alarms("5.00%", "confirmed") < 1 < alarms("5.00%", "single night")
     assert sum(line.count("| 5% |") for line in out.splitlines()) == 4  # two noises x two rules
+    assert "| 1.00% | 5% | confirmed |" in out
 
 
 def test_exact_figures_step_at_any_change_beyond_the_minimum_effect():
