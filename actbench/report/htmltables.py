@@ -76,7 +76,7 @@ def lm_table(g: "pd.DataFrame", base: str) -> str:
         speed = MISSING if is_base or missing(r.speed_ratio) else \
             f"{r.speed_ratio:.2f}×" + (f" [{r.speed_low:.2f}, {r.speed_high:.2f}]" if not missing(r.speed_low) else "")
         rows.append([
-            Cell(f"<b>{esc(r.activation)}</b>" + (" (baseline)" if is_base else ""), None, "t"),
+            Cell(f"<b>{esc(r.activation)}</b>", None, "t"),
             verdict_cell("baseline" if is_base else verdict, r.verdict),
             number(MISSING if is_base else with_interval(r.delta, r.low, r.high), r.delta),
             number(str(r.n) if is_base else f"{r.pairs} paired" if r.pairs else str(r.n), r.n),
