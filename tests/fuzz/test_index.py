@@ -54,9 +54,16 @@ def cache_in(path: Path) -> Iterator[Path]:
 def _spoil(box: Sandbox, cache: Path, change: tuple[str, str, Any]) -> None:
     kind, name, how = change
     places = sorted(index.location(d) for d in (box.inp / "k", box.inp / "l", box.inp / "p", box.inp / "f"))
-    target = cache / "index.key" if name == "@key" else places[0] / name
+    target = cache / "index.key" if name == "@key" else places[0] / (index.META if kind == "meta" else name)
+    if kind != "replace" and not (target.is_file() and not target.is_symlink()):  # an earlier change made it something else
+        return
     if kind == "meta":
-        doc = json.loads((places[0] / index.META).read_bytes())
+        try:
+            doc = json.loads(target.read_bytes())
+        except ValueError:
+            return
+        if not isinstance(doc, dict):
+            return
         doc[name] = how
         target.write_text(json.dumps(doc, default=str))
     elif kind == "swap":
@@ -72,9 +79,13 @@ def _spoil(box: Sandbox, cache: Path, change: tuple[str, str, Any]) -> None:
             raw[at] ^= 0x55
         target.write_bytes(bytes(raw))
     elif how == "world_readable":
-        target.chmod(0o644)
+        if target.is_file() and not target.is_symlink():
+            target.chmod(0o644)
     else:
-        target.unlink()
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
         if how == "fifo":
             os.mkfifo(target)
         elif how == "link_secret":
