@@ -191,8 +191,8 @@ def judge(nights: Sequence[Night], *, higher_is_better: bool, min_effect: float 
           window: int = 14, excluded: Collection[int] = (), rerun: Night | None = None, noise_window: int = 56) -> Judgement:
     """A row's state after its last night (see the module's rule). `excluded`: indices of machine
     events, never judged and never in the level. `rerun`: an immediate rerun of the row on the
-    same machine after the last night, counted as one more night (index len(nights)): it confirms
-    a suspect step at once."""
+    same machine after the last night, counted as one more night (index len(nights)), so that a
+    step can be confirmed the night it appears."""
     if confirm < 1 or min(window, noise_window) < MIN_HISTORY or not 0 < min_effect < 1:
         raise ValueError(f"confirm >= 1, window and noise_window >= {MIN_HISTORY}, 0 < min_effect < 1 "
                          f"(got {confirm}, {window}, {noise_window}, {min_effect})")
