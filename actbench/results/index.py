@@ -168,11 +168,12 @@ def _to_arrow(df: "pd.DataFrame") -> "pa.Table":
     import pyarrow as pa
 
     arrays, names, as_json = [], [], []
+    texts: dict[int, str] = {}  # each object encoded once (a trial's rows share its config's lists); by id, all held by `df`
     for name in df.columns:
         col = df[name]
         if col.dtype == object and (col.isna().any() or not (set(map(type, col)) <= {str} or set(map(type, col)) <= {bool})):
-            arrays.append(pa.array([None if isinstance(v, float) and v != v else msgspec.json.encode(v).decode() for v in col],
-                                   pa.string()))  # a missing value (NaN) is null, a JSON null the text "null"
+            arrays.append(pa.array([None if isinstance(v, float) and v != v else  # a missing value (NaN) is null, a JSON null "null"
+                                    texts.get(id(v)) or texts.setdefault(id(v), msgspec.json.encode(v).decode()) for v in col], pa.string()))
             as_json.append(name)
         else:
             arrays.append(pa.array(col, from_pandas=True))
