@@ -165,15 +165,19 @@ def _signed(meta: Meta, secret: bytes) -> str:
 def _to_arrow(df: "pd.DataFrame") -> "pa.Table":
     """A table as Arrow: numbers, text and true/false as they are, any other column (objects,
     lists, mixed types, or values and nulls) as JSON text, named in the schema's metadata."""
+    import numpy as np
     import pyarrow as pa
 
     arrays, names, as_json = [], [], []
-    texts: dict[int, str] = {}  # each object encoded once (a trial's rows share its config's lists); by id, all held by `df`
     for name in df.columns:
         col = df[name]
-        if col.dtype == object and (col.isna().any() or not (set(map(type, col)) <= {str} or set(map(type, col)) <= {bool})):
-            arrays.append(pa.array([None if isinstance(v, float) and v != v else  # a missing value (NaN) is null, a JSON null "null"
-                                    texts.get(id(v)) or texts.setdefault(id(v), msgspec.json.encode(v).decode()) for v in col], pa.string()))
+        kinds = set(map(type, col)) if col.dtype == object else set()
+        if col.dtype == object and not (kinds <= {str} or kinds <= {bool} or kinds == {type(None)}):
+            values = col.to_numpy(dtype=object)  # each object encoded once (a trial's rows share its config's lists), by id: all held here
+            _, first, inverse = np.unique(np.fromiter(map(id, values), np.uint64, len(values)), return_index=True, return_inverse=True)
+            texts = pa.array([None if isinstance(v, float) and v != v else msgspec.json.encode(v).decode() for v in values[first]],
+                             pa.string())  # a missing value (NaN) is null, a JSON null the text "null"
+            arrays.append(texts.take(pa.array(inverse.ravel())))
             as_json.append(name)
         else:
             arrays.append(pa.array(col, from_pandas=True))
