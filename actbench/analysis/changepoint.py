@@ -44,6 +44,8 @@ MAD_TO_SD = 0.6744897501960817 * math.sqrt(2)
 """Median |difference| of two independent normal nights, in units of their sd."""
 INTERVAL_Z = 1.959963984540054
 """The interval on a change is a 95% normal interval."""
+START_CANDIDATES = 3
+"""The earliest candidate starts of a step compared (`_step_start`)."""
 STATUSES = ("short", "ok", "noisy", "suspect", "regression", "improvement")
 
 
@@ -124,6 +126,33 @@ def _compact(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, np.log(np.take_along_axis(v, order, 1))
 
 
+def _step_se(noise: np.ndarray, k: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """The standard error of a step: the median of its `k` nights against that of the `m` nights in
+    the level's window."""
+    return noise * np.sqrt(np.where(k > 2, math.pi / 2, 1.0) / k + (math.pi / 2) / np.maximum(m, 1))
+
+
+def _step_start(x: np.ndarray, level: np.ndarray, m: np.ndarray, noise: np.ndarray, candidates: np.ndarray,
+                need: float, critical: np.ndarray) -> np.ndarray:
+    """Each row's step start (its number of columns where none): of the first START_CANDIDATES
+    candidate starts, the earliest whose run's median is a step (at least `need` from its level and
+    `critical` standard errors, its first night nearer that median than the level), else the one
+    whose median is the most standard errors from its level. Taking the earliest alone let a noise night just before a large step start a run whose
+    median, with the step only two nights old, was still the old level."""
+    rows, n = x.shape
+    ar = np.arange(rows)[:, None]
+    first = np.argsort(~candidates, axis=1, kind="stable")[:, :START_CANDIDATES]
+    valid = candidates[ar, first]
+    runs = np.where(np.arange(n)[None, None, :] >= first[..., None], x[:, None, :], np.nan)
+    k = n - first
+    median, before, night = _nanmedian(runs), level[ar, first], x[ar, first]
+    shift = np.abs(median - before)
+    score = np.where(valid, np.nan_to_num(shift / _step_se(noise[:, None], k, m[ar, first]), nan=0.0), -np.inf)
+    step = (shift >= need) & (score >= critical[:, None]) & (np.abs(night - median) <= np.abs(night - before))
+    best = np.where(step.any(1), step.argmax(1), score.argmax(1))
+    return np.where(valid.any(1), first[ar[:, 0], best], n)
+
+
 def judge_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, higher_is_better: bool,
                  min_effect: float = 0.03, confirm: int = 2, window: int = 14, noise_window: int = 56) -> Judged:
     """`judge` for many rows: `values` (rows, nights), NaN where missing or excluded; `own_noise`
@@ -135,8 +164,9 @@ def judge_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, hig
     own = np.where(np.isfinite(x), own, np.nan)  # a night without a figure tells no noise
     first = n - np.isfinite(x).sum(1)  # each row's first usable compacted column
     ar = np.arange(rows)
-    recent = x[:, max(0, n - noise_window):]
-    noise = np.fmax(_nanmedian(np.abs(np.diff(recent, axis=1))) / MAD_TO_SD, _nanmedian(own[:, max(0, n - noise_window):]))
+    recent, recent_own = x[:, max(0, n - noise_window):], own[:, max(0, n - noise_window):]
+    spread, floor = _nanmedian(np.abs(np.diff(recent, axis=1))) / MAD_TO_SD, _nanmedian(recent_own)
+    noise = np.fmax(spread, floor)
     limit, hold = NIGHT_Z * noise, HOLD_Z * noise
     level, m = _levels(x, window)
     col = np.arange(n)[None, :]
@@ -148,7 +178,12 @@ def judge_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, hig
     gap = x - level
     down = judged & (gap < -limit[:, None]) & (high_since - level < -hold[:, None])
     up = judged & (gap > limit[:, None]) & (low_since - level > hold[:, None])
-    start = np.where((down | up).any(1), (down | up).argmax(1), n)  # the earliest: the longest run
+    # the step's critical value, widened where the noise rests on few differences (t on their
+    # number); where the nights' own noise governs, each night's stated noise is one more piece of evidence
+    diffs = np.isfinite(np.diff(recent, axis=1)).sum(1)
+    evidence = diffs + np.where(spread > floor, 0, np.isfinite(recent_own).sum(1))
+    critical = stats.t.ppf(stats.norm.cdf(STEP_Z), np.maximum(evidence, 1))
+    start = _step_start(x, level, m, noise, down | up, math.log1p(min_effect), critical)
     has_run = start < n
     at = np.minimum(start, n - 1)
     run_level = np.where(has_run, level[ar, at], level[:, -1])
@@ -158,10 +193,7 @@ def judge_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, hig
     shift = current_log - run_level
     # the step's standard error: the median of k nights against that of the m in the level's window
     k = np.where(has_run, n - start, 1)
-    se = noise * np.sqrt(np.where(k > 2, math.pi / 2, 1.0) / k + (math.pi / 2) / np.maximum(m[ar, np.where(has_run, at, n - 1)], 1))
-    # its critical value, widened where the noise rests on few differences (t on their number)
-    diffs = np.isfinite(np.diff(recent, axis=1)).sum(1)
-    critical = stats.t.ppf(stats.norm.cdf(STEP_Z), np.maximum(diffs, 1))
+    se = _step_se(noise, k, m[ar, np.where(has_run, at, n - 1)])
     short = m[:, -1] < MIN_HISTORY
     stepped = has_run & (np.abs(shift) >= math.log1p(min_effect)) & ~short
     confirmed = stepped & (k >= confirm) & (np.abs(shift) >= critical * se)

@@ -38,6 +38,20 @@ def test_a_step_is_suspect_for_one_night_and_confirmed_by_the_second_or_a_rerun(
     assert judge(_nights(base[:-2] + [base[-2] * 0.93, base[-1] * 0.93]), higher_is_better=False).status == "improvement"
 
 
+def test_a_large_step_right_after_a_noise_night_is_confirmed_from_its_own_start():
+    # the night before the step (-1.78%) is beyond the limit and every night since is below the
+    # level: that run's median was the old level, so the earliest start alone left a 2x slowdown "ok"
+    logs = [2.16, -1.0, 0.9, 1.1, -1.01, -1.9, -1.78, -0.8, -69.09, -68.98]
+    got = judge(_nights([100 * math.exp(x / 100) for x in logs]), higher_is_better=True)
+    assert (got.status, got.first_bad, got.last_good) == ("regression", 8, 7)
+    # 4000 rows, 8 nights then a 2x slowdown at 1% noise: each confirmed on its second night (22 missed before)
+    rng = np.random.default_rng(3)
+    values = np.exp(rng.normal(0, 0.01, (4000, 10)))
+    values[:, 8:] *= 0.5
+    j = judge_arrays(values, higher_is_better=True)
+    assert (j.status == "regression").all() and (j.first_bad == 8).mean() >= 0.99
+
+
 def test_missing_and_excluded_nights_are_skipped_and_indices_stay_those_given():
     base: list[float | None] = list(_history())
     base[-2:] = [base[-2] * 1.08, base[-1] * 1.08]
