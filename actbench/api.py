@@ -364,26 +364,33 @@ class Regression:
 
 def regress(run_dir: str | Path, baseline: str | Path | None = None, *, history: str | Path | None = None,
             rerun: str | Path | None = None, accept: bool = False, suspects: str | Path | None = None, commit: str | None = None,
-            plot: str | Path | None = None, threshold: float = 0.05, bpb_tolerance: float = 0.02,
-            summary: str | Path | None = None) -> Regression:
+            plot: str | Path | None = None, threshold: float | None = None, bpb_tolerance: float = 0.02,
+            summary: str | Path | None = None, min_effect: float | None = None) -> Regression:
     """`actbench regress`: the run judged over the `history` of its GPU model and environment and
     added to it (`rerun`: an immediate rerun of the suspect rows; `accept`: their steps are
     intended; `suspects`: only write the rows to rerun to this file, record nothing), or compared
-    once with a `baseline` run. The summary is also appended to `summary` (e.g. $GITHUB_STEP_SUMMARY)."""
+    once with a `baseline` run. `min_effect` (the history's smallest step of timing and throughput
+    rows, default 3%) goes with `history`, `threshold` (the change that counts, default 5%) with
+    `baseline`. The summary is also appended to `summary` (e.g. $GITHUB_STEP_SUMMARY)."""
     if (history is None) == (baseline is None):
         raise UserError("regress: give --history DIR (the nightly gate) or --baseline RUN (a one-off comparison), not both")
-    if baseline is not None and (rerun or accept or suspects or commit or plot):
-        raise UserError("--rerun, --accept, --suspects, --commit and --plot go with --history")
+    if baseline is not None and (rerun or accept or suspects or commit or plot or min_effect is not None):
+        raise UserError("--rerun, --accept, --suspects, --commit, --plot and --min-effect go with --history")
+    if history is not None and threshold is not None:
+        raise UserError("--threshold goes with --baseline; with --history the smallest step that counts is --min-effect")
+    if min_effect is not None and not 0 < min_effect < 1:
+        raise UserError(f"--min-effect: between 0 and 1 (got {min_effect})")
     if baseline is not None:
         from actbench.report import regression
 
-        df = regression.regress(baseline, run_dir, threshold, bpb_tolerance)
+        df = regression.regress(baseline, run_dir, 0.05 if threshold is None else threshold, bpb_tolerance)
         result = Regression(regression.regress_markdown(df, baseline, run_dir), int(regression.regress_failed(df)), rows=df)
     else:
         from actbench.report import nightly
 
         night = nightly.judge_run(run_dir, history, rerun=rerun, accept=accept, commit=commit, record=suspects is None,  # type: ignore[arg-type]
-                                  threshold=threshold, bpb_tolerance=bpb_tolerance)
+                                  bpb_tolerance=bpb_tolerance,
+                                  min_effect=nightly.MIN_EFFECT if min_effect is None else min_effect)
         if suspects is not None:
             nightly.write_suspects(night, suspects)
             return Regression(night.markdown, 0, night=night)

@@ -299,7 +299,11 @@ def regress(
     row: Optional[str] = typer.Option(None, "--row", help="For git bisect run: exit 1 when the run's figure of this row (its key in "
                                       "the history) is at its level after its step, 0 before it, 125 without one."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the trend of every row of the history to this PNG."),
-    threshold: float = typer.Option(0.05, "--threshold", min=0, max=0.99, help="Relative change that counts (timing, throughput)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0, max=0.99, help="With --baseline: the relative change that "
+                                              "counts (timing, throughput; default 0.05)."),
+    min_effect: Optional[float] = typer.Option(None, "--min-effect", help="With --history: the smallest step of a timing or "
+                                               "throughput row that counts (default 0.03: a 5% step at 1% noise is confirmed "
+                                               "within 2 nights 97% of the time)."),
     bpb_tolerance: float = typer.Option(0.02, "--bpb-tolerance", min=0, help="Validation bits per byte that count as worse or better."),
     summary: Optional[Path] = typer.Option(None, "--summary", help="Also write the markdown summary here (e.g. $GITHUB_STEP_SUMMARY)."),
 ) -> None:
@@ -314,10 +318,8 @@ def regress(
         code, why = api.regress_row(run_dir, history, row)
         console.print(markup(why))
         raise typer.Exit(code)
-    if threshold <= 0 and history is not None:
-        raise UserError("--threshold: above 0 with --history")
     r = api.regress(run_dir, baseline, history=history, rerun=rerun, accept=accept, suspects=suspects, commit=commit, plot=plot,
-                    threshold=threshold, bpb_tolerance=bpb_tolerance, summary=summary)
+                    threshold=threshold, bpb_tolerance=bpb_tolerance, summary=summary, min_effect=min_effect)
     if suspects is not None:
         console.print(f"{len(r.night.suspects)} suspect trial(s) written to {markup(suspects)}")
         return

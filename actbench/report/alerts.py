@@ -24,6 +24,10 @@ from actbench.report.regression import spread
 
 CONFIRM, WINDOW = 2, 14
 """A step is confirmed by its second night (or an immediate rerun); the level is the median of 14 nights."""
+MIN_EFFECT = 0.03
+"""The smallest step of a timing or throughput row that counts: a step is confirmed only when its
+median is this far from the level, so a step equal to it is confirmed about half the time; 3%
+confirms a 5% step at 1% noise within 2 nights 97% of the time (5%: 64%; scripts/regress_sim.py)."""
 MEMORY_EFFECT = 0.001
 """Memory figures are exact: any change of more than 0.1% is a step."""
 LOWER_IS_BETTER = ("val_bpb", "val_loss", "saved_bytes_per_elem", "peak_fwd_bwd_mb")
@@ -143,7 +147,7 @@ def machine_events(nights: list[Night]) -> tuple[list[int], tuple[int, int]]:
     return [int(i) for i in np.flatnonzero(found)], (moved, int(has.sum()))
 
 
-def judge_night(history: list[Night], tonight: Night, rows: dict[str, Row], *, threshold: float = 0.05,
+def judge_night(history: list[Night], tonight: Night, rows: dict[str, Row], *, min_effect: float = MIN_EFFECT,
                 bpb_tolerance: float = 0.02, rerun: dict[str, Point] | None = None) -> Judged:
     """Every row of tonight judged over `history` + tonight; a row in `rerun` (an immediate rerun
     of it on this machine) gets the rerun as one more night, which confirms a suspect step."""
@@ -158,7 +162,7 @@ def judge_night(history: list[Night], tonight: Night, rows: dict[str, Row], *, t
         start, series = _series(nights, key)
         skip = [i - start for i in excluded if i >= start]
         level = statistics.median(n.value for n in series if n.value is not None)
-        effect = MEMORY_EFFECT if row.kind == "memory" else min(0.5, bpb_tolerance / level) if row.metric in LOWER_IS_BETTER else threshold
+        effect = MEMORY_EFFECT if row.kind == "memory" else min(0.5, bpb_tolerance / level) if row.metric in LOWER_IS_BETTER else min_effect
         again = rerun.get(key) if rerun else None
         j = cp.judge(series, higher_is_better=row.higher_is_better, min_effect=effect, confirm=CONFIRM, window=WINDOW, excluded=skip,
                      rerun=cp.Night(again.value, again.noise or None) if again else None)

@@ -14,7 +14,7 @@ from actbench.core.record import Record
 from actbench.core.text import plain
 from actbench.errors import UserError
 from actbench.report import history as store
-from actbench.report.alerts import Judged, Verdict, judge_night, night_rows
+from actbench.report.alerts import MIN_EFFECT, Judged, Verdict, judge_night, night_rows
 from actbench.report.repro import bisect_line, repro_args, shell_line
 from actbench.results.read import latest_records, result_dirs
 
@@ -56,7 +56,7 @@ def _tonight(records: list[Record], commit: str | None) -> store.Night:
 
 
 def judge_run(run_dir: str | Path, history: str | Path, *, rerun: str | Path | None = None, accept: bool = False,
-              commit: str | None = None, record: bool = True, threshold: float = 0.05, bpb_tolerance: float = 0.02) -> Night:
+              commit: str | None = None, record: bool = True, min_effect: float = MIN_EFFECT, bpb_tolerance: float = 0.02) -> Night:
     """Judge the run's rows over the history of its environment (`rerun`: a results folder with an
     immediate rerun of suspect rows) and, when `record`, append the night (with the rows whose step
     `accept` accepts: their level restarts there)."""
@@ -69,7 +69,7 @@ def judge_run(run_dir: str | Path, history: str | Path, *, rerun: str | Path | N
     name = store.file_name(tonight.fingerprint)
     nights = store.read_nights(history, name)
     again = night_rows(_records(rerun, "--rerun "))[0] if rerun is not None else None
-    judged = judge_night(nights, tonight, rows, threshold=threshold, bpb_tolerance=bpb_tolerance, rerun=again)
+    judged = judge_night(nights, tonight, rows, min_effect=min_effect, bpb_tolerance=bpb_tolerance, rerun=again)
     accepted = [v.row.key for v in judged.with_status("regression", "improvement", "suspect")] if accept else []
     tonight.accepted, tonight.machine_event = accepted, judged.machine_event
     path = store.append_night(history, name, tonight) if record else Path(history) / name

@@ -198,3 +198,27 @@ def test_lm_rows_over_seeds_and_memory_rows_exact(tmp_path):
     r = api.regress(night("worse", bpb_shift=0.05, saved=2.1), history=tmp_path / "h")
     statuses = {v.row.metric: v.judgement.status for v in r.night.judged.verdicts}
     assert statuses["saved_bytes_per_elem"] == "regression" and statuses["val_bpb"] == "suspect" and r.exit_code == 1, r.markdown
+
+
+def test_the_gate_confirms_a_5pct_step_at_1pct_noise_within_2_nights():
+    """The gate's defaults meet the issue's target: 1200 kernel rows at 1% noise a night over 60
+    nights (the target holds from about 45: with 30, 95%; with 14, 80%), a 5% slowdown planted in
+    400 of them; the second night of the step confirms >= 95% of them (binomial sd about 0.8 points
+    near 97%) and none of the others. With `--threshold`'s 5% as the minimum effect (before) about
+    64% were confirmed."""
+    from actbench.report.alerts import Row, judge_night
+
+    rng = np.random.default_rng(8)
+    rows, nights = 1200, 62
+    stepped = np.arange(rows) % 3 == 0
+    values = 50 * np.exp(rng.normal(0, 0.01, (rows, nights)) + np.where(stepped[:, None] & (np.arange(nights) >= 60), np.log(0.95), 0))
+    keys = [f"k t{i} triton forward | pct_copy" for i in range(rows)]
+    history = [store.Night(f"c{t}", "d", {k: store.Point(float(values[i, t]), 0.005, 5) for i, k in enumerate(keys)})
+               for t in range(nights)]
+    record = kernel_record("t0", "xielu", [("triton", "forward", 1.0, 0.005)])
+    judged = judge_night(history[:-1], history[-1], {k: Row(k, record, k, "pct_copy", "kernel") for k in keys})
+    status = np.array([v.judgement.status for v in judged.verdicts])
+    assert not judged.machine_event and (status[stepped] == "regression").mean() >= 0.95
+    assert not np.isin(status[~stepped], ("regression", "improvement")).any()
+    commits = [(v.last_good, v.first_bad) for v in judged.verdicts if v.judgement.status == "regression"]
+    assert commits.count(("c59", "c60")) >= 0.95 * len(commits)
