@@ -22,8 +22,8 @@ MIN_SLOPE_POINTS = 2
 
 
 def _floats(values: Any) -> np.ndarray:
-    """A column as floats, None as NaN."""
-    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    """A column as floats, None as NaN (numpy's conversion to float makes None NaN)."""
+    return np.asarray(values, dtype=float)
 
 
 def _table(series: dict[str, Any], name: str) -> dict[str, np.ndarray] | None:
