@@ -251,10 +251,11 @@ def judge(nights: Sequence[Night], *, higher_is_better: bool, min_effect: float 
 
 
 def machine_nights(changes: np.ndarray, limits: np.ndarray, *, share: float = 0.5, min_rows: int = 3,
-                   copy: int | None = None) -> np.ndarray:
+                   copy: Sequence[int] = ()) -> np.ndarray:
     """Nights (columns) that are machine events: of the rows with a figure that night (finite
     change; at least `min_rows` of them), more than `share` moved beyond their limit in the same
-    direction (and so did row `copy`, the device copy bandwidth, where given), and they did not
+    direction (and so did more than `share` of the `copy` rows, the device copy bandwidths, on a
+    night where any of them has a figure), and they did not
     stay there the next night with figures (a move that persists is a step: judged, not excluded;
     the last night, with no next one yet, counts as an event until then). `changes`: (rows,
     nights) relative changes against each row's level (`level_changes`); `limits`: each row's
@@ -265,11 +266,11 @@ def machine_nights(changes: np.ndarray, limits: np.ndarray, *, share: float = 0.
     has = np.isfinite(c)
     n = has.sum(0)
     moved = []
+    copies = list(copy)
+    copies_with = has[copies].sum(0)
     for up in (c > lim, c < -lim):
         together = (n >= min_rows) & ((has & up).sum(0) > share * n)
-        if copy is not None:
-            together &= up[copy]
-        moved.append(together)
+        moved.append(together & ((copies_with == 0) | ((has & up)[copies].sum(0) > share * copies_with)))
     out = np.zeros(c.shape[1], dtype=bool)
     with_figures = np.flatnonzero(n >= min_rows)
     for pos, night in enumerate(with_figures):

@@ -32,6 +32,8 @@ MEMORY_EFFECT = 0.001
 """Memory figures are exact: any change of more than 0.1% is a step."""
 LOWER_IS_BETTER = ("val_bpb", "val_loss", "saved_bytes_per_elem", "peak_fwd_bwd_mb")
 LABEL_FIELDS = ("activation", "dtype", "size", "d_model")
+COPY_SUFFIX = " copy | gbps"
+"""How a kernel trial's device copy row's key ends."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def night_rows(records: Iterable[Record]) -> tuple[dict[str, Point], dict[str, R
         if rec.kind == "kernel":
             copy = next((x for x in rec.rows if x.get("impl") == "copy"), None)
             if copy is not None:
-                add(f"{rec.suite} {rec.trial_id} copy | gbps", rec, _label(rec, "copy"), "gbps", "copy", copy.get("gbps"),
+                add(f"{rec.suite} {rec.trial_id}{COPY_SUFFIX}", rec, _label(rec, "copy"), "gbps", "copy", copy.get("gbps"),
                     spread(copy), copy.get("repeats"))
             for r in rec.rows:
                 if r is not copy:
@@ -128,10 +130,11 @@ def _series(nights: list[Night], key: str) -> tuple[int, list[cp.Night]]:
 
 
 def machine_events(nights: list[Night]) -> tuple[list[int], tuple[int, int]]:
-    """Indices of the nights that were machine events (`changepoint.machine_nights`: most rows,
-    copy bandwidths among them, moved together beyond their limits and did not stay there the next
-    night; the flag a night was recorded with is what was reported then, not used here), and how
-    many rows moved on the last night, of how many."""
+    """Indices of the nights that were machine events (`changepoint.machine_nights`: most rows
+    moved together beyond their limits, and so did most of the device copy bandwidths on a night
+    with a kernel suite, and they did not stay there the next night; the flag a night was recorded
+    with is what was reported then, not used here), and how many rows moved on the last night, of
+    how many."""
     keys = sorted({k for n in nights for k in n.rows})
     if not keys or len(nights) <= cp.MIN_HISTORY:
         return [], (0, 0)
@@ -140,7 +143,7 @@ def machine_events(nights: list[Night]) -> tuple[list[int], tuple[int, int]]:
     for r, key in enumerate(keys):
         start, series = _series(nights, key)
         changes[r, start:], limits[r] = cp.night_changes(series, window=WINDOW)
-    found = cp.machine_nights(changes, limits)
+    found = cp.machine_nights(changes, limits, copy=[r for r, key in enumerate(keys) if key.endswith(COPY_SUFFIX)])
     last = changes[:, -1]
     has = np.isfinite(last)
     moved = int(max((has & (last > limits)).sum(), (has & (last < -limits)).sum()))

@@ -182,9 +182,13 @@ def test_a_move_of_most_rows_that_persists_is_a_step_not_a_machine_event():
     assert not machine_nights(*level_changes(values[:, :32]))[30]  # the next night: a step
     got = judge_arrays(values[:, :32], higher_is_better=True)
     assert (got.status[:20] == "regression").all() and (got.first_bad[:20] == 30).all()
-    # with the copy row named, a move the copy did not share is no machine event
+    # with the copy rows named, a move most copies did not share is no machine event; one they
+    # shared is; a night without a copy figure is decided by the other rows
     changes, limits = level_changes(values[:, :31])
-    assert not machine_nights(changes, limits, copy=24)[30]
+    assert not machine_nights(changes, limits, copy=[22, 23, 24])[30]
+    assert machine_nights(changes, limits, copy=[0, 1, 24])[30]
+    changes[22:, 30] = np.nan
+    assert machine_nights(changes, limits, copy=[22, 23, 24])[30]
 
 
 def test_the_simulation_script_prints_both_rules_on_the_same_histories():

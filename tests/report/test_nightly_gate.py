@@ -222,3 +222,29 @@ def test_the_gate_confirms_a_5pct_step_at_1pct_noise_within_2_nights():
     assert not np.isin(status[~stepped], ("regression", "improvement")).any()
     commits = [(v.last_good, v.first_bad) for v in judged.verdicts if v.judgement.status == "regression"]
     assert commits.count(("c59", "c60")) >= 0.95 * len(commits)
+
+
+def test_a_move_of_every_kernel_that_the_copy_did_not_share_is_judged_not_a_machine_event(tmp_path):
+    """Two modes a trial: every kernel 30% slower on a night whose copy bandwidth did not move (a
+    code change in what every kernel shares) is two thirds of the rows moving together, but not a
+    machine event: the copies stayed, so each row is a suspect step (before: a machine event, no
+    row judged). Moved with the copies, the same night is a machine event."""
+    rng = np.random.default_rng(9)
+
+    def night(name: str, slow: float = 1.0, machine: float = 1.0) -> str:
+        run = ResultStore(tmp_path / name)
+        for i, act in enumerate(ACTS):
+            noise = 1 + rng.normal(0, 0.004, 3)
+            rec = kernel_record(f"t{i}", act, [("triton", "forward", slow * machine * noise[0], 0.005),
+                                               ("triton", "backward", 2 * slow * machine * noise[1], 0.005)],
+                                copy=(0.1 * machine * noise[2], 0.005))
+            run.append(msgspec.structs.replace(rec, env={**rec.env, "git_commit": name}))
+        return str(tmp_path / name)
+
+    for i in range(8):
+        assert api.regress(night(f"good{i}"), history=tmp_path / "h").exit_code == 0
+    r = api.regress(night("slower", slow=1.3), history=tmp_path / "h", suspects=tmp_path / "s.txt")
+    assert not r.night.judged.machine_event and r.night.judged.moved == (12, 18), r.markdown
+    assert {v.judgement.status for v in r.night.judged.verdicts} == {"suspect"} and len(r.night.suspects) == 6
+    r = api.regress(night("throttled", slow=1.3 / 1.1, machine=1.1), history=tmp_path / "h", suspects=tmp_path / "s.txt")
+    assert r.night.judged.machine_event and not r.night.judged.verdicts, r.markdown
