@@ -122,11 +122,17 @@ def to_csv(c: Comparison) -> str:
 def json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
     """Lists and dicts in object columns as JSON text (CSV and Parquet cells are scalars); each
     object once (the rows of a trial share its config's lists: 100k records hold a million such cells)."""
-    df = df.copy()
-    texts: dict[int, str] = {}  # by id: every object is held by `df` meanwhile, so no id is reused
+    df = df.copy(deep=False)  # the columns it replaces are new; the others stay shared (copy on write)
+    texts: dict[int, tuple[Any, str]] = {}  # by id, holding the object: no id is reused meanwhile
+
+    def text(v: Any) -> Any:
+        if not isinstance(v, (list, dict)):
+            return v
+        return (texts.get(id(v)) or texts.setdefault(id(v), (v, json.dumps(v))))[1]
+
     for c in df.columns:
         if df[c].dtype == object:
-            df[c] = df[c].map(lambda v: (texts.get(id(v)) or texts.setdefault(id(v), json.dumps(v))) if isinstance(v, (list, dict)) else v)
+            df[c] = df[c].map(text)
     return df
 
 
