@@ -202,6 +202,9 @@ def test_the_simulation_script_prints_both_rules_on_the_same_histories():
     assert alarms("5.00%", "confirmed") < 1 < alarms("5.00%", "single night")
     assert sum(line.count("| 5% |") for line in out.splitlines()) == 4  # two noises x two rules
     assert "| 1.00% | 5% | confirmed |" in out
+    # the young histories' table: false alarms, then the steps confirmed after 5, 7 and 10 nights
+    young = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in out.splitlines() if line.startswith(("| no |", "| yes |"))}
+    assert set(young) == {"no", "yes"} and all(len(cells) == 4 and cells[3].count("%") == 3 for cells in young.values())
 
 
 def test_exact_figures_step_at_any_change_beyond_the_minimum_effect():
