@@ -2,7 +2,7 @@
 `actbench.analysis.changepoint` (windowed median level, the row's own noise, a step confirmed on
 its second night, machine events found by `machine_nights` and excluded) and through today's
 single-night rule (the last night against the one before, beyond max(5%, noise)), on the same
-histories. Prints two Markdown tables.
+histories. Prints three Markdown tables.
 
     python scripts/regress_sim.py            # the README's tables (4000 rows a cell: minutes)
     python scripts/regress_sim.py --quick    # 100 rows, two noise levels, a 5% step (the test)
@@ -21,7 +21,8 @@ only the next night; that night it is excluded).
   the share alerted within 2 nights (the step night is night 1), within 2 judged nights (with a
   figure and no machine event) and within 5, and the mean delay of those alerted within 10.
 Rates are Monte Carlo: the false alarms come with one Poisson standard error, the powers' binomial
-error is stated below their table.
+error is stated below their table. A third table (`short_table`) judges young histories: 5-11
+nights at 1% noise, before a level has settled.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small run (for the test)")
     parser.add_argument("--rows", type=int, default=None, help="rows a cell (default 4000; 100 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--min-effect", type=float, default=0.03, help="judge's min_effect (regress passes --threshold)")
+    parser.add_argument("--min-effect", type=float, default=0.03, help="judge's min_effect (regress --history --min-effect, default 0.03)")
     parser.add_argument("--tails", type=float, default=None, help="heavy-tailed noise: Student t with this many degrees "
                         "of freedom (> 2), scaled to the same sd")
     args = parser.parse_args()
