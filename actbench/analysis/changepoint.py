@@ -8,12 +8,14 @@ the usable nights (with a figure, not excluded as machine events: `machine_night
   `noise_window` nights / 0.954 (normal noise), floored by the median of the nights' own noise;
 - a step starts on a night beyond `NIGHT_Z` noises from the level before it, and holds while every
   night since stays beyond `HOLD_Z` noises on the same side (one night nearer the old level does
-  not end it); of the candidate starts the earliest wins, so a step stays an alert until the
-  figure comes back (or the caller accepts it by passing only the nights from it on);
+  not end it); of the first candidate starts the earliest whose run is itself a step wins, so a
+  step stays an alert until the figure comes back (or the caller accepts it by passing only the
+  nights from it on);
 - a step whose median is at least `min_effect` from the level is "suspect"; it is confirmed (a
   "regression" or an "improvement") once it has `confirm` nights (a rerun counts as one) and its
   size is `STEP_Z` standard errors (the step's median against the level's: a t quantile on the
-  number of differences the noise rests on);
+  number of differences the noise rests on, and on the nights stating their own noise where that
+  noise governs);
 - a row where a step of `min_effect` is within `NOISY_Z` noises is "noisy": averaging
   `repeats_needed` runs a night would make it judgeable.
 """
