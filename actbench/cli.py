@@ -302,8 +302,8 @@ def regress(
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0, max=0.99, help="With --baseline: the relative change that "
                                               "counts (timing, throughput; default 0.05)."),
     min_effect: Optional[float] = typer.Option(None, "--min-effect", help="With --history: the smallest step of a timing or "
-                                               "throughput row that counts (default 0.03: a 5% step at 1% noise is confirmed "
-                                               "within 2 nights 97% of the time)."),
+                                               "throughput row that counts (default 0.03: on a settled history a 5% step at 1% "
+                                               "noise is confirmed within 2 nights 97% of the time)."),
     bpb_tolerance: float = typer.Option(0.02, "--bpb-tolerance", min=0, help="Validation bits per byte that count as worse or better."),
     summary: Optional[Path] = typer.Option(None, "--summary", help="Also write the markdown summary here (e.g. $GITHUB_STEP_SUMMARY)."),
 ) -> None:
