@@ -37,8 +37,14 @@ class Scan:
     starting point."""
 
     def __init__(self, f: BinaryIO, start: Settled = Settled()):
-        self._f, self.settled, self.kept = f, start, 0
+        self._f, self.kept = f, 0
         self._bad, self._count = list(start.bad), start.bad_count
+        self._at = (start.end, start.lines, len(self._bad), self._count)  # where it settled (bytes, lines, first set-asides listed, count)
+
+    @property
+    def settled(self) -> Settled:
+        end, lines, listed, count = self._at
+        return Settled(end, lines, tuple(self._bad[:listed]), count)
 
     def _set_aside(self, n: int, why: str) -> None:
         self._count += 1
@@ -46,7 +52,7 @@ class Scan:
             self._bad.append((n, why))
 
     def __iter__(self) -> Iterator[Record]:
-        f, n, records = self._f, self.settled.lines, self.kept
+        f, n, records = self._f, self._at[1], self.kept
         torn: tuple[int, str] | None = None  # not JSON: skipped silently if it is the last line
         while raw := f.readline(gate.MAX_LINE + 1):  # line by line: a large file is never held whole
             n += 1
@@ -69,7 +75,7 @@ class Scan:
                     records += 1
                     yield record
             if torn is None and raw.endswith(b"\n"):
-                self.settled, self.kept = Settled(f.tell(), n, tuple(self._bad), self._count), records
+                self._at, self.kept = (f.tell(), n, len(self._bad), self._count), records
 
     def warning(self, path: Path) -> str | None:
         """The one line naming the lines set aside (file:first line, the count, the first three reasons)."""
