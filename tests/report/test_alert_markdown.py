@@ -4,7 +4,6 @@ record's strings hold (a backtick closes a code span; outside one, `&#39;` rende
 
 from __future__ import annotations
 
-import html
 import shlex
 from html.parser import HTMLParser
 
@@ -37,7 +36,7 @@ class _Text(HTMLParser):
 def _copied(markdown_line: str) -> str:
     parser = _Text()
     parser.feed(MarkdownIt("commonmark").render(markdown_line))
-    return html.unescape("".join(parser.parts)).strip()
+    return "".join(parser.parts).strip()
 
 
 @pytest.mark.xfail(strict=True, reason="report/nightly.py puts commands in single-backtick code spans; a backtick in a "
