@@ -12,9 +12,9 @@ the usable nights (with a figure, not excluded as machine events: `machine_night
   step stays an alert until the figure comes back (or the caller accepts it by passing only the
   nights from it on);
 - a step whose median is at least `min_effect` from the level is "suspect"; it is confirmed (a
-  "regression" or an "improvement") once it has `confirm` nights (a rerun counts as one) and its
-  size is `STEP_Z` standard errors (the step's median against the level's: a t quantile on the
-  number of differences the noise rests on, and on the nights stating their own noise where that
+  "regression" or an "improvement") once it has `confirm` nights (a rerun counts as one, but not in the
+  standard error: it shares its night's conditions) and its size is `STEP_Z` standard errors (the
+  step's median against the level's: a t quantile on the number of differences the noise rests on, and on the nights stating their own noise where that
   noise governs);
 - a row where a step of `min_effect` is within `NOISY_Z` noises is "noisy": averaging
   `repeats_needed` runs a night would make it judgeable.
@@ -156,9 +156,11 @@ def _step_start(x: np.ndarray, level: np.ndarray, m: np.ndarray, noise: np.ndarr
 
 
 def judge_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, higher_is_better: bool,
-                 min_effect: float = 0.03, confirm: int = 2, window: int = 14, noise_window: int = 56) -> Judged:
+                 min_effect: float = 0.03, confirm: int = 2, window: int = 14, noise_window: int = 56,
+                 rerun: bool = False) -> Judged:
     """`judge` for many rows: `values` (rows, nights), NaN where missing or excluded; `own_noise`
-    the same shape, NaN where unknown."""
+    the same shape, NaN where unknown; `rerun`: the last column is an immediate rerun of the night
+    before it (one more night towards `confirm`, no more evidence in the step's standard error)."""
     order, x = _compact(values)
     rows, n = x.shape
     own = np.full(x.shape, np.nan) if own_noise is None else np.atleast_2d(np.asarray(own_noise, dtype=float))
@@ -195,7 +197,9 @@ def judge_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, hig
     shift = current_log - run_level
     # the step's standard error: the median of k nights against that of the m in the level's window
     k = np.where(has_run, n - start, 1)
-    se = _step_se(noise, k, m[ar, np.where(has_run, at, n - 1)])
+    # a rerun shares its night's conditions (machine state, load), so it tells whether the step
+    # repeats, not its size: the step's standard error counts the nights alone
+    se = _step_se(noise, np.maximum(k - rerun, 1), m[ar, np.where(has_run, at, n - 1)])
     short = m[:, -1] < MIN_HISTORY
     stepped = has_run & (np.abs(shift) >= math.log1p(min_effect)) & ~short
     confirmed = stepped & (k >= confirm) & (np.abs(shift) >= critical * se)
@@ -225,8 +229,9 @@ def judge(nights: Sequence[Night], *, higher_is_better: bool, min_effect: float 
           window: int = 14, excluded: Collection[int] = (), rerun: Night | None = None, noise_window: int = 56) -> Judgement:
     """A row's state after its last night (see the module's rule). `excluded`: indices of machine
     events, never judged and never in the level. `rerun`: an immediate rerun of the row on the
-    same machine after the last night, counted as one more night (index len(nights)), so that a
-    step can be confirmed the night it appears."""
+    same machine after the last night, counted as one more night towards `confirm` (index
+    len(nights)) but not in the step's standard error, so that a step decisive on its own night
+    can be confirmed the night it appears."""
     if confirm < 1 or min(window, noise_window) < MIN_HISTORY or not 0 < min_effect < 1:
         raise ValueError(f"confirm >= 1, window and noise_window >= {MIN_HISTORY}, 0 < min_effect < 1 "
                          f"(got {confirm}, {window}, {noise_window}, {min_effect})")
@@ -237,7 +242,7 @@ def judge(nights: Sequence[Night], *, higher_is_better: bool, min_effect: float 
     if not len(values):
         return Judgement("short", None, None, None, None, None, None, None, 0, None)
     j = judge_arrays(values[None, :], noise[None, :], higher_is_better=higher_is_better, min_effect=min_effect,
-                     confirm=confirm, window=window, noise_window=noise_window)
+                     confirm=confirm, window=window, noise_window=noise_window, rerun=rerun is not None)
 
     def num(a: np.ndarray) -> float | None:
         return float(a[0]) if np.isfinite(a[0]) else None

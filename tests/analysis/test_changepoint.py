@@ -38,6 +38,23 @@ def test_a_step_is_suspect_for_one_night_and_confirmed_by_the_second_or_a_rerun(
     assert judge(_nights(base[:-2] + [base[-2] * 0.93, base[-1] * 0.93]), higher_is_better=False).status == "improvement"
 
 
+def test_a_rerun_confirms_that_a_step_repeats_but_adds_no_evidence_of_its_size():
+    # a rerun shares its night's conditions: one that repeats a 4% night at 1.2% noise leaves it
+    # suspect, where a second night at the same figure confirms it
+    base = _history(seed=2, noise=0.012)
+    level = float(np.median(base[-15:-1]))
+    nights = _nights(base[:-1] + [level * 0.96])
+    assert judge(nights, higher_is_better=True, rerun=Night(level * 0.96)).status == "suspect"
+    assert judge([*nights, Night(level * 0.96)], higher_is_better=True).status == "regression"
+    # 20000 quiet rows at 1% noise, each night rerun with the night's own figure (its noise is the
+    # night's conditions): 1.15 false confirmations per 1,000 (3.3 when the rerun counted as a
+    # night); the bound 2 is 3.6 standard errors above 1.15
+    rng = np.random.default_rng(5)
+    values = 100 * np.exp(rng.normal(0, 0.01, (20000, 46)))
+    j = judge_arrays(np.column_stack([values, values[:, -1]]), higher_is_better=True, rerun=True)
+    assert 1000 * np.isin(j.status, ("regression", "improvement")).mean() <= 2.0
+
+
 def test_a_large_step_right_after_a_noise_night_is_confirmed_from_its_own_start():
     # the night before the step (-1.78%) is beyond the limit and every night since is below the
     # level: that run's median was the old level, so the earliest start alone left a 2x slowdown "ok"
