@@ -167,12 +167,17 @@ def spent_lines(trials: "pd.DataFrame", plans: dict[tuple[str, str], "Plan"]) ->
     out = []
     if trials.empty or "kind" not in trials or not (trials["kind"] == "lm").any():
         return out
-    costed = trials[trials["kind"].isin(["lm", "impl"])]
+    used = [c for c in _SPENT_COLUMNS if c in trials]  # the columns `_spent` reads: a row dict of every column costs more than the rest
+    costed = trials.loc[trials["kind"].isin(["lm", "impl"]), used]
     for (d, name), recs in costed.groupby([costed["results_dir"].astype(str), costed["suite"].astype(str)], sort=False):
         line = _spent(recs, plans.get((d, name))) if (recs["kind"] == "lm").any() else None
         if line:
             out.append(f"{name} ({d}): {line}")
     return out
+
+
+_SPENT_COLUMNS = ("results_dir", "suite", "kind", "trial_id", "run_id", "config", "env", "started_at", "ended_at", "duration_s",
+                  "metric.device", "metric.workers", "metric.cpu_s", "metric.val_tokens_scored", "metric.tune_val_tokens_scored")
 
 
 def _number(v: Any) -> float | None:

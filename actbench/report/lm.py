@@ -12,6 +12,7 @@ pairing removed). The verdicts are `actbench.report.verdicts`'.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,20 +99,32 @@ def per_seed(ok: "pd.DataFrame", metric: str, series: "Series") -> PerSeed:
     """Per seed: the mean of its records' metric (several records only with merge), the mean
     per-chunk losses where the records agree on the chunks, argmax predictions, throughput and the
     slope of its validation curve."""
+    import pandas as pd
+
     out = PerSeed()
     weight = "bytes" if metric == "val_bpb" else "tokens"
     curve = "bpb" if metric == "val_bpb" else "loss"
-    for seed, g in ok.dropna(subset=["seed"]).groupby("seed", sort=True):
-        vals = _numbers(g[f"metric.{metric}"])
+    g = ok.dropna(subset=["seed"])
+    if g.empty:
+        return out
+    codes, keys = pd.factorize(g["seed"], sort=True)  # grouped by seed as numpy index arrays: a pandas group of each costs more than its work
+    order = np.argsort(codes, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+    values = _numbers(g[f"metric.{metric}"])
+    speeds = _numbers(g["metric.tokens_per_s"]) if "metric.tokens_per_s" in g else None
+    dirs, configs = g["results_dir"].to_numpy(dtype=object), g["config"].to_numpy(dtype=object)
+    files = g["series_file"].to_numpy(dtype=object) if "series_file" in g else np.full(len(g), None, dtype=object)
+    for seed, at in zip(keys, groups):
+        vals = values[at]
         if not np.isfinite(vals).any():
             continue
         s = int(seed)
         out.value[s] = float(np.nanmean(vals))
-        speed = _numbers(g["metric.tokens_per_s"]) if "metric.tokens_per_s" in g else np.array([np.nan])
+        speed = speeds[at] if speeds is not None else np.array([np.nan])
         if np.isfinite(speed).any():
             out.speed[s] = float(np.nanmean(speed))
         chunks, preds, slopes = [], None, []
-        for d, f, cfg in zip(g["results_dir"], g["series_file"] if "series_file" in g else [None] * len(g), g["config"]):
+        for d, f, cfg in zip(dirs[at], files[at], configs[at]):
             trial = series.get(d, f)
             c = trial.chunk_arrays(weight)
             if c is not None:
@@ -128,6 +141,12 @@ def per_seed(ok: "pd.DataFrame", metric: str, series: "Series") -> PerSeed:
         if slopes:
             out.slope[s] = float(np.mean(slopes))
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _skew_limit(n: int) -> float:
+    """`stats.skew_limit` (a simulation with a fixed seed: the same for every table of n pairs), once per n."""
+    return stats.skew_limit(n)
 
 
 def _numbers(values: "pd.Series") -> np.ndarray:
@@ -298,7 +317,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 if common:
                     test = stats.paired_t(row["_diffs"], level)
                     row.update(delta=float(test.mean), delta_ci95=float(test.half), dz=float(test.dz), p=float(test.p), sd_diff=float(test.sd),
-                               skew=stats.skewness(row["_diffs"]), skew_limit=stats.skew_limit(len(common)))
+                               skew=stats.skewness(row["_diffs"]), skew_limit=_skew_limit(len(common)))
                     est, low, high, why = _eval_interval(base, seeds, common, metric, level)
                     row.update(eval_delta=est, eval_low=low, eval_high=high, eval_ci95=(high - low) / 2, eval_note=why)
                     if np.isfinite(row["eval_ci95"]) and np.isfinite(row["delta_ci95"]):
