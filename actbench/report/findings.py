@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from actbench.report.cells import esc, missing, with_interval
 from actbench.report.htmltables import verdict_class
-from actbench.report.kernels import KERNEL_SHAPE
+from actbench.report.kernels import best_per_shape
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,9 +48,8 @@ def kernel_findings(k: "pd.DataFrame", names: list[str], table: str, plot: str |
     """Per candidate, its best impl at every shape against the baseline's: how many shapes faster,
     slower, the same or too noisy to say, with the range of the ratios."""
     out = []
-    shape = [*KERNEL_SHAPE, "results"]
     for n in names[1:]:
-        best = k[k["activation"] == n].sort_values(["noisy", "ms_p50"]).drop_duplicates(shape)
+        best = best_per_shape(k, n)
         if best.empty:
             continue
         tally = best["verdict"].value_counts()

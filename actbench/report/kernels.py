@@ -70,12 +70,16 @@ def memory_frame(rows: "pd.DataFrame", names: list[str], root: Path, merge: bool
     return g.join(counts(groups)).reset_index()
 
 
+def best_per_shape(k: "pd.DataFrame", name: str) -> "pd.DataFrame":
+    """An activation's best impl at every shape of the kernel table: the least noisy, then the fastest."""
+    return k[k["activation"] == name].sort_values(["noisy", "ms_p50"]).drop_duplicates([*KERNEL_SHAPE, "results"])
+
+
 def kernel_lines(k: "pd.DataFrame", names: list[str]) -> list[str]:
     """Per candidate: its best impl against the baseline's best impl at every shape."""
-    shape = [*KERNEL_SHAPE, "results"]
     lines = []
     for n in names[1:]:
-        best = k[k["activation"] == n].sort_values(["noisy", "ms_p50"]).drop_duplicates(shape)
+        best = best_per_shape(k, n)
         if best.empty:
             continue
         tally = best["verdict"].value_counts()
