@@ -345,6 +345,19 @@ def report(run_dir: str | Path, out: str | Path | None = None, *, baseline: str 
     return build_report(run_dir, out, baseline=baseline, alpha=alpha, merge=merge, select=_filter(select), margin=margin)
 
 
+def index(results: str | Path = "results") -> list[tuple[Path, Path | None]]:
+    """`actbench index`: the columnar index of every results folder at or below `results` brought
+    up to date; per folder, where its Parquet tables are kept (None: it could not be written, and
+    readers parse the JSON). A UserError when there is no trials.jsonl there."""
+    from actbench.results.index import update
+    from actbench.results.read import result_dirs
+
+    folders = result_dirs(results)
+    if not folders:
+        raise UserError(f"{results}: no trials.jsonl at or below it")
+    return [(d, update(d)) for d in folders]
+
+
 @dataclass
 class Regression:
     """What `regress` found: its markdown summary and exit code (1: a confirmed regression, or

@@ -329,6 +329,19 @@ def regress(
     raise typer.Exit(r.exit_code)
 
 
+@app.command()
+def index(
+    results: Path = typer.Argument(Path("results"), help="A results folder, or a folder of them."),
+) -> None:
+    """Bring the columnar index (Parquet, a cache of trials.jsonl) of each results folder up to date and print its tables' paths."""
+    from actbench import api
+    from actbench.results.index import ROWS, TRIALS
+
+    for folder, place in api.index(results):
+        where = f"{markup(place / TRIALS, limit=None)} {markup(place / ROWS, limit=None)}" if place else "not written (no pyarrow, or the cache folder is not writable)"
+        console.print(f"{markup(folder, limit=None)}: {where}", highlight=False, soft_wrap=True)
+
+
 @app.command("plot-activation")
 def plot_activation(
     names: list[str] = typer.Argument(..., help="Activations to draw."),

@@ -250,3 +250,28 @@ def test_series_files_are_bounded_as_records_are(value, depth):
     for _ in range(depth):
         value = [value]
     assert read._sane(value) == sane(value)
+
+
+def test_index_command_prints_tables_that_pandas_opens(tmp_path, monkeypatch, capsys):
+    """`actbench index` brings each folder's index up to date and prints its Parquet paths; read
+    with plain pandas they hold every record and row of trials.jsonl (JSON columns as text)."""
+    from actbench.cli import main
+
+    for name, lines in (("a", _lines(5)), ("b\nc", _lines(4, 5))):  # a newline in a folder's name is printed escaped
+        (tmp_path / name).mkdir()
+        (tmp_path / name / RECORDS).write_bytes(lines)
+    monkeypatch.setattr(sys, "argv", ["actbench", "index", str(tmp_path)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    out = capsys.readouterr().out.splitlines()
+    assert e.value.code in (0, None) and len(out) == 2 and out[1].startswith(f"{tmp_path}/b\\nc: ")
+    for line, name in zip(out, ("a", "b\nc")):
+        trials_path, rows_path = line.rsplit(": ", 1)[1].split(" ")
+        want_trials, want_rows, _ = _decoded(tmp_path / name)
+        trials, rows = pd.read_parquet(trials_path), pd.read_parquet(rows_path)
+        assert list(trials["trial_id"]) == list(want_trials["trial_id"]) and len(rows) == len(want_rows) > 0
+        assert json.loads(trials["config"][0]) == want_trials["config"][0]
+    monkeypatch.setattr(sys, "argv", ["actbench", "index", str(tmp_path / "none")])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2 and "no trials.jsonl" in capsys.readouterr().err
