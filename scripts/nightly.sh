@@ -54,16 +54,16 @@ for s in "${suites[@]}"; do
   run "$s" "$out/$s"
 done
 
-# The rows that moved on this night alone: run just their trials again, now, on this machine.
-rm -rf "$rerun_dir" && mkdir -p "$rerun_dir"
+# The rows that moved on this night alone: run just their trials again, now, on this machine,
+# 64 trial ids a run (the most words -k takes).
+rm -rf -- "$rerun_dir" && mkdir -p -- "$rerun_dir"
 actbench regress "$out" "${common[@]}" --suspects "$rerun_dir/suspects.txt" || exit 2
 rerun=()
 for s in "${suites[@]}"; do
-  ids=$(awk -v s="$s" '$1 == s { printf "%s%s", sep, $2; sep = " or " }' "$rerun_dir/suspects.txt")
-  if [[ -n $ids ]]; then
+  while IFS= read -r ids; do
     run "$s" "$rerun_dir/$s" -k "$ids"
     rerun=(--rerun "$rerun_dir")
-  fi
+  done < <(awk -v s="$s" '$1 == s { printf "%s%s", (n % 64 ? " or " : n ? "\n" : ""), $2; n++ } END { if (n) print "" }' "$rerun_dir/suspects.txt")
 done
 
 actbench regress "$out" "${common[@]}" "${rerun[@]}" "${accept[@]}" --plot "$out/history.png" ${summary:+--summary "$summary"}

@@ -97,3 +97,42 @@ def test_workflow_passes_actionlint_and_the_script_shellcheck():
     r = subprocess.run([shellcheck, "scripts/nightly.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout == "", r.stdout + r.stderr
     assert "scripts/nightly.sh" in (ROOT / ".github/workflows/nightly.yml").read_text()
+
+
+WIDE_SUITE = """name: smoke
+kind: kernel
+defaults: {impls: [eager], modes: [forward], width: 16, rep_ms: 1, warmup_ms: 1}
+matrix:
+  activation: [relu2, gelu, silu, xielu, swiglu]
+  size: [256, 512, 768, 1024, 1280, 1536, 1792, 2048, 2304, 2560, 2816, 3072, 3328, 3584]
+resources: {cpus: 1, timeout_s: 60}
+"""
+"""70 tiny eager kernel trials under the name the --cpu night runs (suites/smoke.yaml of its working folder)."""
+
+
+@pytest.mark.slow  # two real nights of 70 tiny trials and a rerun of all of them: about 40 s on 2 cores
+def test_a_night_with_more_suspect_trials_than_one_k_takes_is_rerun_and_judged(tmp_path):
+    """A code change that moves every kernel (the copy unchanged) makes each trial suspect: the
+    rerun's -k of 70 trial ids (more words than -k takes, 64) must not end the night as bad
+    input (exit 2: nothing judged, recorded or reported); the script reruns them in batches."""
+    work = tmp_path / "work"
+    (work / "suites").mkdir(parents=True)
+    (work / "suites" / "smoke.yaml").write_text(WIDE_SUITE)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def night(commit: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(ROOT / "scripts/nightly.sh"), "--cpu", "--out", str(tmp_path / "nightly"),
+                               "--history", str(tmp_path / "history"), "--commit", commit],
+                              cwd=work, env=env, capture_output=True, text=True, timeout=300)
+
+    r = night("good")
+    assert r.returncode == 0, r.stdout + r.stderr
+    [history] = (tmp_path / "history").glob("cpu-*.jsonl")
+    measured = json.loads(history.read_text())
+    faster = {k: {**p, "value": p["value"] * (1 if k.endswith("copy | gbps") else 100), "noise": 0.0} for k, p in measured["rows"].items()}
+    history.write_text("".join(json.dumps({**measured, "commit": f"pad{i}", "rows": faster}) + "\n" for i in range(6)))
+
+    r = night("slow")  # every kernel row 100x below its level, the copy where it was
+    assert r.returncode == 1 and "Regressions (confirmed)" in r.stdout, r.stdout + r.stderr
+    rerun = {json.loads(line)["trial_id"] for line in (tmp_path / "nightly-rerun" / "smoke" / "trials.jsonl").read_text().splitlines()}
+    assert len(rerun) > 64 and "confirmed by an immediate rerun" in r.stdout
