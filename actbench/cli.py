@@ -325,7 +325,8 @@ def regress(
         return
     _print_text(r.markdown)
     if r.night is not None:
-        console.print(f"night added to {markup(r.night.path)}" + (f"; trend in {markup(r.plot)}" if r.plot else ""))
+        added = "already in" if r.night.recorded_as is not None and not r.night.accepted else "night added to"
+        console.print(f"{added} {markup(r.night.path)}" + (f"; trend in {markup(r.plot)}" if r.plot else ""))
     raise typer.Exit(r.exit_code)
 
 

@@ -53,7 +53,8 @@ class Night(msgspec.Struct, forbid_unknown_fields=False):
     fingerprint: dict[Text, Text | None] = {}
     accepted: list[Text] = []
     machine_event: bool = False
-    run_dir: Text = ""
+    run: Text = ""
+    """The run's identity (`run_digest`): a run already in the history is not added again."""
 
 
 _DECODER = msgspec.json.Decoder(Night)
@@ -64,6 +65,16 @@ def fingerprint(records: Iterable[Record]) -> dict[str, str | None]:
     seen = Counter(tuple(None if r.env.get(k) is None else str(r.env.get(k))[:MAX_KEY_CHARS] for k in FINGERPRINT) for r in records)
     values = seen.most_common(1)[0][0] if seen else (None,) * len(FINGERPRINT)
     return dict(zip(FINGERPRINT, values))
+
+
+def run_digest(records: Iterable[Record]) -> str:
+    """A run's identity: a hash of its records (each trial's last attempt) as written, so the same
+    results folder judged twice has the same one and another night (other run ids, times and
+    figures) another."""
+    digest = hashlib.sha256()
+    for line in sorted(encode(r) for r in records):
+        digest.update(hashlib.sha256(line).digest())
+    return digest.hexdigest()[:24]
 
 
 def file_name(fp: dict[str, str | None]) -> str:
@@ -77,23 +88,34 @@ def file_name(fp: dict[str, str | None]) -> str:
 def read_nights(folder: str | Path, name: str) -> list[Night]:
     """The nights of one history file, oldest first (the last `MAX_NIGHTS`); [] when it is missing.
     Lines that are not nights (not JSON, another shape, a figure beyond the bound, too long) are
-    skipped, with one warning naming the file, the first such line and the count."""
+    skipped, with one warning naming the file, the first such line and the count. A later line of
+    a run already read (`--accept` of a night already recorded) only adds its accepted rows to it."""
     numbered = gate.lines(folder, name)
     if numbered is None:
         return []
     nights: list[Night] = []
     bad: list[int] = []
+    seen: dict[str, Night] = {}
     for n, raw in numbered:  # line by line: a long file is never held whole
         if raw is not None and not raw.strip():
             continue
         try:
             if raw is None:  # longer than gate.MAX_LINE
                 raise msgspec.DecodeError
-            nights.append(_DECODER.decode(raw))
+            night = _DECODER.decode(raw)
         except (msgspec.DecodeError, RecursionError):
             bad.append(n)
+            continue
+        first = seen.get(night.run) if night.run else None
+        if first is not None:
+            first.accepted = [*first.accepted, *(k for k in night.accepted if k not in first.accepted)]
+        else:
+            nights.append(night)
+            if night.run:
+                seen[night.run] = night
         if len(nights) > 2 * MAX_NIGHTS:
             nights = nights[-MAX_NIGHTS:]
+            seen = {x.run: x for x in nights if x.run}
     if bad:
         warnings.warn(f"{Path(folder) / name}:{bad[0]}: skipped {len(bad)} line(s) that are not history nights", ResultsWarning, stacklevel=2)
     return nights[-MAX_NIGHTS:]

@@ -34,6 +34,8 @@ class Night:
     accepted: list[str]
     suspects: list[tuple[str, str]]
     markdown: str = ""
+    recorded_as: int | None = None
+    """The night's place in the history (0 the oldest) when this run was already in it: judged as it was then, not added again."""
 
     @property
     def exit_code(self) -> int:
@@ -52,14 +54,15 @@ def _tonight(records: list[Record], commit: str | None) -> store.Night:
     ended = [r.ended_at for r in records if isinstance(r.ended_at, (int, float)) and 0 < r.ended_at < 1e11]
     date = datetime.fromtimestamp(max(ended), timezone.utc) if ended else datetime.now(timezone.utc)
     return store.Night(commit=(commit or commits.most_common(1)[0][0])[:store.MAX_KEY_CHARS], date=date.isoformat(timespec="seconds"),
-                       rows=points, fingerprint=store.fingerprint(records))
+                       rows=points, fingerprint=store.fingerprint(records), run=store.run_digest(records))
 
 
 def judge_run(run_dir: str | Path, history: str | Path, *, rerun: str | Path | None = None, accept: bool = False,
               commit: str | None = None, record: bool = True, min_effect: float = MIN_EFFECT, bpb_tolerance: float = 0.02) -> Night:
     """Judge the run's rows over the history of its environment (`rerun`: a results folder with an
     immediate rerun of suspect rows) and, when `record`, append the night (with the rows whose step
-    `accept` accepts: their level restarts there)."""
+    `accept` accepts: their level restarts there). A run already in the history is judged over
+    the nights before it and not added again (with `accept`, only its accepted rows are)."""
     records = _records(run_dir)
     tonight = _tonight(records, commit)
     _, rows = night_rows(records)
@@ -68,13 +71,19 @@ def judge_run(run_dir: str | Path, history: str | Path, *, rerun: str | Path | N
         raise UserError(f"{run_dir}: no ok trial with a figure to judge")
     name = store.file_name(tonight.fingerprint)
     nights = store.read_nights(history, name)
-    again = night_rows(_records(rerun, "--rerun "))[0] if rerun is not None else None
+    recorded_as = next((i for i, n in enumerate(nights) if n.run == tonight.run), None)
+    if recorded_as is not None:
+        nights = nights[:recorded_as]
+    again_records = _records(rerun, "--rerun ") if rerun is not None else []
+    if again_records and store.run_digest(again_records) == tonight.run:
+        raise UserError(f"--rerun {rerun}: the same records as the run {run_dir}, not a rerun of it")
+    again = night_rows(again_records)[0] if rerun is not None else None
     judged = judge_night(nights, tonight, rows, min_effect=min_effect, bpb_tolerance=bpb_tolerance, rerun=again)
     accepted = [v.row.key for v in judged.with_status("regression", "improvement", "suspect")] if accept else []
     tonight.accepted, tonight.machine_event = accepted, judged.machine_event
-    path = store.append_night(history, name, tonight) if record else Path(history) / name
+    path = store.append_night(history, name, tonight) if record and (recorded_as is None or accepted) else Path(history) / name
     suspects = sorted({(v.row.record.suite, v.row.record.trial_id) for v in judged.with_status("suspect") if v.row.kind != "lm"})
-    night = Night(judged, path, failed, accepted, suspects)
+    night = Night(judged, path, failed, accepted, suspects, recorded_as=recorded_as)
     night.markdown = summary(night, tonight, len(nights), history)
     return night
 
@@ -109,6 +118,8 @@ def summary(night: Night, tonight: store.Night, before: int, history: str | Path
     head = ", ".join(f"{n} {WORDS.get(s, s)}" for s, n in counts.most_common()) or "no row judged"
     out = [f"## actbench regress: {status}", "",
            f"History `{plain(night.path)}` ({before} night(s) before this one), commit {plain(tonight.commit)[:12]}: {head}."]
+    if night.recorded_as is not None:
+        out += ["", f"This run is already in the history (night {night.recorded_as + 1}): judged as it was then, not added again."]
     if judged.machine_event:
         moved, of = judged.moved
         out += ["", f"**Machine event**: {moved} of {of} rows (the copy bandwidth among them) moved together tonight; "
