@@ -99,12 +99,15 @@ def _alert(v: Verdict, history: str | Path) -> list[str]:
     lines = [f"- **{plain(v.row.label)}** ({v.row.metric}): {_pct(j.change)}{interval}, from {j.level:.4g} to {j.current:.4g} "
              f"(noise {_pct(j.noise)} a night); last good {plain(v.last_good or '?')[:12]}, first bad {plain(v.first_bad or '?')[:12]}; "
              f"confirmed {how}"]
+    same = v.last_good is not None and v.last_good == v.first_bad
+    if same:
+        lines.append(f"  - no code change between the nights (environment, machine or data): both ran commit {plain(v.last_good or '?')[:12]}")
     try:
         args = repro_args(v.row.record, f"results/repro-{v.row.record.trial_id}")
     except UserError as e:
         return [*lines, f"  - no command to reproduce it: {plain(e)}"]
     lines.append(f"  - reproduce: `{plain(shell_line(args))}`")
-    if v.last_good and v.first_bad:
+    if v.last_good and v.first_bad and not same:
         lines.append(f"  - find the commit: `{plain(bisect_line(args, v.last_good, v.first_bad, history, v.row.key))}`")
     return lines
 

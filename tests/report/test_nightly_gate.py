@@ -248,3 +248,25 @@ def test_a_move_of_every_kernel_that_the_copy_did_not_share_is_judged_not_a_mach
     assert {v.judgement.status for v in r.night.judged.verdicts} == {"suspect"} and len(r.night.suspects) == 6
     r = api.regress(night("throttled", slow=1.3 / 1.1, machine=1.1), history=tmp_path / "h", suspects=tmp_path / "s.txt")
     assert r.night.judged.machine_event and not r.night.judged.verdicts, r.markdown
+
+
+def test_a_step_between_nights_of_one_commit_is_no_code_change(tmp_path):
+    """Last good and first bad the same commit (a driver, machine or data change): the alert says
+    so and prints the command that reproduces it but no `git bisect start X X`; still exit 1."""
+    from actbench.suite import load_suite, parse_overrides
+
+    trial = load_suite("suites/smoke.yaml", parse_overrides(["impls=[eager]"]), check_paths=False).trials[3]
+    rng = np.random.default_rng(3)
+
+    def night(name: str, slow: float = 1.0) -> str:
+        noise = 1 + rng.normal(0, 0.004, 2)
+        rec = kernel_record(trial.id, "relu2", [("eager", "forward", slow * noise[0], 0.005)], copy=(0.1 * noise[1], 0.005))
+        ResultStore(tmp_path / name).append(msgspec.structs.replace(rec, suite="smoke", config=trial.config_dict()))
+        return str(tmp_path / name)
+
+    for i in range(8):
+        assert api.regress(night(f"good{i}"), history=tmp_path / "h", commit="c1").exit_code == 0
+    api.regress(night("bad1", 1.2), history=tmp_path / "h", commit="c1")
+    r = api.regress(night("bad2", 1.2), history=tmp_path / "h", commit="c1")
+    assert r.exit_code == 1 and "no code change between the nights (environment, machine or data)" in r.markdown, r.markdown
+    assert "reproduce: `actbench run suites/smoke.yaml" in r.markdown and "git bisect" not in r.markdown
