@@ -401,6 +401,8 @@ def regress(run_dir: str | Path, baseline: str | Path | None = None, *, history:
     else:
         from actbench.report import nightly
 
+        _can_take_a_file(summary, "--summary", regular=True)
+        _can_take_a_file(plot, "--plot")  # both before the night is recorded: a run again must not add it twice
         night = nightly.judge_run(run_dir, history, rerun=rerun, accept=accept, commit=commit, record=suspects is None,  # type: ignore[arg-type]
                                   bpb_tolerance=bpb_tolerance,
                                   min_effect=nightly.MIN_EFFECT if min_effect is None else min_effect)
@@ -413,6 +415,24 @@ def regress(run_dir: str | Path, baseline: str | Path | None = None, *, history:
 
         append_user(summary, result.markdown, "--summary")
     return result
+
+
+def _can_take_a_file(path: str | Path | None, flag: str, *, regular: bool = False) -> None:
+    """UserError naming `flag` where a file cannot be written at `path`: a folder is there, or
+    its folder is under something that is not a folder; `regular`: anything there but a regular
+    file (a FIFO, a device; a file replaced atomically, like a plot, takes their place)."""
+    if path is None:
+        return
+    from actbench.results import gate
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: not written: a folder")
+    if regular:
+        gate.user_file(path, flag)
+    above = next((p for p in path.parents if os.path.lexists(p)), None)
+    if above is not None and not above.is_dir():
+        raise UserError(f"{flag} {path}: not written: {above} is not a folder")
 
 
 def _history_plot(path: Path, plot: str | Path) -> Path:

@@ -49,3 +49,42 @@ def test_append_user_refuses_what_is_not_a_regular_file(tmp_path):
     append_user(tmp_path / "s.md", "a\n", "--summary")
     append_user(tmp_path / "s.md", "b\n", "--summary")
     assert (tmp_path / "s.md").read_text() == "a\nb\n"
+
+
+
+def _fifo(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    return tmp_path / "fifo"
+
+
+def _folder(tmp_path):
+    (tmp_path / "folder").mkdir()
+    return tmp_path / "folder"
+
+
+def _under_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    return tmp_path / "file" / "history.png"
+
+
+@pytest.mark.parametrize(("flag", "make"), [("summary", _fifo), ("summary", _folder), ("plot", _folder), ("plot", _under_a_file)])
+def test_regress_history_refuses_an_output_before_it_records_the_night(tmp_path, flag, make):
+    """A --summary or --plot that cannot be written is refused (exit 2, not an internal error)
+    before the night is added to the history: run again with the flag put right, the night is
+    there once, so a one-night step is suspect, not confirmed by its own copy."""
+    import numpy as np
+
+    from actbench import api
+    from tests.report.test_nightly_gate import _history, _night, _statuses
+
+    rng = np.random.default_rng(5)
+    _history(tmp_path, 7, rng)
+    [history] = (tmp_path / "h").iterdir()
+    before = history.read_bytes()
+    run = _night(tmp_path, "bad", rng, slow={"relu2": 1.3})
+    target = make(tmp_path)
+    with pytest.raises(UserError, match=f"--{flag} {target}"):
+        api.regress(run, history=tmp_path / "h", **{flag: target})
+    assert history.read_bytes() == before
+    r = api.regress(run, history=tmp_path / "h")
+    assert r.exit_code == 0 and _statuses(r)["relu2"] == "suspect", r.markdown
