@@ -2,13 +2,14 @@
 machine events told apart from code regressions, and the alerts with their commits and commands.
 
 A night's rows: kernel rows on their % of the device copy measured in the same trial (noise: the
-row's and the copy's p20-p80 spread), the copy's own GB/s (only to recognise a machine event,
-never an alert), memory rows exact (their two byte figures), lm rows per config over seeds (the
-mean, its noise the seeds' sd over the mean). A row's level restarts at the last night it was
+standard error of the row's and the copy's medians, `median_noise`, in quadrature), the copy's own
+GB/s (only to recognise a machine event, never an alert), memory rows exact (their two byte
+figures), lm rows per config over seeds (the mean, its noise the seeds' sd / sqrt(n) over the mean). A row's level restarts at the last night it was
 accepted (`--accept`)."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ LOWER_IS_BETTER = ("val_bpb", "val_loss", "saved_bytes_per_elem", "peak_fwd_bwd_
 LABEL_FIELDS = ("activation", "dtype", "size", "d_model")
 COPY_SUFFIX = " copy | gbps"
 """How a kernel trial's device copy row's key ends."""
+P20_P80_SDS, MEDIAN_EFFICIENCY = 1.683, 1.2533
+"""The p20-p80 width of normal noise in standard deviations; the median's standard error over the mean's (sqrt(pi / 2))."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,14 @@ def _label(rec: Record, *extra: Any) -> str:
     return " ".join(str(x) for x in [rec.suite, *(rec.config[k] for k in LABEL_FIELDS if k in rec.config), *extra] if x not in (None, ""))
 
 
+def median_noise(row: dict[str, Any] | None) -> float:
+    """The relative standard error of a timing row's median over its `repeats` (1 where unknown),
+    from its p20-p80 spread: the noise of the figure, not of single calls."""
+    repeats = (row or {}).get("repeats")
+    r = repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats >= 1 else 1
+    return spread(row) / P20_P80_SDS * MEDIAN_EFFICIENCY / math.sqrt(r)
+
+
 def night_rows(records: Iterable[Record]) -> tuple[dict[str, Point], dict[str, Row]]:
     """The figures of a run's ok records, by row key, and what each row is (a row whose key would
     be longer than a history keeps is left out, so that every night written is read back)."""
@@ -75,12 +86,12 @@ def night_rows(records: Iterable[Record]) -> tuple[dict[str, Point], dict[str, R
             copy = next((x for x in rec.rows if x.get("impl") == "copy"), None)
             if copy is not None:
                 add(f"{rec.suite} {rec.trial_id}{COPY_SUFFIX}", rec, _label(rec, "copy"), "gbps", "copy", copy.get("gbps"),
-                    spread(copy), copy.get("repeats"))
+                    median_noise(copy), copy.get("repeats"))
             for r in rec.rows:
                 if r is not copy:
                     what = f"{r.get('impl')} {r.get('mode')}"
                     add(f"{rec.suite} {rec.trial_id} {what} | pct_copy", rec, _label(rec, what), "pct_copy", "kernel",
-                        r.get("pct_copy"), spread(r) + spread(copy), r.get("repeats"))
+                        r.get("pct_copy"), math.hypot(median_noise(r), median_noise(copy)), r.get("repeats"))
         elif rec.kind == "memory":
             for r in rec.rows:
                 for m in ("saved_bytes_per_elem", "peak_fwd_bwd_mb"):
@@ -93,7 +104,7 @@ def night_rows(records: Iterable[Record]) -> tuple[dict[str, Point], dict[str, R
             values = [v for r in recs if (v := r.metric(m)) is not None and v > 0]
             if values:
                 mean = statistics.fmean(values)
-                noise = statistics.stdev(values) / mean if len(values) > 1 else 0.0
+                noise = statistics.stdev(values) / math.sqrt(len(values)) / mean if len(values) > 1 else 0.0
                 add(f"{suite} {group} | {m}", recs[0], _label(recs[0], f"{len(values)} seed(s)"), m, "lm", mean, noise, len(values))
     return points, rows
 

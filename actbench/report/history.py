@@ -36,8 +36,9 @@ Text = Annotated[str, msgspec.Meta(max_length=MAX_KEY_CHARS)]
 
 
 class Point(msgspec.Struct, forbid_unknown_fields=False):
-    """One row's figure on one night: the value, its relative noise (the row's own spread, or the
-    seeds' standard deviation over their mean), and how many measurements it summarises."""
+    """One row's figure on one night: the value, its relative noise (the standard error of the
+    figure: a kernel row's median from its spread and repeats, an lm row's mean of seeds), and how
+    many measurements it summarises."""
 
     value: Figure
     noise: Annotated[float, msgspec.Meta(ge=0, le=LIMIT)] = 0.0
