@@ -12,7 +12,7 @@ from actbench.core.trial import NOISY_SPREAD
 from actbench.errors import UserError
 from actbench.report.formats import markdown
 from actbench.results import gate
-from actbench.results.read import gpu_name, iter_records, latest_records, result_dirs
+from actbench.results.read import gpu_name, iter_records, latest, latest_records, result_dirs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +63,8 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
 
     Kernels: % of the device copy (see `_kernel_rows`). Memory: WORSE/BETTER beyond `threshold`.
     LM quality: WORSE/BETTER beyond `bpb_tolerance` (absolute); LM throughput: SLOW/FAST beyond
-    `threshold`. Trials that did not succeed are FAILED. A UserError when the run has no records
+    `threshold`. Trials that did not succeed are FAILED. The baseline of a trial is its latest
+    attempt in the baseline (folder or file alike): NO BASELINE where that attempt failed. A UserError when the run has no records
     or nothing in it could be compared (a wrong path or baseline)."""
     import pandas as pd
 
@@ -71,11 +72,11 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
     if base_path.is_dir():
         if not result_dirs(base_path):
             raise UserError(f"--baseline {baseline}: no trials.jsonl at or below it")
-        base = {r.trial_id: r for _, r in latest_records(base_path) if r.ok}
+        base = {r.trial_id: r for _, r in latest_records(base_path)}
     elif not gate.user_file(base_path, "--baseline"):
         raise UserError(f"--baseline {baseline}: no such file or folder (an earlier run's results folder or trials.jsonl)")
     else:
-        base = {r.trial_id: r for r in iter_records(base_path, user=True) if r.ok}
+        base = latest(iter_records(base_path, user=True))
     if not result_dirs(run_dir):
         raise UserError(f"{run_dir}: no trials.jsonl at or below it")
     current = {r.trial_id: r for _, r in latest_records(run_dir)}
@@ -94,6 +95,9 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
             continue
         b = base.get(tid)
         if b is None:
+            continue
+        if not b.ok:
+            add(rec, label, "-", verdict=f"NO BASELINE (its last attempt there: {b.status})")
             continue
         if gpu_name(b) != gpu_name(rec):
             add(rec, label, "-", verdict="SKIPPED (different GPU)")

@@ -80,3 +80,18 @@ def test_nothing_compared_is_an_error(tmp_path):
     assert r.returncode == 2 and "typo" in r.stderr
     r = _cli("regress", str(tmp_path / "run"), "--baseline", base, "--history", str(tmp_path / "h"))
     assert r.returncode == 2 and "not both" in r.stderr and not (tmp_path / "h").exists()
+
+
+def test_a_baseline_folder_and_its_trials_jsonl_read_the_latest_attempt_alike(tmp_path):
+    """A trial whose latest attempt in the baseline failed has no baseline, given as the folder or
+    as its trials.jsonl alike (the file used to fall back to the last ok attempt), and says so."""
+    base = ResultStore(tmp_path / "base")
+    for tid in ("k1", "k2"):
+        base.append(kernel_record(tid, "xielu", [("triton", "forward", 1.0, 0.01)]))
+    base.append(msgspec.structs.replace(kernel_record("k2", "xielu", []), attempt=2, status="error", rows=[]))
+    run = ResultStore(tmp_path / "run")
+    for tid in ("k1", "k2"):
+        run.append(kernel_record(tid, "xielu", [("triton", "forward", 1.3, 0.01)]))
+    verdicts = [{r.trial_id: r.verdict for r in report.regress(b, tmp_path / "run").itertuples()}
+                for b in (tmp_path / "base", tmp_path / "base" / "trials.jsonl")]
+    assert verdicts[0] == verdicts[1] == {"k1": "SLOW", "k2": "NO BASELINE (its last attempt there: error)"}
