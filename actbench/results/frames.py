@@ -30,10 +30,14 @@ def _latest(every: "pd.DataFrame", rows: "pd.DataFrame", folder: str, latest_onl
         rank = np.full(len(every), -1)
         rank[keep] = np.arange(len(keep))
         of_row = rank[rows["_record"].to_numpy()]
-        chosen = np.flatnonzero(of_row >= 0)
-        rows = rows.take(chosen[np.argsort(of_row[chosen], kind="stable")]).drop(columns="_record").reset_index(drop=True)
+        if (of_row >= 0).all() and (np.diff(of_row) >= 0).all():  # every row kept, in order (one attempt each): no copy to reorder
+            rows = rows.drop(columns="_record")
+        else:
+            chosen = np.flatnonzero(of_row >= 0)
+            rows = rows.take(chosen[np.argsort(of_row[chosen], kind="stable")]).drop(columns="_record").reset_index(drop=True)
         rows["results_dir"] = folder
-    trials = (every.take(keep) if latest_only else every).reset_index(drop=True)
+    everyone = len(keep) == len(every) and (np.diff(keep) > 0).all()
+    trials = (every.take(keep) if latest_only and not everyone else every).reset_index(drop=True)
     trials["results_dir"] = folder
     return trials, rows
 
