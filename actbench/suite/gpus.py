@@ -3,9 +3,9 @@ GPU fit in its memory together.
 
 A trial needs its memory estimate (`KindSpec.memory`, below the real peak) times
 ESTIMATE_MARGIN, or, when an earlier run in the results folder measured the peak of a trial of
-the same memory shape (lm records' `peak_mem_mb`), that peak times PEAK_MARGIN, but never less
-than the estimate itself (a results folder is untrusted: a planted peak packs no more trials than
-the bare estimate allows); plus CONTEXT_BYTES for the CUDA context and libraries' workspaces. The share is the smallest of SHARES whose
+the same memory shape (lm records' `peak_mem_mb`) and that peak times PEAK_MARGIN is more, that
+(a measured peak only raises the need: the estimate covers as little as 58% of a real peak, and a
+results folder is untrusted, so a planted low peak packs no more trials than no record); plus CONTEXT_BYTES for the CUDA context and libraries' workspaces. The share is the smallest of SHARES whose
 trials (1 / share of them) fit in the GPU's memory; one share for the whole suite, sized for its
 largest trial, so that no mix of its trials on one GPU can sum past the memory. The GPU is the
 one this machine sees; without one (a driver that only submits to a cluster) an 80 GB GPU is
@@ -70,12 +70,11 @@ def auto_share(trials: list["Trial"], kind: "KindSpec", records: Iterable["Recor
         if est is None or est.device != "cuda":
             raise ValueError("auto sizes a share of a GPU, and this suite's trials run on the CPU (device: cpu): set gpus: 0")
         peak = peaks.get(memory_key(t.config_dict()))
-        if peak and peak * PEAK_MARGIN >= est.total:
+        if peak and peak * PEAK_MARGIN > est.total * ESTIMATE_MARGIN:
             need, how_here = peak * PEAK_MARGIN, f"a measured peak of {gib(peak)} x {PEAK_MARGIN:g}"
-        elif peak:  # never below the estimate: a results folder is untrusted
-            need, how_here = est.total, f"the estimate of {gib(est.total)}, above {gib(peak)} x {PEAK_MARGIN:g} measured"
-        else:
-            need, how_here = est.total * ESTIMATE_MARGIN, f"the estimate of {gib(est.total)} x {ESTIMATE_MARGIN:g}"
+        else:  # a measured peak only raises the need
+            need = est.total * ESTIMATE_MARGIN
+            how_here = f"the estimate of {gib(est.total)} x {ESTIMATE_MARGIN:g}" + (f", above {gib(peak)} x {PEAK_MARGIN:g} measured" if peak else "")
         if CONTEXT_BYTES + need > largest:
             largest, how = CONTEXT_BYTES + need, f"{how_here} + {gib(CONTEXT_BYTES)} of CUDA context"
     have = machine_memory("cuda")
