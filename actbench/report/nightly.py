@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from actbench.analysis.changepoint import MIN_HISTORY
 from actbench.core.record import Record
 from actbench.core.text import plain
 from actbench.errors import UserError
@@ -18,7 +19,7 @@ from actbench.report.alerts import MIN_EFFECT, Judged, Verdict, judge_night, nig
 from actbench.report.repro import bisect_line, repro_args, shell_line
 from actbench.results.read import latest_records, result_dirs
 
-WORDS = {"short": "short (fewer than 6 nights since the history or the row's accepted step began)", "noisy": "too noisy to judge"}
+WORDS = {"short": f"short (fewer than {MIN_HISTORY + 1} nights since the history or the row's accepted step began)", "noisy": "too noisy to judge"}
 SKIP = 125
 """What `--row` exits with when the run has no figure of the row (git bisect: skip this commit)."""
 
