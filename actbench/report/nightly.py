@@ -65,11 +65,11 @@ def judge_run(run_dir: str | Path, history: str | Path, *, rerun: str | Path | N
     `accept` accepts: their level restarts there). A run already in the history is judged over
     the nights before it and not added again (with `accept`, only its accepted rows are)."""
     records = _records(run_dir)
-    tonight = _tonight(records, commit)
     _, rows = night_rows(records)
     failed = [r for r in records if not r.ok]
     if not rows and not failed:
         raise UserError(f"{run_dir}: no ok trial with a figure to judge")
+    tonight = _tonight(records, commit)
     name = store.file_name(tonight.fingerprint)
     nights = store.read_nights(history, name)
     recorded_as = next((i for i, n in enumerate(nights) if n.run == tonight.run), None)

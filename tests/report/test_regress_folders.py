@@ -38,9 +38,6 @@ def test_a_trial_in_two_folders_of_a_run_is_not_pooled_silently(tmp_path):
     assert all(p.n == 1 for k, p in rows.items() if k.endswith("| val_bpb")), rows
 
 
-@pytest.mark.xfail(strict=True, reason="report/nightly.py _tonight takes the most common commit of no records "
-                   "(Counter().most_common(1)[0]: IndexError, 'internal error', exit 1, which CI reads as a confirmed "
-                   "regression); judge_run must say 'no ok trial with a figure to judge' (exit 2) before building the night")
 @pytest.mark.parametrize("content", ["", "not a record\n", '{"trial_id": 5}\n'])
 def test_a_run_folder_with_no_record_is_bad_input(tmp_path, content):
     (tmp_path / "run").mkdir()
