@@ -44,9 +44,19 @@ class Night:
 
 
 def _records(run_dir: str | Path, flag: str = "") -> list[Record]:
+    """The last attempt of every trial in the folders at or below `run_dir`; UserError naming both
+    folders where one trial is in two (its figures are never pooled silently)."""
     if not result_dirs(run_dir):
         raise UserError(f"{flag}{run_dir}: no trials.jsonl at or below it")
-    return [r for _, r in latest_records(run_dir)]
+    where: dict[tuple[str, str], Path] = {}
+    records = []
+    for folder, r in latest_records(run_dir):
+        seen = where.setdefault((r.suite, r.trial_id), folder)
+        if seen != folder:
+            raise UserError(f"{flag}{run_dir}: trial {plain(r.suite)} {plain(r.trial_id)} is recorded in both {plain(seen)} and "
+                            f"{plain(folder)}: judge one of them (or keep each suite's run in its own folder)")
+        records.append(r)
+    return records
 
 
 def _tonight(records: list[Record], commit: str | None) -> store.Night:

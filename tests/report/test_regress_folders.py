@@ -17,9 +17,6 @@ from actbench.results.store import ResultStore
 from .synthetic import kernel_record, lm_record
 
 
-@pytest.mark.xfail(strict=True, reason="report/alerts.py night_rows keys rows by suite and trial id over every folder below RUN: "
-                   "a trial in two folders is silently one row (the kernel figure of the last folder; the lm seed counted twice, "
-                   "mean of both, n=2); it must be refused or said (naming both folders) and not pooled")
 def test_a_trial_in_two_folders_of_a_run_is_not_pooled_silently(tmp_path):
     for sub, bpb, ms in (("a", 1.5, 1.0), ("b", 1.9, 3.0)):
         ResultStore(tmp_path / "run" / sub).append(lm_record("xielu", 0, bpb))
