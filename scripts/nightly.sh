@@ -38,6 +38,7 @@ else
   suites=(kernels memory llm_small)
   run_args=(${address:+--address "$address"})
 fi
+[[ $out == -* ]] && out=./$out  # a folder named like an option is still a folder to actbench
 rerun_dir="${out%/}-rerun"
 common=(--history "$history" ${commit:+--commit "$commit"})
 

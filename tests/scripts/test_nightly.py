@@ -136,3 +136,18 @@ def test_a_night_with_more_suspect_trials_than_one_k_takes_is_rerun_and_judged(t
     assert r.returncode == 1 and "Regressions (confirmed)" in r.stdout, r.stdout + r.stderr
     rerun = {json.loads(line)["trial_id"] for line in (tmp_path / "nightly-rerun" / "smoke" / "trials.jsonl").read_text().splitlines()}
     assert len(rerun) > 64 and "confirmed by an immediate rerun" in r.stdout
+
+
+@pytest.mark.slow  # one real night of the smoke suite: about 10 s on 2 cores
+def test_a_night_into_folders_named_like_options(tmp_path):
+    """--out and --history named with a leading dash and a space are folders, not options, to
+    every command the script runs (rm, mkdir, actbench's positional arguments)."""
+    work = tmp_path / "work"
+    (work / "suites").mkdir(parents=True)
+    shutil.copy(ROOT / "suites" / "smoke.yaml", work / "suites" / "smoke.yaml")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    r = subprocess.run(["bash", str(ROOT / "scripts/nightly.sh"), "--cpu", "--out", "-x night", "--history", "-h ist", "--commit", "c1"],
+                       cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "actbench regress: PASS" in r.stdout, r.stdout + r.stderr
+    assert (work / "-x night" / "report" / "report.html").is_file() and (work / "-x night-rerun" / "suspects.txt").is_file()
+    assert len(list((work / "-h ist").glob("cpu-*.jsonl"))) == 1
