@@ -82,9 +82,13 @@ def environments(trials: "pd.DataFrame") -> "pd.DataFrame":
     if trials.empty or "env" not in trials:
         return pd.DataFrame()
     seen: dict[tuple, dict[str, Any]] = {}
+    fields: dict[int, tuple] = {}  # by the env object: trials read from the index share one per distinct env (all held meanwhile)
     for env, d, suite in zip(trials["env"], trials["results_dir"].astype(str), trials["suite"].astype(str)):
-        e = env if isinstance(env, dict) else {}
-        values = tuple(json.dumps(e.get(k), sort_keys=True) if isinstance(e.get(k), (list, dict)) else e.get(k) for k in ENV_FIELDS.values())
+        values = fields.get(id(env))
+        if values is None:
+            e = env if isinstance(env, dict) else {}
+            values = fields[id(env)] = tuple(json.dumps(e.get(k), sort_keys=True) if isinstance(e.get(k), (list, dict)) else e.get(k)
+                                             for k in ENV_FIELDS.values())
         row = seen.setdefault((d, suite, values), {"results": d, "suite": suite, **dict(zip(ENV_FIELDS, values)), "trials": 0})
         row["trials"] += 1
     return pd.DataFrame(list(seen.values()))
