@@ -123,9 +123,9 @@ def read_nights(folder: str | Path, name: str) -> list[Night]:
 
 
 def append_night(folder: str | Path, name: str, night: Night) -> Path:
-    """Append `night` to `folder/name` (both made if missing). The file is opened through no link
-    and only when it is a regular file; UserError naming --history otherwise, before a byte is
-    written."""
+    """Append `night` to `folder/name` (both made if missing), on a line of its own even after a
+    torn last line. The file is opened through no link and only when it is a regular file;
+    UserError naming --history otherwise, before a byte is written."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -133,15 +133,17 @@ def append_night(folder: str | Path, name: str, night: Night) -> Path:
     except OSError as e:
         raise UserError(f"--history {folder}: not a folder this can write to ({e.strerror or e})") from None
     try:
-        fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY,
+        fd = os.open(name, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY,
                      0o644, dir_fd=dfd)
     except OSError as e:
         raise UserError(f"--history {folder / name}: not written: {e.strerror or e} (a link or not a file?)") from None
     finally:
         os.close(dfd)
     with os.fdopen(fd, "ab") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise UserError(f"--history {folder / name}: not written: not a regular file")
-        f.write(encode(night) + b"\n")
+        torn = info.st_size > 0 and os.pread(fd, 1, info.st_size - 1) != b"\n"  # a last line cut by a killed write
+        f.write(b"\n" * torn + encode(night) + b"\n")
     return folder / name
 

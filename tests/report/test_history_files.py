@@ -20,9 +20,6 @@ def _run(tmp_path, name: str) -> str:
     return str(tmp_path / name)
 
 
-@pytest.mark.xfail(strict=True, reason="report/history.py append_night writes after a last line without its newline "
-                   "(a write killed mid-line, a stranger's branch), so the new night is glued to it and skipped on read; "
-                   "fix: start with b'\\n' when the file's last byte is not one")
 def test_a_night_appended_after_a_torn_line_is_read_back(tmp_path):
     api.regress(_run(tmp_path, "n1"), history=tmp_path / "h")
     [path] = (tmp_path / "h").iterdir()
