@@ -145,8 +145,9 @@ def machine_events(nights: list[Night]) -> tuple[list[int], tuple[int, int]]:
     moved together beyond their limits, and so did most of the device copy bandwidths on a night
     with a kernel suite, and they did not stay there the next night; the flag a night was recorded
     with is what was reported then, not used here), and how many rows moved on the last night, of
-    how many."""
-    keys = sorted({k for n in nights for k in n.rows})
+    how many. Told by the last night's rows (the ones judged): rows that are gone since cannot
+    make a history of many distinct rows cost its square."""
+    keys = sorted(nights[-1].rows) if nights else []
     if not keys or len(nights) <= cp.MIN_HISTORY:
         return [], (0, 0)
     changes = np.full((len(keys), len(nights)), np.nan)

@@ -30,10 +30,6 @@ def test_a_night_appended_after_a_torn_line_is_read_back(tmp_path):
         assert [n.commit for n in store.read_nights(path.parent, path.name)] == ["n2"]
 
 
-@pytest.mark.xfail(strict=True, reason="report/alerts.py machine_events builds every key of every night (keys x nights, a Python "
-                   "loop per key over all nights): a 2.5 MB history of 300 nights of 300 distinct rows each took 62 s on 2 cores "
-                   "and grows as its square (28 MB: 1e9 steps, an 8 GB matrix); judge only the rows of tonight over the last "
-                   "nights that can matter (the window) and bound the keys a night brings")
 def test_a_history_of_many_distinct_rows_is_judged_in_seconds(tmp_path):
     import json
     import subprocess
