@@ -57,7 +57,7 @@ def test_nightly_cpu_finds_a_planted_slowdown(tmp_path):
     assert first["commit"] == "good1" and second["commit"] == "good2" and len(first["rows"]) == 40  # 10 trials x (copy + 3 modes)
     with history.open("a") as f:
         for i in range(3):
-            f.write(json.dumps({**(first, second)[i % 2], "commit": f"pad{i}"}) + "\n")
+            f.write(json.dumps({**(first, second)[i % 2], "commit": f"pad{i}", "run": f"pad{i}"}) + "\n")  # a night of its own, not a copy
 
     r = _nightly(tmp_path, "slow", "--plugin", "slow_relu2")
     out = r.stdout
@@ -129,8 +129,11 @@ def test_a_night_with_more_suspect_trials_than_one_k_takes_is_rerun_and_judged(t
     assert r.returncode == 0, r.stdout + r.stderr
     [history] = (tmp_path / "history").glob("cpu-*.jsonl")
     measured = json.loads(history.read_text())
-    faster = {k: {**p, "value": p["value"] * (1 if k.endswith("copy | gbps") else 100), "noise": 0.0} for k, p in measured["rows"].items()}
-    history.write_text("".join(json.dumps({**measured, "commit": f"pad{i}", "rows": faster}) + "\n" for i in range(6)))
+
+    def padded(i: int) -> dict:  # kernels 100x faster; copies where measured, 30% up and down (a loaded CPU's copy), so a copy's limit is not 0
+        return {k: {**p, "value": p["value"] * ((1.3 if i % 2 else 0.7) if k.endswith("copy | gbps") else 100), "noise": 0.0}
+                for k, p in measured["rows"].items()}
+    history.write_text("".join(json.dumps({**measured, "commit": f"pad{i}", "run": f"pad{i}", "rows": padded(i)}) + "\n" for i in range(6)))
 
     r = night("slow")  # every kernel row 100x below its level, the copy where it was
     assert r.returncode == 1 and "Regressions (confirmed)" in r.stdout, r.stdout + r.stderr
