@@ -118,7 +118,10 @@ def _alert(v: Verdict, history: str | Path) -> list[str]:
     except UserError as e:
         return [*lines, f"  - no command to reproduce it: {plain(e)}"]
     lines.append(f"  - reproduce: `{plain(shell_line(args))}`")
-    if v.last_good and v.first_bad and not same:
+    options = [c for c in (v.last_good, v.first_bad) if c and c.startswith("-")]
+    if options:  # git would take it as an option, not a revision
+        lines.append(f"  - no bisect line: commit {plain(options[0])[:40]!r} is not a revision name")
+    elif v.last_good and v.first_bad and not same:
         lines.append(f"  - find the commit: `{plain(bisect_line(args, v.last_good, v.first_bad, history, v.row.key))}`")
     return lines
 

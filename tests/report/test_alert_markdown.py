@@ -80,10 +80,6 @@ def test_a_records_strings_render_as_written_in_the_summary(tmp_path):
     assert _copied(line).endswith(status), rendered
 
 
-@pytest.mark.xfail(strict=True, reason="report/repro.py bisect_line passes a history's commit strings to `git bisect start` as "
-                   "they are: '--no-checkout' (a planted history line, a record's git_commit) is taken as an option, so the "
-                   "printed bisect tests one tree at every step and names a wrong commit; a commit that is not a revision "
-                   "name (starts with '-') must give no bisect line (nightly._alert says why)")
 def test_the_bisect_line_passes_no_commit_string_as_an_option(tmp_path):
     trials = load_suite("suites/smoke.yaml", parse_overrides(["impls=[eager]"]), check_paths=False).trials[:3]
     rng = np.random.default_rng(4)
