@@ -7,6 +7,9 @@ mathtext). Every room that prints or draws such a string passes it through here.
   become visible escapes (`\\x1b`, `\\u202e`), and an absurdly long string is cut;
 - `markup`: `plain`, then escaped for rich markup (for a string inside a markup f-string or a cell);
 - `label`: `plain`, then escaped for matplotlib's mathtext (`$`), for labels, titles and legends;
+- `md` / `md_code`: `plain`, then as markdown text (every ASCII punctuation backslash-escaped: no
+  link, emphasis, code span, HTML or entity) or as one code span whose fence no backtick inside
+  can close (what a reader copies from the rendered page is the string itself);
 - `Terminal`: a rich Console whose every printed segment goes through `plain` and whose markup
   errors print the text as it is, so a string a room forgot to escape still cannot drive the
   terminal nor crash the command.
@@ -36,6 +39,8 @@ _UNSAFE_LINES = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]
 overrides and isolates, line and paragraph separators, lone surrogates."""
 _UNSAFE_ONE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_MD_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+"""CommonMark's escapable characters: all of ASCII punctuation."""
 
 
 def _visible(m: re.Match[str]) -> str:
@@ -90,3 +95,19 @@ class Terminal(Console):
             return super().render_str(text, **kwargs)
         except MarkupError:
             return super().render_str(text, **{**kwargs, "markup": False})
+
+
+def md(value: Any, *, limit: int | None = MAX_CHARS) -> str:
+    """`plain(value)` as markdown text shown literally: every ASCII punctuation backslash-escaped,
+    so a string from a file makes no link, emphasis, code span, HTML or entity (and `|` stays in
+    its table cell)."""
+    return _MD_PUNCTUATION.sub(r"\\\1", plain(value, limit=limit))
+
+
+def md_code(value: Any, *, limit: int | None = MAX_CHARS) -> str:
+    """`plain(value)` as one markdown code span whose copied text is the string itself: fenced by
+    one backtick more than its longest run of backticks, padded by a space (CommonMark strips one
+    from each side), so nothing inside closes it; entities stay literal inside a code span."""
+    s = plain(value, limit=limit)
+    fence = "`" * (max((len(run) for run in re.findall("`+", s)), default=0) + 1)
+    return f"{fence} {s} {fence}"

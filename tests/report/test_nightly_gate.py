@@ -269,4 +269,4 @@ def test_a_step_between_nights_of_one_commit_is_no_code_change(tmp_path):
     api.regress(night("bad1", 1.2), history=tmp_path / "h", commit="c1")
     r = api.regress(night("bad2", 1.2), history=tmp_path / "h", commit="c1")
     assert r.exit_code == 1 and "no code change between the nights (environment, machine or data)" in r.markdown, r.markdown
-    assert "reproduce: `actbench run suites/smoke.yaml" in r.markdown and "git bisect" not in r.markdown
+    assert "reproduce: ` actbench run suites/smoke.yaml" in r.markdown and "git bisect" not in r.markdown

@@ -77,7 +77,7 @@ def test_nightly_cpu_finds_a_planted_slowdown(tmp_path):
     assert len(history.read_text().splitlines()) == 6
 
     # the printed command selects exactly that trial of the suite
-    command = re.search(r"reproduce: `(actbench run suites/smoke\.yaml -k 'activation=relu2 and dtype=float32[^`]*)`", section).group(1)
+    command = re.search(r"reproduce: ` (actbench run suites/smoke\.yaml -k 'activation=relu2 and dtype=float32[^`]*) `", section).group(1)
     args = shlex.split(command)
     dry = subprocess.run([sys.executable, "-m", "actbench", *args[1:], "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert dry.returncode == 0 and "smoke: 1 kernel trial(s)" in dry.stdout and "relu2" in dry.stdout, dry.stdout + dry.stderr
