@@ -20,11 +20,13 @@ refuses) means the tables come from the JSON, and a fresh index is written when 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import os
 import secrets
 import stat
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 TRIALS, ROWS, META = "trials.parquet", "rows.parquet", "index.json"
 VERSION = 1
+"""The index format; `code_version` adds the code that shaped its tables."""
 MAX_INDEX = 2**30
 """The largest Parquet file of an index read (about 8 million measurement rows)."""
 JSON_COLUMNS = b"actbench.json"
@@ -93,10 +96,24 @@ def folder_frames(records: list[Record], first: int = 0) -> tuple["pd.DataFrame"
     return pd.DataFrame([_flat(r) for r in records]), measured
 
 
-class Meta(msgspec.Struct, forbid_unknown_fields=True):
-    """index.json: what an index covers, and the HMAC that says this tool wrote it."""
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The format `VERSION` and a digest of the modules that turn records into its tables (this
+    one, the reader, the record and the gate): an index built by other code is rebuilt, never
+    served in the old shape."""
+    from actbench.core import record
+    from actbench.results import read
 
-    version: int
+    digest = hashlib.sha256(str(VERSION).encode())
+    for module in (sys.modules[__name__], read, record, gate):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return f"{VERSION}-{digest.hexdigest()[:16]}"
+
+
+class Meta(msgspec.Struct, forbid_unknown_fields=True):
+    """index.json: what an index covers, which code built it, and the HMAC that says this tool wrote it."""
+
+    version: str
     folder: str
     end: int
     lines: int
@@ -223,7 +240,7 @@ def _believed(place: Path, folder: Path, secret: bytes) -> tuple[Meta, "pd.DataF
     """The index kept at `place`, when this tool wrote it for `folder` and its files are whole; None otherwise."""
     try:
         meta = msgspec.json.decode(gate.read(place, META, 2**20), type=Meta)
-        if meta.version != VERSION or meta.folder != os.path.realpath(folder) or not hmac.compare_digest(meta.hmac, _signed(meta, secret)):
+        if meta.version != code_version() or meta.folder != os.path.realpath(folder) or not hmac.compare_digest(meta.hmac, _signed(meta, secret)):
             return None
         raw = {name: gate.read(place, name, size) for name, size in zip((TRIALS, ROWS), meta.sizes)}  # no more than it wrote
         if hashlib.sha256(raw[TRIALS]).hexdigest() != meta.trials or hashlib.sha256(raw[ROWS]).hexdigest() != meta.rows:
@@ -265,7 +282,7 @@ def _write(place: Path, folder: Path, secret: bytes, settled: Settled, digest: s
         files = {TRIALS: _parquet(every), ROWS: _parquet(rows)}
         if max(map(len, files.values())) > MAX_INDEX:
             return
-        meta = Meta(version=VERSION, folder=os.path.realpath(folder), end=settled.end, lines=settled.lines, sha256=digest,
+        meta = Meta(version=code_version(), folder=os.path.realpath(folder), end=settled.end, lines=settled.lines, sha256=digest,
                     bad=list(settled.bad), bad_count=settled.bad_count, trials=hashlib.sha256(files[TRIALS]).hexdigest(),
                     rows=hashlib.sha256(files[ROWS]).hexdigest(), sizes=(len(files[TRIALS]), len(files[ROWS])))
         meta.hmac = _signed(meta, secret)

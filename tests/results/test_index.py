@@ -275,3 +275,19 @@ def test_index_command_prints_tables_that_pandas_opens(tmp_path, monkeypatch, ca
     with pytest.raises(SystemExit) as e:
         main()
     assert e.value.code == 2 and "no trials.jsonl" in capsys.readouterr().err
+
+
+def test_an_index_built_by_other_code_is_rebuilt(tmp_path, parsed, cache, monkeypatch):
+    """A later actbench that shapes its tables differently never serves a table in the old shape:
+    the code that built an index is part of what it is believed for."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / RECORDS).write_bytes(_lines(20))
+    _same(folder)
+    parsed.clear()
+    _served(folder)
+    assert parsed == []  # believed as it stands
+    monkeypatch.setattr(index, "code_version", lambda: "1-other-code")
+    _served(folder)
+    assert len(parsed) == 20  # rebuilt from the JSON
+    _same(folder)
