@@ -20,7 +20,7 @@ while (($#)); do
     --cpu) cpu=1 ;;
     --accept) accept=(--accept) ;;
     --out|--history|--summary|--address|--commit|--plugin)
-      (($# >= 2)) || { echo "nightly.sh: $1 needs a value" >&2; exit 2; }
+      (($# >= 2)) && [[ -n $2 ]] || { echo "nightly.sh: $1 needs a value (not empty)" >&2; exit 2; }
       case $1 in
         --out) out=$2 ;; --history) history=$2 ;; --summary) summary=$2 ;;
         --address) address=$2 ;; --commit) commit=$2 ;; --plugin) plugins+=(--plugin "$2") ;;

@@ -154,3 +154,12 @@ def test_a_night_into_folders_named_like_options(tmp_path):
     assert r.returncode == 0 and "actbench regress: PASS" in r.stdout, r.stdout + r.stderr
     assert (work / "-x night" / "report" / "report.html").is_file() and (work / "-x night-rerun" / "suspects.txt").is_file()
     assert len(list((work / "-h ist").glob("cpu-*.jsonl"))) == 1
+
+
+@pytest.mark.parametrize("flag", ["--out", "--history", "--summary", "--commit"])
+def test_an_empty_value_is_refused_before_anything_runs(tmp_path, flag):
+    """`--out ""` made the suites write to /smoke (the root of the file system): every value must
+    be a non-empty word, refused with exit 2 before any suite runs."""
+    r = subprocess.run(["bash", str(ROOT / "scripts/nightly.sh"), "--cpu", flag, ""], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and f"{flag} needs a value" in r.stderr and list(tmp_path.iterdir()) == [], r.stderr
