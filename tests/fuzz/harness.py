@@ -139,7 +139,11 @@ def _audit(event: str, args: tuple) -> None:
     if event != "open" or watch is None or not isinstance(args[0], (str, bytes, os.PathLike)):
         return
     try:
-        path = os.path.realpath(os.path.join(os.getcwd(), os.fsdecode(args[0])))
+        path = os.path.join(os.getcwd(), os.fsdecode(args[0]))
+        flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+        # O_NOFOLLOW: a link as the last component is refused (ELOOP), never opened; only the folders resolve
+        path = (os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path)) if flags & os.O_NOFOLLOW
+                else os.path.realpath(path))
     except (OSError, ValueError):
         return
     if path == watch[0] or path.startswith(watch[0] + os.sep):
