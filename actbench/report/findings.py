@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from actbench.report.cells import esc, missing, with_interval
 from actbench.report.htmltables import verdict_class
-from actbench.report.kernels import best_per_shape
+from actbench.report.kernels import shape_tallies
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,14 +48,9 @@ def kernel_findings(k: "pd.DataFrame", names: list[str], table: str, plot: str |
     """Per candidate, its best impl at every shape against the baseline's: how many shapes faster,
     slower, the same or too noisy to say, with the range of the ratios."""
     out = []
-    for n in names[1:]:
-        best = best_per_shape(k, n)
-        if best.empty:
-            continue
-        tally = best["verdict"].value_counts()
+    for n, best, tally, ratios in shape_tallies(k, names):
         parts = []
-        for word in ("faster", "slower"):
-            r = best.loc[best["verdict"] == word, "ratio"]
+        for word, r in ratios.items():
             if len(r):
                 parts.append(f"{word} at {len(r)} ({r.min():.2f}×" + (f" to {r.max():.2f}×)" if r.max() != r.min() else ")"))
         parts += [f"{word} at {tally[word]}" for word in ("same", "noisy", "no baseline") if tally.get(word)]

@@ -15,6 +15,8 @@ from actbench.report.formats import num
 from actbench.report.frames import counts, prepared
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
 
 KERNEL_SHAPE = ("dtype", "size", "width", "mode", "gpu_name")
@@ -75,17 +77,21 @@ def best_per_shape(k: "pd.DataFrame", name: str) -> "pd.DataFrame":
     return k[k["activation"] == name].sort_values(["noisy", "ms_p50"]).drop_duplicates([*KERNEL_SHAPE, "results"])
 
 
+def shape_tallies(k: "pd.DataFrame", names: list[str]) -> "Iterator[tuple[str, pd.DataFrame, pd.Series, dict[str, pd.Series]]]":
+    """Per candidate with kernel rows: its best impl per shape, the count of each verdict over those
+    shapes, and the ratios of the shapes where it is faster and where slower."""
+    for n in names[1:]:
+        best = best_per_shape(k, n)
+        if not best.empty:
+            yield n, best, best["verdict"].value_counts(), {w: best.loc[best["verdict"] == w, "ratio"] for w in ("faster", "slower")}
+
+
 def kernel_lines(k: "pd.DataFrame", names: list[str]) -> list[str]:
     """Per candidate: its best impl against the baseline's best impl at every shape."""
     lines = []
-    for n in names[1:]:
-        best = best_per_shape(k, n)
-        if best.empty:
-            continue
-        tally = best["verdict"].value_counts()
+    for n, best, tally, ratios in shape_tallies(k, names):
         parts = []
-        for word in ("faster", "slower"):
-            r = best.loc[best["verdict"] == word, "ratio"]
+        for word, r in ratios.items():
             if len(r):
                 gm = float(np.exp(np.log(r).mean()))
                 parts.append(f"{word} at {len(r)} ({num(r.min(), '.2f')}x-{num(r.max(), '.2f')}x, geometric mean {gm:.2f}x)")
