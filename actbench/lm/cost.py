@@ -82,15 +82,13 @@ class Figures:
 
 
 BENCH = "measured: README (scripts/bench_ray_overhead.py, 2 cores)"
-CUTS = "measured: 21 trials of two llm_tiny cuts on 2 cores shared with other work (README)"
-SCALED = CUTS + ", scaled by their training throughput to the figure's (8.2x)"
+IDLE = "measured: llm_tiny run to its verdict (30 trials) on the idle 2-core machine (README)"
 DEFAULTS = {
-    "cpu": Figures("cpu", Figure(5e10, "measured: llm_tiny at 9,400 tokens/s on one core (README's 2-core machine)"), None,
-                   Figure(0.87, CUTS), Figure(0.5, "assumed"), Figure(3.0, "assumed: importing torch and actbench (22 s loaded)"),
+    "cpu": Figures("cpu", Figure(6.2e10, IDLE + ": 10,650-12,270 tokens/s on one core"), None,
+                   Figure(1.06, IDLE), Figure(0.023, IDLE), Figure(0.025, IDLE + ", as its records time it"),
                    Figure(0.13, BENCH),
-                   {"cold": Figure(4.5, SCALED + ": 31-40 s loaded"), "fresh": Figure(2.0, "assumed: between cold and warm"),
-                    "warm": Figure(0.5, SCALED + ": 0-2.7 s loaded")},
-                   Figure(15.0, "assumed: one torch.compile of the activation, timed"), Figure(4.5, BENCH)),
+                   {"cold": Figure(2.2, IDLE), "fresh": Figure(1.3, IDLE), "warm": Figure(0.0074, IDLE)},
+                   Figure(6.2, IDLE + ": one torch.compile of the activation, timed"), Figure(4.5, BENCH)),
     "cuda": Figures("cuda", Figure(5e10, "unused"), None, Figure(1.0, "assumed, unmeasured"), Figure(1.0, "assumed"),
                     Figure(8.0, "assumed: imports and the CUDA context"), Figure(0.13, BENCH),
                     {"cold": Figure(60.0, "assumed: tens of seconds on a GPU (issue 29), unmeasured"),
