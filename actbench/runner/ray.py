@@ -9,7 +9,7 @@ raylet, object manager and worker gRPC ports listen on all interfaces, the runti
 this machine's IP, and each refuses a caller without the token (see the README).
 
 Joining (`--address HOST:PORT`, `auto`, or `ray://HOST:10001`): the address must accept a TCP
-connection within CONNECT_TIMEOUT_S, else a one-line error; then Ray is joined with token
+connection within `rayjoin.CONNECT_TIMEOUT_S`, else a one-line error; then Ray is joined with token
 authentication whenever a token is available (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
 ~/.ray/auth_token), as Ray itself does only for `auto`: `ray start --head` in Ray 2.60 enables
 token authentication as soon as ~/.ray/auth_token exists. If Ray is already initialised in this
@@ -32,13 +32,8 @@ compiles of the others.
 from __future__ import annotations
 
 import os
-import secrets
-import socket
-import sys
-import sysconfig
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -46,17 +41,15 @@ from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayError, TaskCanc
 
 from actbench.core.resources import Resources, WorkerGroup
 from actbench.core.trial import Trial
-from actbench.errors import UserError
 from actbench.runner.executor import ClusterLost
 from actbench.runner.devices import MAX_SHARED_IDS, DeviceBook, compile_cache_env
 from actbench.runner.progress import Sink
+from actbench.runner.rayjoin import AUTH_ENV, gcs_address, host_port, join_or_start, refresh_auth, unreachable
 from actbench.runner.trial import execute_trial, trial_plugins
 
-CONNECT_TIMEOUT_S = 5.0
 CLUSTER_LOST_S = 10.0
 STOP_GRACE_S = 30.0  # a cancelled trial on several workers gets this long to release its workers before its task is killed
 _PROBE_EVERY_S = 2.0
-_AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
 PROGRESS_QUEUE_SIZE = 10_000
 
 
@@ -84,99 +77,17 @@ def _trial_task(kind: str, config: dict[str, Any], trial_id: str, checkpoint_dir
     return out
 
 
-def _host_port(address: str) -> tuple[str, int] | None:
-    """(host, port) of a Ray address: HOST:PORT, ray://HOST:PORT, or `auto` (the cluster Ray
-    would pick: RAY_ADDRESS, else the last `ray start` on this machine)."""
-    if address == "auto":
-        from ray._private.services import canonicalize_bootstrap_address
-
-        try:
-            address = canonicalize_bootstrap_address("auto") or ""
-        except (ConnectionError, ValueError) as e:
-            raise UserError(f"--address auto: {str(e).splitlines()[0]}") from None
-    host, sep, port = address.split("://", 1)[-1].rpartition(":")
-    return (host.strip("[]"), int(port)) if sep and port.isdigit() else None
-
-
-def _unreachable(host: str, port: int, timeout: float) -> str | None:
-    """Why nothing accepts a TCP connection at host:port, or None when something does."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError as e:
-        return e.strerror or str(e) or type(e).__name__
-
-
-def _refresh_auth() -> None:
-    """Make Ray (already imported) re-read RAY_AUTH_MODE and its token."""
-    try:
-        from ray._raylet import AuthenticationTokenLoader, Config
-    except ImportError:  # a Ray without token authentication
-        return
-    Config.initialize("")
-    AuthenticationTokenLoader.instance().reset_cache()
-
-
-def _token_available() -> bool:
-    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
-                or (Path.home() / ".ray" / "auth_token").exists())
-
-
-def _plugins_env() -> dict[str, Any] | None:
-    """The job's runtime environment: every plugin module that registered activations, as its
-    top-level module (a .py file) or package (a folder), unless it is an installed package
-    (assumed installed on every node); Ray uploads them to every worker, on any node."""
-    from actbench.activations.registry import plugin_modules
-
-    site = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
-    out: set[str] = set()
-    for name in plugin_modules():
-        top = sys.modules.get(name.split(".")[0])
-        file = getattr(top, "__file__", None)
-        if top is None or not file or any(Path(file).resolve().is_relative_to(s) for s in site):
-            continue
-        paths = list(getattr(top, "__path__", []))
-        out.add(paths[0] if len(paths) == 1 else file)
-    return {"py_modules": sorted(out)} if out else None
-
-
 class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, log_to_driver: bool = False, **init_kwargs: Any):
-        self.owns_ray = False  # this executor started the cluster
         self._connected_here = not ray.is_initialized()
-        self._saved_env = {k: os.environ.get(k) for k in _AUTH_ENV}
+        self._saved_env = {k: os.environ.get(k) for k in AUTH_ENV}
         t0 = time.time()
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        if ray.is_initialized():
-            self._how = "the Ray instance already running in this process"
-        elif address:
-            target = _host_port(address)
-            if target and (why := _unreachable(*target, CONNECT_TIMEOUT_S)):
-                raise UserError(f"--address {address}: nothing accepts connections at {target[0]}:{target[1]} ({why}); "
-                                "is the cluster up and the port right?")
-            if "RAY_AUTH_MODE" not in os.environ and _token_available():
-                os.environ["RAY_AUTH_MODE"] = "token"
-                _refresh_auth()
-            try:
-                ray.init(address=address, logging_level="ERROR", log_to_driver=log_to_driver, runtime_env=_plugins_env())
-            except (ConnectionError, RuntimeError, ValueError, RayError) as e:
-                self._restore_env()
-                raise UserError(f"--address {address}: cannot join the Ray cluster: {str(e).strip().splitlines()[0]} "
-                                "(a cluster with token authentication needs its token here: RAY_AUTH_TOKEN or ~/.ray/auth_token)") from e
-            self._how = f"joined the Ray cluster at {self._gcs_address() or address}"
-        else:
-            os.environ["RAY_AUTH_MODE"] = "token"
-            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-            _refresh_auth()
-            init_kwargs.setdefault("num_cpus", os.cpu_count())
-            ray.init(address="local", include_dashboard=False, logging_level="ERROR", log_to_driver=log_to_driver, runtime_env=_plugins_env(),
-                     **init_kwargs)
-            self.owns_ray = True
-            self._how = "embedded Ray on this machine (private token)"
+        self._how, self.owns_ray = join_or_start(address, log_to_driver, init_kwargs, self._restore_env)
         self.startup_s = time.time() - t0
-        self._probe_target = _host_port(self._gcs_address() or address or "")
+        self._probe_target = host_port(gcs_address() or address or "")
         self._probe_at = 0.0
         self._unreachable_since: float | None = None
         self._cap: tuple[float, int] | None = None
@@ -216,13 +127,6 @@ class RayExecutor:
             return
         for trial_id, values in items:
             self._sink(trial_id, values)
-
-    @staticmethod
-    def _gcs_address() -> str | None:
-        try:
-            return ray.get_runtime_context().gcs_address
-        except Exception:  # noqa: BLE001 - Ray Client has no GCS address here
-            return None
 
     def describe(self) -> str:
         """Which Ray this is and what it holds: nodes, CPUs, GPUs."""
@@ -337,7 +241,7 @@ class RayExecutor:
         if self._probe_target is None or now - self._probe_at < _PROBE_EVERY_S:
             return
         self._probe_at = now
-        why = _unreachable(*self._probe_target, _PROBE_EVERY_S)
+        why = unreachable(*self._probe_target, _PROBE_EVERY_S)
         if why is None:
             self._unreachable_since = None
             return
@@ -420,4 +324,4 @@ class RayExecutor:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        _refresh_auth()
+        refresh_auth()
