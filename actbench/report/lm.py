@@ -25,6 +25,7 @@ from actbench.analysis.failures import Failures
 from actbench.core.kinds import kind_spec
 from actbench.report.frames import prepared
 from actbench.report.verdicts import decide_table
+from actbench.results.seriescache import ArrayCache
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,8 +146,27 @@ def per_seed(ok: "pd.DataFrame", metric: str, series: "Series") -> PerSeed:
 
 @functools.lru_cache(maxsize=64)
 def _skew_limit(n: int) -> float:
-    """`stats.skew_limit` (a simulation with a fixed seed: the same for every table of n pairs), once per n."""
-    return stats.skew_limit(n)
+    """`stats.skew_limit` (a simulation with a fixed seed: the same for every table of n pairs), once per n,
+    kept in the cache of computed figures for later calls of the same code (stats, numpy and scipy)."""
+    cache = ArrayCache.computed(_stats_version())
+    key = f"stats.skew_limit {n}"
+    kept = cache.load(key, b"") if cache is not None else None
+    if kept is not None and set(kept) == {"limit"} and kept["limit"].shape == (1,) and kept["limit"].dtype == float:
+        return float(kept["limit"][0])
+    value = stats.skew_limit(n)
+    if cache is not None:
+        cache.store(key, b"", {"limit": np.array([value], dtype=float)})
+    return value
+
+
+@functools.lru_cache(maxsize=1)
+def _stats_version() -> str:
+    """A digest of the code a simulated figure comes from: `analysis.stats`, numpy's and scipy's versions."""
+    import hashlib
+
+    import scipy
+
+    return hashlib.sha256(Path(stats.__file__ or "").read_bytes() + f" {np.__version__} {scipy.__version__}".encode()).hexdigest()[:16]
 
 
 def _numbers(values: "pd.Series") -> np.ndarray:

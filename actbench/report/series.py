@@ -3,17 +3,25 @@
 A series file (`series/<trial id>.json`) holds per-step tables and the final evaluation's chunks
 and argmax predictions; compare needs the chunks, predictions and the slope of the validation
 curve, the plots the curves. `Series` parses each file once and keeps only float/integer arrays of
-what they use, so a report over many lm trials reads each file once and holds little."""
+what they use, so a report over many lm trials reads each file once and holds little. What a file
+parses to is kept in the series cache (`actbench.results.seriescache`) for exactly its bytes: a
+later call reads and hashes the file (through the gate, as a parse would) and takes its arrays from
+there instead of parsing its JSON again."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import hashlib
+import os
+import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from actbench.results.read import read_series
+from actbench.results import gate, read
+from actbench.results.seriescache import ArrayCache
 
 CURVES = {"train": ("step", "loss", "tokens", "time_s"), "val": ("step", "tokens", "time_s", "loss", "bpb"),
           "alphas": ("step", "layer", "alpha_p", "alpha_n")}
@@ -107,11 +115,44 @@ def parse(series: dict[str, Any]) -> TrialSeries:
     return TrialSeries(chunks=_chunks(series), argmax=_argmax(series), **{name: _table(series, name) for name in CURVES})
 
 
+def _flat(trial: TrialSeries) -> dict[str, np.ndarray]:
+    """A parse as named arrays (`argmax`, `<table>.<column>`) for the cache; `_unflat` undoes it."""
+    out = {} if trial.argmax is None else {"argmax": trial.argmax}
+    for f in fields(TrialSeries):
+        table = getattr(trial, f.name)
+        if isinstance(table, dict):
+            out.update({f"{f.name}.{c}": a for c, a in table.items()})
+    return out
+
+
+def _unflat(arrays: dict[str, np.ndarray]) -> TrialSeries:
+    tables: dict[str, dict[str, np.ndarray]] = {}
+    for name, a in arrays.items():
+        if "." in name:
+            table, column = name.split(".", 1)
+            tables.setdefault(table, {})[column] = a
+    return TrialSeries(argmax=arrays.get("argmax"), **tables)
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """A digest of the code that turns a series file's bytes into a `TrialSeries` (this module,
+    the reader's checks, the cache's format): entries written by other code are never served."""
+    from actbench.results import seriescache
+
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], read, seriescache):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()[:16]
+
+
 class Series:
-    """Series files by (results folder, series file), each read and parsed once."""
+    """Series files by (results folder, series file), each read once and parsed once, or taken
+    from the series cache where it holds the parse of exactly the bytes read."""
 
     def __init__(self) -> None:
         self._parsed: dict[tuple[str, str], TrialSeries] = {}
+        self._caches: dict[str, ArrayCache | None] = {}
 
     def get(self, results_dir: str | Path, series_file: Any) -> TrialSeries:
         if not isinstance(series_file, str) or not series_file:
@@ -119,5 +160,26 @@ class Series:
         key = (str(results_dir), series_file)
         found = self._parsed.get(key)
         if found is None:
-            found = self._parsed[key] = parse(read_series(results_dir, series_file))
+            found = self._parsed[key] = self._read(results_dir, series_file)
         return found
+
+    def _read(self, results_dir: str | Path, series_file: str) -> TrialSeries:
+        """What `read.read_series` and `parse` give, through the cache."""
+        raw = gate.read_bytes(results_dir, series_file, gate.MAX_SERIES)
+        if raw is None:
+            return TrialSeries()
+        folder = str(results_dir)
+        if folder not in self._caches:
+            self._caches[folder] = ArrayCache.series(results_dir, code_version())
+        cache, source, key = self._caches[folder], hashlib.sha256(raw).digest(), os.fspath(gate.relative(series_file) or "")
+        kept = cache.load(key, source) if cache is not None else None
+        if kept is not None:
+            return _unflat(kept)
+        try:
+            data = read.series_data(raw, Path(results_dir) / series_file)
+        except ValueError:  # not JSON (msgspec.DecodeError is a ValueError)
+            data = {}
+        trial = parse(data)
+        if cache is not None and data:  # an empty parse (not JSON, or refused with a warning) is parsed again: its warning with it
+            cache.store(key, source, _flat(trial))
+        return trial

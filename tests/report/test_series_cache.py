@@ -1,0 +1,142 @@
+"""The series cache (`actbench.results.seriescache` through `report.series.Series`): what a series
+file parses to is served from the cache only for exactly the bytes read through the gate, never
+from an entry this tool did not write, and a link or a changed file reads as without the cache."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from actbench.report import lm as report_lm
+from actbench.report.series import Series, TrialSeries, code_version, parse
+from actbench.results import index
+from actbench.results.read import ResultsWarning, read_series
+from actbench.results.seriescache import ArrayCache
+from actbench.analysis import stats
+
+from .synthetic import lm_record
+from actbench.results.store import ResultStore
+
+SERIES = {"train": {"step": [0, 1, 2], "loss": [3.0, 2.5, 2.25], "tokens": [0, 64, 128], "time_s": [0.0, 0.5, 1.0]},
+          "val": {"step": [1, 2], "tokens": [64, 128], "time_s": [0.5, 1.0], "loss": [2.75, 2.5], "bpb": [1.5, 1.25]},
+          "alphas": {"step": [0, 2], "layer": [0, 0], "alpha_p": [0.8, 0.75], "alpha_n": [0.8, 0.5]},
+          "eval_chunks": {"nats": [1.5, 2.5, 3.5], "bytes": [10.0, 20.0, 30.0], "tokens": [5.0, 10.0, 15.0]},
+          "val_argmax": [1, 7, 65535, 3]}
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "actbench"
+
+
+@pytest.fixture
+def folder(tmp_path):
+    ResultStore(tmp_path / "run").append(lm_record("relu2", 0, 1.5), series=SERIES)
+    return tmp_path / "run"
+
+
+def _file(folder) -> str:
+    return f"series/{next((folder / 'series').iterdir()).name}"
+
+
+def _arrays(t: TrialSeries) -> list[tuple[str, np.ndarray]]:
+    out = [("argmax", t.argmax)] if t.argmax is not None else []
+    return out + [(f"{name}.{c}", a) for name in ("chunks", "train", "val", "alphas") for c, a in (getattr(t, name) or {}).items()]
+
+
+def _same(a: TrialSeries, b: TrialSeries) -> bool:
+    x, y = _arrays(a), _arrays(b)
+    return [n for n, _ in x] == [n for n, _ in y] and all(
+        p.dtype == q.dtype and p.flags.writeable == q.flags.writeable and np.array_equal(p, q, equal_nan=True) for (_, p), (_, q) in zip(x, y))
+
+
+def _entries(cache) -> list:
+    return sorted((cache / "series").glob("*/*"))
+
+
+def test_a_cached_series_is_served_as_a_parse_gives_it(folder, cache):
+    rel = _file(folder)
+    first = Series().get(folder, rel)
+    assert len(_entries(cache)) == 1
+    again = Series().get(folder, rel)  # a fresh reader: from the cache
+    assert _same(again, parse(read_series(folder, rel))) and _same(again, first)
+    assert again.argmax.dtype == np.uint16 and again.chunks["nats"].dtype == np.float64 and again.train["step"].flags.writeable
+    # what it serves is the entry: one this tool signed for those bytes, with other arrays, is what comes back
+    source = __import__("hashlib").sha256((folder / rel).read_bytes()).digest()
+    ArrayCache.series(folder, code_version()).store(rel, source, {"argmax": np.array([9], dtype=np.uint16)})
+    assert Series().get(folder, rel).argmax.tolist() == [9]
+
+
+def test_a_file_changed_after_caching_is_read_again_even_with_its_size_and_times_restored(folder, cache):
+    rel = _file(folder)
+    path = folder / rel
+    assert Series().get(folder, rel).chunks["nats"].tolist() == [1.5, 2.5, 3.5]
+    st = os.stat(path)
+    text = path.read_text()
+    changed = text.replace("3.5", "4.5", 1)
+    assert len(changed) == len(text) and changed != text
+    path.write_text(changed)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_size == st.st_size and os.stat(path).st_mtime_ns == st.st_mtime_ns
+    assert Series().get(folder, rel).chunks["nats"].tolist() == [1.5, 2.5, 4.5]
+
+
+@pytest.mark.parametrize("forgery", ["other key", "bit flipped", "other folder's entry", "other code"])
+def test_a_planted_or_forged_entry_is_not_believed(folder, cache, tmp_path, forgery):
+    rel = _file(folder)
+    truth = Series().get(folder, rel)
+    entry, = _entries(cache)
+    source = __import__("hashlib").sha256((folder / rel).read_bytes()).digest()
+    planted = {"argmax": np.array([9], dtype=np.uint16)}
+    if forgery == "other key":
+        ArrayCache(entry.parent, os.path.realpath(folder), code_version(), os.urandom(32)).store(rel, source, planted)
+    elif forgery == "bit flipped":
+        raw = bytearray(entry.read_bytes())
+        raw[-40] ^= 1
+        entry.write_bytes(bytes(raw))
+    elif forgery == "other folder's entry":  # signed by this tool, for the same path and bytes in another folder
+        ResultStore(tmp_path / "other").append(lm_record("relu2", 0, 1.5), series=SERIES)
+        (tmp_path / "other" / rel).write_bytes((folder / rel).read_bytes())
+        ArrayCache.series(tmp_path / "other", code_version()).store(rel, source, planted)
+        other, = [p for p in _entries(cache) if p.parent != entry.parent]
+        os.replace(other, entry)
+    else:  # written by other code (another parse): never served to this one
+        ArrayCache(entry.parent, os.path.realpath(folder), "0" * 16, index.key()).store(rel, source, planted)
+    assert _same(Series().get(folder, rel), truth)
+
+
+def test_a_link_planted_in_place_of_a_cached_series_file_is_refused_as_without_the_cache(folder, cache, tmp_path):
+    rel = _file(folder)
+    assert Series().get(folder, rel).argmax is not None
+    kept = tmp_path / "elsewhere.json"
+    os.replace(folder / rel, kept)
+    (folder / rel).symlink_to(kept)  # the same bytes, behind a link
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = Series().get(folder, rel)
+    assert _same(got, TrialSeries())
+    assert [str(w.message) for w in caught if w.category is ResultsWarning] == [
+        f"{folder / rel}: not read: a symbolic link (links inside a results folder are not followed)"]
+
+
+def test_a_refused_file_warns_on_every_read_and_is_never_cached(folder, cache):
+    rel = _file(folder)
+    (folder / rel).write_text('{"train": {"step": [1e200]}}')  # a number beyond the bound: refused with a warning
+    for _ in range(2):
+        with pytest.warns(ResultsWarning, match="not read: a number beyond"):
+            assert _same(Series().get(folder, rel), TrialSeries())
+    assert not _entries(cache)
+
+
+def test_skew_limits_are_kept_for_later_calls_and_a_forged_one_is_not_believed(cache):
+    assert report_lm._skew_limit.__wrapped__(5) == stats.skew_limit(5)
+    entry, = (cache / "computed").iterdir()
+    assert report_lm._skew_limit.__wrapped__(5) == stats.skew_limit(5)  # served from the entry
+    ArrayCache(entry.parent, "computed", report_lm._stats_version(), os.urandom(32)).store("stats.skew_limit 5", b"", {"limit": np.array([9.0])})
+    assert report_lm._skew_limit.__wrapped__(5) == stats.skew_limit(5)
+    ArrayCache.computed(report_lm._stats_version()).store("stats.skew_limit 5", b"", {"limit": np.array([9.0])})
+    assert report_lm._skew_limit.__wrapped__(5) == 9.0  # what it serves is the signed entry
