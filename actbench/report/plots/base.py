@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.image
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -49,21 +50,35 @@ def save(fig: plt.Figure, path: Path, legend_room: float = 0.0, fixed: dict[str,
         fig.subplots_adjust(**fixed)
     else:
         fig.tight_layout(rect=(0, 0, 1 - legend_room, 1))
-    grow = None if legends_inside(fig) else "tight"  # a long label: the figure grows to hold its legend rather than cut it
     try:
-        output.write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches=grow, pad_inches=0.15))
+        pixels = _tight_pixels(fig)
+        if pixels is not None:
+            output.write(path, lambda f: matplotlib.image.imsave(f, pixels, format="png", dpi=DPI))
+        else:  # something drawn outside the figure: matplotlib lays it out again on a canvas that holds it
+            output.write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD))
     finally:
         plt.close(fig)
     return path
 
 
-def legends_inside(fig: plt.Figure) -> bool:
-    """Whether every legend, the title and the axes' labels lie inside the figure (laid out, not drawn)."""
-    renderer = fig.canvas.get_renderer()
-    texts = [*fig.legends, fig._suptitle, *(t for ax in fig.axes for t in (ax.get_legend(), ax.xaxis.label, ax.yaxis.label))]
-    boxes = [t.get_window_extent(renderer) for t in texts if t is not None and t.get_visible()]
-    w, h = fig.bbox.width, fig.bbox.height
-    return all(b.x0 >= -0.5 and b.y0 >= -0.5 and b.x1 <= w + 0.5 and b.y1 <= h + 0.5 for b in boxes)
+DPI, PAD = 110, 0.15
+"""The PNGs' dots per inch, and the blank margin (inches) around what is drawn."""
+
+
+def _tight_pixels(fig: plt.Figure) -> np.ndarray | None:
+    """The figure drawn once, cut to what is drawn plus `PAD` (the picture `savefig(bbox_inches=
+    "tight")` gives, which draws everything twice: once to find that box), as RGBA rows; None when
+    anything drawn reaches past the figure's edge (a long legend or title), which a cut cannot hold."""
+    fig.set_dpi(DPI)
+    fig.canvas.draw()
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(PAD)
+    pixels = np.asarray(fig.canvas.buffer_rgba())
+    height, width = pixels.shape[:2]
+    w, h = int(box.width * DPI), int(box.height * DPI)
+    left, top = round(box.x0 * DPI), round(height - box.y0 * DPI - h)
+    if left < 0 or top < 0 or left + w > width or top + h > height:
+        return None
+    return pixels[top:top + h, left:left + w]
 
 
 def wrap(text: str, width: int = 40) -> str:

@@ -13,20 +13,29 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
     """Per dtype, achieved GB/s and % of the device copy against size (log x) for each mode, one
     line per activation x impl (median over repeats; colour: activation, line style and marker:
     impl), the copy black dashed: one figure per dtype."""
-    used = [c for c in ("results_dir", "dtype", "mode", "activation", "impl", "size", "gbps", "pct_copy") if c in rows]
-    k = rows.loc[rows["kind"] == "kernel", used] if not rows.empty and "kind" in rows else rows
-    if k.empty:
+    keys = ["dtype", "mode", "activation", "impl", "size"]
+    if rows.empty or "kind" not in rows or not {*keys, "gbps", "pct_copy"} <= set(rows.columns):
         return []
-    folders = k["results_dir"].nunique() if "results_dir" in k else 1
+    kernel = (rows["kind"] == "kernel").to_numpy()
+    if not kernel.any():
+        return []
+    folders = rows.loc[kernel, "results_dir"].nunique() if "results_dir" in rows else 1
     pooled = f" (medians over {folders} results folders)" if folders > 1 else ""
-    copy = k[k["impl"] == "copy"].groupby(["dtype", "size"])["gbps"].median()
+    copy_row = kernel & (rows["impl"] == "copy").to_numpy()
+    copy = rows.loc[copy_row, ["dtype", "size", "gbps"]].groupby(["dtype", "size"])["gbps"].median()
+    # the medians of every (dtype, mode, activation, impl, size) at once, in the order each first
+    # appears (no copy of the rows): that order gives the modes, colours and styles
+    measured = rows[["gbps", "pct_copy"]].groupby([rows[c] for c in keys] + [pd.Series(kernel & ~copy_row, index=rows.index)],
+                                                  sort=False, dropna=False).median()
+    measured = measured[measured.index.get_level_values(-1).to_numpy(dtype=bool)].droplevel(-1)
     paths = []
-    for dtype, g in k[k["impl"] != "copy"].groupby("dtype"):
-        modes = list(g["mode"].unique())
-        med = g.groupby(["mode", "activation", "impl", "size"])[["gbps", "pct_copy"]].median()
+    for dtype, every in measured.groupby(level="dtype", sort=True):
+        firsts = every.index.droplevel("dtype")
+        med = every[firsts.to_frame().notna().all(axis=1).to_numpy()].droplevel("dtype").sort_index()
+        modes = list(firsts.get_level_values("mode").unique())
         fig, axes = plt.subplots(len(modes), 2, figsize=(14, 3.4 * len(modes)), squeeze=False)
-        colours = {act: f"C{i % 10}" for i, act in enumerate(g["activation"].unique())}  # colour: activation; style: impl
-        styles = {impl: (("-", "--", ":", "-.")[i % 4], "os^Dv<>p"[i % 8]) for i, impl in enumerate(g["impl"].unique())}
+        colours = {act: f"C{i % 10}" for i, act in enumerate(firsts.get_level_values("activation").unique())}  # colour: activation; style: impl
+        styles = {impl: (("-", "--", ":", "-.")[i % 4], "os^Dv<>p"[i % 8]) for i, impl in enumerate(firsts.get_level_values("impl").unique())}
         labelled: set[tuple[str, str]] = set()
         for (ax_g, ax_c), mode in zip(axes, modes):
             for (act, impl), line in med.loc[mode].groupby(level=["activation", "impl"]):
@@ -44,7 +53,7 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
             ax_c.set(title=f"{literal(dtype)} {literal(mode)}: % of a device copy in the same trial", ylabel="% of copy", xscale="log")
         for ax in axes[-1]:
             ax.set_xlabel("input size (elements, log scale)")
-        acts, impls = ", ".join(map(literal, g["activation"].unique())), ", ".join(map(literal, g["impl"].unique()))
+        acts, impls = ", ".join(map(literal, colours)), ", ".join(map(literal, styles))
         fig.suptitle(f"{literal(dtype)} kernels compared: {acts} (impls: {impls}); median over repeats against input size{pooled}")
         fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.86, 0.5))
         paths.append(save(fig, png(out, f"kernel_{dtype}"), fixed=margins(fig, legend_room=0.14, top=0.75, between=0.75)))
