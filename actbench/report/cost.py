@@ -195,10 +195,6 @@ def _at_once(spans: list[tuple[float, float]]) -> int:
 
 
 def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
-    from pydantic import ValidationError
-
-    from actbench.lm.config import LMConfig
-
     tuning_ids = {c.trial.id for c in plan.tuning.candidates} if plan is not None and plan.tuning is not None else set()
     device = "cuda" if "metric.device" in recs and (recs["metric.device"] == "cuda").any() else "cpu"
     figures = cost.DEFAULTS[device]
@@ -210,6 +206,7 @@ def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
     cpu: dict[str, float] = {}
     work = [0.0, 0.0]  # CPU seconds of the lm trials that recorded them, and the plan's work for the same trials
     stages: dict[str, Stage] = {}
+    configs = _Configs()
     for row in rows:
         took = _number(row.get("duration_s"))
         if took is None:
@@ -219,9 +216,8 @@ def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
             planned_cost = cost.TrialCost(0, 0, 0, figures.impl_s.value, None)
             workers.trials += 1
         else:
-            try:
-                cfg = LMConfig.model_validate(row["config"])
-            except (ValidationError, TypeError, ValueError):
+            cfg = configs.get(row["config"])
+            if cfg is None:
                 continue
             env = row.get("env") if isinstance(row.get("env"), dict) else {}
             units = int(_number(row.get("metric.workers")) or 1) if device == "cuda" else int(_number(env.get("torch_threads")) or 1)
@@ -250,6 +246,35 @@ def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
     return (f"the run cost {total:,.0f} trial-seconds ({parts}){wall}; the plan's figures (lm plan's, not this run's) say "
             f"{said:,.0f} s for these trials: {100 * (said / total - 1):+.0f}%, and {clock(plan_wall)} of wall clock at "
             f"{workers.at_once} at a time{cpu_text}")
+
+
+class _Configs:
+    """Records' configs as LMConfig (None where one is not valid), each distinct config but for its
+    seed validated whole once: the others of it take their seed through the model's own check of that field."""
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, "LMConfig"] = {}
+
+    def get(self, config: Any) -> "LMConfig | None":
+        import msgspec
+        from pydantic import ValidationError
+
+        from actbench.lm.config import LMConfig
+
+        try:
+            key = msgspec.msgpack.encode([{k: v for k, v in config.items() if k != "seed"}, "seed" in config])  # NaN and null apart
+        except (AttributeError, TypeError, ValueError, OverflowError):  # not an object of JSON values: validated alone
+            key = None
+        seen = self._seen.get(key) if key is not None else None
+        try:
+            if seen is None:
+                found = LMConfig.model_validate(config)
+                if key is not None:  # only a valid config stands for others: an invalid one may be invalid for its seed
+                    self._seen[key] = found
+                return found
+            return LMConfig.__pydantic_validator__.validate_assignment(seen.model_copy(), "seed", config["seed"]) if "seed" in config else seen
+        except (ValidationError, TypeError, ValueError):
+            return None
 
 
 def _val_tokens(row: dict[str, Any]) -> int | None:

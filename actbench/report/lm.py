@@ -75,11 +75,12 @@ def _split_variants(t: "pd.DataFrame", fields: dict[Any, dict[str, str]]) -> Non
     tables: dict[tuple, list[Any]] = {}
     for i, suite, d in zip(t.index, t["suite"], t["results_dir"]):
         tables.setdefault((suite, tuple(fields[i].items()), d), []).append(i)
+    activation = dict(zip(t.index, t["activation"]))
     for rows in tables.values():
         values: dict[tuple[str, Any], set[str]] = {}
         for i in rows:
             for f in variant:
-                values.setdefault((f, t.at[i, "activation"]), set()).add(_canonical(config[i].get(f)))
+                values.setdefault((f, activation[i]), set()).add(_canonical(config[i].get(f)))
         split = sorted({f for (f, _), v in values.items() if len(v) > 1})
         for i in rows:
             fields[i] = dict(sorted({**fields[i], **{f: _canonical(config[i].get(f)) for f in split}}.items()))
@@ -110,20 +111,19 @@ def per_seed(ok: "pd.DataFrame", metric: str, series: "Series") -> PerSeed:
         return out
     codes, keys = pd.factorize(g["seed"], sort=True)  # grouped by seed as numpy index arrays: a pandas group of each costs more than its work
     order = np.argsort(codes, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
-    values = _numbers(g[f"metric.{metric}"])
-    speeds = _numbers(g["metric.tokens_per_s"]) if "metric.tokens_per_s" in g else None
+    starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
+    groups = np.split(order, starts[1:])
+    single = np.diff(np.r_[starts, len(order)]) == 1
+    value, has_value = _seed_means(_numbers(g[f"metric.{metric}"]), groups, order[starts], single)
+    speed, has_speed = _seed_means(_numbers(g["metric.tokens_per_s"]) if "metric.tokens_per_s" in g else np.full(len(g), np.nan),
+                                   groups, order[starts], single)
     dirs, configs = g["results_dir"].to_numpy(dtype=object), g["config"].to_numpy(dtype=object)
     files = g["series_file"].to_numpy(dtype=object) if "series_file" in g else np.full(len(g), None, dtype=object)
-    for seed, at in zip(keys, groups):
-        vals = values[at]
-        if not np.isfinite(vals).any():
-            continue
-        s = int(seed)
-        out.value[s] = float(np.nanmean(vals))
-        speed = speeds[at] if speeds is not None else np.array([np.nan])
-        if np.isfinite(speed).any():
-            out.speed[s] = float(np.nanmean(speed))
+    for j in np.flatnonzero(has_value):
+        s, at = int(keys[j]), groups[j]
+        out.value[s] = float(value[j])
+        if has_speed[j]:
+            out.speed[s] = float(speed[j])
         chunks, preds, slopes = [], None, []
         for d, f, cfg in zip(dirs[at], files[at], configs[at]):
             trial = series.get(d, f)
@@ -135,13 +135,28 @@ def per_seed(ok: "pd.DataFrame", metric: str, series: "Series") -> PerSeed:
             slope = trial.stable_slope(curve, cfg if isinstance(cfg, dict) else {})
             if slope is not None:
                 slopes.append(slope)
-        if chunks and all(len(c[0]) == len(chunks[0][0]) and np.array_equal(c[1], chunks[0][1]) for c in chunks):
+        if len(chunks) == 1:  # one record's (the mean of one array is that array)
+            out.chunks[s] = (chunks[0][0].copy(), chunks[0][1])
+        elif chunks and all(len(c[0]) == len(chunks[0][0]) and np.array_equal(c[1], chunks[0][1]) for c in chunks):
             out.chunks[s] = (np.mean([c[0] for c in chunks], axis=0), chunks[0][1])
         if preds is not None:
             out.preds[s] = preds
         if slopes:
-            out.slope[s] = float(np.mean(slopes))
+            out.slope[s] = slopes[0] if len(slopes) == 1 else float(np.mean(slopes))
     return out
+
+
+def _seed_means(values: np.ndarray, groups: list[np.ndarray], firsts: np.ndarray, single: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per group of records (`firsts`: the first of each, `single`: whether it is alone), the
+    nanmean of their values and whether any is finite: a lone record's is its own value (what
+    nanmean gives for one), taken for every such group at once."""
+    finite = np.isfinite(values)
+    mean, has = values[firsts].copy(), finite[firsts].copy()
+    for j in np.flatnonzero(~single):
+        has[j] = finite[groups[j]].any()
+        if has[j]:
+            mean[j] = np.nanmean(values[groups[j]])
+    return mean, has
 
 
 @functools.lru_cache(maxsize=64)
