@@ -1,10 +1,9 @@
-"""scripts/nightly.sh end to end on CPU (--cpu: the smoke suite, eager, in-process): two real
-nights start a history, three more are written from them (alternating their figures, so the
-history holds the measured night-to-night noise): five nights, the fewest a level needs; then a
-night with a real slowdown planted by a
-plugin (relu2's eager forward sleeps 2 ms a call): its rows are suspect, rerun at once by the
-script, confirmed, and the alert prints the command that reproduces it. The workflow that calls
-the script passes actionlint."""
+"""scripts/nightly.sh end to end on CPU (--cpu: the smoke suite, eager, in-process): one real
+night (shared by the tests of this file that need one) starts a history, four more are written
+from it (its figures 10% up and down, a loaded CPU's night-to-night noise): five nights, the
+fewest a level needs; then a night with a real slowdown planted by a plugin (relu2's eager
+forward sleeps 2 ms a call): its rows are suspect, rerun at once by the script, confirmed, and the
+alert prints the command that reproduces it. The workflow that calls the script passes actionlint."""
 
 from __future__ import annotations
 
@@ -18,6 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from actbench.core.record import Record
+from actbench.report import history as store
+from actbench.results.fingerprint import fingerprint
+from actbench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_RELU2 = '''
@@ -39,6 +43,20 @@ relu2.target = SlowReLU2
 '''
 
 
+@pytest.fixture(scope="module")
+def smoke_night(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One real --cpu night of suites/smoke.yaml (a copy in a working folder, which the night runs
+    in) into an --out and a --history named like options ('-x night', '-h ist'), commit good1: its
+    working folder and what it printed. The first night of a history; about 10 s on 2 cores."""
+    work = tmp_path_factory.mktemp("smoke_night")
+    (work / "suites").mkdir()
+    shutil.copy(ROOT / "suites" / "smoke.yaml", work / "suites" / "smoke.yaml")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    r = subprocess.run(["bash", str(ROOT / "scripts/nightly.sh"), "--cpu", "--out", "-x night", "--history", "-h ist", "--commit", "good1"],
+                       cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    return work, r
+
+
 def _nightly(tmp_path: Path, commit: str, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(["bash", "scripts/nightly.sh", "--cpu", "--out", str(tmp_path / "nightly"), "--history", str(tmp_path / "history"),
@@ -46,18 +64,22 @@ def _nightly(tmp_path: Path, commit: str, *extra: str) -> subprocess.CompletedPr
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.slow  # three real nights of the smoke suite (each: run, regress twice, report): about 45 s of CPU on 2 cores
-def test_nightly_cpu_finds_a_planted_slowdown(tmp_path):
+@pytest.mark.slow  # the shared real night and one with the slowdown (run, regress twice, a rerun, report): about 25 s on 2 cores
+def test_nightly_cpu_finds_a_planted_slowdown(tmp_path, smoke_night):
+    work, good = smoke_night
+    assert good.returncode == 0, good.stdout + good.stderr
     (tmp_path / "slow_relu2.py").write_text(SLOW_RELU2)
-    for night in ("good1", "good2"):
-        r = _nightly(tmp_path, night)
-        assert r.returncode == 0, r.stdout + r.stderr
-    [history] = (tmp_path / "history").glob("cpu-*.jsonl")
-    first, second = (json.loads(line) for line in history.read_text().splitlines())
-    assert first["commit"] == "good1" and second["commit"] == "good2" and len(first["rows"]) == 40  # 10 trials x (copy + 3 modes)
-    with history.open("a") as f:
-        for i in range(3):
-            f.write(json.dumps({**(first, second)[i % 2], "commit": f"pad{i}", "run": f"pad{i}"}) + "\n")  # a night of its own, not a copy
+    [measured] = (work / "-h ist").glob("cpu-*.jsonl")
+    first = json.loads(measured.read_text())
+    assert first["commit"] == "good1" and len(first["rows"]) == 40  # 10 trials x (copy + 3 modes)
+
+    def padded(i: int) -> dict:  # a night of its own (not a copy): every figure 10% below or above the measured one, so that
+        # the level is the measured night and each row's noise about 20% a night (this CPU's nights differ by a median 14%, README)
+        return {**first, "commit": f"pad{i}", "run": f"pad{i}", "rows": {k: {**p, "value": p["value"] * (1.1 if i % 2 else 0.9)}
+                                                                         for k, p in first["rows"].items()}}
+    history = tmp_path / "history" / measured.name
+    history.parent.mkdir()
+    history.write_text(measured.read_text() + "".join(json.dumps(padded(i)) + "\n" for i in range(4)))
 
     r = _nightly(tmp_path, "slow", "--plugin", "slow_relu2")
     out = r.stdout
@@ -70,7 +92,7 @@ def test_nightly_cpu_finds_a_planted_slowdown(tmp_path):
     suspects = out.split("### Suspects")[1].split("###")[0] if "### Suspects" in out else ""
     for dtype in ("float32", "bfloat16"):  # each planted forward row confirmed, or at least suspect (the machine is loaded)
         assert f"smoke relu2 {dtype} 65536 eager forward" in section + suspects, out
-    assert "last good pad2, first bad slow; confirmed by an immediate rerun" in section
+    assert "last good pad3, first bad slow; confirmed by an immediate rerun" in section
     assert (tmp_path / "nightly-rerun" / "smoke" / "trials.jsonl").is_file()
     assert "### Regressions (confirmed)" in (tmp_path / "summary.md").read_text()
     assert (tmp_path / "nightly" / "report" / "report.html").is_file() and (tmp_path / "nightly" / "history.png").is_file()
@@ -81,7 +103,7 @@ def test_nightly_cpu_finds_a_planted_slowdown(tmp_path):
     args = shlex.split(command)
     dry = subprocess.run([sys.executable, "-m", "actbench", *args[1:], "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert dry.returncode == 0 and "smoke: 1 kernel trial(s)" in dry.stdout and "relu2" in dry.stdout, dry.stdout + dry.stderr
-    assert "git bisect start slow pad2 && git bisect run sh -c" in section
+    assert "git bisect start slow pad3 && git bisect run sh -c" in section
 
 
 def test_workflow_passes_actionlint_and_the_script_shellcheck():
@@ -110,7 +132,7 @@ resources: {cpus: 1, timeout_s: 60}
 """70 tiny eager kernel trials under the name the --cpu night runs (suites/smoke.yaml of its working folder)."""
 
 
-@pytest.mark.slow  # two real nights of 70 tiny trials and a rerun of all of them: about 40 s on 2 cores
+@pytest.mark.slow  # one real night of 70 tiny trials and a rerun of all of them: about 25 s on 2 cores
 def test_a_night_with_more_suspect_trials_than_one_k_takes_is_rerun_and_judged(tmp_path):
     """A code change that moves every kernel (the copy unchanged) makes each trial suspect: the
     rerun's -k of 70 trial ids (more words than -k takes, 64) must not end the night as bad
@@ -118,39 +140,29 @@ def test_a_night_with_more_suspect_trials_than_one_k_takes_is_rerun_and_judged(t
     work = tmp_path / "work"
     (work / "suites").mkdir(parents=True)
     (work / "suites" / "smoke.yaml").write_text(WIDE_SUITE)
+    trials = load_suite(work / "suites" / "smoke.yaml", {"impls": ["eager"]}).trials  # as the --cpu night runs it
+    here = store.fingerprint([Record(trial_id="here", status="ok", kind="kernel", config={}, env=fingerprint())])  # this machine's history
+
+    def planted(i: int) -> store.Night:  # six nights written as regress writes them: each kernel at 10^4 % of its copy (a CPU's are
+        # below 100%: tonight's will be 100x or more below), each copy 10x above or below 80 GB/s (wherever tonight's is, it did not move)
+        rows = {f"smoke {t.id} eager forward | pct_copy": store.Point(1e4) for t in trials}
+        rows.update({f"smoke {t.id} copy | gbps": store.Point(80.0 * (10 if i % 2 else 0.1)) for t in trials})
+        return store.Night(commit=f"pad{i}", date=f"2026-01-0{i + 1}T00:00:00+00:00", rows=rows, fingerprint=here, run=f"pad{i}")
+    for i in range(6):
+        store.append_night(tmp_path / "history", store.file_name(here), planted(i))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-
-    def night(commit: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", str(ROOT / "scripts/nightly.sh"), "--cpu", "--out", str(tmp_path / "nightly"),
-                               "--history", str(tmp_path / "history"), "--commit", commit],
-                              cwd=work, env=env, capture_output=True, text=True, timeout=300)
-
-    r = night("good")
-    assert r.returncode == 0, r.stdout + r.stderr
-    [history] = (tmp_path / "history").glob("cpu-*.jsonl")
-    measured = json.loads(history.read_text())
-
-    def padded(i: int) -> dict:  # kernels 100x faster; copies where measured, 30% up and down (a loaded CPU's copy), so a copy's limit is not 0
-        return {k: {**p, "value": p["value"] * ((1.3 if i % 2 else 0.7) if k.endswith("copy | gbps") else 100), "noise": 0.0}
-                for k, p in measured["rows"].items()}
-    history.write_text("".join(json.dumps({**measured, "commit": f"pad{i}", "run": f"pad{i}", "rows": padded(i)}) + "\n" for i in range(6)))
-
-    r = night("slow")  # every kernel row 100x below its level, the copy where it was
+    r = subprocess.run(["bash", str(ROOT / "scripts/nightly.sh"), "--cpu", "--out", str(tmp_path / "nightly"), "--history", str(tmp_path / "history"),
+                        "--commit", "slow"], cwd=work, env=env, capture_output=True, text=True, timeout=300)  # every kernel row far below its level
     assert r.returncode == 1 and "Regressions (confirmed)" in r.stdout, r.stdout + r.stderr
     rerun = {json.loads(line)["trial_id"] for line in (tmp_path / "nightly-rerun" / "smoke" / "trials.jsonl").read_text().splitlines()}
     assert len(rerun) > 64 and "confirmed by an immediate rerun" in r.stdout
 
 
-@pytest.mark.slow  # one real night of the smoke suite: about 10 s on 2 cores
-def test_a_night_into_folders_named_like_options(tmp_path):
+@pytest.mark.slow  # the shared real night of the smoke suite (smoke_night): about 10 s on 2 cores
+def test_a_night_into_folders_named_like_options(smoke_night):
     """--out and --history named with a leading dash and a space are folders, not options, to
     every command the script runs (rm, mkdir, actbench's positional arguments)."""
-    work = tmp_path / "work"
-    (work / "suites").mkdir(parents=True)
-    shutil.copy(ROOT / "suites" / "smoke.yaml", work / "suites" / "smoke.yaml")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    r = subprocess.run(["bash", str(ROOT / "scripts/nightly.sh"), "--cpu", "--out", "-x night", "--history", "-h ist", "--commit", "c1"],
-                       cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    work, r = smoke_night
     assert r.returncode == 0 and "actbench regress: PASS" in r.stdout, r.stdout + r.stderr
     assert (work / "-x night" / "report" / "report.html").is_file() and (work / "-x night-rerun" / "suspects.txt").is_file()
     assert len(list((work / "-h ist").glob("cpu-*.jsonl"))) == 1
