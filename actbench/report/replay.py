@@ -35,12 +35,14 @@ def saved_suites(trials: "pd.DataFrame") -> tuple[dict[tuple[str, str], Suite], 
     warnings: list[str] = []
     if trials.empty or "suite" not in trials:
         return found, warnings
+    dirs, names = trials["results_dir"].astype(str), trials["suite"].astype(str)
+    looked = trials[[c for c in ("kind", "seed") if c in trials]]  # what _looks_staged reads: a filter of every column costs more
     for d, name in trials[["results_dir", "suite"]].astype(str).drop_duplicates().itertuples(index=False):
         kept = gate.kept_suite(name)  # a suite field that is not a plain name names no file
         path = gate.check(d, kept, MAX_SUITE_BYTES) if kept is not None else None  # refused: a warning says why
         if path is None:
             missing = kept is not None and not os.path.lexists(Path(d) / kept)
-            if missing and _looks_staged(trials[(trials["results_dir"].astype(str) == d) & (trials["suite"].astype(str) == name)]):
+            if missing and _looks_staged(looked[(dirs == d) & (names == name)]):
                 warnings.append(f"{Path(d) / kept}: missing, but the records of {name} in {d} hold tuning or choice trials: without the "
                                 "suite its run kept, its stages cannot be replayed, so every record is compared as a plain trial")
             continue
