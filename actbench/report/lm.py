@@ -24,6 +24,7 @@ from actbench.analysis import stats
 from actbench.analysis.failures import Failures
 from actbench.core.kinds import kind_spec
 from actbench.report.frames import prepared
+from actbench.report.series import FIRST
 from actbench.report.verdicts import decide_table
 from actbench.results.seriescache import ArrayCache
 
@@ -126,12 +127,12 @@ def per_seed(ok: "pd.DataFrame", metric: str, series: "Series") -> PerSeed:
             out.speed[s] = float(speed[j])
         chunks, preds, slopes = [], None, []
         for d, f, cfg in zip(dirs[at], files[at], configs[at]):
-            trial = series.get(d, f)
+            trial = series.get(d, f, FIRST)
             c = trial.chunk_arrays(weight)
             if c is not None:
                 chunks.append(c)
             if preds is None and len(out.preds) < CHURN_SEEDS:  # churn looks at a bounded number of seeds
-                preds = trial.argmax
+                preds = series.get(d, f, ("argmax",)).argmax
             slope = trial.stable_slope(curve, cfg if isinstance(cfg, dict) else {})
             if slope is not None:
                 slopes.append(slope)

@@ -146,6 +146,12 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+FIRST = ("chunks", "val")
+"""What compare reads of every trial (`Series.get`'s parts): the cache keeps it apart from the rest
+(argmax predictions, training curves, alphas), which is read only when asked for."""
+PARTS = ("chunks", "argmax", "train", "val", "alphas")
+
+
 class Series:
     """Series files by (results folder, series file), each read once and parsed once, or taken
     from the series cache where it holds the parse of exactly the bytes read."""
@@ -153,33 +159,62 @@ class Series:
     def __init__(self) -> None:
         self._parsed: dict[tuple[str, str], TrialSeries] = {}
         self._caches: dict[str, ArrayCache | None] = {}
+        self._rest: dict[tuple[str, str], tuple[ArrayCache, str, bytes]] = {}  # served from the cache but for the parts not in FIRST
 
-    def get(self, results_dir: str | Path, series_file: Any) -> TrialSeries:
+    def get(self, results_dir: str | Path, series_file: Any, parts: tuple[str, ...] = PARTS) -> TrialSeries:
+        """The parse of a series file, with at least `parts` of it (a part not asked for may be None
+        though the file has it: ask for every part read)."""
         if not isinstance(series_file, str) or not series_file:
             return TrialSeries()
         key = (str(results_dir), series_file)
         found = self._parsed.get(key)
         if found is None:
             found = self._parsed[key] = self._read(results_dir, series_file)
+        if key in self._rest and not set(parts) <= set(FIRST):
+            self._fill(key, found)
         return found
 
     def _read(self, results_dir: str | Path, series_file: str) -> TrialSeries:
-        """What `read.read_series` and `parse` give, through the cache."""
+        """What `read.read_series` and `parse` give, through the cache (only its FIRST parts when it
+        comes from there: `_fill` adds the others)."""
         raw = gate.read_bytes(results_dir, series_file, gate.MAX_SERIES)
         if raw is None:
             return TrialSeries()
         folder = str(results_dir)
         if folder not in self._caches:
             self._caches[folder] = ArrayCache.series(results_dir, code_version())
-        cache, source, key = self._caches[folder], hashlib.sha256(raw).digest(), os.fspath(gate.relative(series_file) or "")
-        kept = cache.load(key, source) if cache is not None else None
-        if kept is not None:
-            return _unflat(kept)
-        try:
-            data = read.series_data(raw, Path(results_dir) / series_file)
-        except ValueError:  # not JSON (msgspec.DecodeError is a ValueError)
-            data = {}
-        trial = parse(data)
-        if cache is not None and data:  # an empty parse (not JSON, or refused with a warning) is parsed again: its warning with it
-            cache.store(key, source, _flat(trial))
-        return trial
+        cache, source, rel = self._caches[folder], hashlib.sha256(raw).digest(), os.fspath(gate.relative(series_file) or "")
+        first = cache.load(f"{rel}\x00first", source) if cache is not None else None
+        if first is not None:
+            self._rest[(folder, series_file)] = (cache, rel, source)
+            return _unflat(first)
+        trial = _parsed(raw, Path(results_dir) / series_file)
+        if cache is not None and trial is not None:
+            flat = _flat(trial)
+            cache.store(f"{rel}\x00rest", source, {k: a for k, a in flat.items() if k.split(".")[0] not in FIRST})
+            cache.store(f"{rel}\x00first", source, {k: a for k, a in flat.items() if k.split(".")[0] in FIRST})  # after the rest it stands for
+        return trial or TrialSeries()
+
+    def _fill(self, key: tuple[str, str], trial: TrialSeries) -> None:
+        """The parts of a trial served from the cache that are not FIRST, from its entry for the
+        same bytes; where that is gone, from the file read again (a file changed meanwhile gives its new parts)."""
+        cache, rel, source = self._rest.pop(key)
+        rest = cache.load(f"{rel}\x00rest", source)
+        if rest is not None:
+            more = _unflat(rest)
+        else:
+            raw = gate.read_bytes(key[0], key[1], gate.MAX_SERIES)
+            more = (_parsed(raw, Path(key[0]) / key[1]) if raw is not None else None) or TrialSeries()
+        for part in PARTS:
+            if part not in FIRST:
+                setattr(trial, part, getattr(more, part))
+
+
+def _parsed(raw: bytes, path: Path) -> TrialSeries | None:
+    """`parse` of a series file's bytes; None when they hold nothing to parse (not JSON, not an
+    object, or refused with a warning: such a file is never cached, so its warning comes again)."""
+    try:
+        data = read.series_data(raw, path)
+    except ValueError:  # not JSON (msgspec.DecodeError is a ValueError)
+        return None
+    return parse(data) if data else None

@@ -4,6 +4,7 @@ from an entry this tool did not write, and a link or a changed file reads as wit
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from actbench.report import lm as report_lm
-from actbench.report.series import Series, TrialSeries, code_version, parse
+from actbench.report.series import FIRST, Series, TrialSeries, code_version, parse
 from actbench.results import index
 from actbench.results.read import ResultsWarning, read_series
 from actbench.results.seriescache import ArrayCache
@@ -58,17 +59,33 @@ def _entries(cache) -> list:
     return sorted((cache / "series").glob("*/*"))
 
 
+def _entry(cache, folder, rel: str, part: str):
+    """The cache file of one part ("first": what compare reads of every trial, "rest") of a series file."""
+    place = ArrayCache.series(folder, code_version())
+    return cache / "series" / index.location(folder).name / place._name(f"{rel}\x00{part}")
+
+
+def _source(folder, rel: str) -> bytes:
+    return hashlib.sha256((folder / rel).read_bytes()).digest()
+
+
 def test_a_cached_series_is_served_as_a_parse_gives_it(folder, cache):
     rel = _file(folder)
     first = Series().get(folder, rel)
-    assert len(_entries(cache)) == 1
+    assert len(_entries(cache)) == 2 and all(_entry(cache, folder, rel, p).is_file() for p in ("first", "rest"))
     again = Series().get(folder, rel)  # a fresh reader: from the cache
     assert _same(again, parse(read_series(folder, rel))) and _same(again, first)
     assert again.argmax.dtype == np.uint16 and again.chunks["nats"].dtype == np.float64 and again.train["step"].flags.writeable
+    compared = Series()
+    part = compared.get(folder, rel, FIRST)  # what compare reads of every trial: the rest is read when asked for
+    assert part.chunks is not None and part.val is not None and part.argmax is None and part.train is None
+    assert compared.get(folder, rel, ("argmax",)) is part and _same(part, first)
+    _entry(cache, folder, rel, "rest").unlink()  # gone: the file is read again for the rest
+    compared = Series()
+    assert _same(compared.get(folder, rel, FIRST), TrialSeries(chunks=first.chunks, val=first.val)) and _same(compared.get(folder, rel), first)
     # what it serves is the entry: one this tool signed for those bytes, with other arrays, is what comes back
-    source = __import__("hashlib").sha256((folder / rel).read_bytes()).digest()
-    ArrayCache.series(folder, code_version()).store(rel, source, {"argmax": np.array([9], dtype=np.uint16)})
-    assert Series().get(folder, rel).argmax.tolist() == [9]
+    ArrayCache.series(folder, code_version()).store(f"{rel}\x00first", _source(folder, rel), {"chunks.nats": np.array([9.0])})
+    assert Series().get(folder, rel).chunks == {"nats": np.array([9.0])}
 
 
 def test_a_file_changed_after_caching_is_read_again_even_with_its_size_and_times_restored(folder, cache):
@@ -85,15 +102,15 @@ def test_a_file_changed_after_caching_is_read_again_even_with_its_size_and_times
     assert Series().get(folder, rel).chunks["nats"].tolist() == [1.5, 2.5, 4.5]
 
 
+@pytest.mark.parametrize("part", ["first", "rest"])
 @pytest.mark.parametrize("forgery", ["other key", "bit flipped", "other folder's entry", "other code"])
-def test_a_planted_or_forged_entry_is_not_believed(folder, cache, tmp_path, forgery):
+def test_a_planted_or_forged_entry_is_not_believed(folder, cache, tmp_path, forgery, part):
     rel = _file(folder)
     truth = Series().get(folder, rel)
-    entry, = _entries(cache)
-    source = __import__("hashlib").sha256((folder / rel).read_bytes()).digest()
-    planted = {"argmax": np.array([9], dtype=np.uint16)}
+    entry = _entry(cache, folder, rel, part)
+    key, planted = f"{rel}\x00{part}", {"argmax" if part == "rest" else "chunks.nats": np.array([9], dtype=np.uint16)}
     if forgery == "other key":
-        ArrayCache(entry.parent, os.path.realpath(folder), code_version(), os.urandom(32)).store(rel, source, planted)
+        ArrayCache(entry.parent, os.path.realpath(folder), code_version(), os.urandom(32)).store(key, _source(folder, rel), planted)
     elif forgery == "bit flipped":
         raw = bytearray(entry.read_bytes())
         raw[-40] ^= 1
@@ -101,11 +118,10 @@ def test_a_planted_or_forged_entry_is_not_believed(folder, cache, tmp_path, forg
     elif forgery == "other folder's entry":  # signed by this tool, for the same path and bytes in another folder
         ResultStore(tmp_path / "other").append(lm_record("relu2", 0, 1.5), series=SERIES)
         (tmp_path / "other" / rel).write_bytes((folder / rel).read_bytes())
-        ArrayCache.series(tmp_path / "other", code_version()).store(rel, source, planted)
-        other, = [p for p in _entries(cache) if p.parent != entry.parent]
-        os.replace(other, entry)
+        ArrayCache.series(tmp_path / "other", code_version()).store(key, _source(folder, rel), planted)
+        os.replace(_entry(cache, tmp_path / "other", rel, part), entry)
     else:  # written by other code (another parse): never served to this one
-        ArrayCache(entry.parent, os.path.realpath(folder), "0" * 16, index.key()).store(rel, source, planted)
+        ArrayCache(entry.parent, os.path.realpath(folder), "0" * 16, index.key()).store(key, _source(folder, rel), planted)
     assert _same(Series().get(folder, rel), truth)
 
 
