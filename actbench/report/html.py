@@ -122,7 +122,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     from actbench.report.plots.kernel import kernel_throughput
     from actbench.report.plots.lm import lm_curves
     from actbench.report.plots.stages import scaling_plot, tuning_plot
-    from actbench.results.frames import load_tables
+    from actbench.results.frames import load_tables, release_arrow_memory
     from actbench.select import select_frames
 
     run_dir = Path(run_dir)
@@ -148,7 +148,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     staged: dict[Path, Path] = {}
     try:
         _exports(trials, rows, out, staged)
+        release_arrow_memory()
         exports = list(staged)
+        kernels = kernel_throughput(rows, out)  # drawn before compare: the rows are let go once compare has read them
         comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select, margin=margin) \
             if names else None
         # staged suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
@@ -158,8 +160,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
             suites = saved_suites(all_trials)[0]
             final, _, plans = replay(all_trials, suites)
         curves = select_frames(select, final, all_rows, empty_ok=True)[0] if suites else trials
+        del rows, all_rows  # read by now: their memory goes back before the lm figures are drawn
+        release_arrow_memory()
         images = lm_curves(curves, out, comparison.series if comparison is not None else None, merge)
-        images += kernel_throughput(rows, out)
+        images += kernels
         if comparison is not None:
             images += scaling_plot(comparison.frames["scaling"], out)
         images += tuning_plot(all_trials, suites, plans, out)

@@ -3,6 +3,7 @@ the kinds that write them, and the per-step series of every trial."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,9 +53,21 @@ def load_tables(path: str | Path, latest_only: bool = True) -> tuple["pd.DataFra
         t, r = _latest(*folder_tables(d), str(d), latest_only)
         trials.append(t)
         rows.append(r)
+        release_arrow_memory()
     trials, rows = [t for t in trials if not t.empty], [r for r in rows if not r.empty]
-    return (pd.concat(trials, ignore_index=True) if trials else pd.DataFrame(),
-            pd.concat(rows, ignore_index=True) if rows else pd.DataFrame())
+    trials, rows = (pd.concat(trials, ignore_index=True) if trials else pd.DataFrame(),
+                    pd.concat(rows, ignore_index=True) if rows else pd.DataFrame())
+    release_arrow_memory()
+    return trials, rows
+
+
+def release_arrow_memory() -> None:
+    """Hand the memory Arrow has freed (Parquet pages read or written, tables no longer held) back
+    to the system: its allocator keeps it otherwise (~100 MB after reading 100,000 records)."""
+    with contextlib.suppress(ImportError):
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
 
 
 def load(path: str | Path, latest_only: bool = True) -> "pd.DataFrame":

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.image
 import matplotlib.ticker
 
@@ -67,18 +68,24 @@ DPI, PAD = 110, 0.15
 
 def _tight_pixels(fig: plt.Figure) -> np.ndarray | None:
     """The figure drawn once, cut to what is drawn plus `PAD` (the picture `savefig(bbox_inches=
-    "tight")` gives, which draws everything twice: once to find that box), as RGBA rows; None when
-    anything drawn reaches past the figure's edge (a long legend or title), which a cut cannot hold."""
+    "tight")` gives, which draws everything twice: once to find that box), as RGBA rows, the margin
+    beyond the figure's edge (if any) blank; None when anything drawn reaches past the edge (a long
+    legend or title), which a cut cannot hold."""
     fig.set_dpi(DPI)
     fig.canvas.draw()
-    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(PAD)
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer())
     pixels = np.asarray(fig.canvas.buffer_rgba())
     height, width = pixels.shape[:2]
+    if drawn.x0 * DPI < -0.5 or drawn.y0 * DPI < -0.5 or drawn.x1 * DPI > width + 0.5 or drawn.y1 * DPI > height + 0.5:
+        return None
+    box = drawn.padded(PAD)
     w, h = int(box.width * DPI), int(box.height * DPI)
     left, top = round(box.x0 * DPI), round(height - box.y0 * DPI - h)
-    if left < 0 or top < 0 or left + w > width or top + h > height:
-        return None
-    return pixels[top:top + h, left:left + w]
+    cut = np.empty((h, w, 4), np.uint8)
+    cut[:] = np.round(np.asarray(matplotlib.colors.to_rgba(fig.get_facecolor())) * 255).astype(np.uint8)
+    rows, cols = slice(max(top, 0), min(top + h, height)), slice(max(left, 0), min(left + w, width))
+    cut[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left] = pixels[rows, cols]
+    return cut
 
 
 def wrap(text: str, width: int = 40) -> str:
