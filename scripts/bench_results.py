@@ -15,7 +15,9 @@ imports; the CPU seconds include any child process's. The steps share a cache fo
 (XDG_CACHE_HOME: `<keep>/cache`, emptied first, or a temporary one), so `index` builds the
 columnar index (`actbench.results.index`) from the JSON and every later step reads it; `prefix`
 is what checking that the index still covers trials.jsonl costs (the SHA-256 of every
-trials.jsonl). `regress` compares the whole root with its first kernel folder as the baseline.
+trials.jsonl). The first compare or report also parses every series file it reads into the series
+cache (`actbench.results.seriescache`), as the first after a run does for its new lm trials, and
+later ones read that: `--steps index compare compare` times the first and a later one. `regress` compares the whole root with its first kernel folder as the baseline.
 cli-compare and cli-report run the commands as a user does (`actbench compare relu2 xielu swiglu
 --results ROOT`, `actbench report ROOT`): imports and terminal output included; their "child MB" is
 the command's own peak. On a shared machine the wall time grows with the load, the CPU time much

@@ -50,6 +50,7 @@ class ArrayCache:
 
     def __init__(self, place: Path, scope: str, version: str, secret: bytes):
         self.place, self.scope, self.version, self._secret = str(place), scope, version, secret
+        self._made = False
 
     @classmethod
     def series(cls, folder: str | Path, version: str) -> "ArrayCache | None":
@@ -123,8 +124,11 @@ class ArrayCache:
             parts += [data, bytes(_padded(len(data)))]
         blob = b"".join(parts)
         try:
-            index._private_folder(Path(self.place).parent)  # made private before the folder inside it
-            dir_fd = os.open(index._private_folder(Path(self.place)), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            if not self._made:  # once per cache: the folders made private (the one above first) and checked
+                index._private_folder(Path(self.place).parent)
+                index._private_folder(Path(self.place))
+                self._made = True
+            dir_fd = os.open(self.place, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return
         try:
