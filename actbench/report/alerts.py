@@ -134,10 +134,22 @@ class Judged:
         return [v for v in self.verdicts if v.judgement.status in statuses]
 
 
-def _series(nights: list[Night], key: str) -> tuple[int, list[cp.Night]]:
-    """(first index, the row's nights from its last accepted night on)."""
-    start = max((i for i, n in enumerate(nights) if key in n.accepted), default=0)
-    return start, [cp.Night(n.rows[key].value, n.rows[key].noise or None) if key in n.rows else cp.Night(None) for n in nights[start:]]
+def _starts(nights: list[Night], keys: list[str]) -> np.ndarray:
+    """Each row's first night: the last night that accepted its step (0 where none did)."""
+    start: dict[str, int] = {}
+    for i, n in enumerate(nights):
+        start.update(dict.fromkeys(n.accepted, i))
+    return np.array([start.get(k, 0) for k in keys], dtype=int)
+
+
+def _figures(nights: list[Night], keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, nights) figures of each row and their own noise, NaN where a night has none (or states no noise)."""
+    values, noise = np.full((len(keys), len(nights)), np.nan), np.full((len(keys), len(nights)), np.nan)
+    for j, n in enumerate(nights):
+        points = [n.rows.get(k) for k in keys]
+        values[:, j] = [np.nan if p is None else p.value for p in points]
+        noise[:, j] = [np.nan if p is None else p.noise or np.nan for p in points]
+    return values, noise
 
 
 def machine_events(nights: list[Night]) -> tuple[list[int], tuple[int, int]]:
@@ -152,14 +164,28 @@ def machine_events(nights: list[Night]) -> tuple[list[int], tuple[int, int]]:
         return [], (0, 0)
     changes = np.full((len(keys), len(nights)), np.nan)
     limits = np.full(len(keys), np.nan)
-    for r, key in enumerate(keys):
-        start, series = _series(nights, key)
-        changes[r, start:], limits[r] = cp.night_changes(series, window=WINDOW)
+    values, starts = _figures(nights, keys)[0], _starts(nights, keys)
+    for start in np.unique(starts):  # the rows whose level restarts on the same night, at once
+        r = starts == start
+        changes[r, start:], limits[r] = cp.level_changes(values[r, start:], window=WINDOW)
     found = cp.machine_nights(changes, limits, copy=[r for r, key in enumerate(keys) if key.endswith(COPY_SUFFIX)])
     last = changes[:, -1]
     has = np.isfinite(last)
     moved = int(max((has & (last > limits)).sum(), (has & (last < -limits)).sum()))
     return [int(i) for i in np.flatnonzero(found)], (moved, int(has.sum()))
+
+
+def _judgement(j: cp.Judged, at: int) -> cp.Judgement:
+    """Row `at` of `changepoint.judge_arrays`'s answer, as `changepoint.judge` gives it."""
+    def num(a: np.ndarray) -> float | None:
+        return float(a[at]) if np.isfinite(a[at]) else None
+
+    low, high = num(j.low), num(j.high)
+    return cp.Judgement(
+        status=str(j.status[at]), level=num(j.level), current=num(j.current), change=num(j.change),
+        interval=(low, high) if low is not None and high is not None else None, noise=num(j.noise),
+        first_bad=int(j.first_bad[at]) if j.first_bad[at] >= 0 else None, last_good=int(j.last_good[at]) if j.last_good[at] >= 0 else None,
+        nights_confirmed=int(j.nights_confirmed[at]), repeats_needed=int(j.repeats_needed[at]) if j.repeats_needed[at] >= 0 else None)
 
 
 def judge_night(history: list[Night], tonight: Night, rows: dict[str, Row], *, min_effect: float = MIN_EFFECT,
@@ -170,18 +196,36 @@ def judge_night(history: list[Night], tonight: Night, rows: dict[str, Row], *, m
     excluded, moved = machine_events(nights)
     if len(nights) - 1 in excluded:
         return Judged([], True, excluded, moved)
+    keys = [key for key, row in rows.items() if row.kind != "copy"]
+    values, noise = _figures(nights, keys)
+    starts = _starts(nights, keys)
+    again = [rerun.get(key) if rerun else None for key in keys]
+    groups: dict[tuple[int, bool, bool, float], list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):  # rows judged alike (the same nights, rule and effect) are judged at once
+        row, start = rows[key], int(starts[i])
+        if row.kind == "memory":
+            effect = MEMORY_EFFECT
+        elif row.metric in LOWER_IS_BETTER:
+            effect = min(0.5, bpb_tolerance / statistics.median(v for v in values[i, start:].tolist() if v == v))
+        else:
+            effect = min_effect
+        groups[(start, again[i] is not None, row.higher_is_better, effect)].append(i)
+    values[:, excluded] = np.nan
+    judgements: list[cp.Judgement | None] = [None] * len(keys)
+    for (start, with_rerun, higher_is_better, effect), members in groups.items():
+        if not 0 < effect < 1:
+            raise ValueError(f"0 < min_effect < 1 (got {effect})")
+        x, own = values[members, start:], noise[members, start:]
+        if with_rerun:
+            x = np.column_stack([x, [again[i].value for i in members]])  # type: ignore[union-attr]
+            own = np.column_stack([own, [again[i].noise or np.nan for i in members]])  # type: ignore[union-attr]
+        j = cp.judge_arrays(x, own, higher_is_better=higher_is_better, min_effect=effect, confirm=CONFIRM, window=WINDOW,
+                            rerun=with_rerun)
+        for at, i in enumerate(members):
+            judgements[i] = _judgement(j, at)
     verdicts = []
-    for key, row in rows.items():
-        if row.kind == "copy":
-            continue
-        start, series = _series(nights, key)
-        skip = [i - start for i in excluded if i >= start]
-        level = statistics.median(n.value for n in series if n.value is not None)
-        effect = MEMORY_EFFECT if row.kind == "memory" else min(0.5, bpb_tolerance / level) if row.metric in LOWER_IS_BETTER else min_effect
-        again = rerun.get(key) if rerun else None
-        j = cp.judge(series, higher_is_better=row.higher_is_better, min_effect=effect, confirm=CONFIRM, window=WINDOW, excluded=skip,
-                     rerun=cp.Night(again.value, again.noise or None) if again else None)
+    for key, j, start, rerun_point in zip(keys, judgements, starts, again):
         commits = [n.commit for n in nights[start:]] + [tonight.commit]  # the rerun is index len(series), tonight's commit
-        verdicts.append(Verdict(row, j, None if j.last_good is None else commits[j.last_good],
-                                None if j.first_bad is None else commits[j.first_bad], again is not None))
+        verdicts.append(Verdict(rows[key], j, None if j.last_good is None else commits[j.last_good],  # type: ignore[union-attr]
+                                None if j.first_bad is None else commits[j.first_bad], rerun_point is not None))  # type: ignore[union-attr]
     return Judged(verdicts, False, excluded, moved)
