@@ -206,7 +206,7 @@ def judge_night(history: list[Night], tonight: Night, rows: dict[str, Row], *, m
         if row.kind == "memory":
             effect = MEMORY_EFFECT
         elif row.metric in LOWER_IS_BETTER:
-            effect = min(0.5, bpb_tolerance / statistics.median(v for v in values[i, start:].tolist() if v == v))
+            effect = min(0.5, bpb_tolerance / statistics.median(v for v in values[i, start:].tolist() if not math.isnan(v)))
         else:
             effect = min_effect
         groups[(start, again[i] is not None, row.higher_is_better, effect)].append(i)

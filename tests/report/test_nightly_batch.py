@@ -12,7 +12,14 @@ import pytest
 
 from actbench.analysis import changepoint as cp
 from actbench.core.record import Record
-from actbench.report.alerts import CONFIRM, MEMORY_EFFECT, WINDOW, Row, judge_night, machine_events
+from actbench.report.alerts import (
+    CONFIRM,
+    MEMORY_EFFECT,
+    WINDOW,
+    Row,
+    judge_night,
+    machine_events,
+)
 from actbench.report.history import Night, Point
 
 KINDS = [("kernel", "pct_copy"), ("copy", "gbps"), ("memory", "peak_fwd_bwd_mb"), ("lm", "val_bpb"), ("lm", "tokens_per_s")]
