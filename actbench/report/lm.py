@@ -299,14 +299,15 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
         has_bpb = "metric.val_bpb" in ok and len(ok) and ok["metric.val_bpb"].notna().all()
         metric = rule.metric if rule is not None and no_verdict is None else "val_bpb" if has_bpb else "val_loss"
         present = [n for n in names if n in set(table["activation"])]
-        per = {n: per_seed(ok[ok["activation"] == n], metric, series) if f"metric.{metric}" in ok else PerSeed() for n in present}
-        base_ok = ok[ok["activation"] == names[0]]
+        ok_of = {n: ok[ok["activation"] == n] for n in dict.fromkeys([names[0], *present])}  # each candidate's ok records, filtered once
+        per = {n: per_seed(ok_of[n], metric, series) if f"metric.{metric}" in ok else PerSeed() for n in present}
+        base_ok = ok_of[names[0]]
         base_params, base_flops = (_first(base_ok[c]) if c in base_ok else None for c in ("metric.params", "metric.flops_per_token"))
         shared = _shared_untuned(table, table["_ignore"].iloc[0] if "_ignore" in table else ())
-        on_shared_gpu = {n: _shared_gpu(ok[ok["activation"] == n]) for n in present}
+        on_shared_gpu = {n: _shared_gpu(ok_of[n]) for n in present}
         rows = []
         for n in present:
-            recs, good, seeds = table[table["activation"] == n], ok[ok["activation"] == n], per[n]
+            recs, good, seeds = table[table["activation"] == n], ok_of[n], per[n]
             m, half, _ = stats.mean_ci(list(seeds.value.values()), level)
             params = _first(good["metric.params"]) if "metric.params" in good else None
             flops = _first(good["metric.flops_per_token"]) if "metric.flops_per_token" in good else None

@@ -183,7 +183,7 @@ class Series:
         folder = str(results_dir)
         if folder not in self._caches:
             self._caches[folder] = ArrayCache.series(results_dir, code_version())
-        cache, source, rel = self._caches[folder], hashlib.sha256(raw).digest(), os.fspath(gate.relative(series_file) or "")
+        cache, source, rel = self._caches[folder], hashlib.sha256(raw).digest(), os.path.normpath(series_file)  # as the gate read it
         first = cache.load(f"{rel}\x00first", source) if cache is not None else None
         if first is not None:
             self._rest[(folder, series_file)] = (cache, rel, source)
