@@ -276,19 +276,21 @@ def _put(dir_fd: int, name: str, data: bytes) -> None:
         raise
 
 
-def _write(place: Path, folder: Path, secret: bytes, settled: Settled, digest: str, every: "pd.DataFrame", rows: "pd.DataFrame") -> None:
-    """Keep the index of `folder` at `place` (nothing when it cannot be written: it is a cache)."""
+def _write(place: Path, folder: Path, secret: bytes, settled: Settled, digest: str, every: "pd.DataFrame",
+           rows: "pd.DataFrame") -> dict[str, bytes] | None:
+    """Keep the index of `folder` at `place`; its Parquet files, or None when it cannot be made
+    (it is a cache: written where it can be)."""
     try:
         files = {TRIALS: _parquet(every), ROWS: _parquet(rows)}
         if max(map(len, files.values())) > MAX_INDEX:
-            return
+            return None
         meta = Meta(version=code_version(), folder=os.path.realpath(folder), end=settled.end, lines=settled.lines, sha256=digest,
                     bad=list(settled.bad), bad_count=settled.bad_count, trials=hashlib.sha256(files[TRIALS]).hexdigest(),
                     rows=hashlib.sha256(files[ROWS]).hexdigest(), sizes=(len(files[TRIALS]), len(files[ROWS])))
         meta.hmac = _signed(meta, secret)
         dir_fd = os.open(_private_folder(place), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except (OSError, ValueError, TypeError, ImportError):  # pyarrow refused a column, or the cache is not writable
-        return
+        return None
     try:
         for name, data in (*files.items(), (META, msgspec.json.encode(meta))):  # index.json last: it vouches for the others
             _put(dir_fd, name, data)
@@ -296,6 +298,7 @@ def _write(place: Path, folder: Path, secret: bytes, settled: Settled, digest: s
         pass
     finally:
         os.close(dir_fd)
+    return files
 
 
 def _usable() -> bytes | None:
@@ -337,8 +340,10 @@ def folder_tables(folder: str | Path) -> tuple["pd.DataFrame", "pd.DataFrame"]:
             del records  # held no longer than needed: a folder's records take more memory than its tables
             every, rows = _joined((every, rows), new)
             digest = _prefix_digest(f, settled.end, start.end, prefix) if place and secret else None
-            if digest is not None:
-                _write(place, folder, secret, settled, digest.hexdigest(), every, rows)
+            files = _write(place, folder, secret, settled, digest.hexdigest(), every, rows) if digest is not None else None
+            if files is not None:  # served as a later read gives them: each distinct config list and env one object (less memory)
+                del every, rows, new
+                every, rows = _table(files[TRIALS]), _table(files[ROWS])
     if tail:  # lines after the settled point (a last line without its newline): served, not kept
         every, rows = _joined((every, rows), folder_frames(tail, len(every)))
     if message := scan.warning(folder / RECORDS):
