@@ -151,6 +151,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         release_arrow_memory()
         exports = list(staged)
         kernels = kernel_throughput(rows, out)  # drawn before compare: the rows are let go once compare has read them
+        release_arrow_memory()
         comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select, margin=margin) \
             if names else None
         # staged suites: the curves of their final trials, chosen from all records before -k (tuning has its own plot)
