@@ -55,8 +55,13 @@ class Row:
         return self.metric not in LOWER_IS_BETTER
 
 
-def _label(rec: Record, *extra: Any) -> str:
-    return " ".join(str(x) for x in [rec.suite, *(rec.config[k] for k in LABEL_FIELDS if k in rec.config), *extra] if x not in (None, ""))
+def _label_parts(rec: Record) -> list[str]:
+    """A record's part of its rows' labels: its suite and `LABEL_FIELDS`, those that are not None or empty."""
+    return [str(x) for x in [rec.suite, *(rec.config[k] for k in LABEL_FIELDS if k in rec.config)] if x not in (None, "")]
+
+
+def _label(parts: list[str], *extra: Any) -> str:
+    return " ".join([*parts, *(str(x) for x in extra if x not in (None, ""))])
 
 
 def median_noise(row: dict[str, Any] | None) -> float:
@@ -83,19 +88,22 @@ def night_rows(records: Iterable[Record]) -> tuple[dict[str, Point], dict[str, R
         if not rec.ok:
             continue
         if rec.kind == "kernel":
+            parts = _label_parts(rec)
             copy = next((x for x in rec.rows if x.get("impl") == "copy"), None)
+            copy_noise = median_noise(copy)
             if copy is not None:
-                add(f"{rec.suite} {rec.trial_id}{COPY_SUFFIX}", rec, _label(rec, "copy"), "gbps", "copy", copy.get("gbps"),
-                    median_noise(copy), copy.get("repeats"))
+                add(f"{rec.suite} {rec.trial_id}{COPY_SUFFIX}", rec, _label(parts, "copy"), "gbps", "copy", copy.get("gbps"),
+                    copy_noise, copy.get("repeats"))
             for r in rec.rows:
                 if r is not copy:
                     what = f"{r.get('impl')} {r.get('mode')}"
-                    add(f"{rec.suite} {rec.trial_id} {what} | pct_copy", rec, _label(rec, what), "pct_copy", "kernel",
-                        r.get("pct_copy"), math.hypot(median_noise(r), median_noise(copy)), r.get("repeats"))
+                    add(f"{rec.suite} {rec.trial_id} {what} | pct_copy", rec, _label(parts, what), "pct_copy", "kernel",
+                        r.get("pct_copy"), math.hypot(median_noise(r), copy_noise), r.get("repeats"))
         elif rec.kind == "memory":
+            parts = _label_parts(rec)
             for r in rec.rows:
                 for m in ("saved_bytes_per_elem", "peak_fwd_bwd_mb"):
-                    add(f"{rec.suite} {rec.trial_id} {r.get('impl')} | {m}", rec, _label(rec, r.get("impl")), m, "memory", r.get(m))
+                    add(f"{rec.suite} {rec.trial_id} {r.get('impl')} | {m}", rec, _label(parts, r.get("impl")), m, "memory", r.get(m))
         elif rec.kind == "lm":
             group = trial_id(rec.kind, {k: v for k, v in rec.config.items() if k != "seed"})
             seeds[(rec.suite, group)].append(rec)
@@ -105,7 +113,7 @@ def night_rows(records: Iterable[Record]) -> tuple[dict[str, Point], dict[str, R
             if values:
                 mean = statistics.fmean(values)
                 noise = statistics.stdev(values) / math.sqrt(len(values)) / mean if len(values) > 1 else 0.0
-                add(f"{suite} {group} | {m}", recs[0], _label(recs[0], f"{len(values)} seed(s)"), m, "lm", mean, noise, len(values))
+                add(f"{suite} {group} | {m}", recs[0], _label(_label_parts(recs[0]), f"{len(values)} seed(s)"), m, "lm", mean, noise, len(values))
     return points, rows
 
 
@@ -175,17 +183,22 @@ def machine_events(nights: list[Night]) -> tuple[list[int], tuple[int, int]]:
     return [int(i) for i in np.flatnonzero(found)], (moved, int(has.sum()))
 
 
-def _judgement(j: cp.Judged, at: int) -> cp.Judgement:
-    """Row `at` of `changepoint.judge_arrays`'s answer, as `changepoint.judge` gives it."""
-    def num(a: np.ndarray) -> float | None:
-        return float(a[at]) if np.isfinite(a[at]) else None
+def _judgements(j: cp.Judged) -> list[cp.Judgement]:
+    """`changepoint.judge_arrays`'s answer, row by row, as `changepoint.judge` gives each."""
+    def num(a: np.ndarray) -> list[float | None]:
+        out = a.astype(object)
+        out[~np.isfinite(a)] = None
+        return [None if x is None else float(x) for x in out]
 
-    low, high = num(j.low), num(j.high)
-    return cp.Judgement(
-        status=str(j.status[at]), level=num(j.level), current=num(j.current), change=num(j.change),
-        interval=(low, high) if low is not None and high is not None else None, noise=num(j.noise),
-        first_bad=int(j.first_bad[at]) if j.first_bad[at] >= 0 else None, last_good=int(j.last_good[at]) if j.last_good[at] >= 0 else None,
-        nights_confirmed=int(j.nights_confirmed[at]), repeats_needed=int(j.repeats_needed[at]) if j.repeats_needed[at] >= 0 else None)
+    def index(a: np.ndarray) -> list[int | None]:
+        return [None if x < 0 else x for x in a.tolist()]
+
+    return [cp.Judgement(status=str(status), level=level, current=current, change=change,
+                         interval=(low, high) if low is not None and high is not None else None, noise=noise, first_bad=first_bad,
+                         last_good=last_good, nights_confirmed=confirmed, repeats_needed=repeats)
+            for status, level, current, change, low, high, noise, first_bad, last_good, confirmed, repeats in zip(
+                j.status, num(j.level), num(j.current), num(j.change), num(j.low), num(j.high), num(j.noise), index(j.first_bad),
+                index(j.last_good), j.nights_confirmed.tolist(), index(j.repeats_needed))]
 
 
 def judge_night(history: list[Night], tonight: Night, rows: dict[str, Row], *, min_effect: float = MIN_EFFECT,
@@ -221,11 +234,11 @@ def judge_night(history: list[Night], tonight: Night, rows: dict[str, Row], *, m
             own = np.column_stack([own, [again[i].noise or np.nan for i in members]])  # type: ignore[union-attr]
         j = cp.judge_arrays(x, own, higher_is_better=higher_is_better, min_effect=effect, confirm=CONFIRM, window=WINDOW,
                             rerun=with_rerun)
-        for at, i in enumerate(members):
-            judgements[i] = _judgement(j, at)
+        for i, judgement in zip(members, _judgements(j)):
+            judgements[i] = judgement
     verdicts = []
-    for key, j, start, rerun_point in zip(keys, judgements, starts, again):
-        commits = [n.commit for n in nights[start:]] + [tonight.commit]  # the rerun is index len(series), tonight's commit
-        verdicts.append(Verdict(rows[key], j, None if j.last_good is None else commits[j.last_good],  # type: ignore[union-attr]
-                                None if j.first_bad is None else commits[j.first_bad], rerun_point is not None))  # type: ignore[union-attr]
+    commits = [n.commit for n in nights] + [tonight.commit]  # a row's night i is its start + i; the rerun's is tonight's commit
+    for key, j, start, rerun_point in zip(keys, judgements, starts.tolist(), again):
+        verdicts.append(Verdict(rows[key], j, None if j.last_good is None else commits[start + j.last_good],  # type: ignore[union-attr]
+                                None if j.first_bad is None else commits[start + j.first_bad], rerun_point is not None))  # type: ignore[union-attr]
     return Judged(verdicts, False, excluded, moved)

@@ -59,8 +59,7 @@ def _records(run_dir: str | Path, flag: str = "") -> list[Record]:
     return records
 
 
-def _tonight(records: list[Record], commit: str | None) -> store.Night:
-    points, _ = night_rows(records)
+def _tonight(records: list[Record], points: dict[str, store.Point], commit: str | None) -> store.Night:
     commits = Counter(r.env.get("git_commit") or "unknown" for r in records)
     ended = [r.ended_at for r in records if isinstance(r.ended_at, (int, float)) and 0 < r.ended_at < 1e11]
     date = datetime.fromtimestamp(max(ended), timezone.utc) if ended else datetime.now(timezone.utc)
@@ -75,11 +74,11 @@ def judge_run(run_dir: str | Path, history: str | Path, *, rerun: str | Path | N
     `accept` accepts: their level restarts there). A run already in the history is judged over
     the nights before it and not added again (with `accept`, only its accepted rows are)."""
     records = _records(run_dir)
-    _, rows = night_rows(records)
+    points, rows = night_rows(records)
     failed = [r for r in records if not r.ok]
     if not rows and not failed:
         raise UserError(f"{run_dir}: no ok trial with a figure to judge")
-    tonight = _tonight(records, commit)
+    tonight = _tonight(records, points, commit)
     name = store.file_name(tonight.fingerprint)
     nights = store.read_nights(history, name)
     recorded_as = next((i for i, n in enumerate(nights) if n.run == tonight.run), None)
