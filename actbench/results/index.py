@@ -211,13 +211,16 @@ def _from_arrow(table: "pa.Table") -> "pd.DataFrame":
     df = table.drop_columns([c for c in table.column_names if c in as_json]).to_pandas() if table.num_columns else pd.DataFrame()
     if not table.num_columns:
         return df
-    for name in as_json:  # each distinct text decoded once (rows share their trial's config lists, as when read from the JSON)
+    for at, name in enumerate(table.column_names):  # in place, in order: no copy of the other columns to reorder them
+        if name not in as_json:
+            continue
+        # each distinct text decoded once (rows share their trial's config lists, as when read from the JSON)
         coded = table.column(name).combine_chunks().dictionary_encode()
         values = np.full(len(coded.dictionary) + 1, np.nan, dtype=object)  # the last stays NaN: a missing value's
         for i, v in enumerate(msgspec.json.decode("[" + ",".join(coded.dictionary.to_pylist()) + "]")):
             values[i] = v
-        df[name] = pd.Series(values[coded.indices.fill_null(len(values) - 1).to_numpy()], dtype=object)
-    return df[table.column_names]
+        df.insert(at, name, pd.Series(values[coded.indices.fill_null(len(values) - 1).to_numpy()], dtype=object))
+    return df
 
 
 def _parquet(df: "pd.DataFrame") -> bytes:
