@@ -14,7 +14,7 @@ from actbench.report.formats import markdown
 from actbench.results import gate
 from actbench.results.frames import load_tables
 from actbench.results.index import folder_frames
-from actbench.results.read import iter_records, latest, result_dirs
+from actbench.results.read import RECORDS, iter_records, latest, result_dirs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,21 +38,28 @@ LABEL_FIELDS = ("activation", "dtype", "size", "seed")
 MEMORY_METRICS = ("saved_bytes_per_elem", "peak_fwd_bwd_mb")
 
 
-def _side(path: Path, user_file: bool) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+def _side(path: Path, user_file: bool, kept: dict[Path, tuple["pd.DataFrame", "pd.DataFrame"]]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """The compared columns of the last attempt of each trial id at or below `path` (an id in two
     folders: the later folder's, in the place of its first), and the measurement rows of those
     that are ok, in order, each with `_trial`, its trial's place. A folder is read through its
-    columnar index; a file named by the user (which may be a link) record by record."""
+    columnar index, one at a time (those in `kept` are taken from there, or kept there when
+    `kept` names them with None); a file named by the user (which may be a link) record by record."""
     import numpy as np
     import pandas as pd
 
+    def compared(trials: pd.DataFrame, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return trials.reindex(columns=[*TRIAL_FIELDS, "results_dir"]), rows.reindex(columns=["results_dir", "trial_id", *ROW_FIELDS])
+
     if user_file:
         trials, rows = folder_frames(list(latest(iter_records(path, user=True)).values()))
-        trials, rows = trials.assign(results_dir=""), rows.assign(results_dir="")
+        trials, rows = compared(trials.assign(results_dir=""), rows.assign(results_dir=""))
     else:
-        trials, rows = load_tables(path)
-    trials = trials.reindex(columns=[*TRIAL_FIELDS, "results_dir"])
-    rows = rows.reindex(columns=["results_dir", "trial_id", *ROW_FIELDS])
+        tables = []
+        for d in result_dirs(path):
+            tables.append(kept.get(d) or compared(*load_tables(d / RECORDS)))
+            if d in kept:
+                kept[d] = tables[-1]
+        trials, rows = (pd.concat([t[i] for t in tables], ignore_index=True) for i in (0, 1))
     ids = trials["trial_id"]
     last = trials[~ids.duplicated(keep="last").to_numpy()]
     trials = last.take(pd.Index(last["trial_id"]).get_indexer(ids[~ids.duplicated()])).reset_index(drop=True)
@@ -201,17 +208,19 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
     import pandas as pd
 
     base_path = Path(baseline)
+    kept: dict[Path, Any] = {}  # the folders of both (a baseline inside the run): read once
     if base_path.is_dir():
         if not result_dirs(base_path):
             raise UserError(f"--baseline {baseline}: no trials.jsonl at or below it")
-        base, brows = _side(base_path, user_file=False)
+        kept = dict.fromkeys(set(result_dirs(base_path)) & set(result_dirs(run_dir)))
+        base, brows = _side(base_path, False, kept)
     elif not gate.user_file(base_path, "--baseline"):
         raise UserError(f"--baseline {baseline}: no such file or folder (an earlier run's results folder or trials.jsonl)")
     else:
-        base, brows = _side(base_path, user_file=True)
+        base, brows = _side(base_path, True, kept)
     if not result_dirs(run_dir):
         raise UserError(f"{run_dir}: no trials.jsonl at or below it")
-    current, crows = _side(Path(run_dir), user_file=False)
+    current, crows = _side(Path(run_dir), False, kept)
     at = pd.Index(base["trial_id"]).get_indexer(current["trial_id"])  # each trial's place in the baseline, -1 where none
     b_status = base["status"].to_numpy(dtype=object)[np.maximum(at, 0)]
     ok, has_base, base_ok = current["status"].eq(OK).to_numpy(), at >= 0, b_status == OK
@@ -219,16 +228,13 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
     compared = ok & has_base & base_ok & same_gpu
     kind = current["kind"].to_numpy(dtype=object)
     trial = np.arange(len(current))
-    pieces = [pd.DataFrame({"_trial": trial[mask], "_row": -1, "_metric": 0, "metric": metric, "verdict": verdicts[mask]}) for mask, metric, verdicts in (
-        (~ok, "status", np.array([f"FAILED ({s})" for s in current["status"]], dtype=object)),
-        (ok & has_base & ~base_ok, "-", np.array([f"NO BASELINE (its last attempt there: {s})" for s in b_status], dtype=object)),
-        (ok & has_base & base_ok & ~same_gpu, "-", np.full(len(current), "SKIPPED (different GPU)", dtype=object)))]
+    status = current["status"].to_numpy(dtype=object)
+    pieces = [pd.DataFrame({"_trial": trial[mask], "_row": -1, "_metric": 0, "metric": metric, "verdict": [verdict.format(s) for s in why[mask]]})
+              for mask, metric, verdict, why in ((~ok, "status", "FAILED ({})", status),
+                                                  (ok & has_base & ~base_ok, "-", "NO BASELINE (its last attempt there: {})", b_status),
+                                                  (ok & has_base & base_ok & ~same_gpu, "-", "SKIPPED (different GPU)", status))]
     to_current = np.full(len(base), -1)  # a baseline trial's place in the run, where it is compared
     to_current[at[compared]] = trial[compared]
-    names = {}
-    for f in ("impl", "mode"):  # codes of both sides alike (-1: none)
-        codes, names[f] = pd.factorize(pd.concat([crows[f].astype(object), brows[f].astype(object)], ignore_index=True))
-        crows[f"_{f}"], brows[f"_{f}"] = codes[:len(crows)], codes[len(crows):]
 
     def of(rows: pd.DataFrame, places: np.ndarray, which: str) -> pd.DataFrame:
         where = places[rows["_trial"].to_numpy()]
@@ -236,9 +242,15 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
         return rows[chosen].assign(_trial=where[chosen])
 
     run_place = np.where(compared, trial, -1)
-    copy = names["impl"].get_indexer(["copy"])[0]
-    pieces.append(_kernel_rows(of(crows, run_place, "kernel"), of(brows, to_current, "kernel"), copy, len(current), threshold))
-    pieces += _memory_rows(of(crows, run_place, "memory"), of(brows, to_current, "memory"), threshold)
+    measured = [of(rows, places, which) for which in ("kernel", "memory") for rows, places in ((crows, run_place), (brows, to_current))]
+    names = {}
+    for f in ("impl", "mode"):  # codes of both sides alike (-1: none)
+        codes, names[f] = pd.factorize(pd.concat([rows[f] for rows in measured], ignore_index=True))
+        for rows, end in zip(measured, np.cumsum([len(rows) for rows in measured])):
+            rows[f"_{f}"] = codes[end - len(rows):end]
+    copy = names["impl"].get_indexer(["copy"])[0] if "copy" in names["impl"] else -3  # never a code where no row is the copy
+    pieces.append(_kernel_rows(*measured[:2], copy, len(current), threshold))
+    pieces += _memory_rows(*measured[2:], threshold)
     lm = compared & (kind == "lm")
     pieces += _lm_rows(current[lm].assign(_trial=trial[lm]), base.take(at[lm]).reset_index(drop=True), threshold, bpb_tolerance)
     out = pd.concat(pieces, ignore_index=True)
