@@ -95,3 +95,20 @@ def test_a_baseline_folder_and_its_trials_jsonl_read_the_latest_attempt_alike(tm
     verdicts = [{r.trial_id: r.verdict for r in report.regress(b, tmp_path / "run").itertuples()}
                 for b in (tmp_path / "base", tmp_path / "base" / "trials.jsonl")]
     assert verdicts[0] == verdicts[1] == {"k1": "SLOW", "k2": "NO BASELINE (its last attempt there: error)"}
+
+
+def test_rows_lacking_an_impl_and_a_run_without_a_copy_row(tmp_path):
+    """A row that names no impl is compared as impl None (never taken for the copy); a trial
+    without a copy row has no copy noise; a key twice in a trial: its last row, in its first place."""
+    def record(p50s):
+        rec = kernel_record("k1", "xielu", [("triton", "forward", p50, 0.01) for p50 in p50s])
+        rows = [dict(r) for r in rec.rows[1:]]  # no copy row
+        rows[0].pop("impl")
+        return msgspec.structs.replace(rec, rows=rows)
+
+    ResultStore(tmp_path / "base").append(record([1.0, 1.0, 1.0]))
+    ResultStore(tmp_path / "run").append(record([1.3, 1.0, 0.7]))
+    df = report.regress(tmp_path / "base", tmp_path / "run")
+    assert df["what"].tolist() == ["activation=xielu dtype=bfloat16 size=1048576 seed=0 None forward",
+                                   "activation=xielu dtype=bfloat16 size=1048576 seed=0 triton forward"]
+    assert df["verdict"].tolist() == ["SLOW", "FAST"] and df["noise_pct"].tolist() == pytest.approx([1.0, 1.0])
