@@ -36,7 +36,8 @@ def cpu_results(tmp_path_factory):
     for block in ("tune", "decide"):
         shape.pop(block, None)
     (root / "llm_tiny.yaml").write_text(yaml.safe_dump({**shape, "seeds": 2}))
-    lm = load_suite(root / "llm_tiny.yaml", parse_overrides(["tokens=20480", "eval_every=10", "eval_tokens=4096", "impl=eager", "final_eval=slice"]))
+    lm = load_suite(root / "llm_tiny.yaml", parse_overrides(["tokens=8192", "eval_every=2", "eval_tokens=2048", "churn_tokens=2048",
+                                                              "impl=eager", "final_eval=slice"]))  # 4 steps, 2 evaluations
     assert api.run(lm, out=root / "llm_tiny", executor=InlineExecutor()).exit_code == 0
     return root
 
