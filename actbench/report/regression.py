@@ -222,9 +222,15 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
         raise UserError(f"{run_dir}: no trials.jsonl at or below it")
     current, crows = _side(Path(run_dir), False, kept)
     at = pd.Index(base["trial_id"]).get_indexer(current["trial_id"])  # each trial's place in the baseline, -1 where none
-    b_status = base["status"].to_numpy(dtype=object)[np.maximum(at, 0)]
+
+    def of_base(column: str) -> np.ndarray:
+        """The baseline's `column` for each trial of the run (None where it has no baseline)."""
+        values = np.append(base[column].to_numpy(dtype=object), None)  # at -1: the None at the end
+        return values[at]
+
+    b_status = of_base("status")
     ok, has_base, base_ok = current["status"].eq(OK).to_numpy(), at >= 0, b_status == OK
-    same_gpu = current["gpu_name"].to_numpy(dtype=object) == base["gpu_name"].to_numpy(dtype=object)[np.maximum(at, 0)]
+    same_gpu = current["gpu_name"].to_numpy(dtype=object) == of_base("gpu_name")
     compared = ok & has_base & base_ok & same_gpu
     kind = current["kind"].to_numpy(dtype=object)
     trial = np.arange(len(current))
