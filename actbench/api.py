@@ -393,6 +393,9 @@ def regress(run_dir: str | Path, baseline: str | Path | None = None, *, history:
         raise UserError("--threshold goes with --baseline; with --history the smallest step that counts is --min-effect")
     if min_effect is not None and not 0 < min_effect < 1:
         raise UserError(f"--min-effect: between 0 and 1 (got {min_effect})")
+    if history is not None and not 0 < bpb_tolerance < 1:
+        raise UserError(f"--bpb-tolerance: with --history, the smallest step of an lm row's bits per byte that counts: above 0 and "
+                        f"below 1 (got {bpb_tolerance})")
     if baseline is not None:
         from actbench.report import regression
 

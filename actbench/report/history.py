@@ -143,7 +143,12 @@ def append_night(folder: str | Path, name: str, night: Night) -> Path:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise UserError(f"--history {folder / name}: not written: not a regular file")
+        line = encode(night) + b"\n"
+        if len(line) > gate.MAX_LINE:  # it could never be read back: the run would be judged as new every time
+            raise UserError(f"--history {folder / name}: not written: this night's {len(night.rows):,} rows take {len(line) / 2**20:.0f} MiB "
+                            f"as one line, more than a history line may hold ({gate.MAX_LINE / 2**20:.0f} MiB); judge each suite's "
+                            "results folder on its own")
         torn = info.st_size > 0 and os.pread(fd, 1, info.st_size - 1) != b"\n"  # a last line cut by a killed write
-        f.write(b"\n" * torn + encode(night) + b"\n")
+        f.write(b"\n" * torn + line)
     return folder / name
 

@@ -45,3 +45,28 @@ def test_a_history_of_many_distinct_rows_is_judged_in_seconds(tmp_path):
     r = subprocess.run([sys.executable, "-m", "actbench", "regress", _run(tmp_path, "n2"), "--history", str(tmp_path / "h")],
                        capture_output=True, text=True, timeout=20)  # 2 s unloaded; 62 s before a fix
     assert r.returncode == 0, r.stderr
+
+
+def test_a_night_too_long_to_read_back_is_refused_before_a_byte_is_written(tmp_path):
+    """A night whose line would pass the reader's limit was written, then skipped on every read: the
+    same run judged again was added again. It is refused (exit 2) and the file is left as it was."""
+    from actbench.errors import UserError
+    from actbench.results.gate import MAX_LINE
+
+    api.regress(_run(tmp_path, "n1"), history=tmp_path / "h")
+    [path] = (tmp_path / "h").iterdir()
+    before = path.read_bytes()
+    rows = {f"suite relu2 float32 {i} triton forward {'x' * 60}": store.Point(1.0 + i, 0.01, 5) for i in range(MAX_LINE // 100)}
+    night = store.Night(commit="big", date="2026-12-07T00:00:00+00:00", rows=rows)
+    with pytest.raises(UserError, match="more than a history line may hold"):
+        store.append_night(path.parent, path.name, night)
+    assert path.read_bytes() == before
+
+
+def test_bpb_tolerance_zero_with_a_history_is_a_flag_error(tmp_path):
+    """--bpb-tolerance 0 made the lm rows' smallest step 0, which the gate rejected with a traceback."""
+    from actbench.errors import UserError
+
+    with pytest.raises(UserError, match="--bpb-tolerance"):
+        api.regress(_run(tmp_path, "n1"), history=tmp_path / "h", bpb_tolerance=0.0)
+    assert not (tmp_path / "h").exists()
