@@ -42,7 +42,8 @@ EXPECTED = {"a": "ok", "b": "failed", "c": "diverged", "d": "timeout", "e": "oom
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """A real local Ray with 2 CPUs and 2 fake GPUs."""
+    """A real local Ray with 4 CPUs (more than the 2 cores CI has: its probe trials mostly sleep) and 2 fake
+    GPUs, shared by the tests that ask for it, which come before those that start and stop Ray of their own."""
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
@@ -164,6 +165,50 @@ def test_gpus_auto_packs_lm_trials_by_their_memory_and_records_who_shared(tmp_pa
     assert sum(r.env["shared_gpu"] for r in recs) >= 2  # four at once on two GPUs: at least two shared one
 
 
+def test_each_trial_gets_the_threads_its_cpus_grant_also_on_a_reused_worker(tmp_path, local_ray):
+    import torch
+
+    threads = {}
+    for cpus in (2, 1, 2):  # Ray keeps idle workers: a 1-CPU trial may land on one a 2-CPU trial used
+        suite = load_suite(probe_suite(tmp_path, f"matrix:\n  tag: [a, b]\nresources:\n  cpus: {cpus}\n"))
+        result = api.run(suite, out=tmp_path / f"out{cpus}", executor=RayExecutor(), rerun=True)
+        threads.setdefault(cpus, set()).update(r.env["torch_threads"] for r in result.records)
+    assert threads == {1: {1}, 2: {2}}
+    before = torch.get_num_threads()
+    suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [a]\nresources:\n  cpus: 3.5\n", "i"))
+    (rec,) = api.run(suite, out=tmp_path / "inline", executor=InlineExecutor()).records
+    assert rec.env["torch_threads"] == 3 and torch.get_num_threads() == before
+
+
+def test_write_failure_stops_the_sweep_rolls_back_and_cancels_running_trials(tmp_path, local_ray, monkeypatch):
+    """The disk fills up halfway through writing a record (an OSError injected at the store's
+    own os.write of trials.jsonl, after half the line went to disk)."""
+    import errno
+
+    from actbench.errors import UserError
+
+    real_write = os.write
+
+    def disk_full_halfway(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("trials.jsonl"):
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    store = ResultStore(tmp_path / "out")
+    store.append({"trial_id": "earlier", "attempt": 1, "status": "ok", "config": {}})
+    before = store.path.read_bytes()
+    monkeypatch.setattr(os, "write", disk_full_halfway)
+    suite = load_suite(probe_suite(tmp_path, "zip:\n  tag: [fast, slow]\n  sleep_s: [0, 120]\n"))
+    t0 = time.time()
+    with pytest.raises(UserError, match=r"cannot write results to .*trials.jsonl: No space left on device; stopped: 0 record\(s\) "
+                                        r"of this run are kept, .* runs again next time; 1 running trial\(s\) cancelled$"):
+        api.run(suite, out=store.root, executor=RayExecutor())
+    monkeypatch.undo()
+    assert store.path.read_bytes() == before  # the half-written line is gone
+    assert time.time() - t0 < 100  # the slow trial was cancelled, not waited for
+
+
 def test_torn_line_is_tolerated_and_next_append_is_whole(tmp_path):
     store = ResultStore(tmp_path)
     store.append({"trial_id": "a", "attempt": 1, "status": "ok", "config": {}})
@@ -197,7 +242,7 @@ def _start_sweep_and_wait_for_records(tmp_path: Path, trials: int, sleep_s: floa
 
 
 def test_sigkill_driver_mid_sweep_then_resume_records_each_trial_once(tmp_path):
-    proc, suite_path, out = _start_sweep_and_wait_for_records(tmp_path, trials=8, sleep_s=0.8, records=2, start_new_session=True)
+    proc, suite_path, out = _start_sweep_and_wait_for_records(tmp_path, trials=8, sleep_s=0.5, records=2, start_new_session=True)
     try:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -208,7 +253,7 @@ def test_sigkill_driver_mid_sweep_then_resume_records_each_trial_once(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)  # the embedded Ray of the killed driver
         except ProcessLookupError:
             pass
-    again = _run_cli(["run", str(suite_path), "--out", str(out)])
+    again = _run_cli(["run", str(suite_path), "--out", str(out), "--executor", "inline"])  # resuming is the driver's, not Ray's
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
     assert f"resume: {len(first)} trial(s) already recorded ok" in err.replace("\n", " ")
@@ -288,61 +333,17 @@ def test_a_sweep_whose_nodes_are_lost_stops_with_one_line_instead_of_hanging(tmp
 
 
 def test_ctrl_c_keeps_finished_trials_cancels_running_ones_and_exits_130(tmp_path):
-    proc, suite_path, out = _start_sweep_and_wait_for_records(tmp_path, trials=6, sleep_s=1.5, records=1)
+    proc, suite_path, out = _start_sweep_and_wait_for_records(tmp_path, trials=6, sleep_s=0.8, records=1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted:" in err and "running trial(s) cancelled" in err
     kept = list(iter_records(out / "trials.jsonl"))
     assert 1 <= len(kept) < 6 and all(r.status == "ok" for r in kept)
-    again = _run_cli(["run", str(suite_path), "--out", str(out)])
+    again = _run_cli(["run", str(suite_path), "--out", str(out), "--executor", "inline"])  # resuming is the driver's, not Ray's
     again.communicate(timeout=300)
     ids = [r.trial_id for r in iter_records(out / "trials.jsonl")]
     assert again.returncode == 0 and len(ids) == len(set(ids)) == 6
-
-
-def test_each_trial_gets_the_threads_its_cpus_grant_also_on_a_reused_worker(tmp_path, local_ray):
-    import torch
-
-    threads = {}
-    for cpus in (2, 1, 2):  # Ray keeps idle workers: a 1-CPU trial may land on one a 2-CPU trial used
-        suite = load_suite(probe_suite(tmp_path, f"matrix:\n  tag: [a, b]\nresources:\n  cpus: {cpus}\n"))
-        result = api.run(suite, out=tmp_path / f"out{cpus}", executor=RayExecutor(), rerun=True)
-        threads.setdefault(cpus, set()).update(r.env["torch_threads"] for r in result.records)
-    assert threads == {1: {1}, 2: {2}}
-    before = torch.get_num_threads()
-    suite = load_suite(probe_suite(tmp_path, "matrix:\n  tag: [a]\nresources:\n  cpus: 3.5\n", "i"))
-    (rec,) = api.run(suite, out=tmp_path / "inline", executor=InlineExecutor()).records
-    assert rec.env["torch_threads"] == 3 and torch.get_num_threads() == before
-
-
-def test_write_failure_stops_the_sweep_rolls_back_and_cancels_running_trials(tmp_path, local_ray, monkeypatch):
-    """The disk fills up halfway through writing a record (an OSError injected at the store's
-    own os.write of trials.jsonl, after half the line went to disk)."""
-    import errno
-
-    from actbench.errors import UserError
-
-    real_write = os.write
-
-    def disk_full_halfway(fd: int, data: bytes) -> int:
-        if os.readlink(f"/proc/self/fd/{fd}").endswith("trials.jsonl"):
-            real_write(fd, bytes(data[: len(data) // 2]))
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(fd, data)
-
-    store = ResultStore(tmp_path / "out")
-    store.append({"trial_id": "earlier", "attempt": 1, "status": "ok", "config": {}})
-    before = store.path.read_bytes()
-    monkeypatch.setattr(os, "write", disk_full_halfway)
-    suite = load_suite(probe_suite(tmp_path, "zip:\n  tag: [fast, slow]\n  sleep_s: [0, 120]\n"))
-    t0 = time.time()
-    with pytest.raises(UserError, match=r"cannot write results to .*trials.jsonl: No space left on device; stopped: 0 record\(s\) "
-                                        r"of this run are kept, .* runs again next time; 1 running trial\(s\) cancelled$"):
-        api.run(suite, out=store.root, executor=RayExecutor())
-    monkeypatch.undo()
-    assert store.path.read_bytes() == before  # the half-written line is gone
-    assert time.time() - t0 < 100  # the slow trial was cancelled, not waited for
 
 
 def test_resume_ignores_lines_that_are_not_trial_records(tmp_path):
