@@ -244,7 +244,7 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
 
     def of(rows: pd.DataFrame, places: np.ndarray, which: str) -> pd.DataFrame:
         where = places[rows["_trial"].to_numpy()]
-        chosen = (where >= 0) & (kind[np.maximum(where, 0)] == which)
+        chosen = np.append(kind, None)[where] == which  # where -1 (not compared): the None at the end
         return rows[chosen].assign(_trial=where[chosen])
 
     run_place = np.where(compared, trial, -1)

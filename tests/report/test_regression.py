@@ -112,3 +112,14 @@ def test_rows_lacking_an_impl_and_a_run_without_a_copy_row(tmp_path):
     assert df["what"].tolist() == ["activation=xielu dtype=bfloat16 size=1048576 seed=0 None forward",
                                    "activation=xielu dtype=bfloat16 size=1048576 seed=0 triton forward"]
     assert df["verdict"].tolist() == ["SLOW", "FAST"] and df["noise_pct"].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_a_run_of_no_readable_record_against_a_baseline_with_rows(tmp_path):
+    """A run whose every line is set aside (torn, or a row field of the wrong type), against a
+    baseline with measurement rows, is 'nothing compared' (exit 2), as before the vectorised
+    lookup, which indexed the run's empty kinds with the baseline's rows (IndexError)."""
+    ResultStore(tmp_path / "base").append(kernel_record("k1", "xielu", [("triton", "forward", 1.0, 0.01)]))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "trials.jsonl").write_text('{"trial_id": "k1", "rows": [{"impl": nu\n')
+    with pytest.raises(UserError, match="no trial of 0 has a baseline"):
+        report.regress(tmp_path / "base", tmp_path / "run")
