@@ -19,15 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def small_ladder(tmp_path: Path) -> Path:
-    """suites/ladder_tiny.yaml shrunk: 2 activations, 4 rungs of widths 16-40, 1 token per
-    parameter, 2 learning rates, the final evaluation on the periodic slice."""
+    """suites/ladder_tiny.yaml shrunk: 2 activations, 4 rungs of widths 16-40, half a token per
+    parameter, 2 learning rates, an evaluation of 1024 tokens every 20 steps, the final one on that slice."""
     data = yaml.safe_load((ROOT / "suites/ladder_tiny.yaml").read_text())
     data["name"] = "ladder_small"
-    data["defaults"].update(d_model=16, n_heads=2, seq_len=32, batch_size=8, eval_tokens=2048, final_eval="slice",
+    data["defaults"].update(d_model=16, n_heads=2, seq_len=32, batch_size=8, eval_every=20, eval_tokens=1024, final_eval="slice",
                             churn_tokens=0, checkpoint_every=0)
     data["matrix"]["activation"] = ["relu2", "xielu"]
     data["tune"]["lr"] = [3.0e-3, 1.0e-2]
-    data["ladder"].update(widths=[16, 24, 32, 40], tokens_per_param=1)
+    data["ladder"].update(widths=[16, 24, 32, 40], tokens_per_param=0.5)
     data["ladder"]["target"] = {"d_model": 64, "n_layers": 2, "tokens": 2.0e5}
     path = tmp_path / "ladder_small.yaml"
     path.write_text(yaml.safe_dump(data))
