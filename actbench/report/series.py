@@ -43,7 +43,7 @@ def _table(series: dict[str, Any], name: str) -> dict[str, np.ndarray] | None:
         cols = {c: _floats(data[c]) for c in CURVES[name] if isinstance(data.get(c), list)}
     except (TypeError, ValueError):
         return None
-    if "step" not in cols or len({len(v) for v in cols.values()}) != 1 or not len(cols["step"]):
+    if "step" not in cols or {v.ndim for v in cols.values()} != {1} or len({len(v) for v in cols.values()}) != 1 or not len(cols["step"]):
         return None
     return cols
 

@@ -113,6 +113,8 @@ class ArrayCache:
     def store(self, key: str, source: bytes, arrays: dict[str, np.ndarray]) -> None:
         """Keep `arrays` (1-D) under `key` as computed from `source` (nothing when the cache cannot
         be written: it is a cache)."""
+        if any(np.ndim(a) != 1 for a in arrays.values()):  # kept as 1-D: another shape would be served reshaped
+            return
         name = self._name(key)
         try:
             head = msgspec.json.encode(Header(self.version, self.scope, key, source, [(k, a.dtype.str, len(a)) for k, a in arrays.items()]))

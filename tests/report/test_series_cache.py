@@ -148,6 +148,18 @@ def test_a_refused_file_warns_on_every_read_and_is_never_cached(folder, cache):
     assert not _entries(cache)
 
 
+def test_a_curve_of_nested_lists_is_another_shape_read_alike_with_and_without_the_cache(folder, cache):
+    """A validation curve whose columns are lists of lists (2-D) is a table of another shape (None),
+    as its chunks or predictions would be; the parse kept them 2-D, and the cache, which keeps 1-D
+    arrays, served them cut to their first rows' length and shifted from column to column."""
+    rel = _file(folder)
+    (folder / rel).write_text('{"val": {"step": [[1, 2], [3, 4]], "tokens": [[64, 128], [192, 256]], "bpb": [[2, 1.5], [1.25, 1]]},'
+                              ' "eval_chunks": {"nats": [1.5, 2.5], "bytes": [10, 20]}}')
+    assert parse(read_series(folder, rel)).val is None
+    cold = Series().get(folder, rel)
+    assert _same(cold, parse(read_series(folder, rel))) and _same(Series().get(folder, rel), cold)
+
+
 def test_skew_limits_are_kept_for_later_calls_and_a_forged_one_is_not_believed(cache):
     assert report_lm._skew_limit.__wrapped__(5) == stats.skew_limit(5)
     entry, = (cache / "computed").iterdir()
