@@ -87,7 +87,7 @@ def _spreads(rows: "pd.DataFrame") -> "np.ndarray":
     p20, p50, p80 = (_number(rows[c]) for c in ("ms_p20", "ms_p50", "ms_p80"))
     with np.errstate(all="ignore"):
         s = (p80 - p20) / p50
-    return np.where(s > 0, s, 0.0)
+    return np.where(np.isfinite(s) & (s > 0), s, 0.0)  # over a zero median: none (as `spread`)
 
 
 def _is_true(col: "pd.Series") -> "np.ndarray":

@@ -123,3 +123,17 @@ def test_a_run_of_no_readable_record_against_a_baseline_with_rows(tmp_path):
     (tmp_path / "run" / "trials.jsonl").write_text('{"trial_id": "k1", "rows": [{"impl": nu\n')
     with pytest.raises(UserError, match="no trial of 0 has a baseline"):
         report.regress(tmp_path / "base", tmp_path / "run")
+
+
+def test_a_spread_over_a_zero_median_is_no_noise(tmp_path):
+    """A timing row whose median is 0 (a copy row timed at 0 ms) has no spread (0, as
+    `spread` gives it), not an infinite one that made every row of its trial NOISY."""
+    def record(p50):
+        rec = kernel_record("k1", "xielu", [("triton", "forward", p50, 0.01)], copy=(0.1, 0.02))
+        return msgspec.structs.replace(rec, rows=[{**rec.rows[0], "ms_p50": 0.0}, *rec.rows[1:]])
+
+    ResultStore(tmp_path / "base").append(record(1.0))
+    ResultStore(tmp_path / "run").append(record(1.3))
+    df = report.regress(tmp_path / "base", tmp_path / "run")
+    assert report.spread({"ms_p20": 0.1, "ms_p50": 0.0, "ms_p80": 0.2}) == 0.0
+    assert df["verdict"].tolist() == ["SLOW"] and df["noise_pct"].tolist() == pytest.approx([1.0])
