@@ -36,6 +36,8 @@ ROW_FIELDS = ("impl", "mode", "pct_copy", "ms_p20", "ms_p50", "ms_p80", "noisy",
 TRIAL_FIELDS = ("trial_id", "kind", "status", "gpu_name", "config", "metric.val_bpb", "metric.val_loss", "metric.tokens_per_s")
 LABEL_FIELDS = ("activation", "dtype", "size", "seed")
 MEMORY_METRICS = ("saved_bytes_per_elem", "peak_fwd_bwd_mb")
+READ = ({*TRIAL_FIELDS, "results_dir"}, {"results_dir", "trial_id", *ROW_FIELDS})
+"""The only columns of a results folder's tables read (its config for the labels: `LABEL_FIELDS`)."""
 
 
 def _side(path: Path, user_file: bool, kept: dict[Path, tuple["pd.DataFrame", "pd.DataFrame"]]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
@@ -56,7 +58,7 @@ def _side(path: Path, user_file: bool, kept: dict[Path, tuple["pd.DataFrame", "p
     else:
         tables = []
         for d in result_dirs(path):
-            tables.append(kept.get(d) or compared(*load_tables(d / RECORDS)))
+            tables.append(kept.get(d) or compared(*load_tables(d / RECORDS, columns=READ)))
             if d in kept:
                 kept[d] = tables[-1]
         trials, rows = (pd.concat([t[i] for t in tables], ignore_index=True) for i in (0, 1))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actbench.results import gate
-from actbench.results.index import folder_tables
+from actbench.results.index import Columns, folder_tables, only_columns
 from actbench.results.read import latest_records, result_dirs, series_data
 
 if TYPE_CHECKING:
@@ -43,14 +43,18 @@ def _latest(every: "pd.DataFrame", rows: "pd.DataFrame", folder: str, latest_onl
     return trials, rows
 
 
-def load_tables(path: str | Path, latest_only: bool = True) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+def load_tables(path: str | Path, latest_only: bool = True, columns: Columns | None = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """`(load(path, latest_only), load_rows(path))`, one results folder at a time, each from its
-    columnar index (`index.folder_tables`: brought up to date, or rebuilt from trials.jsonl)."""
+    columnar index (`index.folder_tables`: brought up to date, or rebuilt from trials.jsonl). With
+    `columns` (the trials' and the rows' names), only those columns of each, where a table has them
+    (in its order; the others are not read from the index)."""
     import pandas as pd
 
     trials, rows = [], []
     for d in result_dirs(path):
-        t, r = _latest(*folder_tables(d), str(d), latest_only)
+        t, r = _latest(*folder_tables(d, columns), str(d), latest_only)
+        if columns is not None:
+            t, r = only_columns(t, set(columns[0])), only_columns(r, set(columns[1]))
         trials.append(t)
         rows.append(r)
         release_arrow_memory()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import hashlib
 import hmac
 import os
@@ -29,7 +30,7 @@ import stat
 import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Collection
 
 import msgspec
 
@@ -202,6 +203,19 @@ def _to_arrow(df: "pd.DataFrame") -> "pa.Table":
     return pa.table(arrays, names=names, metadata={JSON_COLUMNS: msgspec.json.encode(as_json)})
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Any:
+    """The cyclic garbage collector off meanwhile: decoding many JSON objects (which hold no cycles)
+    would start it again and again, each time walking every object held (~0.5 s of 100,000 configs)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _from_arrow(table: "pa.Table") -> "pd.DataFrame":
     """`_to_arrow` undone."""
     import numpy as np
@@ -217,8 +231,9 @@ def _from_arrow(table: "pa.Table") -> "pd.DataFrame":
         # each distinct text decoded once (rows share their trial's config lists, as when read from the JSON)
         coded = table.column(name).combine_chunks().dictionary_encode()
         values = np.full(len(coded.dictionary) + 1, np.nan, dtype=object)  # the last stays NaN: a missing value's
-        for i, v in enumerate(msgspec.json.decode("[" + ",".join(coded.dictionary.to_pylist()) + "]")):
-            values[i] = v
+        with _collector_paused():
+            for i, v in enumerate(msgspec.json.decode("[" + ",".join(coded.dictionary.to_pylist()) + "]")):
+                values[i] = v
         df.insert(at, name, pd.Series(values[coded.indices.fill_null(len(values) - 1).to_numpy()], dtype=object))
     return df
 
@@ -232,15 +247,36 @@ def _parquet(df: "pd.DataFrame") -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _table(raw: bytes) -> "pd.DataFrame":
+Columns = tuple[Collection[str], Collection[str]]
+"""Names of the trials' and of the rows' columns to read (`folder_tables`)."""
+
+
+def _wanted(columns: Columns | None) -> tuple[Collection[str] | None, Collection[str] | None]:
+    """The columns `folder_tables` reads of each table: those asked for, and the trial id of a
+    trial and the `_record` of a row (to pick each trial's last attempt); every one without `columns`."""
+    return (None, None) if columns is None else ({*columns[0], "trial_id"}, {*columns[1], "_record"})
+
+
+def _table(raw: bytes, columns: Collection[str] | None = None) -> "pd.DataFrame":
+    """A Parquet file of the index as a table: only the `columns` it has (in its order), or every one."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return _from_arrow(pq.read_table(pa.BufferReader(raw)))
+    if columns is None:
+        return _from_arrow(pq.read_table(pa.BufferReader(raw)))
+    names = pq.read_schema(pa.BufferReader(raw)).names
+    return _from_arrow(pq.read_table(pa.BufferReader(raw), columns=[c for c in names if c in columns]))
 
 
-def _believed(place: Path, folder: Path, secret: bytes) -> tuple[Meta, "pd.DataFrame", "pd.DataFrame"] | None:
-    """The index kept at `place`, when this tool wrote it for `folder` and its files are whole; None otherwise."""
+def only_columns(df: "pd.DataFrame", columns: Collection[str] | None) -> "pd.DataFrame":
+    """`df` with only the `columns` it has (in its order), or all of them."""
+    return df if columns is None or all(c in columns for c in df.columns) else df[[c for c in df.columns if c in columns]]
+
+
+def _believed(place: Path, folder: Path, secret: bytes,
+              columns: tuple[Collection[str] | None, Collection[str] | None] = (None, None)) -> tuple[Meta, dict[str, bytes], "pd.DataFrame", "pd.DataFrame"] | None:
+    """The index kept at `place`, when this tool wrote it for `folder` and its files are whole: what
+    it covers, its Parquet files and their `columns`; None otherwise."""
     try:
         meta = msgspec.json.decode(gate.read(place, META, 2**20), type=Meta)
         if meta.version != code_version() or meta.folder != os.path.realpath(folder) or not hmac.compare_digest(meta.hmac, _signed(meta, secret)):
@@ -248,7 +284,7 @@ def _believed(place: Path, folder: Path, secret: bytes) -> tuple[Meta, "pd.DataF
         raw = {name: gate.read(place, name, size) for name, size in zip((TRIALS, ROWS), meta.sizes)}  # no more than it wrote
         if hashlib.sha256(raw[TRIALS]).hexdigest() != meta.trials or hashlib.sha256(raw[ROWS]).hexdigest() != meta.rows:
             return None
-        return meta, _table(raw[TRIALS]), _table(raw[ROWS])
+        return meta, raw, _table(raw[TRIALS], columns[0]), _table(raw[ROWS], columns[1])
     except (OSError, gate.Refused, ValueError, TypeError, KeyError):  # missing, refused, not JSON, not Parquet: rebuild
         return None
 
@@ -313,21 +349,24 @@ def _usable() -> bytes | None:
     return key()
 
 
-def folder_tables(folder: str | Path) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+def folder_tables(folder: str | Path, columns: Columns | None = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """`folder_frames` of the records of `folder/trials.jsonl`, exactly as decoding it
     through the results gate gives them (with the same warning about lines set aside), from its
     index when that is believed (only the bytes appended since are parsed), else from the JSON;
-    the index is written or brought up to date on the way."""
+    the index is written or brought up to date on the way (whole, whatever is read). With `columns`
+    (the trials' and the rows' names), only those columns of each table, where it has them, and
+    `trial_id` (trials) and `_record` (rows): from the index, no other column is read."""
     import pandas as pd
 
     folder = Path(folder)
+    wanted = _wanted(columns)
     secret = _usable()
     place = location(folder) if secret else None
     f = gate.open_file(folder, RECORDS)
     if f is None:
         return pd.DataFrame(), pd.DataFrame()
     with f:
-        cached = _believed(place, folder, secret) if place and secret else None
+        cached = _believed(place, folder, secret, wanted) if place and secret else None
         prefix = _prefix_digest(f, cached[0].end) if cached else None
         if prefix is None or prefix.hexdigest() != cached[0].sha256:
             cached, prefix = None, None
@@ -337,8 +376,11 @@ def folder_tables(folder: str | Path) -> tuple["pd.DataFrame", "pd.DataFrame"]:
         scan = Scan(f, start)
         records = list(scan)
         settled, kept, tail = scan.settled, scan.kept, records[scan.kept:]
-        every, rows = (cached[1], cached[2]) if cached else (pd.DataFrame(), pd.DataFrame())
+        every, rows = (cached[2], cached[3]) if cached else (pd.DataFrame(), pd.DataFrame())
         if kept or cached is None or settled != start:
+            if cached and columns is not None:  # the index is kept whole
+                every, rows = _table(cached[1][TRIALS]), _table(cached[1][ROWS])
+            cached = None
             new = folder_frames(records[:kept], len(every))
             del records  # held no longer than needed: a folder's records take more memory than its tables
             every, rows = _joined((every, rows), new)
@@ -346,9 +388,11 @@ def folder_tables(folder: str | Path) -> tuple["pd.DataFrame", "pd.DataFrame"]:
             files = _write(place, folder, secret, settled, digest.hexdigest(), every, rows) if digest is not None else None
             if files is not None:  # served as a later read gives them: each distinct config list and env one object (less memory)
                 del every, rows, new
-                every, rows = _table(files[TRIALS]), _table(files[ROWS])
+                every, rows = _table(files[TRIALS], wanted[0]), _table(files[ROWS], wanted[1])
+            every, rows = only_columns(every, wanted[0]), only_columns(rows, wanted[1])
+        cached = None  # its files no longer held
     if tail:  # lines after the settled point (a last line without its newline): served, not kept
-        every, rows = _joined((every, rows), folder_frames(tail, len(every)))
+        every, rows = _joined((every, rows), tuple(map(only_columns, folder_frames(tail, len(every)), wanted)))
     if message := scan.warning(folder / RECORDS):
         warnings.warn(message, ResultsWarning, stacklevel=2)
     return every, rows

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import msgspec
+import pandas as pd
 import pytest
 
 from actbench.errors import UserError
@@ -137,3 +138,25 @@ def test_a_spread_over_a_zero_median_is_no_noise(tmp_path):
     df = report.regress(tmp_path / "base", tmp_path / "run")
     assert report.spread({"ms_p20": 0.1, "ms_p50": 0.0, "ms_p80": 0.2}) == 0.0
     assert df["verdict"].tolist() == ["SLOW"] and df["noise_pct"].tolist() == pytest.approx([1.0])
+
+
+def test_a_baseline_folder_reads_only_the_compared_columns_of_its_index(tmp_path, monkeypatch):
+    """A results folder is read through its index, only the columns regress compares (and its config
+    for the labels): the same table as when the baseline is its trials.jsonl, decoded record by record."""
+    from actbench.results import index
+
+    base, run = ResultStore(tmp_path / "base"), ResultStore(tmp_path / "run")
+    for store, p50, bpb in ((base, 1.0, 1.50), (run, 1.3, 1.60)):
+        store.append(kernel_record("k1", "xielu", [("triton", "forward", p50, 0.01), ("eager", "backward", 1.0, 0.01)]))
+        store.append(msgspec.structs.replace(lm_record("xielu", 0, bpb), trial_id="l1", metrics={"val_bpb": bpb, "tokens_per_s": 1000.0}))
+    report.regress(tmp_path / "base", tmp_path / "run")  # the indexes written
+    read: list[str] = []
+    real = index._from_arrow
+    monkeypatch.setattr(index, "_from_arrow", lambda table: read.extend(table.column_names) or real(table))
+    df = report.regress(tmp_path / "base", tmp_path / "run")
+    assert read and not set(read) - report.READ[0] - report.READ[1] - {"_record"}
+    pd.testing.assert_frame_equal(df, report.regress(tmp_path / "base" / "trials.jsonl", tmp_path / "run"))
+    assert df["what"].tolist() == ["activation=xielu dtype=bfloat16 size=1048576 seed=0 triton forward",
+                                   "activation=xielu dtype=bfloat16 size=1048576 seed=0 eager backward", "activation=xielu seed=0",
+                                   "activation=xielu seed=0"]
+    assert df["verdict"].tolist() == ["SLOW", "SAME", "WORSE", "SAME"]

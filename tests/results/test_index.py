@@ -291,3 +291,46 @@ def test_an_index_built_by_other_code_is_rebuilt(tmp_path, parsed, cache, monkey
     _served(folder)
     assert len(parsed) == 20  # rebuilt from the JSON
     _same(folder)
+
+
+COLUMNS = ({"status", "config", "metric.eager.ms_p50", "results_dir", "absent"}, {"impl", "gated", "device", "size", "results_dir", "absent"})
+
+
+def test_columns_read_are_the_whole_tables_columns(tmp_path, monkeypatch):
+    """`columns=` gives exactly those columns of the whole tables (every attempt and last attempts
+    alike), from the JSON, from a fresh index, from a believed one (no other column read) and
+    while bringing it up to date; a column no record has is absent."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / RECORDS).write_bytes(_lines(40) + _record(3, tid="t3") + b"\n" + _record(41))  # a retry; a last line without its newline
+    read_columns: list[str] = []
+    real = index._from_arrow
+
+    def spied(table):
+        read_columns.extend(table.column_names)
+        return real(table)
+
+    monkeypatch.setattr(index, "_from_arrow", spied)
+
+    def same_as_whole() -> None:
+        for latest_only in (True, False):
+            read_columns.clear()
+            got = load_tables(folder, latest_only, columns=COLUMNS)
+            assert not set(read_columns) - COLUMNS[0] - COLUMNS[1] - {"trial_id", "_record"}
+            whole = load_tables(folder, latest_only)
+            for a, b, names in zip(got, whole, COLUMNS):
+                assert "absent" not in a.columns and len(a.columns) >= 3
+                pd.testing.assert_frame_equal(a, b[[c for c in b.columns if c in names]])
+
+    (tmp_path / "not a folder").write_bytes(b"")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not a folder"))  # no cache can be made: the JSON is read
+    same_as_whole()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    same_as_whole()  # written, then believed
+    with open(folder / RECORDS, "ab") as f:  # brought up to date by a read of some columns: the index is kept whole
+        f.write(b"\n" + _lines(4, start=42) + _record(10, tid="t10") + b"\n")
+    got = index.folder_tables(folder, COLUMNS)
+    assert [set(t.columns) for t in got] == [{"trial_id", "status", "config", "metric.eager.ms_p50", "results_dir"},
+                                             {"_record", "impl", "gated", "device", "size", "results_dir"}]
+    _same(folder)
+    same_as_whole()
