@@ -120,6 +120,9 @@ class ArrayCache:
             head = msgspec.json.encode(Header(self.version, self.scope, key, source, [(k, a.dtype.str, len(a)) for k, a in arrays.items()]))
         except (TypeError, ValueError, UnicodeError):  # a key that is not text JSON can hold
             return
+        size = 4 + len(head) + _padded(4 + len(head)) + sum(a.nbytes + _padded(a.nbytes) for a in arrays.values()) + _MAC
+        if size > gate.MAX_SERIES:  # `load` would never read it back
+            return
         parts = [len(head).to_bytes(4, "little"), head, bytes(_padded(4 + len(head)))]
         for a in arrays.values():
             data = np.ascontiguousarray(a).tobytes()

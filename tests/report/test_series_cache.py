@@ -13,7 +13,7 @@ import pytest
 
 from actbench.report import lm as report_lm
 from actbench.report.series import FIRST, Series, TrialSeries, code_version, parse
-from actbench.results import index
+from actbench.results import gate, index
 from actbench.results.read import ResultsWarning, read_series
 from actbench.results.seriescache import ArrayCache
 from actbench.analysis import stats
@@ -158,6 +158,19 @@ def test_a_curve_of_nested_lists_is_another_shape_read_alike_with_and_without_th
     assert parse(read_series(folder, rel)).val is None
     cold = Series().get(folder, rel)
     assert _same(cold, parse(read_series(folder, rel))) and _same(Series().get(folder, rel), cold)
+
+
+def test_an_entry_too_large_to_be_read_back_is_never_written(folder, cache):
+    """Arrays whose entry would exceed what `load` reads (a series file of `gate.MAX_SERIES` bytes
+    of "0," parses to four times that as float64) are not kept: such an entry was built (copies
+    of every array in memory) and written on every read, then never served."""
+    rel = _file(folder)
+    Series().get(folder, rel)
+    entry = _entry(cache, folder, rel, "first")
+    entry.unlink()
+    huge = np.broadcast_to(np.float64(1.0), (gate.MAX_SERIES // 8 + 1,))  # a view: 8 bytes held until it is copied
+    ArrayCache.series(folder, code_version()).store(f"{rel}\x00first", _source(folder, rel), {"chunks.nats": huge})
+    assert not entry.exists()
 
 
 def test_skew_limits_are_kept_for_later_calls_and_a_forged_one_is_not_believed(cache):
