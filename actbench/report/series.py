@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from actbench.core import record
 from actbench.results import gate, read
 from actbench.results.seriescache import ArrayCache
 
@@ -137,11 +138,12 @@ def _unflat(arrays: dict[str, np.ndarray]) -> TrialSeries:
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """A digest of the code that turns a series file's bytes into a `TrialSeries` (this module,
-    the reader's checks, the cache's format): entries written by other code are never served."""
+    the reader's checks and the record module's decoding and bounds they use, the cache's format):
+    entries written by other code are never served."""
     from actbench.results import seriescache
 
     digest = hashlib.sha256()
-    for module in (sys.modules[__name__], read, seriescache):
+    for module in (sys.modules[__name__], read, record, seriescache):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()[:16]
 

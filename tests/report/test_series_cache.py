@@ -181,3 +181,22 @@ def test_skew_limits_are_kept_for_later_calls_and_a_forged_one_is_not_believed(c
     assert report_lm._skew_limit.__wrapped__(5) == stats.skew_limit(5)
     ArrayCache.computed(report_lm._stats_version()).store("stats.skew_limit 5", b"", {"limit": np.array([9.0])})
     assert report_lm._skew_limit.__wrapped__(5) == 9.0  # what it serves is the signed entry
+
+
+def test_the_code_version_changes_with_the_record_module_the_parse_checks_numbers_with(tmp_path, monkeypatch):
+    """A series file is refused or decoded by `core.record` (decode_json, LIMIT, INT_LIMIT,
+    MAX_DEPTH): entries parsed under another version of it are not served (a file the new bounds
+    refuse would be served from an entry made before)."""
+    from actbench.core import record
+
+    code_version.cache_clear()
+    before = code_version()
+    changed = tmp_path / "record.py"
+    changed.write_bytes(open(record.__file__, "rb").read().replace(b"LIMIT", b"LIMIT ", 1))
+    monkeypatch.setattr(record, "__file__", str(changed))
+    code_version.cache_clear()
+    try:
+        assert code_version() != before
+    finally:
+        monkeypatch.undo()
+        code_version.cache_clear()
