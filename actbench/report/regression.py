@@ -61,7 +61,8 @@ def _side(path: Path, user_file: bool, kept: dict[Path, tuple["pd.DataFrame", "p
             tables.append(kept.get(d) or compared(*load_tables(d / RECORDS, columns=READ)))
             if d in kept:
                 kept[d] = tables[-1]
-        trials, rows = (pd.concat([t[i] for t in tables], ignore_index=True) for i in (0, 1))
+        trials, rows = (pd.concat([t[i] for t in tables if len(t[i])] or [tables[0][i]], ignore_index=True)  # an empty one
+                        for i in (0, 1))  # (its columns of no type) would make every column one of objects
     ids = trials["trial_id"]
     last = trials[~ids.duplicated(keep="last").to_numpy()]
     trials = last.take(pd.Index(last["trial_id"]).get_indexer(ids[~ids.duplicated()])).reset_index(drop=True)
