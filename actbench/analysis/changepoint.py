@@ -299,14 +299,6 @@ def level_changes(values: np.ndarray, *, window: int = 14) -> tuple[np.ndarray, 
     return out, np.expm1(NIGHT_Z * noise)
 
 
-def night_changes(nights: Sequence[Night], *, window: int = 14, excluded: Collection[int] = ()) -> tuple[np.ndarray, float]:
-    """`level_changes` for one row's nights (excluded ones count as missing)."""
-    skip = set(excluded)
-    v = np.array([np.nan if i in skip or n.value is None else n.value for i, n in enumerate(nights)], dtype=float)
-    changes, limit = level_changes(v[None, :], window=window)
-    return changes[0], float(limit[0])
-
-
 def single_night_arrays(values: np.ndarray, own_noise: np.ndarray | None = None, *, higher_is_better: bool,
                         threshold: float = 0.05) -> np.ndarray:
     """`single_night` for many rows: `values` (rows, nights), NaN where missing."""

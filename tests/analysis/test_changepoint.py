@@ -12,8 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actbench.analysis.changepoint import (NOISY_Z, Night, judge, judge_arrays, level_changes, machine_nights, night_changes,
-                                           single_night, single_night_arrays)
+from actbench.analysis.changepoint import (
+    NOISY_Z,
+    Night,
+    judge,
+    judge_arrays,
+    level_changes,
+    machine_nights,
+    single_night,
+    single_night_arrays,
+)
 
 
 def _history(seed: int = 0, nights: int = 30, noise: float = 0.01) -> list[float]:
@@ -93,7 +101,7 @@ def test_machine_nights_need_most_rows_moving_together():
     changes = np.array([[0.0, 0.1, -0.1, 0.1], [0.0, 0.12, 0.1, np.nan], [0.01, 0.09, -0.1, np.nan], [0.0, 0.0, 0.0, np.nan]])
     got = machine_nights(changes, np.full(4, 0.03))
     assert got.tolist() == [False, True, False, False]  # night 3: one row with a figure is too few
-    ch, limit = night_changes(_nights(_history() + [200.0]))
+    (ch,), (limit,) = level_changes(np.array([_history() + [200.0]]))
     assert np.isnan(ch[:5]).all() and ch[-1] == pytest.approx(1.0, abs=0.05) and 0.01 < limit < 0.04
 
 
