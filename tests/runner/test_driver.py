@@ -114,7 +114,8 @@ def test_fractional_gpus_pack_trials_and_each_record_names_who_shared_its_gpu(tm
 
     warm = ray.remote(num_cpus=0.5, num_gpus=0.25)(warm_worker)  # four GPU worker processes that imported what a trial does
     assert len(set(ray.get([warm.remote() for _ in range(4)]))) == 4
-    body = "matrix:\n  tag: [a, b, c, d]\ndefaults:\n  sleep_s: 2.0\nresources:\n  gpus: 0.25\n  cpus: 0.5\n"
+    # each holds its GPU share 4 s: on 2 loaded cores the fourth start came up to 0.5 s after the first end at 2 s
+    body = "matrix:\n  tag: [a, b, c, d]\ndefaults:\n  sleep_s: 4.0\nresources:\n  gpus: 0.25\n  cpus: 0.5\n"
     result = api.run(load_suite(probe_suite(tmp_path, body, "pack")), out=tmp_path / "out", executor=RayExecutor())
     recs = result.records
     assert len(recs) == 4 and all(r.ok for r in recs)
