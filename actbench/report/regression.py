@@ -37,15 +37,18 @@ TRIAL_FIELDS = ("trial_id", "kind", "status", "gpu_name", "config", "metric.val_
 LABEL_FIELDS = ("activation", "dtype", "size", "seed")
 MEMORY_METRICS = ("saved_bytes_per_elem", "peak_fwd_bwd_mb")
 READ = ({*TRIAL_FIELDS, "results_dir"}, {"results_dir", "trial_id", *ROW_FIELDS})
-"""The only columns of a results folder's tables read (its config for the labels: `LABEL_FIELDS`)."""
+"""The only columns of a results folder's tables read (its config for the labels, `LABEL_FIELDS`:
+the run's only, the baseline's is never decoded)."""
 
 
-def _side(path: Path, user_file: bool, kept: dict[Path, tuple["pd.DataFrame", "pd.DataFrame"]]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+def _side(path: Path, user_file: bool, kept: dict[Path, tuple["pd.DataFrame", "pd.DataFrame"]],
+          labels: bool = True) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """The compared columns of the last attempt of each trial id at or below `path` (an id in two
     folders: the later folder's, in the place of its first), and the measurement rows of those
     that are ok, in order, each with `_trial`, its trial's place. A folder is read through its
     columnar index, one at a time (those in `kept` are taken from there, or kept there when
-    `kept` names them with None); a file named by the user (which may be a link) record by record."""
+    `kept` names them with None); a file named by the user (which may be a link) record by record.
+    Without `labels`, no `config` is read (its column is empty) but in the folders of `kept`."""
     import numpy as np
     import pandas as pd
 
@@ -58,7 +61,8 @@ def _side(path: Path, user_file: bool, kept: dict[Path, tuple["pd.DataFrame", "p
     else:
         tables = []
         for d in result_dirs(path):
-            tables.append(kept.get(d) or compared(*load_tables(d / RECORDS, columns=READ)))
+            columns = READ if labels or d in kept else (READ[0] - {"config"}, READ[1])
+            tables.append(kept.get(d) or compared(*load_tables(d / RECORDS, columns=columns)))
             if d in kept:
                 kept[d] = tables[-1]
         trials, rows = (pd.concat([t[i] for t in tables if len(t[i])] or [tables[0][i]], ignore_index=True)  # an empty one
@@ -216,7 +220,7 @@ def regress(baseline: str | Path, run_dir: str | Path, threshold: float = 0.05, 
         if not result_dirs(base_path):
             raise UserError(f"--baseline {baseline}: no trials.jsonl at or below it")
         kept = dict.fromkeys(set(result_dirs(base_path)) & set(result_dirs(run_dir)))
-        base, brows = _side(base_path, False, kept)
+        base, brows = _side(base_path, False, kept, labels=False)
     elif not gate.user_file(base_path, "--baseline"):
         raise UserError(f"--baseline {baseline}: no such file or folder (an earlier run's results folder or trials.jsonl)")
     else:

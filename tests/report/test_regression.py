@@ -141,8 +141,8 @@ def test_a_spread_over_a_zero_median_is_no_noise(tmp_path):
 
 
 def test_a_baseline_folder_reads_only_the_compared_columns_of_its_index(tmp_path, monkeypatch):
-    """A results folder is read through its index, only the columns regress compares (and its config
-    for the labels): the same table as when the baseline is its trials.jsonl, decoded record by record."""
+    """A results folder is read through its index, only the columns regress compares (and the run's
+    config for the labels): the same table as when the baseline is its trials.jsonl, decoded record by record."""
     from actbench.results import index
 
     base, run = ResultStore(tmp_path / "base"), ResultStore(tmp_path / "run")
@@ -155,6 +155,7 @@ def test_a_baseline_folder_reads_only_the_compared_columns_of_its_index(tmp_path
     monkeypatch.setattr(index, "_from_arrow", lambda table: read.extend(table.column_names) or real(table))
     df = report.regress(tmp_path / "base", tmp_path / "run")
     assert read and not set(read) - report.READ[0] - report.READ[1] - {"_record"}
+    assert read.count("config") == 1  # the run's, for its labels; the baseline's is not decoded
     pd.testing.assert_frame_equal(df, report.regress(tmp_path / "base" / "trials.jsonl", tmp_path / "run"))
     assert df["what"].tolist() == ["activation=xielu dtype=bfloat16 size=1048576 seed=0 triton forward",
                                    "activation=xielu dtype=bfloat16 size=1048576 seed=0 eager backward", "activation=xielu seed=0",
