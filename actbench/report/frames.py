@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 import numpy as np
 
@@ -34,11 +34,74 @@ def fill_keys(df: "pd.DataFrame", keys: list[str]) -> "pd.DataFrame":
     return df
 
 
-def counts(groups: Any) -> "pd.DataFrame":
-    """How many trials and runs (results folder x run id) went into each group."""
+class Groups(NamedTuple):
+    """Rows grouped by key columns (`grouped`): per group (numbered 0.. in order of first
+    appearance) its `keys` and `counts`; per row its `values` and `group` number."""
+
+    keys: "pd.DataFrame"
+    counts: "pd.DataFrame"
+    values: "pd.DataFrame"
+    group: np.ndarray
+
+    def by(self) -> Any:
+        """The groupby of `values` by group number."""
+        return self.values.groupby(self.group, sort=True)
+
+
+def _codes(column: "pd.Series", keep: np.ndarray, dash: bool = False) -> tuple[np.ndarray, bool]:
+    """Integer codes of a column's values at positions `keep` (missing: -1, or the code of "-"
+    where `dash` and "-" occurs: `fill_keys` makes them one key), and whether any is missing."""
     import pandas as pd
 
-    return pd.DataFrame({"trials": groups["_trial"].nunique(), "runs": groups["_run"].nunique()})
+    codes, uniques = pd.factorize(column)  # the whole column: taking its strings first would copy them
+    codes = codes[keep]
+    missing = bool((codes < 0).any())
+    if dash and missing:
+        is_dash = np.flatnonzero(np.asarray(uniques == "-", dtype=bool))
+        if len(is_dash):
+            codes = np.where(codes < 0, is_dash[0], codes)
+    return codes, missing
+
+
+def _distinct(group: np.ndarray, groups: int, folder: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """How many distinct (results folder, id) pairs each group holds (a missing id is none)."""
+    import pandas as pd
+
+    has = codes >= 0
+    pair = pd.factorize(folder[has] * (int(codes.max(initial=0)) + 1) + codes[has])[0]
+    size = int(pair.max(initial=0)) + 1
+    return np.bincount(pd.unique(group[has] * size + pair) // size, minlength=groups)
+
+
+def grouped(rows: "pd.DataFrame", keep: np.ndarray, root: Path, merge: bool, keys: list[str], shape: list[str],
+            columns: Iterable[str] = ()) -> Groups:
+    """The rows at positions `keep` grouped as `prepared` rows grouped by `[*keys, *shape,
+    "results"]` (sort=False, dropna=False) are, from integer codes instead of copies of the
+    rows: each group's keys (`shape` filled with "-", and `results`), its `trials` and `runs`
+    (results folder x trial id, x run id), and `columns` of the rows (nan where absent)."""
+    import pandas as pd
+
+    folder, folders = pd.factorize(rows["results_dir"])
+    folder = folder[keep]
+    results = pd.factorize(_source(pd.Series(folders), root, merge))[0][folder]
+    group, filled = np.zeros(len(keep), np.int64), {}
+    for c in [*keys, *shape]:
+        codes, filled[c] = _codes(rows[c], keep, dash=c in shape) if c in rows else (np.zeros(len(keep), np.int64), True)
+        group = pd.factorize(group * (int(codes.max(initial=0)) + 2) + codes + 1)[0]  # one number per distinct key so far
+    group = pd.factorize(group * (int(results.max(initial=0)) + 1) + results)[0]
+    at = keep[np.unique(group, return_index=True)[1]]
+    table = pd.DataFrame({c: rows[c].array.take(at) for c in [*keys, *shape] if c in rows})
+    for c in shape:
+        if c not in table:
+            table[c] = "-"
+        elif filled[c]:
+            table[c] = pd.Index(table[c].astype(object).where(table[c].notna(), "-").to_numpy())  # typed as a groupby types keys
+    table["results"] = _source(rows["results_dir"].take(at).reset_index(drop=True), root, merge)
+    run = _codes(rows["run_id"], keep)[0] if "run_id" in rows else np.zeros(len(keep), np.int64)
+    counts = pd.DataFrame({"trials": _distinct(group, len(at), folder, _codes(rows["trial_id"], keep)[0]),
+                           "runs": _distinct(group, len(at), folder, run)})
+    values = pd.DataFrame({c: rows[c].array.take(keep) if c in rows else np.full(len(keep), np.nan) for c in columns}, copy=False)
+    return Groups(table[[*keys, *shape, "results"]], counts, values, group)
 
 
 def prepared(df: "pd.DataFrame", root: Path, merge: bool, keys: list[str], columns: Iterable[str] = ()) -> "pd.DataFrame":

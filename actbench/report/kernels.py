@@ -12,7 +12,7 @@ import numpy as np
 
 from actbench.analysis import stats
 from actbench.report.formats import num
-from actbench.report.frames import counts, prepared
+from actbench.report.frames import grouped
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,17 +30,15 @@ def kernel_frame(rows: "pd.DataFrame", names: list[str], root: Path, merge: bool
 
     if rows.empty or "kind" not in rows:
         return pd.DataFrame()
-    used = ["activation", "impl", *KERNEL_SHAPE, "results_dir", "run_id", "trial_id", "ms_p20", "ms_p50", "ms_p80", "gbps", "pct_copy",
-            "gated", "noisy"]  # the columns read below: the others are not copied
-    r = rows.loc[(rows["kind"] == "kernel") & rows["activation"].isin(names) & (rows["impl"] != "copy"), [c for c in used if c in rows]]
-    if r.empty:
+    keep = _positions(rows, "kernel", names, rows["impl"] != "copy")
+    if not len(keep):
         return pd.DataFrame()
     shape = [*KERNEL_SHAPE, "results"]
-    r = prepared(r, root, merge, shape, ("gbps", "pct_copy", "gated"))
-    r["noisy"] = r["noisy"].eq(True) if "noisy" in r else False
-    groups = r.groupby(["activation", "impl", *shape], sort=False, dropna=False)
+    found = grouped(rows, keep, root, merge, ["activation", "impl"], list(KERNEL_SHAPE), ("ms_p20", "ms_p50", "ms_p80", "gbps", "pct_copy", "gated"))
+    found.values["noisy"] = pd.Series(rows["noisy"].array.take(keep)).eq(True) if "noisy" in rows else False
+    groups = found.by()
     g = stats.kernel_summary(groups).join(groups.agg(gbps=("gbps", "median"), pct_copy=("pct_copy", "median"), gated=("gated", "first")))
-    g = g.join(counts(groups)).reset_index()
+    g = found.keys.join(g).join(found.counts).reset_index(drop=True)
     base = g[g["activation"] == names[0]].sort_values(["noisy", "ms_p50"]).drop_duplicates(shape)
     base = base[[*shape, "impl", "ms_p50", "ms_low", "ms_high", "noisy"]].rename(
         columns={"impl": "baseline_impl", "ms_p50": "_b50", "ms_low": "_blow", "ms_high": "_bhigh", "noisy": "_bnoisy"})
@@ -61,15 +59,18 @@ def memory_frame(rows: "pd.DataFrame", names: list[str], root: Path, merge: bool
 
     if rows.empty or "kind" not in rows:
         return pd.DataFrame()
-    r = rows[(rows["kind"] == "memory") & rows["activation"].isin(names)]
-    if r.empty:
+    keep = _positions(rows, "memory", names)
+    if not len(keep):
         return pd.DataFrame()
-    shape = [*MEMORY_SHAPE, "results"]
-    r = prepared(r, root, merge, shape, ("peak_fwd_mb", "peak_fwd_bwd_mb", "saved_bytes_per_elem", "gated"))
-    groups = r.groupby(["activation", "impl", *shape], sort=False, dropna=False)
-    g = groups.agg(peak_fwd_mb=("peak_fwd_mb", "median"), peak_fwd_bwd_mb=("peak_fwd_bwd_mb", "median"),
-                   saved_bytes_per_elem=("saved_bytes_per_elem", "median"), gated=("gated", "first"))
-    return g.join(counts(groups)).reset_index()
+    found = grouped(rows, keep, root, merge, ["activation", "impl"], list(MEMORY_SHAPE), ("peak_fwd_mb", "peak_fwd_bwd_mb", "saved_bytes_per_elem", "gated"))
+    g = found.by().agg(peak_fwd_mb=("peak_fwd_mb", "median"), peak_fwd_bwd_mb=("peak_fwd_bwd_mb", "median"),
+                       saved_bytes_per_elem=("saved_bytes_per_elem", "median"), gated=("gated", "first"))
+    return found.keys.join(g).join(found.counts).reset_index(drop=True)
+
+
+def _positions(rows: "pd.DataFrame", kind: str, names: list[str], also: "pd.Series | bool" = True) -> np.ndarray:
+    """Positions of the rows of `kind` and of the activations `names` (and `also`)."""
+    return np.flatnonzero(((rows["kind"] == kind) & rows["activation"].isin(names) & also).to_numpy(dtype=bool, na_value=False))
 
 
 def best_per_shape(k: "pd.DataFrame", name: str) -> "pd.DataFrame":
