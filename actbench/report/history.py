@@ -31,7 +31,8 @@ MAX_NIGHTS = 10_000
 """Nights read from one history file (the last ones; 27 years of nights)."""
 MAX_KEY_CHARS = 500
 
-Figure = Annotated[float, msgspec.Meta(ge=-LIMIT, le=LIMIT)]
+Figure = Annotated[float, msgspec.Meta(gt=0, le=LIMIT)]
+"""A night's figure: above 0, as `alerts.night_rows` keeps them (a level of 0 or below cannot be judged)."""
 Text = Annotated[str, msgspec.Meta(max_length=MAX_KEY_CHARS)]
 
 
@@ -88,7 +89,7 @@ def file_name(fp: dict[str, str | None]) -> str:
 
 def read_nights(folder: str | Path, name: str) -> list[Night]:
     """The nights of one history file, oldest first (the last `MAX_NIGHTS`); [] when it is missing.
-    Lines that are not nights (not JSON, another shape, a figure beyond the bound, too long) are
+    Lines that are not nights (not JSON, another shape, a figure not above 0 or beyond the bound, too long) are
     skipped, with one warning naming the file, the first such line and the count. A later line of
     a run already read (`--accept` of a night already recorded) only adds its accepted rows to it."""
     numbered = gate.lines(folder, name)

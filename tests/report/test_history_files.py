@@ -70,3 +70,26 @@ def test_bpb_tolerance_zero_with_a_history_is_a_flag_error(tmp_path):
     with pytest.raises(UserError, match="--bpb-tolerance"):
         api.regress(_run(tmp_path, "n1"), history=tmp_path / "h", bpb_tolerance=0.0)
     assert not (tmp_path / "h").exists()
+
+
+def test_a_night_with_a_figure_not_above_zero_is_skipped_not_judged(tmp_path):
+    """Every figure a night holds is above 0 (night_rows keeps only those); a planted night whose
+    val_bpb is -1.5 made the row's level (median) 0 beside tonight's 1.5, and judging divided by
+    it (ZeroDivisionError, exit 1 with a traceback). It is skipped with the warning of a bad line."""
+    import json
+
+    from .synthetic import lm_record
+
+    def lm_run(name: str) -> str:
+        store = ResultStore(tmp_path / name)
+        for seed in range(2):
+            store.append(lm_record("xielu", seed, 1.5, run_id=name))
+        return str(tmp_path / name)
+
+    api.regress(lm_run("n1"), history=tmp_path / "h")
+    [path] = (tmp_path / "h").iterdir()
+    night = json.loads(path.read_text())
+    night["rows"] = {k: {**p, "value": -1.5} if k.endswith("val_bpb") else p for k, p in night["rows"].items()}
+    path.write_text(json.dumps({**night, "run": "planted"}) + "\n")
+    with pytest.warns(ResultsWarning, match="skipped 1 line"):
+        assert api.regress(lm_run("n2"), history=tmp_path / "h").exit_code == 0
