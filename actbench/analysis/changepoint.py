@@ -149,7 +149,8 @@ def _step_start(x: np.ndarray, level: np.ndarray, m: np.ndarray, noise: np.ndarr
     k = n - first
     median, before, night = _nanmedian(runs), level[ar, first], x[ar, first]
     shift = np.abs(median - before)
-    score = np.where(valid, np.nan_to_num(shift / _step_se(noise[:, None], k, m[ar, first]), nan=0.0), -np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a row without noise: 0/0 scores 0, a step over no noise inf
+        score = np.where(valid, np.nan_to_num(shift / _step_se(noise[:, None], k, m[ar, first]), nan=0.0), -np.inf)
     step = (shift >= need) & (score >= critical[:, None]) & (np.abs(night - median) <= np.abs(night - before))
     best = np.where(step.any(1), step.argmax(1), score.argmax(1))
     return np.where(valid.any(1), first[ar[:, 0], best], n)

@@ -238,3 +238,17 @@ def test_exact_figures_step_at_any_change_beyond_the_minimum_effect():
     assert judge(flat, higher_is_better=False, min_effect=0.001).status == "ok"
     got = judge([*flat, Night(100.5), Night(100.5)], higher_is_better=False, min_effect=0.001)
     assert (got.status, got.first_bad, got.noise, got.change) == ("regression", 20, 0.0, pytest.approx(0.005))
+
+
+def test_exact_figures_are_judged_without_numpy_warnings():
+    """A row of the same figure every night (a memory row's bytes, a capped throughput) has no
+    noise: its step scores divided 0 by 0 (or a step by 0) and numpy's RuntimeWarning reached the
+    user as 'actbench: warning: invalid value encountered in divide' on every nightly run."""
+    import warnings
+
+    flat = np.full((2, 20), 1000.0)
+    stepped = np.column_stack([flat, [1005.0, 1000.0], [1005.0, 1000.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert judge_arrays(flat, higher_is_better=False, min_effect=0.001).status.tolist() == ["ok", "ok"]
+        assert judge_arrays(stepped, higher_is_better=False, min_effect=0.001).status.tolist() == ["regression", "ok"]
