@@ -122,17 +122,19 @@ def to_csv(c: Comparison) -> str:
 def json_lists(df: "pd.DataFrame") -> "pd.DataFrame":
     """Lists and dicts in object columns as JSON text (CSV and Parquet cells are scalars); each
     object once (the rows of a trial share its config's lists: 100k records hold a million such cells)."""
+    import pandas as pd
+
     df = df.copy(deep=False)  # the columns it replaces are new; the others stay shared (copy on write)
-    texts: dict[int, tuple[Any, str]] = {}  # by id, holding the object: no id is reused meanwhile
-
-    def text(v: Any) -> Any:
-        if not isinstance(v, (list, dict)):
-            return v
-        return (texts.get(id(v)) or texts.setdefault(id(v), (v, json.dumps(v))))[1]
-
     for c in df.columns:
-        if df[c].dtype == object:
-            df[c] = df[c].map(text)
+        if df[c].dtype != object:
+            continue
+        values = df[c].to_numpy()
+        codes, ids = pd.factorize(np.fromiter(map(id, values), dtype=np.uint64, count=len(values)))  # the column holds them: no id reused
+        first = np.empty(len(ids), np.int64)
+        first[codes[::-1]] = np.arange(len(codes))[::-1]  # each object's first row
+        texts = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in values[first]]
+        typed = pd.Series(texts, dtype=object).map(lambda v: v)  # typed as mapping the whole column types it
+        df[c] = pd.Series(typed.array.take(codes), index=df.index)
     return df
 
 
