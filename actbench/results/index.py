@@ -134,11 +134,14 @@ def cache_root() -> Path:
 
 
 def _private_folder(path: Path) -> Path:
-    """`path` made (0700) and checked: a folder of this user's, reached through no link; OSError otherwise."""
+    """`path` made (0700) and checked: a folder of this user's, reached through no link, that only
+    this user may open (one with group or other permissions is made 0700); OSError otherwise."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
         raise OSError(f"{path}: not a folder of this user's")
+    if st.st_mode & 0o077:  # another user could read the parsed results or swap entries out
+        os.chmod(path, 0o700, follow_symlinks=False)
     return path
 
 

@@ -334,3 +334,16 @@ def test_columns_read_are_the_whole_tables_columns(tmp_path, monkeypatch):
                                              {"_record", "impl", "gated", "device", "size", "results_dir"}]
     _same(folder)
     same_as_whole()
+
+
+def test_a_cache_folder_others_may_open_is_made_private(tmp_path, cache):
+    """A cache folder of this user's that group or others could open (made by hand, or by a umask)
+    was used as it was: other users could read the parsed results or delete entries."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / RECORDS).write_bytes(_record(0) + b"\n")
+    cache.mkdir(parents=True)
+    os.chmod(cache, 0o777)
+    assert index.update(folder) is not None
+    assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(index.location(folder)).st_mode) == 0o700
