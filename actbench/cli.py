@@ -305,7 +305,7 @@ def regress(
                                                "throughput row that counts (default 0.03: on a settled history a 5% step at 1% "
                                                "noise is confirmed within 2 nights 97% of the time)."),
     bpb_tolerance: float = typer.Option(0.02, "--bpb-tolerance", min=0, help="Validation bits per byte that count as worse or better "
-                                        "(for a run that records no val_bpb: val_loss, in nats, absolute)."),
+                                        "(for a run that records no val_bpb: val_loss, in nats, absolute); with --history above 0 and below 1."),
     summary: Optional[Path] = typer.Option(None, "--summary", help="Also write the markdown summary here (e.g. $GITHUB_STEP_SUMMARY)."),
 ) -> None:
     """Judge a run over its history (a step confirmed by a second night or a rerun), or compare it
