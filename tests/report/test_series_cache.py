@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from actbench.report import lm as report_lm
+from actbench.report import seeds as report_seeds
 from actbench.report.series import FIRST, Series, TrialSeries, code_version, parse
 from actbench.results import gate, index
 from actbench.results.read import ResultsWarning, read_series
@@ -174,13 +174,13 @@ def test_an_entry_too_large_to_be_read_back_is_never_written(folder, cache):
 
 
 def test_skew_limits_are_kept_for_later_calls_and_a_forged_one_is_not_believed(cache):
-    assert report_lm._skew_limit.__wrapped__(5) == stats.skew_limit(5)
+    assert report_seeds.skew_limit.__wrapped__(5) == stats.skew_limit(5)
     entry, = (cache / "computed").iterdir()
-    assert report_lm._skew_limit.__wrapped__(5) == stats.skew_limit(5)  # served from the entry
-    ArrayCache(entry.parent, "computed", report_lm._stats_version(), os.urandom(32)).store("stats.skew_limit 5", b"", {"limit": np.array([9.0])})
-    assert report_lm._skew_limit.__wrapped__(5) == stats.skew_limit(5)
-    ArrayCache.computed(report_lm._stats_version()).store("stats.skew_limit 5", b"", {"limit": np.array([9.0])})
-    assert report_lm._skew_limit.__wrapped__(5) == 9.0  # what it serves is the signed entry
+    assert report_seeds.skew_limit.__wrapped__(5) == stats.skew_limit(5)  # served from the entry
+    ArrayCache(entry.parent, "computed", report_seeds._stats_version(), os.urandom(32)).store("stats.skew_limit 5", b"", {"limit": np.array([9.0])})
+    assert report_seeds.skew_limit.__wrapped__(5) == stats.skew_limit(5)
+    ArrayCache.computed(report_seeds._stats_version()).store("stats.skew_limit 5", b"", {"limit": np.array([9.0])})
+    assert report_seeds.skew_limit.__wrapped__(5) == 9.0  # what it serves is the signed entry
 
 
 def test_the_code_version_changes_with_the_record_module_the_parse_checks_numbers_with(tmp_path, monkeypatch):
