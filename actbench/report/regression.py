@@ -12,9 +12,9 @@ from actbench.core.trial import NOISY_SPREAD
 from actbench.errors import UserError
 from actbench.report.formats import markdown
 from actbench.results import gate
-from actbench.results.frames import load_tables
+from actbench.results.frames import folders_tables
 from actbench.results.index import folder_frames
-from actbench.results.read import RECORDS, iter_records, latest, result_dirs
+from actbench.results.read import iter_records, latest, result_dirs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,12 +59,16 @@ def _side(path: Path, user_file: bool, kept: dict[Path, tuple["pd.DataFrame", "p
         trials, rows = folder_frames(list(latest(iter_records(path, user=True)).values()))
         trials, rows = compared(trials.assign(results_dir=""), rows.assign(results_dir=""))
     else:
-        tables = []
-        for d in result_dirs(path):
-            columns = READ if labels or d in kept else (READ[0] - {"config"}, READ[1])
-            tables.append(kept.get(d) or compared(*load_tables(d / RECORDS, columns=columns)))
+        tables, loose = [], []  # loose: the folders read next, together (not in `kept`)
+        for d in [*result_dirs(path), None]:
+            if loose and (d is None or d in kept):
+                tables.append(compared(*folders_tables(loose, columns=READ if labels else (READ[0] - {"config"}, READ[1]))))
+                loose = []
             if d in kept:
+                tables.append(kept.get(d) or compared(*folders_tables([d], columns=READ)))
                 kept[d] = tables[-1]
+            elif d is not None:
+                loose.append(d)
         trials, rows = (pd.concat([t[i] for t in tables if len(t[i])] or [tables[0][i]], ignore_index=True)  # an empty one
                         for i in (0, 1))  # (its columns of no type) would make every column one of objects
     ids = trials["trial_id"]

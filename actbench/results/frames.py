@@ -4,63 +4,186 @@ the kinds that write them, and the per-step series of every trial."""
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actbench.core.record import Record
 from actbench.results import gate
-from actbench.results.index import Columns, folder_tables, only_columns
-from actbench.results.read import latest_records, result_dirs, series_data
+from actbench.results.index import Columns, _flat, folder_frames, folder_tables, only_columns
+from actbench.results.read import RECORDS, Scan, gpu_name, latest_records, result_dirs, series_data
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
-def _latest(every: "pd.DataFrame", rows: "pd.DataFrame", folder: str, latest_only: bool) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """One folder's tables (`index.folder_frames`) as `load_tables` gives them: the last attempt of each
-    trial id in the order the ids first appear (or every attempt), and the rows of those that are
-    ok, in that order."""
+SMALL_FOLDER = 64 * 1024
+"""A trials.jsonl of at most this many bytes is read record by record, with the other small ones in
+one batch, not through its columnar index: an index costs ~10-20 ms a folder (index.json, HMAC,
+Parquet), parsing a small file far less."""
+
+def _latest(every: "pd.DataFrame", rows: "pd.DataFrame", folder: "str | np.ndarray", latest_only: bool,
+            ids: "np.ndarray | None" = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """Tables (`index.folder_frames`) as `load_tables` gives them: the last attempt of each trial
+    in the order the trials first appear (or every attempt), and the rows of those that are ok, in
+    that order; `results_dir` set to `folder` (or each record's, an array). A trial is its `ids`
+    value (one per record; its trial id by default)."""
     import numpy as np
     import pandas as pd
 
     if every.empty:
         return every, rows
-    ids = every["trial_id"]
+    ids = pd.Series(every["trial_id"].to_numpy() if ids is None else ids)
     last = pd.Series(np.flatnonzero(~ids.duplicated(keep="last").to_numpy()), index=ids[~ids.duplicated(keep="last")].to_numpy())
     keep = last.loc[ids.drop_duplicates().to_numpy()].to_numpy()
     if not rows.empty:
         rank = np.full(len(every), -1)
         rank[keep] = np.arange(len(keep))
-        of_row = rank[rows["_record"].to_numpy()]
+        record = rows["_record"].to_numpy()
+        of_row = rank[record]
         if (of_row >= 0).all() and (np.diff(of_row) >= 0).all():  # every row kept, in order (one attempt each): no copy to reorder
             rows = rows.drop(columns="_record")
         else:
             chosen = np.flatnonzero(of_row >= 0)
-            rows = rows.take(chosen[np.argsort(of_row[chosen], kind="stable")]).drop(columns="_record").reset_index(drop=True)
-        rows["results_dir"] = folder
+            chosen = chosen[np.argsort(of_row[chosen], kind="stable")]
+            rows, record = rows.take(chosen).drop(columns="_record").reset_index(drop=True), record[chosen]
+        rows["results_dir"] = folder if isinstance(folder, str) else pd.Series(folder[record].tolist())
     everyone = len(keep) == len(every) and (np.diff(keep) > 0).all()
+    if isinstance(folder, np.ndarray):
+        every["results_dir"] = pd.Series(folder.tolist())
     trials = (every.take(keep) if latest_only and not everyone else every).reset_index(drop=True)
-    trials["results_dir"] = folder
+    if isinstance(folder, str):
+        trials["results_dir"] = folder
     return trials, rows
 
 
-def load_tables(path: str | Path, latest_only: bool = True, columns: Columns | None = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """`(load(path, latest_only), load_rows(path))`, one results folder at a time, each from its
-    columnar index (`index.folder_tables`: brought up to date, or rebuilt from trials.jsonl). With
-    `columns` (the trials' and the rows' names), only those columns of each, where a table has them
-    (in its order; the others are not read from the index)."""
+def _small_records(folder: Path) -> list[Record] | None:
+    """The records of a small `folder/trials.jsonl` (at most `SMALL_FOLDER` bytes), read through the
+    results gate as its index reads it when it cannot be believed (with the same warning of lines
+    set aside); None when the file is larger."""
+    f = gate.open_file(folder, RECORDS)
+    if f is None:
+        return []
+    with f:
+        if os.fstat(f.fileno()).st_size > SMALL_FOLDER:
+            return None
+        scan = Scan(f)
+        records = list(scan)
+    if message := scan.warning(folder / RECORDS):
+        warnings.warn(message, gate.ResultsWarning, stacklevel=3)
+    return records
+
+
+def _row_columns(small: list[tuple[Path, list[Record]]]) -> list[str]:
+    """The columns of the rows of the small folders' records, in the order that joining each
+    folder's `folder_frames` gives them: its trials' context first (but where a row has the same
+    field), then its rows' fields, then `_record`."""
+    order: dict[str, None] = {}
+    for _, records in small:
+        shared: dict[str, None] = dict.fromkeys(("trial_id", "suite", "kind", "run_id", "gpu_name"))
+        measured: dict[str, None] = {}
+        for r in records:
+            if r.ok and r.rows:
+                shared.update(dict.fromkeys(r.config))
+                for row in r.rows:
+                    measured.update(dict.fromkeys(row))
+        if measured:
+            shared["results_dir"] = None
+            order.update(dict.fromkeys([*(c for c in shared if c not in measured), *measured, "_record"]))
+    return list(order)
+
+
+def _typed_as_each_folder(df: "pd.DataFrame", place: "np.ndarray", raw: list[dict[str, Any]], folders: int) -> "pd.DataFrame":
+    """`df`, the table of many folders' records made at once (`raw`: each line's values; `place`:
+    its folder), with each column of the type joining each folder's own table gives it: a column
+    that a folder holds only as None (or not at all) is one of objects there, so of objects once
+    joined (None there), its values elsewhere as typed without that folder's."""
+    import numpy as np
     import pandas as pd
 
+    nones = {k for values in raw for k, v in values.items() if v is None}
+    for c in [c for c in df.columns if c in nones and df[c].dtype != object]:
+        is_none = np.fromiter((c in values and values[c] is None for values in raw), bool, len(raw))
+        null = df[c].isna().to_numpy()
+        only_none = (np.bincount(place[~null], minlength=folders) == 0) & (np.bincount(place[is_none], minlength=folders) > 0)
+        if not only_none.any():
+            continue
+        inside = only_none[place]
+        values = np.full(len(df), np.nan, dtype=object)
+        values[is_none & inside] = None
+        rest = np.flatnonzero(~inside)
+        values[rest] = pd.Series([raw[i].get(c, np.nan) for i in rest]).astype(object).to_numpy()
+        df[c] = pd.Series(values, dtype=object)
+    return df
+
+
+def _small_tables(small: list[tuple[Path, list[Record]]], latest_only: bool) -> tuple["pd.DataFrame", "pd.DataFrame", "np.ndarray", "np.ndarray"]:
+    """The small folders' tables, made in one `folder_frames` of all their records, as `_latest`
+    gives them folder by folder (in their order), and the place in `small` of each trial and row."""
+    import numpy as np
+    import pandas as pd
+
+    every, rows = folder_frames([r for _, folder in small for r in folder])
+    if every.empty:
+        return every, rows, np.zeros(0, int), np.zeros(0, int)
+    records = [r for _, folder in small for r in folder]
+    place = np.repeat(np.arange(len(small)), [len(folder) for _, folder in small])
+    every = _typed_as_each_folder(every, place, [_flat(r) for r in records], len(small))
+    if not rows.empty:
+        merged = [({"trial_id": r.trial_id, "suite": r.suite, "kind": r.kind, "run_id": r.run_id, "gpu_name": gpu_name(r), **r.config}, r.rows, i)
+                  for i, r in enumerate(records) if r.ok and r.rows]
+        rows = _typed_as_each_folder(rows[_row_columns(small)], place[rows["_record"].to_numpy()],
+                                     [{**context, **row} for context, measured, _ in merged for row in measured], len(small))
+    ids = place * (len(every) + 1) + pd.factorize(every["trial_id"])[0]  # one trial: one id in one folder
+    names = pd.Index([str(d) for d, _ in small])
+    trials, rows = _latest(every, rows, names.to_numpy(dtype=object)[place], latest_only, ids)
+    return trials, rows, names.get_indexer(trials["results_dir"]), names.get_indexer(rows["results_dir"]) if len(rows) else np.zeros(0, int)
+
+
+def load_tables(path: str | Path, latest_only: bool = True, columns: Columns | None = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """`(load(path, latest_only), load_rows(path))`: each results folder from its columnar index
+    (`index.folder_tables`: brought up to date, or rebuilt from trials.jsonl), but the small ones
+    (`SMALL_FOLDER`), read record by record and made into tables all together; the same tables
+    either way. With `columns` (the trials' and the rows' names), only those columns of each, where
+    a table has them (in its order; the others are not read from the index)."""
+    return folders_tables(result_dirs(path), latest_only, columns)
+
+
+def folders_tables(folders: list[Path], latest_only: bool = True, columns: Columns | None = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """`load_tables` of these results folders, in this order."""
+    import numpy as np
+    import pandas as pd
+
+    pieces: list[tuple[pd.DataFrame, pd.DataFrame] | list[int]] = []  # a folder's tables, or a range of small folders
+    small: list[tuple[Path, list[Record]]] = []
+    for d in folders:
+        records = _small_records(d)
+        if records is not None:
+            if pieces and isinstance(pieces[-1], list):
+                pieces[-1][1] += 1
+            else:
+                pieces.append([len(small), len(small) + 1])
+            small.append((d, records))
+            continue
+        pieces.append(_latest(*folder_tables(d, columns), str(d), latest_only))
+        release_arrow_memory()
+    if small:
+        t, r, t_place, r_place = _small_tables(small, latest_only)
+        del small
+        for i, piece in enumerate(pieces):
+            if isinstance(piece, list):
+                (a, b), (c, e) = np.searchsorted(t_place, piece), np.searchsorted(r_place, piece)
+                pieces[i] = (t[a:b] if b - a < len(t) else t, r[c:e] if e - c < len(r) else r)
     trials, rows = [], []
-    for d in result_dirs(path):
-        t, r = _latest(*folder_tables(d, columns), str(d), latest_only)
+    for t, r in pieces:
         if columns is not None:
             t, r = only_columns(t, set(columns[0])), only_columns(r, set(columns[1]))
         trials.append(t)
         rows.append(r)
-        release_arrow_memory()
     trials, rows = [t for t in trials if not t.empty], [r for r in rows if not r.empty]
-    trials, rows = (pd.concat(trials, ignore_index=True) if trials else pd.DataFrame(),
-                    pd.concat(rows, ignore_index=True) if rows else pd.DataFrame())
+    trials, rows = (pd.concat(trials, ignore_index=True) if len(trials) > 1 else trials[0].reset_index(drop=True) if trials else pd.DataFrame(),
+                    pd.concat(rows, ignore_index=True) if len(rows) > 1 else rows[0].reset_index(drop=True) if rows else pd.DataFrame())
     release_arrow_memory()
     return trials, rows
 
