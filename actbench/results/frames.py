@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 SMALL_FOLDER = 64 * 1024
 """A trials.jsonl of at most this many bytes is read record by record, with the other small ones in
-one batch, not through its columnar index: an index costs ~10-20 ms a folder (index.json, HMAC,
-Parquet), parsing a small file far less."""
+one batch, not through its columnar index, where a tree holds more than `MANY_FOLDERS`: an index
+costs ~10-20 ms a folder (index.json, HMAC, Parquet), parsing a small file far less."""
+MANY_FOLDERS = 32
 
 def _latest(every: "pd.DataFrame", rows: "pd.DataFrame", folder: "str | np.ndarray", latest_only: bool,
             ids: "np.ndarray | None" = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
@@ -144,7 +145,7 @@ def _small_tables(small: list[tuple[Path, list[Record]]], latest_only: bool) -> 
 def load_tables(path: str | Path, latest_only: bool = True, columns: Columns | None = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """`(load(path, latest_only), load_rows(path))`: each results folder from its columnar index
     (`index.folder_tables`: brought up to date, or rebuilt from trials.jsonl), but the small ones
-    (`SMALL_FOLDER`), read record by record and made into tables all together; the same tables
+    of a tree of many (`SMALL_FOLDER`), read record by record and made into tables all together; the same tables
     either way. With `columns` (the trials' and the rows' names), only those columns of each, where
     a table has them (in its order; the others are not read from the index)."""
     return folders_tables(result_dirs(path), latest_only, columns)
@@ -158,7 +159,7 @@ def folders_tables(folders: list[Path], latest_only: bool = True, columns: Colum
     pieces: list[tuple[pd.DataFrame, pd.DataFrame] | list[int]] = []  # a folder's tables, or a range of small folders
     small: list[tuple[Path, list[Record]]] = []
     for d in folders:
-        records = _small_records(d)
+        records = _small_records(d) if len(folders) > MANY_FOLDERS else None
         if records is not None:
             if pieces and isinstance(pieces[-1], list):
                 pieces[-1][1] += 1

@@ -143,9 +143,8 @@ def test_a_spread_over_a_zero_median_is_no_noise(tmp_path):
 def test_a_baseline_folder_reads_only_the_compared_columns_of_its_index(tmp_path, monkeypatch):
     """A results folder is read through its index, only the columns regress compares (and the run's
     config for the labels): the same table as when the baseline is its trials.jsonl, decoded record by record."""
-    from actbench.results import frames, index
+    from actbench.results import index
 
-    monkeypatch.setattr(frames, "SMALL_FOLDER", -1)  # folders this small are read record by record otherwise
     base, run = ResultStore(tmp_path / "base"), ResultStore(tmp_path / "run")
     for store, p50, bpb in ((base, 1.0, 1.50), (run, 1.3, 1.60)):
         store.append(kernel_record("k1", "xielu", [("triton", "forward", p50, 0.01), ("eager", "backward", 1.0, 0.01)]))

@@ -40,6 +40,7 @@ def _tree(root: Path) -> None:
         "j_lm": _record(5, "lm") + b"\n" + _record(6, tid="t0") + b"\n",
         "k_unterminated": _lines(1, start=40) + _record(41),
         "nested/l_small": _lines(4, start=50),
+        **{f"m{i:02d}": _record(60 + i, status="failed" if i % 9 == 4 else "ok") + b"\n" for i in range(frames.MANY_FOLDERS)},
     }
     for name, data in files.items():
         (root / name).mkdir(parents=True)
@@ -56,9 +57,10 @@ def _loaded(root: Path, **kw) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
 
 @pytest.mark.parametrize("kw", [{}, {"latest_only": False},
                                 {"columns": (["status", "activation", "scale", "metric.eager.ms_p50"], ["impl", "ms_p50", "device", "trial_id"])}])
-def test_small_folders_in_one_batch_give_the_tables_of_each_folder_read_alone(tmp_path, monkeypatch, kw):
+def test_small_folders_in_one_batch_give_the_tables_of_each_folder_read_alone(tmp_path, monkeypatch, cache, kw):
     _tree(tmp_path)
     got = _loaded(tmp_path, **kw)
+    assert len(list(cache.glob("index/*/index.json"))) == 2  # only the big folders read through an index
     monkeypatch.setattr(frames, "SMALL_FOLDER", -1)  # every folder through its index, one at a time
     for _ in range(2):  # the indexes written, then read
         want = _loaded(tmp_path, **kw)
