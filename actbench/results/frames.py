@@ -24,6 +24,7 @@ one batch, not through its columnar index, where a tree holds more than `MANY_FO
 costs ~10-20 ms a folder (index.json, HMAC, Parquet), parsing a small file far less."""
 MANY_FOLDERS = 32
 
+
 def _latest(every: "pd.DataFrame", rows: "pd.DataFrame", folder: "str | np.ndarray", latest_only: bool,
             ids: "np.ndarray | None" = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """Tables (`index.folder_frames`) as `load_tables` gives them: the last attempt of each trial
@@ -125,17 +126,17 @@ def _small_tables(small: list[tuple[Path, list[Record]]], latest_only: bool) -> 
     import numpy as np
     import pandas as pd
 
-    every, rows = folder_frames([r for _, folder in small for r in folder])
+    records = [r for _, folder in small for r in folder]
+    every, rows = folder_frames(records)
     if every.empty:
         return every, rows, np.zeros(0, int), np.zeros(0, int)
-    records = [r for _, folder in small for r in folder]
     place = np.repeat(np.arange(len(small)), [len(folder) for _, folder in small])
     every = _typed_as_each_folder(every, place, [_flat(r) for r in records], len(small))
     if not rows.empty:
-        merged = [({"trial_id": r.trial_id, "suite": r.suite, "kind": r.kind, "run_id": r.run_id, "gpu_name": gpu_name(r), **r.config}, r.rows, i)
-                  for i, r in enumerate(records) if r.ok and r.rows]
+        context = [({"trial_id": r.trial_id, "suite": r.suite, "kind": r.kind, "run_id": r.run_id, "gpu_name": gpu_name(r), **r.config}, r.rows)
+                   for r in records if r.ok and r.rows]  # each row's values, as folder_frames joins them
         rows = _typed_as_each_folder(rows[_row_columns(small)], place[rows["_record"].to_numpy()],
-                                     [{**context, **row} for context, measured, _ in merged for row in measured], len(small))
+                                     [{**trial, **row} for trial, measured in context for row in measured], len(small))
     ids = place * (len(every) + 1) + pd.factorize(every["trial_id"])[0]  # one trial: one id in one folder
     names = pd.Index([str(d) for d, _ in small])
     trials, rows = _latest(every, rows, names.to_numpy(dtype=object)[place], latest_only, ids)
