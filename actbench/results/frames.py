@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from actbench.core.record import Record
 from actbench.results import gate
-from actbench.results.index import Columns, _flat, folder_frames, folder_tables, only_columns
-from actbench.results.read import RECORDS, Scan, gpu_name, latest_records, result_dirs, series_data
+from actbench.results.index import Columns, _flat, folder_frames, folder_tables, only_columns, row_context
+from actbench.results.read import RECORDS, Scan, latest_records, result_dirs, series_data
 
 if TYPE_CHECKING:
     import numpy as np
@@ -133,7 +133,7 @@ def _small_tables(small: list[tuple[Path, list[Record]]], latest_only: bool) -> 
     place = np.repeat(np.arange(len(small)), [len(folder) for _, folder in small])
     every = _typed_as_each_folder(every, place, [_flat(r) for r in records], len(small))
     if not rows.empty:
-        context = [({"trial_id": r.trial_id, "suite": r.suite, "kind": r.kind, "run_id": r.run_id, "gpu_name": gpu_name(r), **r.config}, r.rows)
+        context = [(row_context(r), r.rows)
                    for r in records if r.ok and r.rows]  # each row's values, as folder_frames joins them
         rows = _typed_as_each_folder(rows[_row_columns(small)], place[rows["_record"].to_numpy()],
                                      [{**trial, **row} for trial, measured in context for row in measured], len(small))

@@ -66,6 +66,11 @@ def _flat(r: Record) -> dict[str, Any]:
             "gpu_name": gpu_name(r), "hostname": r.env.get("hostname"), "env": r.env, "results_dir": None}
 
 
+def row_context(r: Record) -> dict[str, Any]:
+    """What each measurement row of `r` is joined with: its trial's id, suite, kind, run, GPU and config."""
+    return {**{k: getattr(r, k) for k in _ROW_CONTEXT[:4]}, "gpu_name": gpu_name(r), **r.config}
+
+
 def folder_frames(records: list[Record], first: int = 0) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """The tables of one folder's records, every attempt: one row per record, and the measurement
     rows of every ok record, each joined with its trial's id, suite, kind, run, GPU and config (a
@@ -81,7 +86,7 @@ def folder_frames(records: list[Record], first: int = 0) -> tuple["pd.DataFrame"
     for i, r in enumerate(records):
         if r.ok and r.rows:
             owner += [len(context)] * len(r.rows)
-            context.append({**{k: getattr(r, k) for k in _ROW_CONTEXT[:4]}, "gpu_name": gpu_name(r), **r.config, "results_dir": None})
+            context.append({**row_context(r), "results_dir": None})
             place.append(first + i)
             rows += r.rows
     measured = pd.DataFrame(rows)
