@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import stat
+import time
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -196,6 +197,23 @@ def lines(folder: str | Path, rel: str | os.PathLike[str], *, user: bool = False
     command line."""
     f = open_file(folder, rel, user=user)
     return None if f is None else _numbered(f, MAX_LINE if max_line is None else max_line)
+
+
+SETTLED_S = 5.0
+"""How long ago a file must have last changed for its `settled` identity to vouch for its bytes
+(beyond any file system's timestamp granularity, as git's "racy" rule)."""
+
+
+def settled(fd: int) -> str | None:
+    """The identity of the open file `fd` (device, inode, size, modification and change times in
+    ns) when its last change is `SETTLED_S` old or more; None otherwise. A cache that recorded it
+    with what it computed from the bytes may serve that again while the identity is unchanged,
+    without reading them: any write, rename over, truncation or `touch` changes the change time,
+    which no user can set back."""
+    st = os.fstat(fd)
+    if st.st_ctime_ns > time.time_ns() - int(SETTLED_S * 1e9):
+        return None
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
 def open_file(folder: str | Path, rel: str | os.PathLike[str], *, user: bool = False) -> BinaryIO | None:
