@@ -5,8 +5,9 @@ and argmax predictions; compare needs the chunks, predictions and the slope of t
 curve, the plots the curves. `Series` parses each file once and keeps only float/integer arrays of
 what they use, so a report over many lm trials reads each file once and holds little. What a file
 parses to is kept in the series cache (`actbench.results.seriescache`) for exactly its bytes: a
-later call reads and hashes the file (through the gate, as a parse would) and takes its arrays from
-there instead of parsing its JSON again."""
+later call opens the file through the gate, as a parse would, and takes its arrays from there
+instead of parsing its JSON again: without reading it when the file's settled identity is the one
+recorded when its bytes were last hashed, else after reading and hashing it."""
 
 from __future__ import annotations
 
@@ -178,23 +179,40 @@ class Series:
 
     def _read(self, results_dir: str | Path, series_file: str) -> TrialSeries:
         """What `read.read_series` and `parse` give, through the cache (only its FIRST parts when it
-        comes from there: `_fill` adds the others)."""
-        raw = gate.read_bytes(results_dir, series_file, gate.MAX_SERIES)
-        if raw is None:
+        comes from there: `_fill` adds the others). A file whose settled identity (`gate.settled`)
+        is the one its entry was stored with is not read again; any other is read and hashed."""
+        f = gate.open_file(results_dir, series_file)
+        if f is None:
             return TrialSeries()
-        folder = str(results_dir)
+        folder, path = str(results_dir), Path(results_dir) / series_file
         if folder not in self._caches:
             self._caches[folder] = ArrayCache.series(results_dir, code_version())
-        cache, source, rel = self._caches[folder], hashlib.sha256(raw).digest(), os.path.normpath(series_file)  # as the gate read it
+        cache, rel = self._caches[folder], os.path.normpath(series_file)  # as the gate read it
+        with f:
+            identity = gate.settled(f.fileno())
+            found = cache.load_settled(f"{rel}\x00first", identity) if cache is not None and identity else None
+            if found is not None:
+                self._rest[(folder, series_file)] = (cache, rel, found[1])
+                return _unflat(found[0])
+            try:
+                raw = gate.read_open(f, path, gate.MAX_SERIES)
+            except gate.Refused as e:
+                gate.warn(e)
+                return TrialSeries()
+            if identity != gate.settled(f.fileno()):  # it changed while read: its identity vouches for nothing
+                identity = None
+        source = hashlib.sha256(raw).digest()
         first = cache.load(f"{rel}\x00first", source) if cache is not None else None
         if first is not None:
             self._rest[(folder, series_file)] = (cache, rel, source)
+            if identity:  # vouched for by its bytes, and settled since: later reads need not read it
+                cache.store(f"{rel}\x00first", source, first, identity)
             return _unflat(first)
-        trial = _parsed(raw, Path(results_dir) / series_file)
+        trial = _parsed(raw, path)
         if cache is not None and trial is not None:
             flat = _flat(trial)
             cache.store(f"{rel}\x00rest", source, {k: a for k, a in flat.items() if k.split(".")[0] not in FIRST})
-            cache.store(f"{rel}\x00first", source, {k: a for k, a in flat.items() if k.split(".")[0] in FIRST})  # after the rest it stands for
+            cache.store(f"{rel}\x00first", source, {k: a for k, a in flat.items() if k.split(".")[0] in FIRST}, identity)  # after the rest it stands for
         return trial or TrialSeries()
 
     def _fill(self, key: tuple[str, str], trial: TrialSeries) -> None:

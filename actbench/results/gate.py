@@ -127,7 +127,12 @@ def _open_user(path: Path) -> int:
 
 def _read(fd: int, path: Path, cap: int) -> bytes:
     with os.fdopen(fd, "rb") as f:
-        data = f.read(cap + 1)
+        return read_open(f, path, cap)
+
+
+def read_open(f: BinaryIO, path: Path, cap: int) -> bytes:
+    """The rest of the file `f` (opened by `open_file` from `path`), at most `cap` bytes; Refused when longer."""
+    data = f.read(cap + 1)
     if len(data) > cap:
         raise Refused(path, f"larger than {cap:,} bytes, the most read from such a file")
     return data

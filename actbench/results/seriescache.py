@@ -5,11 +5,13 @@ from no folder (a fixed-seed simulation's) in `<cache>/computed/`: one file per 
 digest of its key (a series file's path inside its folder), written only by this tool (signed with
 the index's HMAC key) and never believed over its source: an entry is served only for the exact
 source it was computed from (a series file's SHA-256, which the reader computes from the bytes it
-read through the gate, so a changed, removed or linked file reads as it does without the cache).
+read through the gate, so a changed, removed or linked file reads as it does without the cache),
+or for the file's settled identity (`gate.settled`: device, inode, size and times, recorded when
+the bytes were hashed, unchanged since), so an unchanged file is served without being read.
 
 An entry: a 4-byte length, a JSON header (the reader's code, the folder, the key, the source's
-digest, each array's name, dtype and length), the arrays' bytes (each at a multiple of 8), and an
-HMAC-SHA256 of all that. Anything amiss is a miss."""
+digest and settled identity, each array's name, dtype and length), the arrays' bytes (each at a
+multiple of 8), and an HMAC-SHA256 of all that. Anything amiss is a miss."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class Header(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     scope: str
     key: str
     source: bytes
+    identity: str
     arrays: list[tuple[str, str, int]]
 
 
@@ -72,6 +75,19 @@ class ArrayCache:
     def load(self, key: str, source: bytes) -> dict[str, np.ndarray] | None:
         """The arrays kept under `key` for the digest `source` (a series file's: the SHA-256 of
         its bytes); None when there is no entry for exactly that, or it is not one this tool wrote."""
+        entry = self._entry(key)
+        return entry[0] if entry is not None and entry[1].source == source else None
+
+    def load_settled(self, key: str, identity: str) -> tuple[dict[str, np.ndarray], bytes] | None:
+        """(the arrays kept under `key`, the digest of the source they came from) when they were
+        stored with the settled identity `identity` (`gate.settled` of the source file now: the
+        file is as it was when its bytes were hashed); None otherwise."""
+        entry = self._entry(key)
+        return (entry[0], entry[1].source) if entry is not None and identity and entry[1].identity == identity else None
+
+    def _entry(self, key: str) -> tuple[dict[str, np.ndarray], Header] | None:
+        """The arrays and header of the entry under `key`, when this tool wrote it for this cache's
+        scope and code; None otherwise."""
         name = self._name(key)
         try:  # a regular file of the cache's, reached through no link as its last part (its HMAC vouches for the rest)
             fd = os.open(os.path.join(self.place, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -91,7 +107,7 @@ class ArrayCache:
             head = msgspec.json.decode(raw[4:4 + size], type=Header)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-        if (head.version, head.scope, head.key, head.source) != (self.version, self.scope, key, source):
+        if (head.version, head.scope, head.key) != (self.version, self.scope, key):
             return None
         at = 4 + size + _padded(4 + size)
         body = bytearray(raw[at:-_MAC])  # writable arrays, as a parse gives
@@ -108,16 +124,17 @@ class ArrayCache:
                 at = end + _padded(end)
         except (TypeError, ValueError):
             return None
-        return arrays if at == len(body) else None
+        return (arrays, head) if at == len(body) else None
 
-    def store(self, key: str, source: bytes, arrays: dict[str, np.ndarray]) -> None:
-        """Keep `arrays` (1-D) under `key` as computed from `source` (nothing when the cache cannot
-        be written: it is a cache)."""
+    def store(self, key: str, source: bytes, arrays: dict[str, np.ndarray], identity: str | None = None) -> None:
+        """Keep `arrays` (1-D) under `key` as computed from `source`, the bytes of the file whose
+        settled `identity` was the same before and after they were read (nothing when the cache
+        cannot be written: it is a cache)."""
         if any(np.ndim(a) != 1 for a in arrays.values()):  # kept as 1-D: another shape would be served reshaped
             return
         name = self._name(key)
         try:
-            head = msgspec.json.encode(Header(self.version, self.scope, key, source, [(k, a.dtype.str, len(a)) for k, a in arrays.items()]))
+            head = msgspec.json.encode(Header(self.version, self.scope, key, source, identity or "", [(k, a.dtype.str, len(a)) for k, a in arrays.items()]))
         except (TypeError, ValueError, UnicodeError):  # a key that is not text JSON can hold
             return
         size = 4 + len(head) + _padded(4 + len(head)) + sum(a.nbytes + _padded(a.nbytes) for a in arrays.values()) + _MAC

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import warnings
 
 import numpy as np
@@ -69,7 +70,7 @@ def _source(folder, rel: str) -> bytes:
     return hashlib.sha256((folder / rel).read_bytes()).digest()
 
 
-def test_a_cached_series_is_served_as_a_parse_gives_it(folder, cache):
+def test_a_cached_series_is_served_as_a_parse_gives_it(folder, cache, settle):
     rel = _file(folder)
     first = Series().get(folder, rel)
     assert len(_entries(cache)) == 2 and all(_entry(cache, folder, rel, p).is_file() for p in ("first", "rest"))
@@ -88,10 +89,50 @@ def test_a_cached_series_is_served_as_a_parse_gives_it(folder, cache):
     assert Series().get(folder, rel).chunks == {"nats": np.array([9.0])}
 
 
-def test_a_file_changed_after_caching_is_read_again_even_with_its_size_and_times_restored(folder, cache):
+@pytest.fixture(params=["within the settle window", "settled at once"])
+def settle(request, monkeypatch):
+    """Files read within `gate.SETTLED_S` of their last change (identities vouch for nothing: every
+    file is read and hashed), or a window of 0 (every file settled: its identity may stand for its bytes)."""
+    if request.param == "settled at once":
+        monkeypatch.setattr(gate, "SETTLED_S", 0.0)
+    return request.param
+
+
+def _unread(monkeypatch) -> None:
+    """Any read of a series file's bytes from here on fails the test."""
+    def refuse(*_):
+        raise AssertionError("the file's bytes were read")
+    monkeypatch.setattr(gate, "read_open", refuse)
+
+
+def test_a_settled_unchanged_file_is_served_without_reading_it_and_a_changed_one_is_read(folder, cache, monkeypatch):
+    rel, path = _file(folder), folder / _file(folder)
+    Series().get(folder, rel)  # just written: read and hashed, its identity not yet settled, so not recorded
+    monkeypatch.setattr(gate, "SETTLED_S", 0.0)
+    truth = Series().get(folder, rel)  # read and hashed again: now settled, its identity recorded with the entry
+    with monkeypatch.context() as m:
+        _unread(m)
+        assert _same(Series().get(folder, rel), truth)
+        compared = Series()
+        assert _same(compared.get(folder, rel, FIRST), TrialSeries(chunks=truth.chunks, val=truth.val))
+        assert _same(compared.get(folder, rel), truth)  # the rest: from its entry for the same digest
+    text = path.read_text()
+    for change in ("appended", "replaced"):
+        time.sleep(0.05)  # past the file system's timestamp tick: the change time moves
+        if change == "appended":
+            path.write_text(text.replace("3.5", "4.5", 1) + " ")
+        else:
+            (folder / "new.json").write_text(text.replace("3.5", "5.5", 1))
+            os.replace(folder / "new.json", path)
+        assert Series().get(folder, rel).chunks["nats"].tolist()[-1] == (4.5 if change == "appended" else 5.5)
+
+
+def test_a_file_changed_after_caching_is_read_again_even_with_its_size_and_times_restored(folder, cache, settle):
     rel = _file(folder)
     path = folder / rel
     assert Series().get(folder, rel).chunks["nats"].tolist() == [1.5, 2.5, 3.5]
+    assert Series().get(folder, rel).chunks["nats"].tolist() == [1.5, 2.5, 3.5]  # settled at once: now served by its identity
+    time.sleep(0.05)  # past the file system's timestamp tick (within it, the settle window is what guards)
     st = os.stat(path)
     text = path.read_text()
     changed = text.replace("3.5", "4.5", 1)
@@ -125,7 +166,7 @@ def test_a_planted_or_forged_entry_is_not_believed(folder, cache, tmp_path, forg
     assert _same(Series().get(folder, rel), truth)
 
 
-def test_a_link_planted_in_place_of_a_cached_series_file_is_refused_as_without_the_cache(folder, cache, tmp_path):
+def test_a_link_planted_in_place_of_a_cached_series_file_is_refused_as_without_the_cache(folder, cache, tmp_path, settle):
     rel = _file(folder)
     assert Series().get(folder, rel).argmax is not None
     kept = tmp_path / "elsewhere.json"
