@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,20 +78,23 @@ ENV_FIELDS = {"git commit": "git_commit", "actbench": "actbench", "python": "pyt
 def environments(trials: "pd.DataFrame") -> "pd.DataFrame":
     """One row per distinct environment the trials ran in (ENV_FIELDS), with its results folder,
     suite and the number of trials."""
+    import numpy as np
     import pandas as pd
 
     if trials.empty or "env" not in trials:
         return pd.DataFrame()
     seen: dict[tuple, dict[str, Any]] = {}
-    fields: dict[int, tuple] = {}  # by the env object: trials read from the index share one per distinct env (all held meanwhile)
-    for env, d, suite in zip(trials["env"], trials["results_dir"].astype(str), trials["suite"].astype(str)):
-        values = fields.get(id(env))
-        if values is None:
-            e = env if isinstance(env, dict) else {}
-            values = fields[id(env)] = tuple(json.dumps(e.get(k), sort_keys=True) if isinstance(e.get(k), (list, dict)) else e.get(k)
-                                             for k in ENV_FIELDS.values())
+    envs = trials["env"].to_numpy(dtype=object)  # trials read from the index share one object per distinct env: grouped by object
+    each = pd.factorize(np.fromiter(map(id, envs), np.uint64, len(envs)))[0]
+    counts = pd.Series(each).groupby([trials["results_dir"].astype(str).to_numpy(), trials["suite"].astype(str).to_numpy(), each],
+                                     sort=False).size()
+    first = np.empty(each.max() + 1 if len(each) else 0, np.int64)
+    first[each[::-1]] = np.arange(len(each))[::-1]
+    for (d, suite, code), n in counts.items():
+        e = envs[first[code]] if isinstance(envs[first[code]], dict) else {}
+        values = tuple(json.dumps(e.get(k), sort_keys=True) if isinstance(e.get(k), (list, dict)) else e.get(k) for k in ENV_FIELDS.values())
         row = seen.setdefault((d, suite, values), {"results": d, "suite": suite, **dict(zip(ENV_FIELDS, values)), "trials": 0})
-        row["trials"] += 1
+        row["trials"] += int(n)
     return pd.DataFrame(list(seen.values()))
 
 
@@ -146,10 +150,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         base, why = choose_baseline(trials, names, baseline)
         names = [base, *(n for n in names if n != base)]
     staged: dict[Path, Path] = {}
+    exporter = ThreadPoolExecutor(1, "report-exports")  # Arrow writes them without the GIL: beside the figures, on another core
     try:
-        _exports(trials, rows, out, staged)
-        release_arrow_memory()
-        exports = list(staged)
+        exporting = exporter.submit(_exports, trials, rows, out, staged)
         kernels = kernel_throughput(rows, out)  # drawn before compare: the rows are let go once compare has read them
         release_arrow_memory()
         comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select, margin=margin) \
@@ -168,9 +171,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         if comparison is not None:
             images += scaling_plot(comparison.frames["scaling"], out)
         images += tuning_plot(all_trials, suites, plans, out)
+        exporting.result()
+        exports = list(staged)
         for path, written in staged.items():  # the report succeeded: its exports replace any earlier ones
             os.replace(written, path)
-    finally:  # a report that failed leaves the earlier exports as they were
+    finally:  # a report that failed leaves the earlier exports as they were, once its own are written or failed
+        exporter.shutdown(wait=True)
+        release_arrow_memory()
         for written in staged.values():
             written.unlink(missing_ok=True)
     rel = {d: os.path.relpath(d, out) for d in trials["results_dir"].astype(str).unique()} if "results_dir" in trials else {}
