@@ -8,8 +8,14 @@ $XDG_CACHE_HOME/actbench or ~/.cache/actbench, 0700):
     rows.parquet    the measurement rows of every ok record, joined with its trial's context;
                     `_record`: the row of its record in trials.parquet
     index.json      what they cover (the folder, the byte length and lines of trials.jsonl parsed,
-                    the SHA-256 of those bytes, the lines set aside there), the SHA-256 and size
-                    of both Parquet files, and an HMAC-SHA256 of all that under `<cache>/index.key` (0600)
+                    the SHA-256 of those bytes, the lines set aside there, the file's identity when
+                    they were hashed), the SHA-256 and size of both Parquet files, and an
+                    HMAC-SHA256 of all that under `<cache>/index.key` (0600)
+The bytes an index covers are vouched for by hashing them again, or without reading them while
+trials.jsonl's `gate.settled` identity (device, inode, size, times; only once its last change is
+5 s old) is the one recorded: it is recorded only when the same before and after the bytes were
+read, and an index believed by hashing, its file newly settled, gets index.json signed again
+with it (the first read 5 s after a run), so later reads skip the hash.
 A value that is not text, a number or true/false (a config, an env, a list) is a JSON text, its
 column named in the Parquet schema's metadata (`actbench.json`). The results folder itself is never
 written: a read-only or downloaded folder reads the same, and a file planted in it is not read.
@@ -129,6 +135,8 @@ class Meta(msgspec.Struct, forbid_unknown_fields=True):
     trials: str
     rows: str
     sizes: tuple[int, int]
+    identity: str = ""
+    """trials.jsonl's `gate.settled` identity when its first `end` bytes were hashed; "" if unsettled."""
     hmac: str = ""
 
 
@@ -323,7 +331,22 @@ def _put(dir_fd: int, name: str, data: bytes) -> None:
         raise
 
 
-def _write(place: Path, folder: Path, secret: bytes, settled: Settled, digest: str, every: "pd.DataFrame",
+def _put_meta(place: Path, meta: Meta, secret: bytes) -> None:
+    """Write index.json, signed, at `place` (where it can be: a cache)."""
+    meta.hmac = _signed(meta, secret)
+    try:
+        dir_fd = os.open(_private_folder(place), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        _put(dir_fd, META, msgspec.json.encode(meta))
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _write(place: Path, folder: Path, secret: bytes, settled: Settled, digest: str, identity: str, every: "pd.DataFrame",
            rows: "pd.DataFrame") -> dict[str, bytes] | None:
     """Keep the index of `folder` at `place`; its Parquet files, or None when it cannot be made
     (it is a cache: written where it can be)."""
@@ -333,18 +356,18 @@ def _write(place: Path, folder: Path, secret: bytes, settled: Settled, digest: s
             return None
         meta = Meta(version=code_version(), folder=os.path.realpath(folder), end=settled.end, lines=settled.lines, sha256=digest,
                     bad=list(settled.bad), bad_count=settled.bad_count, trials=hashlib.sha256(files[TRIALS]).hexdigest(),
-                    rows=hashlib.sha256(files[ROWS]).hexdigest(), sizes=(len(files[TRIALS]), len(files[ROWS])))
-        meta.hmac = _signed(meta, secret)
+                    rows=hashlib.sha256(files[ROWS]).hexdigest(), sizes=(len(files[TRIALS]), len(files[ROWS])), identity=identity)
         dir_fd = os.open(_private_folder(place), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except (OSError, ValueError, TypeError, ImportError):  # pyarrow refused a column, or the cache is not writable
         return None
     try:
-        for name, data in (*files.items(), (META, msgspec.json.encode(meta))):  # index.json last: it vouches for the others
+        for name, data in files.items():
             _put(dir_fd, name, data)
     except OSError:
-        pass
+        return files
     finally:
         os.close(dir_fd)
+    _put_meta(place, meta, secret)  # last: it vouches for the others
     return files
 
 
@@ -375,8 +398,10 @@ def folder_tables(folder: str | Path, columns: Columns | None = None) -> tuple["
         return pd.DataFrame(), pd.DataFrame()
     with f:
         cached = _believed(place, folder, secret, wanted) if place and secret else None
-        prefix = _prefix_digest(f, cached[0].end) if cached else None
-        if prefix is None or prefix.hexdigest() != cached[0].sha256:
+        identity = gate.settled(f.fileno())  # before a byte of the file is read
+        vouched = cached is not None and identity is not None and identity == cached[0].identity
+        prefix = _prefix_digest(f, cached[0].end) if cached and not vouched else None
+        if not vouched and (prefix is None or prefix.hexdigest() != cached[0].sha256):
             cached, prefix = None, None
         meta = cached[0] if cached else None
         start = Settled(meta.end, meta.lines, tuple(map(tuple, meta.bad)), meta.bad_count) if meta else Settled()
@@ -392,12 +417,18 @@ def folder_tables(folder: str | Path, columns: Columns | None = None) -> tuple["
             new = folder_frames(records[:kept], len(every))
             del records  # held no longer than needed: a folder's records take more memory than its tables
             every, rows = _joined((every, rows), new)
-            digest = _prefix_digest(f, settled.end, start.end, prefix) if place and secret else None
-            files = _write(place, folder, secret, settled, digest.hexdigest(), every, rows) if digest is not None else None
+            if vouched:  # appended since: the bytes covered hashed after all, to carry their digest on (unless changed meanwhile)
+                prefix = _prefix_digest(f, start.end)
+                prefix = prefix if prefix is not None and prefix.hexdigest() == meta.sha256 else None
+            digest = _prefix_digest(f, settled.end, start.end, prefix) if place and secret and not (vouched and prefix is None) else None
+            same = identity if identity is not None and gate.settled(f.fileno()) == identity else ""
+            files = _write(place, folder, secret, settled, digest.hexdigest(), same, every, rows) if digest is not None else None
             if files is not None:  # served as a later read gives them: each distinct config list and env one object (less memory)
                 del every, rows, new
                 every, rows = _table(files[TRIALS], wanted[0]), _table(files[ROWS], wanted[1])
             every, rows = only_columns(every, wanted[0]), only_columns(rows, wanted[1])
+        elif meta and identity is not None and identity != meta.identity and gate.settled(f.fileno()) == identity:
+            _put_meta(place, msgspec.structs.replace(meta, identity=identity), secret)  # newly settled: later reads skip the hash
         cached = None  # its files no longer held
     if tail:  # lines after the settled point (a last line without its newline): served, not kept
         every, rows = _joined((every, rows), tuple(map(only_columns, folder_frames(tail, len(every)), wanted)))

@@ -24,7 +24,7 @@ from .promises import run_and_check
 
 COMPARE = ["compare", "relu2", "xielu", "--results", "@IN@", "--format", "json"]
 FILES = [index.TRIALS, index.ROWS, index.META]
-META_FIELDS = ["version", "folder", "end", "lines", "sha256", "bad", "bad_count", "trials", "rows", "sizes", "hmac"]
+META_FIELDS = ["version", "folder", "end", "lines", "sha256", "bad", "bad_count", "trials", "rows", "sizes", "identity", "hmac"]
 
 SPOIL = st.one_of(
     st.tuples(st.just("bytes"), st.sampled_from(FILES), st.binary(max_size=300)),

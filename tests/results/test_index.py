@@ -347,3 +347,89 @@ def test_a_cache_folder_others_may_open_is_made_private(tmp_path, cache):
     assert index.update(folder) is not None
     assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(index.location(folder)).st_mode) == 0o700
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through system calls so far (Linux: /proc/self/io)."""
+    return int(Path("/proc/self/io").read_text().split("rchar:")[1].split()[0])
+
+
+@pytest.fixture
+def settle(monkeypatch):
+    """`settle(True)`: files settle (`gate.settled`) 0.05 s after their last change (waited for),
+    not 5 s: the real rule, sooner; `settle(False)`: no file settles (as when read at once)."""
+    import time
+
+    from actbench.results import gate
+
+    def to(settled: bool) -> None:
+        if settled:
+            time.sleep(0.1)
+        monkeypatch.setattr(gate, "SETTLED_S", 0.05 if settled else 3600.0)
+
+    return to
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts the bytes read through /proc/self/io (Linux)")
+def test_a_settled_unchanged_file_is_served_without_reading_its_bytes(tmp_path, settle):
+    """Its bytes are vouched for by its settled identity (recorded when they were last hashed),
+    not hashed again; a file read before it settled is hashed, and index.json signed again with the
+    identity once it has settled."""
+    settle(False)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / RECORDS).write_bytes(_lines(20) + b"x" * 2**22 + b"\n" + _lines(5, start=20))  # a 4 MiB line set aside
+    size = (folder / RECORDS).stat().st_size
+    _same(folder)  # read at once: not settled, so no identity recorded
+    place = index.location(folder)
+    assert json.loads((place / index.META).read_bytes())["identity"] == ""
+    before = _bytes_read()
+    _served(folder)
+    assert _bytes_read() - before > size  # hashed: nothing vouches for it yet
+    settle(True)
+    before = _bytes_read()
+    _same(folder)  # hashed once more, and the identity recorded
+    assert _bytes_read() - before > size and json.loads((place / index.META).read_bytes())["identity"] != ""
+    for _ in range(2):
+        before = _bytes_read()
+        got = _served(folder)
+        assert _bytes_read() - before < size // 4  # index.json and the Parquet files only
+        want = _decoded(folder)
+        for a, b in zip(got, want):
+            if isinstance(a, list):
+                assert a == b
+            else:
+                pd.testing.assert_frame_equal(a, b, check_like=True)
+
+
+@pytest.mark.parametrize("change", ["append", "same size", "same size and time", "truncate", "rename over", "empty"])
+def test_a_changed_file_is_never_served_stale_whenever_it_is_read(tmp_path, settle, change):
+    """A change to trials.jsonl after its identity was recorded, read at once (inside the settle
+    window), then again after it settled (its new identity recorded), and changed back: the tables
+    are always those of the bytes now there."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    path = folder / RECORDS
+    data = _lines(30)
+    path.write_bytes(data)
+    settle(True)
+    _same(folder)
+    assert json.loads((index.location(folder) / index.META).read_bytes())["identity"] != ""  # vouched for from now on
+    middle = data.index(b'"relu2"', len(data) // 2)
+    changed = {"append": data + _lines(2, start=30), "same size": data[:middle] + b'"xielu"' + data[middle + 7:],
+               "truncate": data[:data.index(b"\n", len(data) // 2) + 1], "empty": b""}
+    changed["same size and time"] = changed["rename over"] = changed["same size"]
+    for step in range(2):
+        stamp = path.stat()
+        if change == "rename over":  # another file, same size and times, renamed into place
+            (folder / "new").write_bytes(changed[change] if step == 0 else data)
+            os.utime(folder / "new", ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+            os.replace(folder / "new", path)
+        else:
+            path.write_bytes(changed[change] if step == 0 else data)
+            if change == "same size and time":
+                os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        settle(False)
+        _same(folder)  # at once
+        settle(True)
+        _same(folder)  # settled: hashed, then vouched for
