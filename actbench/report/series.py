@@ -211,8 +211,12 @@ class Series:
         trial = _parsed(raw, path)
         if cache is not None and trial is not None:
             flat = _flat(trial)
-            cache.store(f"{rel}\x00rest", source, {k: a for k, a in flat.items() if k.split(".")[0] not in FIRST})
-            cache.store(f"{rel}\x00first", source, {k: a for k, a in flat.items() if k.split(".")[0] in FIRST}, identity)  # after the rest it stands for
+            if cache.store(f"{rel}\x00rest", source, {k: a for k, a in flat.items() if k.split(".")[0] not in FIRST}) and \
+                    cache.store(f"{rel}\x00first", source, {k: a for k, a in flat.items() if k.split(".")[0] in FIRST}, identity):
+                # held as one served from the cache: its FIRST parts, the rest from its entry when asked for (compare reads
+                # the FIRST parts of every trial; the argmax predictions alone of 6,500 trials take ~100 MB)
+                self._rest[(folder, series_file)] = (cache, rel, source)
+                return TrialSeries(**{part: getattr(trial, part) for part in FIRST})
         return trial or TrialSeries()
 
     def _fill(self, key: tuple[str, str], trial: TrialSeries) -> None:

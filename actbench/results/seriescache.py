@@ -126,20 +126,20 @@ class ArrayCache:
             return None
         return (arrays, head) if at == len(body) else None
 
-    def store(self, key: str, source: bytes, arrays: dict[str, np.ndarray], identity: str | None = None) -> None:
+    def store(self, key: str, source: bytes, arrays: dict[str, np.ndarray], identity: str | None = None) -> bool:
         """Keep `arrays` (1-D) under `key` as computed from `source`, the bytes of the file whose
-        settled `identity` was the same before and after they were read (nothing when the cache
-        cannot be written: it is a cache)."""
+        settled `identity` was the same before and after they were read; whether it was written
+        (not when the cache cannot be written: it is a cache)."""
         if any(np.ndim(a) != 1 for a in arrays.values()):  # kept as 1-D: another shape would be served reshaped
-            return
+            return False
         name = self._name(key)
         try:
             head = msgspec.json.encode(Header(self.version, self.scope, key, source, identity or "", [(k, a.dtype.str, len(a)) for k, a in arrays.items()]))
         except (TypeError, ValueError, UnicodeError):  # a key that is not text JSON can hold
-            return
+            return False
         size = 4 + len(head) + _padded(4 + len(head)) + sum(a.nbytes + _padded(a.nbytes) for a in arrays.values()) + _MAC
         if size > gate.MAX_SERIES:  # `load` would never read it back
-            return
+            return False
         parts = [len(head).to_bytes(4, "little"), head, bytes(_padded(4 + len(head)))]
         for a in arrays.values():
             data = np.ascontiguousarray(a).tobytes()
@@ -152,10 +152,11 @@ class ArrayCache:
                 self._made = True
             dir_fd = os.open(self.place, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
-            return
+            return False
         try:
             index._put(dir_fd, name, blob + hmac.digest(self._secret, blob, "sha256"))
         except OSError:
-            pass
+            return False
         finally:
             os.close(dir_fd)
+        return True

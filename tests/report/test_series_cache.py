@@ -127,6 +127,17 @@ def test_a_settled_unchanged_file_is_served_without_reading_it_and_a_changed_one
         assert Series().get(folder, rel).chunks["nats"].tolist()[-1] == (4.5 if change == "appended" else 5.5)
 
 
+def test_a_first_parse_holds_only_what_compare_reads_and_the_rest_comes_from_its_entry(folder, cache, monkeypatch):
+    rel = _file(folder)
+    truth = parse(read_series(folder, rel))
+    compared = Series()
+    part = compared.get(folder, rel, FIRST)  # parsed now, and cached: held as one served from the cache
+    assert part.chunks is not None and part.val is not None and part.argmax is None and part.train is None
+    with monkeypatch.context() as m:
+        _unread(m)  # the rest: from the entry just written, not from the file again
+        assert _same(compared.get(folder, rel), truth)
+
+
 def test_a_file_changed_after_caching_is_read_again_even_with_its_size_and_times_restored(folder, cache, settle):
     rel = _file(folder)
     path = folder / rel
