@@ -168,15 +168,24 @@ def eval_tokens(cfg: "LMConfig", val_tokens: int | None) -> int:
     return periodic * per_eval + final
 
 
+def work(cfg: "LMConfig", figures: Figures, units: int, val_tokens: int | None) -> tuple[float, float]:
+    """(training, evaluation) seconds of one trial on `units` (see `rate`)."""
+    counts = count(cfg.to_model(cfg.expected_vocab_size), cfg.seq_len)
+    flops_s = rate(cfg, figures, units)
+    return (counts.train_flops_per_token * cfg.steps * cfg.tokens_per_step / flops_s,
+            counts.flops_per_token * eval_tokens(cfg, val_tokens) / (flops_s * figures.eval_speed.value))
+
+
 def trial_cost(cfg: "LMConfig", figures: Figures, units: int, compile: str | None, val_tokens: int | None,
                first_in_worker: bool = False) -> TrialCost:
     """The seconds of one trial on `units` (see `rate`; `compile`: its level, None when it compiles nothing)."""
-    counts = count(cfg.to_model(cfg.expected_vocab_size), cfg.seq_len)
-    flops_s = rate(cfg, figures, units)
+    return _priced(work(cfg, figures, units, val_tokens), figures, compile, first_in_worker)
+
+
+def _priced(seconds: tuple[float, float], figures: Figures, compile: str | None, first_in_worker: bool) -> TrialCost:
     fixed = figures.setup_s.value + figures.dispatch_s.value + (figures.worker_s.value if first_in_worker else 0.0)
-    return TrialCost(train_s=counts.train_flops_per_token * cfg.steps * cfg.tokens_per_step / flops_s,
-                     eval_s=counts.flops_per_token * eval_tokens(cfg, val_tokens) / (flops_s * figures.eval_speed.value),
-                     compile_s=0.0 if compile is None else figures.compile_s[compile].value, fixed_s=fixed, compile=compile)
+    return TrialCost(train_s=seconds[0], eval_s=seconds[1], compile_s=0.0 if compile is None else figures.compile_s[compile].value,
+                     fixed_s=fixed, compile=compile)
 
 
 @dataclass
@@ -193,21 +202,53 @@ class Workers:
         return Workers(self.at_once, self.trials, dict(self.compiled or {}))
 
 
+class Costing:
+    """Trials costed one by one in run order, given (and updating) what the run's `workers` did
+    before. Trials told to be alike (`add`'s `alike`: their configs equal but for the seed, which
+    costs nothing) share one computation of their shape and seconds: a run's records cost a few
+    distinct configs, not one each."""
+
+    def __init__(self, figures: Figures, workers: Workers) -> None:
+        self.figures, self.workers = figures, workers
+        if workers.compiled is None:
+            workers.compiled = {}
+        self._shapes: dict[Any, tuple[str, ...] | None] = {}
+        self._work: dict[tuple[Any, int, int | None], tuple[float, float]] = {}
+        self._made: dict[tuple[Any, int, int | None, str | None, bool], TrialCost] = {}
+
+    def add(self, cfg: "LMConfig", units: int, val_tokens: int | None, alike: Any = None) -> TrialCost:
+        """The next trial's cost on `units` (see `rate`); `alike`: a hashable key equal for trials
+        whose configs are equal but for their seed (None: alike no other)."""
+        w, compiled = self.workers, self.workers.compiled
+        assert compiled is not None
+        if alike is None or alike not in self._shapes:
+            shape_key = shape_of(cfg) if compiles(cfg, self.figures.device) else None
+            if alike is not None:
+                self._shapes[alike] = shape_key
+        else:
+            shape_key = self._shapes[alike]
+        level = None
+        if shape_key is not None:
+            n = compiled.get(shape_key, 0)
+            level = "cold" if n == 0 else "fresh" if n < w.at_once else "warm"
+            compiled[shape_key] = n + 1
+        first = w.trials < w.at_once
+        w.trials += 1
+        if alike is None:
+            return _priced(work(cfg, self.figures, units, val_tokens), self.figures, level, first)
+        made = self._made.get((alike, units, val_tokens, level, first))
+        if made is None:
+            seconds = self._work.get((alike, units, val_tokens))
+            if seconds is None:
+                seconds = self._work[(alike, units, val_tokens)] = work(cfg, self.figures, units, val_tokens)
+            made = self._made[(alike, units, val_tokens, level, first)] = _priced(seconds, self.figures, level, first)
+        return made
+
+
 def costs(configs: Iterable["LMConfig"], figures: Figures, units: int, val_tokens: int | None, workers: Workers) -> list[TrialCost]:
     """Each trial's cost in run order on `units` (see `rate`), given (and updating) what the run's `workers` did before."""
-    out = []
-    compiled = workers.compiled if workers.compiled is not None else {}
-    workers.compiled = compiled
-    for cfg in configs:
-        level = None
-        if compiles(cfg, figures.device):
-            key = shape_of(cfg)
-            n = compiled.get(key, 0)
-            level = "cold" if n == 0 else "fresh" if n < workers.at_once else "warm"
-            compiled[key] = n + 1
-        out.append(trial_cost(cfg, figures, units, level, val_tokens, first_in_worker=workers.trials < workers.at_once))
-        workers.trials += 1
-    return out
+    run = Costing(figures, workers)
+    return [run.add(cfg, units, val_tokens) for cfg in configs]
 
 
 def _seconds(value: Any) -> float | None:

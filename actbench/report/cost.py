@@ -9,6 +9,9 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
+import msgspec
+import numpy as np
+
 from actbench.lm import cost
 from actbench.suite import gpus
 
@@ -184,59 +187,71 @@ def _number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and 0 <= v < float("inf") else None
 
 
-def _at_once(spans: list[tuple[float, float]]) -> int:
-    """The most of these (start, end) spans that were open at one time."""
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    most = running = 0
-    for _, step in events:
-        running += step
-        most = max(most, running)
-    return max(1, most)
+def _numbers(recs: "pd.DataFrame", column: str) -> np.ndarray:
+    """A column's values as `_number` takes them, one float each (NaN: None), without a loop where its dtype is numeric."""
+    import pandas as pd
+
+    if column not in recs:
+        return np.full(len(recs), np.nan)
+    values = recs[column]
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return np.array([np.nan if v is None else v for v in map(_number, values)], dtype=float)
+    out = values.to_numpy(dtype=float, na_value=np.nan)
+    return np.where((out >= 0) & (out < np.inf), out, np.nan)
+
+
+def _at_once(starts: np.ndarray, ends: np.ndarray) -> int:
+    """The most of these (start, end) spans that were open at one time (an end before a start at the same time)."""
+    times, steps = np.concatenate([starts, ends]), np.concatenate([np.ones(len(starts), np.int64), -np.ones(len(ends), np.int64)])
+    running = np.cumsum(steps[np.lexsort((steps, times))])
+    return max(1, int(running.max(initial=0)))
 
 
 def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
     tuning_ids = {c.trial.id for c in plan.tuning.candidates} if plan is not None and plan.tuning is not None else set()
     device = "cuda" if "metric.device" in recs and (recs["metric.device"] == "cuda").any() else "cpu"
     figures = cost.DEFAULTS[device]
-    rows = sorted(recs.to_dict("records"), key=lambda row: _number(row.get("started_at")) or 0.0)
-    spans = [(s, e) for s, e in ((_number(r.get("started_at")), _number(r.get("ended_at"))) for r in rows) if s and e and e >= s]
-    workers = cost.Workers(_at_once(spans))
-    packed = any(isinstance(e, dict) and (_number(e.get("gpu_share")) or 1.0) < 1 for e in recs.get("env", []))
+    started, ended, took, cpu_s, workers_used = (_numbers(recs, c) for c in ("started_at", "ended_at", "duration_s", "metric.cpu_s",
+                                                                           "metric.workers"))
+    val = _numbers(recs, "metric.val_tokens_scored") + _numbers(recs, "metric.tune_val_tokens_scored")
+    spans = (started > 0) & (ended > 0) & (ended >= started)  # NaN (no number) compares false
+    workers = cost.Workers(_at_once(started[spans], ended[spans]))
+    envs = recs["env"].tolist() if "env" in recs else [None] * len(recs)
+    packed = any(isinstance(e, dict) and (_number(e.get("gpu_share")) or 1.0) < 1 for e in envs)
     actual: dict[str, float] = {}
     cpu: dict[str, float] = {}
     work = [0.0, 0.0]  # CPU seconds of the lm trials that recorded them, and the plan's work for the same trials
     stages: dict[str, Stage] = {}
     configs = _Configs()
-    for row in rows:
-        took = _number(row.get("duration_s"))
-        if took is None:
+    costing = cost.Costing(figures, workers)
+    kinds, ids, cfgs = recs["kind"].tolist(), recs["trial_id"].tolist(), recs["config"].tolist()
+    took_, cpu_, workers_, val_ = took.tolist(), cpu_s.tolist(), workers_used.tolist(), val.tolist()
+    for i in np.argsort(np.where(np.isnan(started), 0.0, started), kind="stable").tolist():  # in start order
+        if took_[i] != took_[i]:
             continue
-        name = "choose impl" if row["kind"] == "impl" else "tuning" if row["trial_id"] in tuning_ids else "final" if plan else "trials"
-        if row["kind"] == "impl":
+        name = "choose impl" if kinds[i] == "impl" else "tuning" if ids[i] in tuning_ids else "final" if plan else "trials"
+        if kinds[i] == "impl":
             planned_cost = cost.TrialCost(0, 0, 0, figures.impl_s.value, None)
             workers.trials += 1
         else:
-            cfg = configs.get(row["config"])
-            if cfg is None:
+            found = configs.of(cfgs[i])
+            if found is None:
                 continue
-            env = row.get("env") if isinstance(row.get("env"), dict) else {}
-            units = int(_number(row.get("metric.workers")) or 1) if device == "cuda" else int(_number(env.get("torch_threads")) or 1)
-            planned_cost = cost.costs([cfg], figures, units, _val_tokens(row), workers)[0]
-        actual[name] = actual.get(name, 0.0) + took
-        cpu[name] = cpu.get(name, 0.0) + (_number(row.get("metric.cpu_s")) or 0.0)
-        if _number(row.get("metric.cpu_s")) is not None:  # what cpu_s covers: the trial's work, not its process's start
-            work[0] += _number(row.get("metric.cpu_s")) or 0.0
+            env = envs[i] if isinstance(envs[i], dict) else {}
+            units = int((workers_[i] if workers_[i] == workers_[i] else None) or 1) if device == "cuda" else int(_number(env.get("torch_threads")) or 1)
+            val_tokens = int(val_[i]) + 2 if val_[i] == val_[i] else None  # both parts, each one target short
+            planned_cost = costing.add(found[1], units, val_tokens, alike=found[0])
+        actual[name] = actual.get(name, 0.0) + took_[i]
+        has_cpu = cpu_[i] == cpu_[i]
+        cpu[name] = cpu.get(name, 0.0) + (cpu_[i] if has_cpu else 0.0)
+        if has_cpu:  # what cpu_s covers: the trial's work, not its process's start
+            work[0] += cpu_[i]
             work[1] += planned_cost.train_s + planned_cost.eval_s + planned_cost.compile_s
         stages.setdefault(name, Stage(name, packed=packed)).costs.append(planned_cost)
     if not actual:
         return None
     total, said = sum(actual.values()), sum(s.total for s in stages.values())
-    walls = []
-    for _, run in recs.groupby("run_id"):
-        starts = [v for v in (_number(x) for x in run["started_at"]) if v]
-        ends = [v for v in (_number(x) for x in run["ended_at"]) if v]
-        if starts and ends:
-            walls.append(max(ends) - min(starts))
+    walls = _walls(recs, np.where(started > 0, started, np.nan), np.where(ended > 0, ended, np.nan))
     parts = "; ".join(f"{s} {len(stages[s].costs)} trial(s) {actual[s]:,.0f} s{f', CPU {cpu[s]:,.0f} s' if cpu[s] else ''} "
                       f"(plan {stages[s].total:,.0f} s)" for s in actual)
     wall = f", {clock(sum(walls))} of wall clock over {len(walls)} run(s)" if walls else ""
@@ -248,39 +263,67 @@ def _spent(recs: "pd.DataFrame", plan: "Plan | None") -> str | None:
             f"{workers.at_once} at a time{cpu_text}")
 
 
+def _walls(recs: "pd.DataFrame", starts: np.ndarray, ends: np.ndarray) -> list[float]:
+    """Per run (by run id, in order; records without one in none), its last end less its first
+    start where it has both (`starts`, `ends`: NaN where a record has none)."""
+    import pandas as pd
+
+    if "run_id" not in recs:
+        return []
+    run, _ = pd.factorize(recs["run_id"], sort=True)
+    frame = pd.DataFrame({"run": run, "start": starts, "end": ends})
+    spans = frame[run >= 0].groupby("run").agg(start=("start", "min"), end=("end", "max"))
+    return [e - s for s, e in zip(spans["start"].tolist(), spans["end"].tolist()) if s == s and e == e]
+
+
 class _Configs:
-    """Records' configs as LMConfig (None where one is not valid), each distinct config but for its
-    seed validated whole once: the others of it take their seed through the model's own check of that field."""
+    """Records' configs validated as LMConfig, each distinct config but for its seed validated
+    whole once, and each distinct seed once: a seed's validity is its own field's check."""
 
     def __init__(self) -> None:
-        self._seen: dict[bytes, "LMConfig"] = {}
-
-    def get(self, config: Any) -> "LMConfig | None":
-        import msgspec
         from pydantic import ValidationError
 
         from actbench.lm.config import LMConfig
 
+        self._seen: dict[bytes, "LMConfig"] = {}
+        self._seeds: dict[tuple[type, Any], bool] = {}
+        self._model, self._invalid = LMConfig, (ValidationError, TypeError, ValueError)
+
+    def of(self, config: Any) -> "tuple[bytes | None, LMConfig] | None":
+        """(a key equal for configs equal but for their seed, a valid config equal to this one but
+        perhaps for its seed), or None where this one is not valid."""
         try:
             key = msgspec.msgpack.encode([{k: v for k, v in config.items() if k != "seed"}, "seed" in config])  # NaN and null apart
         except (AttributeError, TypeError, ValueError, OverflowError):  # not an object of JSON values: validated alone
             key = None
         seen = self._seen.get(key) if key is not None else None
+        if seen is None:
+            try:
+                found = self._model.model_validate(config)
+            except self._invalid:
+                return None
+            if key is not None:  # only a valid config stands for others: an invalid one may be invalid for its seed
+                self._seen[key] = found
+            return key, found
+        return (key, seen) if "seed" not in config or self._valid_seed(seen, config["seed"]) else None
+
+    def _valid_seed(self, config: "LMConfig", seed: Any) -> bool:
+        """Whether `config` takes `seed` (the model's own check of that field), once per distinct seed."""
+        kept = (type(seed), seed)
         try:
-            if seen is None:
-                found = LMConfig.model_validate(config)
-                if key is not None:  # only a valid config stands for others: an invalid one may be invalid for its seed
-                    self._seen[key] = found
-                return found
-            return LMConfig.__pydantic_validator__.validate_assignment(seen.model_copy(), "seed", config["seed"]) if "seed" in config else seen
-        except (ValidationError, TypeError, ValueError):
-            return None
-
-
-def _val_tokens(row: dict[str, Any]) -> int | None:
-    """The validation tokens the trial scored at the end (both parts, each one target short), from its record."""
-    found = [_number(row.get(f"metric.{k}")) for k in ("val_tokens_scored", "tune_val_tokens_scored")]
-    return int(sum(v for v in found if v is not None)) + 2 if all(v is not None for v in found) else None
+            return self._seeds[kept]
+        except TypeError:  # unhashable: not an int, checked as it is
+            kept = None
+        except KeyError:
+            pass
+        try:
+            self._model.__pydantic_validator__.validate_assignment(config.model_copy(), "seed", seed)
+            valid = True
+        except self._invalid:
+            valid = False
+        if kept is not None:
+            self._seeds[kept] = valid
+        return valid
 
 
 def plan_lines(suite: "Suite", p: Planned, memory: Iterable[float] = ()) -> list[str]:

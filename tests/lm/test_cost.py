@@ -5,6 +5,7 @@ from a real run's records, the epochs a suite reads, and a run's cost set beside
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from rich.console import Console
@@ -47,6 +48,31 @@ def test_the_mfu_curve_is_the_measurement_where_one_exists_and_says_where_it_is_
     sizes = [1e4, 1e6, 5e6, 2e7, 6e7, 1.24e8, 5e8, 1e9, 1e11]
     values = [cost.curve_mfu(p).value for p in sizes]
     assert values == sorted(values) and values[0] == 0.02 and values[-1] == 0.45
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_trials_alike_but_for_their_seed_cost_what_each_costs_alone(device):
+    """`Costing.add` computes each distinct config's shape and seconds once: over random configs
+    (repeated with other seeds, on other units and validation tokens, in random order) every
+    trial's cost is what costing it alone gives (`trial_cost` at the compile level its shape has
+    reached), and so is their sum."""
+    rng = random.Random(7)
+    bases = [dict(activation=a, compile=c, lr=lr, **{**TINY, "impl": impl}) for a in ("relu2", "xielu", "swiglu")
+             for impl, c in (("eager", False), ("compile", True), ("eager", True)) for lr in (1e-3, 2e-3)]
+    trials = [(rng.randrange(len(bases)), rng.randrange(40), rng.choice([1, 2, 4]), rng.choice([None, 4096, 8192])) for _ in range(300)]
+    figures, at_once = cost.DEFAULTS[device], rng.choice([1, 2, 3])
+    run = cost.Costing(figures, cost.Workers(at_once))
+    got = [run.add(LMConfig(seed=seed, **bases[b]), units, val, alike=b) for b, seed, units, val in trials]
+    compiled: dict = {}
+    want = []
+    for i, (b, seed, units, val) in enumerate(trials):
+        cfg, level = LMConfig(seed=seed, **bases[b]), None
+        if cost.compiles(cfg, device):
+            n = compiled[cost.shape_of(cfg)] = compiled.get(cost.shape_of(cfg), 0) + 1
+            level = "cold" if n == 1 else "fresh" if n <= at_once else "warm"
+        want.append(cost.trial_cost(cfg, figures, units, level, val, first_in_worker=i < at_once))
+    assert got == want and {c.compile for c in got} >= {None, "cold", "warm"}
+    assert sum(c.total for c in got) == sum(c.total for c in want)
 
 
 def test_each_shape_compiles_cold_once_then_fresh_in_each_other_worker_then_warm():
