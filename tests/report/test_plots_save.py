@@ -1,6 +1,6 @@
-"""plots.base.save: a figure is drawn once, and its PNG is the picture cut to what is drawn plus
-the blank margin (the size matplotlib's tight box gives); a figure with ink past its edge is laid
-out again so that nothing is cut."""
+"""plots.base.save: a figure is drawn once, and its PNG is the picture cut to its ink plus the
+blank margin (about the size matplotlib's tight box gives, which also counts the blank under a
+text's baseline); a figure with ink past its edge is laid out again so that nothing is cut."""
 
 from __future__ import annotations
 
@@ -44,10 +44,29 @@ def _edge_ink(png) -> float:
     return float(min(rgb[:3].min(), rgb[-3:].min(), rgb[:, :3].min(), rgb[:, -3:].min()))
 
 
-def test_a_figure_is_drawn_once_and_cut_to_the_size_of_its_tight_box(tmp_path):
+def _ink_box(rgb: np.ndarray) -> tuple[int, int, int, int]:
+    """Blank rows above, below, columns left, right of the ink (pixels not white)."""
+    ink = (rgb[..., :3] < 1.0).any(axis=2)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return rows[0], len(ink) - 1 - rows[-1], cols[0], ink.shape[1] - 1 - cols[-1]
+
+
+def test_a_figure_is_drawn_once_and_cut_to_its_ink_plus_the_margin(tmp_path):
     assert _drawn_by_save(_figure(0.65), tmp_path / "inside.png") == 1
-    assert imread(tmp_path / "inside.png").shape == _tight_shape(_figure(0.65))
+    png = imread(tmp_path / "inside.png")
+    assert _ink_box(png) == (round(PAD * DPI),) * 4  # the tight box left more blank under the x label's baseline
+    tight = _tight_shape(_figure(0.65))
+    assert abs(png.shape[0] - tight[0]) <= 6 and abs(png.shape[1] - tight[1]) <= 6
     assert _edge_ink(tmp_path / "inside.png") > 0.95
+
+
+def test_ink_near_the_edge_gets_a_blank_margin_beyond_it(tmp_path):
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1])
+    ax.set(xticks=[], yticks=[])
+    save(fig, tmp_path / "edge.png", fixed={"left": 0.01, "right": 0.99, "bottom": 0.01, "top": 0.99})  # spines 3 px from the edge
+    png = imread(tmp_path / "edge.png")
+    assert _ink_box(png) == (round(PAD * DPI),) * 4 and png.shape[0] > 3 * DPI and png.shape[1] > 4 * DPI
 
 
 def test_a_legend_past_the_edge_is_kept_whole(tmp_path):

@@ -10,13 +10,14 @@ from typing import Any
 
 import matplotlib
 import matplotlib.colors
-import matplotlib.image
+import matplotlib.text
 import matplotlib.ticker
 
 matplotlib.use("Agg")
 matplotlib.rcParams["text.usetex"] = False  # labels hold strings from files: never hand them to LaTeX
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
 
 from actbench.core.text import label as literal  # noqa: E402
 from actbench.report import output  # noqa: E402
@@ -52,11 +53,12 @@ def save(fig: plt.Figure, path: Path, legend_room: float = 0.0, fixed: dict[str,
     else:
         fig.tight_layout(rect=(0, 0, 1 - legend_room, 1))
     try:
-        pixels = _tight_pixels(fig)
+        pixels = _cut_to_ink(fig)
         if pixels is not None:
-            output.write(path, lambda f: matplotlib.image.imsave(f, pixels, format="png", dpi=DPI))
+            output.write(path, lambda f: _write_png(f, pixels))
         else:  # something drawn outside the figure: matplotlib lays it out again on a canvas that holds it
-            output.write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD))
+            output.write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD,
+                                                     pil_kwargs={"compress_level": PNG_LEVEL}))
     finally:
         plt.close(fig)
     return path
@@ -64,33 +66,77 @@ def save(fig: plt.Figure, path: Path, legend_room: float = 0.0, fixed: dict[str,
 
 DPI, PAD = 110, 0.15
 """The PNGs' dots per inch, and the blank margin (inches) around what is drawn."""
+PNG_LEVEL = 3
+"""zlib level of the PNGs: a figure is as small as at PIL's default (6, stored as RGBA) once stored
+as RGB, and written in three quarters of the time."""
 
 
-def _tight_pixels(fig: plt.Figure) -> np.ndarray | None:
-    """The figure drawn once, cut to what is drawn plus `PAD` (the picture `savefig(bbox_inches=
-    "tight")` gives, which draws everything twice: once to find that box), as RGBA rows, the margin
-    beyond the figure's edge (if any) blank; None when anything drawn reaches past the edge (a long
-    legend or title), which a cut cannot hold."""
+def _cut_to_ink(fig: plt.Figure) -> np.ndarray | None:
+    """The figure drawn once, cut to its ink (the rows and columns with a pixel not of the
+    figure's facecolor) plus `PAD`, as RGB(A) rows, the margin beyond the figure's edge (if any)
+    blank: the picture `savefig(bbox_inches="tight")` gives, which draws everything twice (once
+    to find that box) and measures every text again. None when ink reaches the figure's edge
+    (a long legend or title runs past it), which a cut cannot hold."""
     fig.set_dpi(DPI)
     fig.canvas.draw()
-    drawn = fig.get_tightbbox(fig.canvas.get_renderer())
     pixels = np.asarray(fig.canvas.buffer_rgba())
-    height, width = pixels.shape[:2]
-    if drawn.x0 * DPI < -0.5 or drawn.y0 * DPI < -0.5 or drawn.x1 * DPI > width + 0.5 or drawn.y1 * DPI > height + 0.5:
+    face = np.round(np.asarray(matplotlib.colors.to_rgba(fig.get_facecolor())) * 255).astype(np.uint8)
+    ink = pixels.view(np.uint32)[..., 0] != face.view(np.uint32)[0]
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    height, width = ink.shape
+    if not len(rows):
+        rows, cols = np.array([0, height - 1]), np.array([0, width - 1])
+    elif rows[0] == 0 or cols[0] == 0 or rows[-1] == height - 1 or cols[-1] == width - 1:
         return None
-    box = drawn.padded(PAD)
-    w, h = int(box.width * DPI), int(box.height * DPI)
-    left, top = round(box.x0 * DPI), round(height - box.y0 * DPI - h)
-    cut = np.empty((h, w, 4), np.uint8)
-    cut[:] = np.round(np.asarray(matplotlib.colors.to_rgba(fig.get_facecolor())) * 255).astype(np.uint8)
-    rows, cols = slice(max(top, 0), min(top + h, height)), slice(max(left, 0), min(left + w, width))
-    cut[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left] = pixels[rows, cols]
-    return cut
+    pad = round(PAD * DPI)
+    top, bottom, left, right = rows[0] - pad, rows[-1] + 1 + pad, cols[0] - pad, cols[-1] + 1 + pad
+    cut = np.empty((bottom - top, right - left, 4), np.uint8)
+    cut[:] = face  # the margin beyond the figure's edge, if any
+    y0, y1, x0, x1 = max(top, 0), min(bottom, height), max(left, 0), min(right, width)
+    cut[y0 - top:y1 - top, x0 - left:x1 - left] = pixels[y0:y1, x0:x1]
+    return cut if face[3] < 255 else cut[..., :3]
+
+
+def _write_png(f: Any, pixels: np.ndarray) -> None:
+    """`pixels` (rows of RGB or RGBA) as a PNG of `DPI` dots per inch into the open file `f`."""
+    PIL.Image.fromarray(np.ascontiguousarray(pixels)).save(f, format="png", dpi=(DPI, DPI), compress_level=PNG_LEVEL)
 
 
 def wrap(text: str, width: int = 40) -> str:
     """Each line of `text` wrapped at `width` characters (before `literal`, so no escape is split)."""
     return "\n".join(textwrap.fill(line, width) or line for line in str(text).split("\n"))
+
+
+def fit_width(title: matplotlib.text.Text, inches: float) -> float:
+    """Wrap `title` (made `literal` already) at its spaces so that each line fits `inches` as
+    drawn; the height in inches of the lines it added (room to make above the axes). A line that
+    fits is kept as it is; a word is never split (an escape such as `\\$` stays whole), so a
+    word wider than `inches` is left to `save`, which then lays the figure out around it."""
+    renderer, font = title.figure.canvas.get_renderer(), title.get_fontproperties()
+    room = inches * renderer.dpi
+
+    def fits(line: str) -> bool:
+        return renderer.get_text_width_height_descent(line.replace(r"\$", "$"), font, ismath=False)[0] <= room
+
+    lines = []
+    for line in title.get_text().split("\n"):
+        chars = len(line)
+        wrapped = [line]
+        while any(" " in w and not fits(w) for w in wrapped) and chars > 1:  # a word alone wider than `inches` stays
+            chars = max(1, chars * 9 // 10)
+            wrapped = _wrap_words(line, chars)
+        for even in range(-(-len(line) // len(wrapped)), chars):  # lines of even length, as few
+            if len(candidate := _wrap_words(line, even)) == len(wrapped) and all(map(fits, candidate)):
+                wrapped = candidate
+                break
+        lines += wrapped
+    added = len(lines) - title.get_text().count("\n") - 1
+    title.set_text("\n".join(lines))
+    return added * 1.2 * title.get_fontsize() / 72
+
+
+def _wrap_words(line: str, chars: int) -> list[str]:
+    return textwrap.wrap(line, chars, break_long_words=False, break_on_hyphens=False) or [line]
 
 
 def _values_at(curve: np.ndarray, steps: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from actbench.report.plots.base import literal, margins, plt, png, save
+from actbench.report.plots.base import fit_width, literal, margins, plt, png, save
 
 
 def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
@@ -54,7 +54,8 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
         for ax in axes[-1]:
             ax.set_xlabel("input size (elements, log scale)")
         acts, impls = ", ".join(map(literal, colours)), ", ".join(map(literal, styles))
-        fig.suptitle(f"{literal(dtype)} kernels compared: {acts} (impls: {impls}); median over repeats against input size{pooled}")
+        title = fig.suptitle(f"{literal(dtype)} kernels compared: {acts} (impls: {impls}); median over repeats against input size{pooled}")
+        top = 0.75 + fit_width(title, fig.get_figwidth() - 0.5)
         fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.86, 0.5))
-        paths.append(save(fig, png(out, f"kernel_{dtype}"), fixed=margins(fig, legend_room=0.14, top=0.75, between=0.75)))
+        paths.append(save(fig, png(out, f"kernel_{dtype}"), fixed=margins(fig, legend_room=0.14, top=top, between=0.75)))
     return paths

@@ -1,0 +1,61 @@
+"""A figure's title made of names from the results is wrapped to the figure's width (every word
+kept, none split), so the figure is drawn once and its PNG is no wider than the figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.image import imread
+
+from actbench.report.plots.base import DPI, fit_width, literal, plt
+from actbench.report.plots.kernel import kernel_throughput
+
+NAMES = [f"plugin_act_{i}" for i in range(24)] + ["cost_$5$"]  # 25 names: a title twice the width of the figure
+
+
+def _rows() -> pd.DataFrame:
+    rows = [{"kind": "kernel", "dtype": "float32", "mode": mode, "activation": act, "impl": impl, "size": size,
+             "gbps": 1000.0 + i, "pct_copy": 50.0} for mode in ("forward", "backward") for i, act in enumerate(NAMES)
+            for impl in ("eager", "triton") for size in (2 ** 16, 2 ** 20)]
+    rows += [{"kind": "kernel", "dtype": "float32", "mode": "copy", "activation": a, "impl": "copy", "size": s, "gbps": 2000.0,
+              "pct_copy": 100.0} for a in NAMES[:1] for s in (2 ** 16, 2 ** 20)]
+    return pd.DataFrame(rows)
+
+
+def test_a_title_longer_than_the_figure_is_wrapped_to_its_width_every_word_kept():
+    fig = plt.figure(figsize=(6, 3))
+    text = " ".join(literal(n) for n in NAMES)
+    title = fig.suptitle(text)
+    added = fit_width(title, 5.5)
+    renderer = fig.canvas.get_renderer()
+    lines = title.get_text().split("\n")
+    assert len(lines) > 3 and added == (len(lines) - 1) * 1.2 * title.get_fontsize() / 72
+    assert " ".join(lines) == text and r"cost_\$5\$" in lines[-1]  # no word split, no escape cut from its `$`
+    widths = [renderer.get_text_width_height_descent(line.replace(r"\$", "$"), title.get_fontproperties(), ismath=False)[0]
+              for line in lines]
+    assert max(widths) <= 5.5 * renderer.dpi
+    assert max(widths[:-1]) - min(widths[:-1]) < 0.5 * max(widths)  # lines of about even length, not one full and one short
+    plt.close(fig)
+
+
+def test_a_short_title_is_kept_as_it_is():
+    fig = plt.figure(figsize=(6, 3))
+    title = fig.suptitle("a  short\ntitle")
+    assert fit_width(title, 5.5) == 0 and title.get_text() == "a  short\ntitle"
+    plt.close(fig)
+
+
+def test_a_word_wider_than_the_figure_is_left_whole_on_its_line():
+    fig = plt.figure(figsize=(6, 3))
+    title = fig.suptitle(f"the results of {'a' * 150} against the rest of the names, and more")
+    fit_width(title, 5.5)
+    assert title.get_text().split("\n") == ["the results of", "a" * 150, "against the rest of the names, and more"]
+    plt.close(fig)
+
+
+def test_the_kernel_figure_of_many_long_names_is_no_wider_than_the_figure_its_title_whole(tmp_path):
+    (path,) = kernel_throughput(_rows(), tmp_path)
+    rgb = imread(path)[..., :3]
+    assert rgb.shape[1] <= 14 * DPI  # before: the title ran past both edges, and savefig's tight box widened the PNG to hold it
+    assert min(rgb[:3].min(), rgb[-3:].min(), rgb[:, :3].min(), rgb[:, -3:].min()) > 0.95  # no ink cut at an edge
+    assert np.isfinite(rgb).all()
