@@ -75,3 +75,21 @@ def test_a_legend_past_the_edge_is_kept_whole(tmp_path):
     assert png.shape == _tight_shape(_figure(0.97))
     assert png.shape[1] > 7 * DPI and _edge_ink(tmp_path / "outside.png") > 0.95
     assert np.isfinite(png).all()
+
+
+def test_while_drawing_the_objects_alive_before_are_left_out_of_the_collectors_passes():
+    import gc
+
+    from actbench.report.plots.base import drawing
+
+    alive = [[i] for i in range(10_000)]
+    with drawing():
+        assert gc.get_freeze_count() >= len(alive)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a caller's own freeze is theirs: kept as it was
+    try:
+        with drawing():
+            pass
+        assert gc.get_freeze_count() >= len(alive)
+    finally:
+        gc.unfreeze()

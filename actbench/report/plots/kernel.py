@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from actbench.report.plots.base import fit_width, literal, margins, plt, png, save
+from actbench.report.plots.base import drawing, fit_width, literal, margins, plt, png, save
 
 
+@drawing()
 def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
     """Per dtype, achieved GB/s and % of the device copy against size (log x) for each mode, one
     line per activation x impl (median over repeats; colour: activation, line style and marker:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from actbench.report.lm import labels, setup_fields
-from actbench.report.plots.base import band, legend_column, literal, margins, plt, png, save, wrap
+from actbench.report.plots.base import band, drawing, legend_column, literal, margins, plt, png, save, wrap
 
 Member = tuple[str, str, float]
 """(results folder, series file, final whole-split value of the metric) of one trial."""
@@ -97,6 +97,7 @@ def figures(trials: pd.DataFrame, series: Any = None, merge: bool = False) -> li
     return out
 
 
+@drawing()
 def lm_curves(trials: pd.DataFrame, out: Path, series: Any = None, merge: bool = False) -> list[Path]:
     """Per lm suite and results folder (per suite with `merge`): training loss and validation
     bits per byte against training tokens, and validation bits per byte against wall-clock time,

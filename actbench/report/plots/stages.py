@@ -10,13 +10,14 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from actbench.report.plots.base import literal, plain_log_ticks, plt, png, save
+from actbench.report.plots.base import drawing, literal, plain_log_ticks, plt, png, save
 
 if TYPE_CHECKING:
     from actbench.planner.plan import Plan
     from actbench.suite import Suite
 
 
+@drawing()
 def scaling_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
     """Per ladder suite: loss against training compute (log-log), every seed a point, the fitted
     L = E + A (C/C0)^-alpha of each activation a line."""
@@ -39,6 +40,7 @@ def scaling_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+@drawing()
 def tuning_plot(trials: pd.DataFrame, suites: "dict[tuple[str, str], Suite]", plans: "dict[tuple[str, str], Plan]",
                 out: Path) -> list[Path]:
     """Per tuned suite: the metric tuning selects on against the (first) tuned field at the last
