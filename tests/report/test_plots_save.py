@@ -93,3 +93,15 @@ def test_while_drawing_the_objects_alive_before_are_left_out_of_the_collectors_p
         assert gc.get_freeze_count() >= len(alive)
     finally:
         gc.unfreeze()
+
+
+def test_a_log_axis_makes_only_the_ticks_it_draws(tmp_path):
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot([2e4, 3e7], [1, 2])
+    ax.set_xscale("log")
+    save(fig, tmp_path / "log.png", fixed=MARGINS)
+    low, high = ax.get_xlim()
+    decades = 10.0 ** np.arange(4, 8)
+    minor = [m * d for d in decades for m in range(2, 10) if low <= m * d <= high]
+    assert [t.label1.get_text() for t in ax.xaxis.majorTicks] == [f"$\\mathdefault{{10^{{{k}}}}}$" for k in (5, 6, 7)]
+    assert sorted(t.get_loc() for t in ax.xaxis.minorTicks) == minor  # before: a decade more below and two above, 56 minor ticks
