@@ -4,6 +4,7 @@ and log axes labelled with plain numbers."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import textwrap
 from contextlib import contextmanager
@@ -188,28 +189,32 @@ def _wrap_words(line: str, chars: int) -> list[str]:
     return textwrap.wrap(line, chars, break_long_words=False, break_on_hyphens=False) or [line]
 
 
-def _values_at(curve: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """The values of a (step, value) curve at `steps`, all of which it has."""
-    order = np.argsort(curve[:, 0], kind="stable")
-    return curve[order[np.searchsorted(curve[order, 0], steps)], 1]
+Curve = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""One trial's curve as its (step, x, y) columns, e.g. step, training tokens, training loss."""
 
 
-def band(ax: plt.Axes, curves: list[np.ndarray], label: str, color: Any = None, **line: Any) -> Any:
-    """Mean line and min-max band over seeds of curves given as (step, x, y) rows, at the steps
-    every curve has (x: the mean over seeds of each step's x, e.g. its wall-clock time);
+def _values_at(step: np.ndarray, values: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """The `values` (one per `step`) at `steps`, all of which `step` has."""
+    order = np.argsort(step, kind="stable")
+    return np.asarray(values)[order[np.searchsorted(np.asarray(step)[order], steps)]]
+
+
+def band(ax: plt.Axes, curves: list[Curve], label: str, color: Any = None, **line: Any) -> Any:
+    """Mean line and min-max band over seeds of curves given as (step, x, y) columns, at the
+    steps every curve has (x: the mean over seeds of each step's x, e.g. its wall-clock time);
     `label` (from the results, lines kept) is drawn literally."""
-    steps = curves[0][:, 0]
-    aligned = bool((np.diff(steps) > 0).all()) and all(np.array_equal(c[:, 0], steps) for c in curves[1:])
+    steps = np.asarray(curves[0][0])
+    aligned = bool((np.diff(steps) > 0).all()) and all(len(c[0]) == len(steps) for c in curves) \
+        and bool((np.array([c[0] for c in curves]) == steps).all())
     if not aligned:
-        for c in curves[1:]:
-            steps = np.intersect1d(steps, c[:, 0])
+        steps = functools.reduce(np.intersect1d, [c[0] for c in curves])
     if not len(steps):
         return None
-    if aligned:  # the usual case: every curve has these steps in this order, so its rows are the values
-        xs, ys = np.array([c[:, 1] for c in curves]).mean(0), np.array([c[:, 2] for c in curves])
+    if aligned:  # the usual case: every curve has these steps in this order, so its columns are the values
+        xs, ys = np.array([c[1] for c in curves], dtype=float).mean(0), np.array([c[2] for c in curves], dtype=float)
     else:
-        xs = np.array([_values_at(c[:, [0, 1]], steps) for c in curves]).mean(0)
-        ys = np.array([_values_at(c[:, [0, 2]], steps) for c in curves])
+        xs = np.array([_values_at(c[0], c[1], steps) for c in curves], dtype=float).mean(0)
+        ys = np.array([_values_at(c[0], c[2], steps) for c in curves], dtype=float)
     (drawn,) = ax.plot(xs, ys.mean(0), label=f"{literal(wrap(label), multiline=True)} (n={len(curves)})", color=color, **line)
     if len(curves) > 1:
         ax.fill_between(xs, ys.min(0), ys.max(0), color=drawn.get_color(), alpha=0.2, lw=0)

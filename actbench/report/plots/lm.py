@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from actbench.report.lm import labels, setup_fields
-from actbench.report.plots.base import band, drawing, legend_column, literal, margins, plt, png, save, wrap
+from actbench.report.plots.base import Curve, band, drawing, legend_column, literal, margins, plt, png, save, wrap
 
 Member = tuple[str, str, float]
 """(results folder, series file, final whole-split value of the metric) of one trial."""
@@ -52,15 +52,15 @@ def _lm_groups(trials: pd.DataFrame, merge: bool = False) -> dict[str, tuple[str
 
 @dataclass
 class Figure:
-    """What one lm figure draws: per curve label its training and validation curves (step, x, y
-    rows per trial) and `final`, the mean final whole-split value of its trials; per (label,
-    layer) the alphas."""
+    """What one lm figure draws: per curve label its training and validation curves (a `Curve`,
+    step, x, y columns, per trial) and `final`, the mean final whole-split value of its trials;
+    per (label, layer) the alphas."""
 
     name: str
     title: str
     val_metric: str
     curves: dict[str, dict[str, Any]]
-    alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]]
+    alphas: dict[tuple[str, int], dict[str, list[Curve]]]
 
 
 def figures(trials: pd.DataFrame, series: Any = None, merge: bool = False) -> list[Figure]:
@@ -79,19 +79,19 @@ def figures(trials: pd.DataFrame, series: Any = None, merge: bool = False) -> li
             c = fig.curves.setdefault(label, {"train": [], "val_tokens": [], "val_time": [],
                                               "final": float(np.mean(finals)) if val_metric == "bpb" and np.isfinite(finals).all() else np.nan})
             for s in members:
-                if s.train is not None and {"loss", "tokens"} <= set(s.train):
-                    c["train"].append(np.column_stack([s.train["step"], s.train["tokens"], s.train["loss"]]))
-                if s.val is not None and {"tokens", "time_s", val_metric} <= set(s.val):
-                    y = s.val[val_metric]
-                    c["val_tokens"].append(np.column_stack([s.val["step"], s.val["tokens"], y]))
-                    c["val_time"].append(np.column_stack([s.val["step"], s.val["time_s"], y]))
-                a = s.alphas
-                if a is not None and {"layer", "alpha_p", "alpha_n"} <= set(a):
+                t, v, a = s.train, s.val, s.alphas
+                if t is not None and "loss" in t and "tokens" in t:
+                    c["train"].append((t["step"], t["tokens"], t["loss"]))
+                if v is not None and "tokens" in v and "time_s" in v and val_metric in v:
+                    c["val_tokens"].append((v["step"], v["tokens"], v[val_metric]))
+                    c["val_time"].append((v["step"], v["time_s"], v[val_metric]))
+                if a is not None and "layer" in a and "alpha_p" in a and "alpha_n" in a:
                     for layer in np.unique(a["layer"]).astype(int):
                         sel = a["layer"] == layer
+                        step = a["step"][sel]
                         per = fig.alphas.setdefault((label, int(layer)), {"alpha_p": [], "alpha_n": []})
-                        for p in ("alpha_p", "alpha_n"):
-                            per[p].append(np.column_stack([a["step"][sel], a["step"][sel], a[p][sel]]))
+                        per["alpha_p"].append((step, step, a["alpha_p"][sel]))
+                        per["alpha_n"].append((step, step, a["alpha_n"][sel]))
         if any(c[k] for c in fig.curves.values() for k in ("train", "val_tokens", "val_time")):
             out.append(fig)
     return out
@@ -126,7 +126,7 @@ def _lm_figure(name: str, title: str, curves: dict[str, dict[str, Any]], val_met
                  band(ax_v, c["val_tokens"], label, colour, marker="o", ms=3) if c["val_tokens"] else None,
                  band(ax_w, c["val_time"], label, colour, marker="o", ms=3) if c["val_time"] else None]
         if np.isfinite(c["final"]) and c["val_tokens"]:
-            end = (np.mean([v[-1, 1] for v in c["val_tokens"]]), np.mean([v[-1, 1] for v in c["val_time"]]) if c["val_time"] else np.nan)
+            end = (np.mean([v[1][-1] for v in c["val_tokens"]]), np.mean([v[1][-1] for v in c["val_time"]]) if c["val_time"] else np.nan)
             for ax, x in ((ax_v, end[0]), (ax_w, end[1])):
                 if np.isfinite(x):
                     ax.plot([x], [c["final"]], "D", ms=8, mfc="none", mew=1.8, color=colour, zorder=5)
@@ -135,7 +135,7 @@ def _lm_figure(name: str, title: str, curves: dict[str, dict[str, Any]], val_met
         if first is not None:
             handles.append(first)
     tokens = matplotlib.ticker.EngFormatter(sep="")
-    losses = np.concatenate([c[:, 2] for v in curves.values() for c in v["train"]] or [np.zeros(0)])
+    losses = np.concatenate([c[2] for v in curves.values() for c in v["train"]] or [np.zeros(0)]).astype(float)
     clipped = ""
     if len(losses) and np.isfinite(losses).any():  # the first steps' loss would squash the rest of the curve
         top = float(np.nanpercentile(losses, 98))
@@ -157,13 +157,13 @@ def _lm_figure(name: str, title: str, curves: dict[str, dict[str, Any]], val_met
     return save(fig, png(out, f"lm_{name}"), fixed=margins(fig))
 
 
-def _alpha_figure(name: str, title: str, alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]], out: Path) -> Path:
+def _alpha_figure(name: str, title: str, alphas: dict[tuple[str, int], dict[str, list[Curve]]], out: Path) -> Path:
     fig = alpha_figure(title, alphas)
     legend = fig.legends[0].get_window_extent(fig.canvas.get_renderer()).height / fig.dpi  # inches under the axes' labels
     return save(fig, png(out, f"alphas_{name}"), fixed=margins(fig, left=1.0, bottom=0.75 + legend))
 
 
-def alpha_figure(title: str, alphas: dict[tuple[str, int], dict[str, list[np.ndarray]]]) -> plt.Figure:
+def alpha_figure(title: str, alphas: dict[tuple[str, int], dict[str, list[Curve]]]) -> plt.Figure:
     """alpha_p and alpha_n per layer: one colour per activation (and setup), one line style per
     layer, each line's end labelled with its layer; the legend (activations, then layers) below
     the axes, its long labels wrapped, so it stays inside the figure."""

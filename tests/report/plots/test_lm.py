@@ -28,6 +28,6 @@ def test_each_validation_curve_carries_the_final_whole_split_value(tmp_path):
     (fig,) = figures(trials)
     assert fig.val_metric == "bpb" and set(fig.curves) == {"relu2", "xielu"}
     assert fig.curves["relu2"]["final"] == pytest.approx(2.815) and fig.curves["xielu"]["final"] == pytest.approx(2.905)
-    assert all(np.allclose(c[-1, 2], 2.9) for c in fig.curves["relu2"]["val_tokens"])  # the curve's own last point differs
+    assert all(np.allclose(c[2][-1], 2.9) for c in fig.curves["relu2"]["val_tokens"])  # the curve's own last point differs
     (png,) = lm_curves(trials, tmp_path / "out")
     assert png.stat().st_size > 10_000
