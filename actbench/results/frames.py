@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from actbench.core.record import Record
 from actbench.results import gate
-from actbench.results.index import Columns, _flat, folder_frames, folder_tables, only_columns, row_context
+from actbench.results.columnar import joined
+from actbench.results.index import Columns, _flat, folder_arrow, folder_frames, only_columns, row_context
 from actbench.results.read import RECORDS, Scan, latest_records, result_dirs, series_data
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
 SMALL_FOLDER = 64 * 1024
 """A trials.jsonl of at most this many bytes is read record by record, with the other small ones in
@@ -36,28 +38,58 @@ def _latest(every: "pd.DataFrame", rows: "pd.DataFrame", folder: "str | np.ndarr
 
     if every.empty:
         return every, rows
-    ids = pd.Series(every["trial_id"].to_numpy() if ids is None else ids)
-    last = pd.Series(np.flatnonzero(~ids.duplicated(keep="last").to_numpy()), index=ids[~ids.duplicated(keep="last")].to_numpy())
-    keep = last.loc[ids.drop_duplicates().to_numpy()].to_numpy()
+    trials_at, rows_at = _kept(pd.factorize(every["trial_id"].to_numpy() if ids is None else ids, use_na_sentinel=False)[0],
+                               None if rows.empty else rows["_record"].to_numpy(), latest_only)
     if not rows.empty:
-        rank = np.full(len(every), -1)
-        rank[keep] = np.arange(len(keep))
         record = rows["_record"].to_numpy()
-        of_row = rank[record]
-        if (of_row >= 0).all() and (np.diff(of_row) >= 0).all():  # every row kept, in order (one attempt each): no copy to reorder
+        if rows_at is None:  # every row kept, in order (one attempt each): no copy to reorder
             rows = rows.drop(columns="_record")
         else:
-            chosen = np.flatnonzero(of_row >= 0)
-            chosen = chosen[np.argsort(of_row[chosen], kind="stable")]
-            rows, record = rows.take(chosen).drop(columns="_record").reset_index(drop=True), record[chosen]
+            rows, record = rows.take(rows_at).drop(columns="_record").reset_index(drop=True), record[rows_at]
         rows["results_dir"] = folder if isinstance(folder, str) else pd.Series(folder[record].tolist())
-    everyone = len(keep) == len(every) and (np.diff(keep) > 0).all()
     if isinstance(folder, np.ndarray):
         every["results_dir"] = pd.Series(folder.tolist())
-    trials = (every.take(keep) if latest_only and not everyone else every).reset_index(drop=True)
+    trials = (every if trials_at is None else every.take(trials_at)).reset_index(drop=True)
     if isinstance(folder, str):
         trials["results_dir"] = folder
     return trials, rows
+
+
+def _kept(trial: "np.ndarray", record: "np.ndarray | None", latest_only: bool) -> tuple["np.ndarray | None", "np.ndarray | None"]:
+    """What `_latest` keeps of a folder's tables: the places of its records (the last attempt of
+    each trial, `trial` numbering each record's trial in the order the trials first appear; None:
+    every record, in order) and of its rows (`record`: the place of each one's record; those of the
+    kept records, in their order; None: every row, in order)."""
+    import numpy as np
+
+    keep = np.zeros(trial.max() + 1 if len(trial) else 0, np.int64)
+    np.maximum.at(keep, trial, np.arange(len(trial)))  # each trial's last record
+    rows_at = None
+    if record is not None:
+        rank = np.full(len(trial), -1)
+        rank[keep] = np.arange(len(keep))
+        of_row = rank[record]
+        if not ((of_row >= 0).all() and (np.diff(of_row) >= 0).all()):
+            rows_at = np.flatnonzero(of_row >= 0)
+            rows_at = rows_at[np.argsort(of_row[rows_at], kind="stable")]
+    everyone = len(keep) == len(trial) and (np.diff(keep) > 0).all()
+    return (None if everyone or not latest_only else keep), rows_at
+
+
+def _latest_arrow(every: "pa.Table", rows: "pa.Table", latest_only: bool, columns: Columns | None) -> tuple["pa.Table", "pa.Table"]:
+    """`_latest` of a folder's Arrow tables (`index.folder_arrow`), `results_dir` left for
+    `columnar.joined` to fill, and only the `columns` asked for."""
+    if not every.num_rows or not every.num_columns:
+        return every.slice(0, 0), rows.slice(0, 0)
+    has_rows = rows.num_rows and rows.num_columns
+    trials_at, rows_at = _kept(every.column("trial_id").combine_chunks().dictionary_encode().indices.to_numpy(),  # numbered as they first appear
+                               rows.column("_record").to_numpy() if has_rows else None, latest_only)
+    if has_rows:
+        rows = (rows if rows_at is None else rows.take(rows_at)).drop_columns(["_record"])
+    every = every if trials_at is None else every.take(trials_at)
+    if columns is not None:
+        every, rows = (t.select([c for c in t.column_names if c in names]) for t, names in zip((every, rows), map(set, columns)))
+    return every, rows
 
 
 def _small_records(folder: Path) -> list[Record] | None:
@@ -157,7 +189,8 @@ def folders_tables(folders: list[Path], latest_only: bool = True, columns: Colum
     import numpy as np
     import pandas as pd
 
-    pieces: list[tuple[pd.DataFrame, pd.DataFrame] | list[int]] = []  # a folder's tables, or a range of small folders
+    # a folder's tables (pandas, or Arrow from its index with the folder's name), or a range of small folders
+    pieces: list[tuple[pd.DataFrame, pd.DataFrame] | list[int] | tuple[str, pa.Table, pa.Table]] = []
     small: list[tuple[Path, list[Record]]] = []
     for d in folders:
         records = _small_records(d) if len(folders) > MANY_FOLDERS else None
@@ -168,8 +201,19 @@ def folders_tables(folders: list[Path], latest_only: bool = True, columns: Colum
                 pieces.append([len(small), len(small) + 1])
             small.append((d, records))
             continue
-        pieces.append(_latest(*folder_tables(d, columns), str(d), latest_only))
+        every, rows = folder_arrow(d, columns)
+        pieces.append(_latest(every, rows, str(d), latest_only) if isinstance(every, pd.DataFrame) else
+                      (str(d), *_latest_arrow(every, rows, latest_only, columns)))
+        del every, rows
         release_arrow_memory()
+    if all(len(piece) == 3 for piece in pieces):  # every folder from its index: one conversion of them all
+        each_trials, each_rows = [(t, d) for d, t, _ in pieces], [(r, d) for d, _, r in pieces]
+        del pieces  # held by those lists alone, which joined empties as it goes
+        rows = joined(each_rows)  # first: its Arrow numbers freed before the trials' configs are decoded (a lower peak)
+        trials = joined(each_trials)
+        release_arrow_memory()
+        return trials, rows
+    pieces = [(joined([(piece[1], piece[0])]), joined([(piece[2], piece[0])])) if len(piece) == 3 else piece for piece in pieces]
     if small:
         t, r, t_place, r_place = _small_tables(small, latest_only)
         del small
@@ -179,7 +223,7 @@ def folders_tables(folders: list[Path], latest_only: bool = True, columns: Colum
                 pieces[i] = (t[a:b] if b - a < len(t) else t, r[c:e] if e - c < len(r) else r)
     trials, rows = [], []
     for t, r in pieces:
-        if columns is not None:
+        if columns is not None:  # of the pandas tables
             t, r = only_columns(t, set(columns[0])), only_columns(r, set(columns[1]))
         trials.append(t)
         rows.append(r)

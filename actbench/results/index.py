@@ -273,15 +273,27 @@ def _wanted(columns: Columns | None) -> tuple[Collection[str] | None, Collection
     return (None, None) if columns is None else ({*columns[0], "trial_id"}, {*columns[1], "_record"})
 
 
-def _table(raw: bytes, columns: Collection[str] | None = None) -> "pd.DataFrame":
-    """A Parquet file of the index as a table: only the `columns` it has (in its order), or every one."""
+def _arrow(raw: bytes, columns: Collection[str] | None = None) -> "pa.Table":
+    """A Parquet file of the index as an Arrow table: only the `columns` it has (in its order), or every one."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if columns is None:
-        return _from_arrow(pq.read_table(pa.BufferReader(raw)))
+        return pq.read_table(pa.BufferReader(raw))
     names = pq.read_schema(pa.BufferReader(raw)).names
-    return _from_arrow(pq.read_table(pa.BufferReader(raw), columns=[c for c in names if c in columns]))
+    return pq.read_table(pa.BufferReader(raw), columns=[c for c in names if c in columns])
+
+
+def _table(raw: bytes, columns: Collection[str] | None = None) -> "pd.DataFrame":
+    """A Parquet file of the index as a table: only the `columns` it has (in its order), or every one."""
+    return _from_arrow(_arrow(raw, columns))
+
+
+def _pandas(table: "pa.Table | pd.DataFrame") -> "pd.DataFrame":
+    """`table` as pandas (`_from_arrow` of an Arrow table)."""
+    import pandas as pd
+
+    return table if isinstance(table, pd.DataFrame) else _from_arrow(table)
 
 
 def only_columns(df: "pd.DataFrame", columns: Collection[str] | None) -> "pd.DataFrame":
@@ -290,9 +302,9 @@ def only_columns(df: "pd.DataFrame", columns: Collection[str] | None) -> "pd.Dat
 
 
 def _believed(place: Path, folder: Path, secret: bytes,
-              columns: tuple[Collection[str] | None, Collection[str] | None] = (None, None)) -> tuple[Meta, dict[str, bytes], "pd.DataFrame", "pd.DataFrame"] | None:
+              columns: tuple[Collection[str] | None, Collection[str] | None] = (None, None)) -> tuple[Meta, dict[str, bytes], "pa.Table", "pa.Table"] | None:
     """The index kept at `place`, when this tool wrote it for `folder` and its files are whole: what
-    it covers, its Parquet files and their `columns`; None otherwise."""
+    it covers, its Parquet files and their `columns` (Arrow tables); None otherwise."""
     try:
         meta = msgspec.json.decode(gate.read(place, META, 2**20), type=Meta)
         if meta.version != code_version() or meta.folder != os.path.realpath(folder) or not hmac.compare_digest(meta.hmac, _signed(meta, secret)):
@@ -300,7 +312,7 @@ def _believed(place: Path, folder: Path, secret: bytes,
         raw = {name: gate.read(place, name, size) for name, size in zip((TRIALS, ROWS), meta.sizes)}  # no more than it wrote
         if hashlib.sha256(raw[TRIALS]).hexdigest() != meta.trials or hashlib.sha256(raw[ROWS]).hexdigest() != meta.rows:
             return None
-        return meta, raw, _table(raw[TRIALS], columns[0]), _table(raw[ROWS], columns[1])
+        return meta, raw, _arrow(raw[TRIALS], columns[0]), _arrow(raw[ROWS], columns[1])
     except (OSError, gate.Refused, ValueError, TypeError, KeyError):  # missing, refused, not JSON, not Parquet: rebuild
         return None
 
@@ -387,6 +399,13 @@ def folder_tables(folder: str | Path, columns: Columns | None = None) -> tuple["
     the index is written or brought up to date on the way (whole, whatever is read). With `columns`
     (the trials' and the rows' names), only those columns of each table, where it has them, and
     `trial_id` (trials) and `_record` (rows): from the index, no other column is read."""
+    every, rows = folder_arrow(folder, columns)
+    return _pandas(every), _pandas(rows)
+
+
+def folder_arrow(folder: str | Path, columns: Columns | None = None) -> tuple["pa.Table | pd.DataFrame", "pa.Table | pd.DataFrame"]:
+    """`folder_tables`, as the Arrow tables of its index (JSON columns named in their metadata, as
+    `_to_arrow` writes them) when they are served whole from it, else as pandas tables."""
     import pandas as pd
 
     folder = Path(folder)
@@ -411,8 +430,8 @@ def folder_tables(folder: str | Path, columns: Columns | None = None) -> tuple["
         settled, kept, tail = scan.settled, scan.kept, records[scan.kept:]
         every, rows = (cached[2], cached[3]) if cached else (pd.DataFrame(), pd.DataFrame())
         if kept or cached is None or settled != start:
-            if cached and columns is not None:  # the index is kept whole
-                every, rows = _table(cached[1][TRIALS]), _table(cached[1][ROWS])
+            if cached:  # the index is kept whole
+                every, rows = (_from_arrow(every), _from_arrow(rows)) if columns is None else (_table(cached[1][TRIALS]), _table(cached[1][ROWS]))
             cached = None
             new = folder_frames(records[:kept], len(every))
             del records  # held no longer than needed: a folder's records take more memory than its tables
@@ -425,13 +444,14 @@ def folder_tables(folder: str | Path, columns: Columns | None = None) -> tuple["
             files = _write(place, folder, secret, settled, digest.hexdigest(), same, every, rows) if digest is not None else None
             if files is not None:  # served as a later read gives them: each distinct config list and env one object (less memory)
                 del every, rows, new
-                every, rows = _table(files[TRIALS], wanted[0]), _table(files[ROWS], wanted[1])
-            every, rows = only_columns(every, wanted[0]), only_columns(rows, wanted[1])
+                every, rows = _arrow(files[TRIALS], wanted[0]), _arrow(files[ROWS], wanted[1])
+            else:
+                every, rows = only_columns(every, wanted[0]), only_columns(rows, wanted[1])
         elif meta and identity is not None and identity != meta.identity and gate.settled(f.fileno()) == identity:
             _put_meta(place, msgspec.structs.replace(meta, identity=identity), secret)  # newly settled: later reads skip the hash
         cached = None  # its files no longer held
     if tail:  # lines after the settled point (a last line without its newline): served, not kept
-        every, rows = _joined((every, rows), tuple(map(only_columns, folder_frames(tail, len(every)), wanted)))
+        every, rows = _joined((_pandas(every), _pandas(rows)), tuple(map(only_columns, folder_frames(tail, len(every)), wanted)))
     if message := scan.warning(folder / RECORDS):
         warnings.warn(message, ResultsWarning, stacklevel=2)
     return every, rows
