@@ -53,8 +53,7 @@ def _codes(column: "pd.Series", keep: np.ndarray, dash: bool = False) -> tuple[n
     where `dash` and "-" occurs: `fill_keys` makes them one key), and whether any is missing."""
     import pandas as pd
 
-    codes, uniques = pd.factorize(column)  # the whole column: taking its strings first would copy them
-    codes = codes[keep]
+    codes, uniques = pd.factorize(column.array.take(keep))  # the values kept only: a copy of them hashes faster than the column
     missing = bool((codes < 0).any())
     if dash and missing:
         is_dash = np.flatnonzero(np.asarray(uniques == "-", dtype=bool))
@@ -88,15 +87,18 @@ def grouped(rows: "pd.DataFrame", keep: np.ndarray, root: Path, merge: bool, key
     (results folder x trial id, x run id), and `columns` of the rows (nan where absent)."""
     import pandas as pd
 
-    folder, folders = pd.factorize(rows["results_dir"])
-    folder = folder[keep]
+    folder, folders = pd.factorize(rows["results_dir"].array.take(keep))
     results = pd.factorize(_source(pd.Series(folders), root, merge))[0]  # of each folder
-    group, filled = np.zeros(len(keep), np.int64), {}
+    group, filled, span = np.zeros(len(keep), np.int64), {}, 1  # group < span
     for c in [*keys, *shape]:
         codes, filled[c] = _codes(rows[c], keep, dash=c in shape) if c in rows else (np.zeros(len(keep), np.int64), True)
-        group *= int(codes.max(initial=0)) + 2  # in place: no copies of the rows' length
+        width = int(codes.max(initial=0)) + 2
+        if span * width * max(1, len(folders)) >= 2**62:  # one number per distinct key so far, before the next could overflow
+            group = pd.factorize(group)[0]
+            span = int(group.max(initial=0)) + 1
+        group *= width  # in place: no copies of the rows' length
         group += codes + 1
-        group = pd.factorize(group)[0]  # one number per distinct key so far
+        span *= width
     group *= int(results.max(initial=0)) + 1
     group += results[folder]
     group = pd.factorize(group)[0]

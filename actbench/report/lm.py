@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+import msgspec
 import numpy as np
 
 from actbench.analysis import stats
@@ -37,6 +38,9 @@ MATCH_TOLERANCE_PCT = 0.5
 SHOULD_TUNE = ("lr",)
 """Fields that favour whichever candidate they happen to suit when shared: a table that compares
 candidates at one shared value of one of these, untuned, says so beside its verdicts."""
+LM_COLUMNS = ("kind", "activation", "config", "suite", "results_dir", "run_id", "trial_id", "status", "seed", "series_file", "env", "d_ff",
+              *SHOULD_TUNE, "_ignore", "_extra", "_designed", "_verdict", "_tuned")
+"""The columns of the trial records that lm tables read besides their metrics: the others are not copied with their rows."""
 
 
 def _canonical(value: Any) -> str:
@@ -53,6 +57,29 @@ def setup_fields(config: Mapping[str, Any], ignore: Iterable[str] = ()) -> dict[
     kind = kind_spec("lm")
     skip = {*kind.identity, *PAIRING_FIELDS, *kind.no_effect, *ignore}
     return {k: _canonical(config[k]) for k in sorted(config) if k not in skip and config[k] is not None}
+
+
+def _setups(configs: Iterable[Any], ignores: Iterable[Iterable[str]]) -> list[dict[str, str]]:
+    """`setup_fields` of each config (of an empty one where it is not an object), computed once
+    per distinct config but for the fields it leaves out (told apart by their JSON values as
+    msgpack encodes them: NaN and null apart). The dicts are shared: replace them, never change them."""
+    kind = kind_spec("lm")
+    fixed = {*kind.identity, *PAIRING_FIELDS, *kind.no_effect}
+    done: dict[bytes, dict[str, str]] = {}
+    out = []
+    for config, ignore in zip(configs, ignores):
+        config = config if isinstance(config, dict) else {}
+        skip = fixed.union(ignore)
+        try:
+            key = msgspec.msgpack.encode({k: v for k, v in config.items() if k not in skip})
+        except (TypeError, ValueError, OverflowError):
+            out.append(setup_fields(config, ignore))
+            continue
+        found = done.get(key)
+        if found is None:
+            found = done[key] = setup_fields(config, ignore)
+        out.append(found)
+    return out
 
 
 def setup_key(config: Mapping[str, Any], ignore: Iterable[str] = ()) -> str:
@@ -125,11 +152,11 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
     series = series if series is not None else Series()
     if trials.empty or "kind" not in trials or "activation" not in trials:
         return pd.DataFrame()
-    t = trials[(trials["kind"] == "lm") & trials["activation"].isin(names)]
+    t = trials.loc[(trials["kind"] == "lm") & trials["activation"].isin(names), [c for c in trials if c in LM_COLUMNS or str(c).startswith("metric.")]]
     if t.empty:
         return pd.DataFrame()
     ignore = t["_ignore"] if "_ignore" in t else [()] * len(t)
-    fields = dict(zip(t.index, (setup_fields(c if isinstance(c, dict) else {}, ig) for c, ig in zip(t["config"], ignore))))
+    fields = dict(zip(t.index, _setups(t["config"], ignore)))
     if not merge:
         _split_variants(t, fields)
     t = prepared(t.assign(setup=[" ".join(f"{k}={v}" for k, v in fields[i].items()) for i in t.index]), root, merge, ["suite"])
@@ -152,6 +179,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
         base_params, base_flops = (_first(base_ok[c]) if c in base_ok else None for c in ("metric.params", "metric.flops_per_token"))
         shared = _shared_untuned(table, table["_ignore"].iloc[0] if "_ignore" in table else ())
         on_shared_gpu = {n: _shared_gpu(ok_of[n]) for n in present}
+        counted = table.loc[~table.index.isin(extra.index), ["activation", "seed", "status"]]  # what seed_failures reads, but the extra seeds
         rows = []
         for n in present:
             recs, good, seeds = table[table["activation"] == n], ok_of[n], per[n]
@@ -197,7 +225,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
                 row["paired_seeds"] = common
                 row["_diffs"] = [seeds.value[s] - base.value[s] for s in common]
                 if verdict is None:  # a designed comparison's failures are its look's (`_from_verdict`)
-                    row["_failures"] = seed_failures(table.drop(extra.index), n, names[0], seeds, base, metric)
+                    row["_failures"] = seed_failures(counted, n, names[0], seeds, base, metric)
                 if common:
                     test = stats.paired_t(row["_diffs"], level)
                     row.update(delta=float(test.mean), delta_ci95=float(test.half), dz=float(test.dz), p=float(test.p), sd_diff=float(test.sd),
@@ -219,12 +247,17 @@ def seed_failures(table: "pd.DataFrame", candidate: str, baseline: str, cand: Pe
     """The seeds of a table where each side failed (its record not ok, or no finite `metric`), over
     the seeds either side has a record of (None: none failed): the failure rule's input
     (`actbench.analysis.failures`), so a failed seed is an outcome, never a dropped pair."""
+    import pandas as pd
+
     failed: list[tuple[tuple[int, str], ...]] = []
     seeds: set[int] = set()
+    activation, seed_of, status_of = (table[c].to_numpy(dtype=object) for c in ("activation", "seed", "status"))
     for name, per in ((candidate, cand), (baseline, base)):
-        recs = table[table["activation"] == name].dropna(subset=["seed"])
         whys: dict[int, str] = {}
-        for seed, status in zip(recs["seed"], recs["status"]):
+        at = activation == name
+        for seed, status in zip(seed_of[at], status_of[at]):
+            if pd.isna(seed):
+                continue
             s = int(seed)
             seeds.add(s)
             if s not in per.value:  # a seed with no finite value: the first failed status among its records says why

@@ -46,7 +46,8 @@ def per_seed(ok: "pd.DataFrame", metric: str, series: "Series") -> PerSeed:
     out = PerSeed()
     weight = "bytes" if metric == "val_bpb" else "tokens"
     curve = "bpb" if metric == "val_bpb" else "loss"
-    g = ok.dropna(subset=["seed"])
+    g = ok[[c for c in dict.fromkeys(("seed", f"metric.{metric}", "metric.tokens_per_s", "results_dir", "config", "series_file")) if c in ok]]
+    g = g.dropna(subset=["seed"])  # of the columns read here only: the rest are not copied
     if g.empty:
         return out
     codes, keys = pd.factorize(g["seed"], sort=True)  # grouped by seed as numpy index arrays: a pandas group of each costs more than its work
