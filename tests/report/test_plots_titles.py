@@ -59,3 +59,19 @@ def test_the_kernel_figure_of_many_long_names_is_no_wider_than_the_figure_its_ti
     assert rgb.shape[1] <= 14 * DPI  # before: the title ran past both edges, and savefig's tight box widened the PNG to hold it
     assert min(rgb[:3].min(), rgb[-3:].min(), rgb[:, :3].min(), rgb[:, -3:].min()) > 0.95  # no ink cut at an edge
     assert np.isfinite(rgb).all()
+
+
+def test_a_title_above_the_axes_stays_clear_of_the_y_labels_which_are_plain_numbers():
+    from actbench.report.plots.base import title_above
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1, 2], [2.80001, 2.80004, 2.80002])  # a range matplotlib would label as an offset, "+2.8", above the axis
+    title_above(ax, "validation bits per byte against tokens, a title as wide as the axes")
+    fig.subplots_adjust(left=0.25, right=0.95, bottom=0.15, top=0.85)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert ax.yaxis.get_offset_text().get_text() == ""
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and all(label.startswith("2.80") for label in labels)
+    assert ax.title.get_window_extent(renderer).y0 >= ax.get_window_extent(renderer).y1  # above the axes
+    plt.close(fig)

@@ -221,6 +221,14 @@ def band(ax: plt.Axes, curves: list[Curve], label: str, color: Any = None, **lin
     return drawn
 
 
+def title_above(ax: plt.Axes, title: str) -> None:
+    """`title` right above `ax`, its y axis labelled in plain numbers (no offset or power of ten
+    drawn above the axis: matplotlib measures every y tick label again at each drawing to keep a
+    title clear of one, ~10% of drawing an lm figure)."""
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    ax.set_title(title, y=1.0)
+
+
 def legend_column(fig: plt.Figure, ax: plt.Axes, handles: list[Any], title: str) -> None:
     """A legend in its own axes column, outside the data."""
     ax.axis("off")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from actbench.report.plots.base import drawing, fit_width, literal, margins, plt, png, save
+from actbench.report.plots.base import drawing, fit_width, literal, margins, plt, png, save, title_above
 
 
 @drawing()
@@ -50,8 +50,10 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
                 c = copy.loc[dtype]
                 ax_g.plot(c.index, c.values, "k--", marker="x", lw=1, label="device copy" if mode == modes[0] else None)
             ax_c.axhline(100, color="k", ls="--", lw=1)
-            ax_g.set(title=f"{literal(dtype)} {literal(mode)}: achieved GB/s (minimal bytes)", ylabel="GB/s", xscale="log")
-            ax_c.set(title=f"{literal(dtype)} {literal(mode)}: % of a device copy in the same trial", ylabel="% of copy", xscale="log")
+            ax_g.set(ylabel="GB/s", xscale="log")
+            ax_c.set(ylabel="% of copy", xscale="log")
+            title_above(ax_g, f"{literal(dtype)} {literal(mode)}: achieved GB/s (minimal bytes)")
+            title_above(ax_c, f"{literal(dtype)} {literal(mode)}: % of a device copy in the same trial")
         for ax in axes[-1]:
             ax.set_xlabel("input size (elements, log scale)")
         acts, impls = ", ".join(map(literal, colours)), ", ".join(map(literal, styles))

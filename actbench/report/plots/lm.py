@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from actbench.report.lm import labels, setup_fields
-from actbench.report.plots.base import Curve, band, drawing, legend_column, literal, margins, plt, png, save, wrap
+from actbench.report.plots.base import Curve, band, drawing, legend_column, literal, margins, plt, png, save, title_above, wrap
 
 Member = tuple[str, str, float]
 """(results folder, series file, final whole-split value of the metric) of one trial."""
@@ -142,9 +142,11 @@ def _lm_figure(name: str, title: str, curves: dict[str, dict[str, Any]], val_met
         if top < np.nanmax(losses):
             ax_t.set_ylim(top=top + 0.05 * (top - float(np.nanmin(losses))))
             clipped = " (first steps above the axis)"
-    ax_t.set(title=f"training loss against tokens{clipped}", xlabel="training tokens", ylabel="training loss (nats/token)")
-    ax_v.set(title=f"{val_label} against tokens", xlabel="training tokens", ylabel=val_label)
-    ax_w.set(title=f"{val_label} against wall-clock", xlabel="wall-clock since training started (s)", ylabel=val_label)
+    ax_t.set(xlabel="training tokens", ylabel="training loss (nats/token)")
+    ax_v.set(xlabel="training tokens", ylabel=val_label)
+    ax_w.set(xlabel="wall-clock since training started (s)", ylabel=val_label)
+    for ax, what in ((ax_t, f"training loss against tokens{clipped}"), (ax_v, f"{val_label} against tokens"), (ax_w, f"{val_label} against wall-clock")):
+        title_above(ax, what)
     for ax in (ax_t, ax_v):
         ax.xaxis.set_major_formatter(tokens)
     for ax in (ax_t, ax_v, ax_w):
@@ -179,8 +181,10 @@ def alpha_figure(title: str, alphas: dict[tuple[str, int], dict[str, list[Curve]
             if drawn is not None:
                 x, y = drawn.get_xdata()[-1], drawn.get_ydata()[-1]
                 ax.annotate(f"L{layer}", (x, y), textcoords="offset points", xytext=(4, 0), fontsize=7, color=colour, va="center")
-    ax_p.set(title="alpha_p (positive side) per layer", xlabel="training step (0: initial value)", ylabel="alpha_p")
-    ax_n.set(title="alpha_n (negative side) per layer", xlabel="training step (0: initial value)", ylabel="alpha_n")
+    ax_p.set(xlabel="training step (0: initial value)", ylabel="alpha_p")
+    ax_n.set(xlabel="training step (0: initial value)", ylabel="alpha_n")
+    title_above(ax_p, "alpha_p (positive side) per layer")
+    title_above(ax_n, "alpha_n (negative side) per layer")
     for ax in (ax_p, ax_n):
         ax.grid(alpha=0.3)
     handles = [ax_p.plot([], [], color=f"C{i % 10}", lw=2, label=literal(wrap(label), multiline=True))[0] for i, label in enumerate(actions)]
