@@ -151,8 +151,14 @@ def test_a_baseline_folder_reads_only_the_compared_columns_of_its_index(tmp_path
         store.append(msgspec.structs.replace(lm_record("xielu", 0, bpb), trial_id="l1", metrics={"val_bpb": bpb, "tokens_per_s": 1000.0}))
     report.regress(tmp_path / "base", tmp_path / "run")  # the indexes written
     read: list[str] = []
-    real = index._from_arrow
-    monkeypatch.setattr(index, "_from_arrow", lambda table: read.extend(table.column_names) or real(table))
+    real = index._arrow  # each table read from the Parquet of an index
+
+    def spied(raw, columns=None):
+        table = real(raw, columns)
+        read.extend(table.column_names)
+        return table
+
+    monkeypatch.setattr(index, "_arrow", spied)
     df = report.regress(tmp_path / "base", tmp_path / "run")
     assert read and not set(read) - report.READ[0] - report.READ[1] - {"_record"}
     assert read.count("config") == 1  # the run's, for its labels; the baseline's is not decoded
