@@ -1,6 +1,7 @@
-"""Many results folders' Arrow tables (read from their columnar indexes, `index._to_arrow`'s shape)
-made one pandas table in one conversion, exactly the table that converting each folder's table
-(`index._from_arrow`) and concatenating them with pandas gives: columns in the order they first
+"""A results folder's tables as Arrow and back (`to_arrow`, `from_arrow`: the shape of its
+columnar index, `results.index`), and many folders' Arrow tables made one pandas table in one
+conversion, exactly the table that converting each folder's table
+(`from_arrow`) and concatenating them with pandas gives: columns in the order they first
 appear, each of the dtype and values pandas gives it, `results_dir` each row's folder.
 
 A column of one Arrow type in every folder that has it (numbers, text, true/false, JSON text) is
@@ -11,19 +12,78 @@ another type elsewhere), the column is converted folder by folder and concatenat
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from actbench.results.index import JSON_COLUMNS, _collector_paused
-
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
+JSON_COLUMNS = b"actbench.json"
+"""The key of an index table's schema metadata naming its JSON text columns."""
 _BATCH = 1 << 14
 """JSON texts decoded in one call."""
+
+
+def to_arrow(df: "pd.DataFrame") -> "pa.Table":
+    """A table as Arrow: numbers, text and true/false as they are, any other column (objects,
+    lists, mixed types, or values and nulls) as JSON text, named in the schema's metadata."""
+    import numpy as np
+    import pyarrow as pa
+
+    arrays, names, as_json = [], [], []
+    for name in df.columns:
+        col = df[name]
+        kinds = set(map(type, col)) if col.dtype == object else set()
+        if col.dtype == object and not (kinds <= {str} or kinds <= {bool} or kinds == {type(None)}):
+            values = col.to_numpy(dtype=object)  # each object encoded once (a trial's rows share its config's lists), by id: all held here
+            _, first, inverse = np.unique(np.fromiter(map(id, values), np.uint64, len(values)), return_index=True, return_inverse=True)
+            texts = pa.array([None if isinstance(v, float) and v != v else msgspec.json.encode(v).decode() for v in values[first]],
+                             pa.string())  # a missing value (NaN) is null, a JSON null the text "null"
+            arrays.append(texts.take(pa.array(inverse.ravel())))
+            as_json.append(name)
+        else:
+            arrays.append(pa.array(col, from_pandas=True))
+        names.append(name)
+    return pa.table(arrays, names=names, metadata={JSON_COLUMNS: msgspec.json.encode(as_json)})
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Any:
+    """The cyclic garbage collector off meanwhile: decoding many JSON objects (which hold no cycles)
+    would start it again and again, each time walking every object held (~0.5 s of 100,000 configs)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def from_arrow(table: "pa.Table") -> "pd.DataFrame":
+    """`to_arrow` undone (one folder's table, as its index serves it)."""
+    import numpy as np
+    import pandas as pd
+
+    as_json = set(msgspec.json.decode((table.schema.metadata or {}).get(JSON_COLUMNS, b"[]")))
+    df = table.drop_columns([c for c in table.column_names if c in as_json]).to_pandas() if table.num_columns else pd.DataFrame()
+    if not table.num_columns:
+        return df
+    for at, name in enumerate(table.column_names):  # in place, in order: no copy of the other columns to reorder them
+        if name not in as_json:
+            continue
+        # each distinct text decoded once (rows share their trial's config lists, as when read from the JSON)
+        coded = table.column(name).combine_chunks().dictionary_encode()
+        values = np.full(len(coded.dictionary) + 1, np.nan, dtype=object)  # the last stays NaN: a missing value's
+        with _collector_paused():
+            for i, v in enumerate(msgspec.json.decode("[" + ",".join(coded.dictionary.to_pylist()) + "]")):
+                values[i] = v
+        df.insert(at, name, pd.Series(values[coded.indices.fill_null(len(values) - 1).to_numpy()], dtype=object))
+    return df
 
 
 def json_columns(table: "pa.Table") -> set[str]:
@@ -58,7 +118,7 @@ def _decoded(coded: "pa.ChunkedArray") -> "pd.Series":
 
 def joined(pieces: "list[tuple[pa.Table, str]]") -> "pd.DataFrame":
     """The Arrow tables of `pieces` (each with the folder it came from) as one pandas table, exactly
-    as `pd.concat` of each one's `index._from_arrow` with `results_dir` set to its folder gives it
+    as `pd.concat` of each one's `from_arrow` with `results_dir` set to its folder gives it
     (an empty table, no rows or no columns, left out as there). `pieces` is emptied: each column's
     Arrow memory is freed once converted (held elsewhere, it is kept)."""
     import numpy as np
@@ -99,7 +159,8 @@ def joined(pieces: "list[tuple[pa.Table, str]]") -> "pd.DataFrame":
                                          for name in apart if name in has}, index=pd.RangeIndex(t.num_rows))
                            for t, js, has in zip(tables, as_json, names)], ignore_index=True) if apart else None
     length, texts, table = sum(map(len, tables)), {name: chunks(name) for name in coded}, pa.table({name: chunks(name) for name in plain})
-    del pieces, tables  # the columns above hold what is left of them: each freed once converted (a lower peak)
+    pieces.clear()  # the columns above hold what is left of them: each freed once converted (a lower peak)
+    tables.clear()
     df = table.to_pandas(self_destruct=True) if plain else pd.DataFrame(index=pd.RangeIndex(length))
     del table
     pa.default_memory_pool().release_unused()  # what Arrow freed handed back before more is taken (~100 MB at 100,000 records)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import hashlib
 import hmac
 import os
@@ -41,7 +40,8 @@ from typing import TYPE_CHECKING, Any, Collection
 import msgspec
 
 from actbench.core.record import Record
-from actbench.results import gate
+from actbench.results import columnar, gate
+from actbench.results.columnar import from_arrow
 from actbench.results.read import RECORDS, ResultsWarning, Scan, Settled, gpu_name
 
 if TYPE_CHECKING:
@@ -53,7 +53,6 @@ VERSION = 1
 """The index format; `code_version` adds the code that shaped its tables."""
 MAX_INDEX = 2**30
 """The largest Parquet file of an index read (about 8 million measurement rows)."""
-JSON_COLUMNS = b"actbench.json"
 _CHUNK = 1 << 20
 
 
@@ -111,13 +110,13 @@ def folder_frames(records: list[Record], first: int = 0) -> tuple["pd.DataFrame"
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """The format `VERSION` and a digest of the modules that turn records into its tables (this
-    one, the reader, the record and the gate): an index built by other code is rebuilt, never
+    one, its Arrow conversions, the reader, the record and the gate): an index built by other code is rebuilt, never
     served in the old shape."""
     from actbench.core import record
     from actbench.results import read
 
     digest = hashlib.sha256(str(VERSION).encode())
-    for module in (sys.modules[__name__], read, record, gate):
+    for module in (sys.modules[__name__], columnar, read, record, gate):
         digest.update(Path(module.__file__ or "").read_bytes())
     return f"{VERSION}-{digest.hexdigest()[:16]}"
 
@@ -196,70 +195,12 @@ def _signed(meta: Meta, secret: bytes) -> str:
     return hmac.new(secret, msgspec.json.encode(msgspec.structs.replace(meta, hmac="")), hashlib.sha256).hexdigest()
 
 
-def _to_arrow(df: "pd.DataFrame") -> "pa.Table":
-    """A table as Arrow: numbers, text and true/false as they are, any other column (objects,
-    lists, mixed types, or values and nulls) as JSON text, named in the schema's metadata."""
-    import numpy as np
-    import pyarrow as pa
-
-    arrays, names, as_json = [], [], []
-    for name in df.columns:
-        col = df[name]
-        kinds = set(map(type, col)) if col.dtype == object else set()
-        if col.dtype == object and not (kinds <= {str} or kinds <= {bool} or kinds == {type(None)}):
-            values = col.to_numpy(dtype=object)  # each object encoded once (a trial's rows share its config's lists), by id: all held here
-            _, first, inverse = np.unique(np.fromiter(map(id, values), np.uint64, len(values)), return_index=True, return_inverse=True)
-            texts = pa.array([None if isinstance(v, float) and v != v else msgspec.json.encode(v).decode() for v in values[first]],
-                             pa.string())  # a missing value (NaN) is null, a JSON null the text "null"
-            arrays.append(texts.take(pa.array(inverse.ravel())))
-            as_json.append(name)
-        else:
-            arrays.append(pa.array(col, from_pandas=True))
-        names.append(name)
-    return pa.table(arrays, names=names, metadata={JSON_COLUMNS: msgspec.json.encode(as_json)})
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Any:
-    """The cyclic garbage collector off meanwhile: decoding many JSON objects (which hold no cycles)
-    would start it again and again, each time walking every object held (~0.5 s of 100,000 configs)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-def _from_arrow(table: "pa.Table") -> "pd.DataFrame":
-    """`_to_arrow` undone."""
-    import numpy as np
-    import pandas as pd
-
-    as_json = set(msgspec.json.decode((table.schema.metadata or {}).get(JSON_COLUMNS, b"[]")))
-    df = table.drop_columns([c for c in table.column_names if c in as_json]).to_pandas() if table.num_columns else pd.DataFrame()
-    if not table.num_columns:
-        return df
-    for at, name in enumerate(table.column_names):  # in place, in order: no copy of the other columns to reorder them
-        if name not in as_json:
-            continue
-        # each distinct text decoded once (rows share their trial's config lists, as when read from the JSON)
-        coded = table.column(name).combine_chunks().dictionary_encode()
-        values = np.full(len(coded.dictionary) + 1, np.nan, dtype=object)  # the last stays NaN: a missing value's
-        with _collector_paused():
-            for i, v in enumerate(msgspec.json.decode("[" + ",".join(coded.dictionary.to_pylist()) + "]")):
-                values[i] = v
-        df.insert(at, name, pd.Series(values[coded.indices.fill_null(len(values) - 1).to_numpy()], dtype=object))
-    return df
-
-
 def _parquet(df: "pd.DataFrame") -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
-    pq.write_table(_to_arrow(df), sink)
+    pq.write_table(columnar.to_arrow(df), sink)
     return sink.getvalue().to_pybytes()
 
 
@@ -286,14 +227,14 @@ def _arrow(raw: bytes, columns: Collection[str] | None = None) -> "pa.Table":
 
 def _table(raw: bytes, columns: Collection[str] | None = None) -> "pd.DataFrame":
     """A Parquet file of the index as a table: only the `columns` it has (in its order), or every one."""
-    return _from_arrow(_arrow(raw, columns))
+    return from_arrow(_arrow(raw, columns))
 
 
 def _pandas(table: "pa.Table | pd.DataFrame") -> "pd.DataFrame":
-    """`table` as pandas (`_from_arrow` of an Arrow table)."""
+    """`table` as pandas (`from_arrow` of an Arrow table)."""
     import pandas as pd
 
-    return table if isinstance(table, pd.DataFrame) else _from_arrow(table)
+    return table if isinstance(table, pd.DataFrame) else from_arrow(table)
 
 
 def only_columns(df: "pd.DataFrame", columns: Collection[str] | None) -> "pd.DataFrame":
@@ -405,7 +346,7 @@ def folder_tables(folder: str | Path, columns: Columns | None = None) -> tuple["
 
 def folder_arrow(folder: str | Path, columns: Columns | None = None) -> tuple["pa.Table | pd.DataFrame", "pa.Table | pd.DataFrame"]:
     """`folder_tables`, as the Arrow tables of its index (JSON columns named in their metadata, as
-    `_to_arrow` writes them) when they are served whole from it, else as pandas tables."""
+    `columnar.to_arrow` writes them) when they are served whole from it, else as pandas tables."""
     import pandas as pd
 
     folder = Path(folder)
@@ -431,7 +372,7 @@ def folder_arrow(folder: str | Path, columns: Columns | None = None) -> tuple["p
         every, rows = (cached[2], cached[3]) if cached else (pd.DataFrame(), pd.DataFrame())
         if kept or cached is None or settled != start:
             if cached:  # the index is kept whole
-                every, rows = (_from_arrow(every), _from_arrow(rows)) if columns is None else (_table(cached[1][TRIALS]), _table(cached[1][ROWS]))
+                every, rows = (from_arrow(every), from_arrow(rows)) if columns is None else (_table(cached[1][TRIALS]), _table(cached[1][ROWS]))
             cached = None
             new = folder_frames(records[:kept], len(every))
             del records  # held no longer than needed: a folder's records take more memory than its tables
