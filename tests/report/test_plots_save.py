@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from matplotlib.image import imread
 
 from actbench.report.plots.base import DPI, PAD, plt, save
@@ -105,3 +106,25 @@ def test_a_log_axis_makes_only_the_ticks_it_draws(tmp_path):
     minor = [m * d for d in decades for m in range(2, 10) if low <= m * d <= high]
     assert [t.label1.get_text() for t in ax.xaxis.majorTicks] == [f"$\\mathdefault{{10^{{{k}}}}}$" for k in (5, 6, 7)]
     assert sorted(t.get_loc() for t in ax.xaxis.minorTicks) == minor  # before: a decade more below and two above, 56 minor ticks
+
+
+def _positional_labels() -> plt.Figure:
+    import matplotlib.ticker
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot([0, 4], [0, 1])
+    ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(1))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter(list("abcdefgh")))  # the k-th location gets the k-th label
+    ax.set_xlim(1.5, 4.5)  # the locator's first location lies outside the view
+    return fig
+
+
+@pytest.mark.filterwarnings("ignore:FixedFormatter should only be used together with FixedLocator")
+def test_ticks_labelled_by_position_keep_their_labels_when_some_lie_outside_the_view(tmp_path):
+    plain = _positional_labels()
+    plain.canvas.draw()
+    fig = _positional_labels()
+    save(fig, tmp_path / "fixed.png", fixed=MARGINS)
+    drawn = [{t.get_loc(): t.label1.get_text() for t in f.axes[0].xaxis.majorTicks} for f in (plain, fig)]
+    assert drawn[0][2] == "b" and all(drawn[1][loc] == drawn[0][loc] for loc in (2, 3, 4))
+    plt.close(plain)

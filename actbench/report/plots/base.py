@@ -72,8 +72,10 @@ def save(fig: plt.Figure, path: Path, legend_room: float = 0.0, fixed: dict[str,
     else:
         fig.tight_layout(rect=(0, 0, 1 - legend_room, 1))
     for axis in (axis for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)):
-        axis.set_major_locator(InView(axis.get_major_locator()))
-        axis.set_minor_locator(InView(axis.get_minor_locator()))
+        if not isinstance(axis.get_major_formatter(), matplotlib.ticker.FixedFormatter):  # labels by position: keep every one
+            axis.set_major_locator(InView(axis.get_major_locator()))
+        if not isinstance(axis.get_minor_formatter(), matplotlib.ticker.FixedFormatter):
+            axis.set_minor_locator(InView(axis.get_minor_locator()))
     try:
         pixels = _cut_to_ink(fig)
         if pixels is not None:
