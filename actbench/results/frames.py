@@ -177,9 +177,9 @@ def _small_tables(small: list[tuple[Path, list[Record]]], latest_only: bool) -> 
 
 def load_tables(path: str | Path, latest_only: bool = True, columns: Columns | None = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """`(load(path, latest_only), load_rows(path))`: each results folder from its columnar index
-    (`index.folder_tables`: brought up to date, or rebuilt from trials.jsonl), but the small ones
-    of a tree of many (`SMALL_FOLDER`), read record by record and made into tables all together; the same tables
-    either way. With `columns` (the trials' and the rows' names), only those columns of each, where
+    (`index.folder_arrow`: brought up to date, or rebuilt from trials.jsonl), all of them made one
+    table at once (`columnar.joined`), but the small ones of a tree of many (`SMALL_FOLDER`), read
+    record by record and made into tables all together; the same tables either way. With `columns` (the trials' and the rows' names), only those columns of each, where
     a table has them (in its order; the others are not read from the index)."""
     return folders_tables(result_dirs(path), latest_only, columns)
 
