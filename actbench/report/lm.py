@@ -96,8 +96,10 @@ def _split_variants(t: "pd.DataFrame", fields: dict[Any, dict[str, str]]) -> Non
     config = {i: c if isinstance(c, dict) else {} for i, c in zip(t.index, t["config"])}
     variant = [f for f in kind_spec("lm").identity if f != "activation"]
     tables: dict[tuple, list[Any]] = {}
+    items: dict[int, tuple] = {}  # of each distinct dict of fields (rows of one setup share theirs)
     for i, suite, d in zip(t.index, t["suite"], t["results_dir"]):
-        tables.setdefault((suite, tuple(fields[i].items()), d), []).append(i)
+        setup = items.get(id(fields[i])) or items.setdefault(id(fields[i]), tuple(fields[i].items()))
+        tables.setdefault((suite, setup, d), []).append(i)
     activation = dict(zip(t.index, t["activation"]))
     for rows in tables.values():
         values: dict[tuple[str, Any], set[str]] = {}
@@ -105,8 +107,13 @@ def _split_variants(t: "pd.DataFrame", fields: dict[Any, dict[str, str]]) -> Non
             for f in variant:
                 values.setdefault((f, activation[i]), set()).add(_canonical(config[i].get(f)))
         split = sorted({f for (f, _), v in values.items() if len(v) > 1})
-        for i in rows:
+        for i in rows if split else ():  # without a split each row's fields stay as they are (sorted by name)
             fields[i] = dict(sorted({**fields[i], **{f: _canonical(config[i].get(f)) for f in split}}.items()))
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    """The mean of the finite values (NaN where there are none)."""
+    return float(np.nanmean(values)) if np.isfinite(values).any() else np.nan
 
 
 def _first(series: "pd.Series") -> Any:
@@ -187,7 +194,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
             params = _first(good["metric.params"]) if "metric.params" in good else None
             flops = _first(good["metric.flops_per_token"]) if "metric.flops_per_token" in good else None
             d_ff = _first(recs["d_ff"]) if "d_ff" in recs else None
-            mean_of = lambda c: float(np.nanmean(numbers(good[c]))) if c in good and np.isfinite(numbers(good[c])).any() else np.nan  # noqa: E731
+            mean_of = lambda c: _finite_mean(numbers(good[c])) if c in good else np.nan  # noqa: E731
             impls = sorted({str(v) for v in good["metric.impl_used"].dropna()}) if "metric.impl_used" in good else []
             row: dict[str, Any] = {
                 "suite": suite, "setup": setup, "setup_label": label, "results": results, "activation": n,
