@@ -59,7 +59,7 @@ def setup_fields(config: Mapping[str, Any], ignore: Iterable[str] = ()) -> dict[
     return {k: _canonical(config[k]) for k in sorted(config) if k not in skip and config[k] is not None}
 
 
-def _setups(configs: Iterable[Any], ignores: Iterable[Iterable[str]]) -> list[dict[str, str]]:
+def setups(configs: Iterable[Any], ignores: Iterable[Iterable[str]]) -> list[dict[str, str]]:
     """`setup_fields` of each config (of an empty one where it is not an object), computed once
     per distinct config but for the fields it leaves out (told apart by their JSON values as
     msgpack encodes them: NaN and null apart). The dicts are shared: replace them, never change them."""
@@ -163,7 +163,7 @@ def lm_frame(trials: "pd.DataFrame", names: list[str], root: Path, merge: bool =
     if t.empty:
         return pd.DataFrame()
     ignore = t["_ignore"] if "_ignore" in t else [()] * len(t)
-    fields = dict(zip(t.index, _setups(t["config"], ignore)))
+    fields = dict(zip(t.index, setups(t["config"], ignore)))
     if not merge:
         _split_variants(t, fields)
     t = prepared(t.assign(setup=[" ".join(f"{k}={v}" for k, v in fields[i].items()) for i in t.index]), root, merge, ["suite"])
