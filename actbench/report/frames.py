@@ -48,12 +48,24 @@ class Groups(NamedTuple):
         return self.values.groupby(self.group, sort=True)
 
 
+def _factorized(column: "pd.Series", keep: np.ndarray) -> tuple[np.ndarray, Any]:
+    """`pd.factorize` codes of a column's values at positions `keep`, and uniques (at least those
+    values'): of a copy of those values where they are at most half the column (hashing fewer is
+    faster), else of the whole column (a copy of most of its strings would raise the peak)."""
+    import pandas as pd
+
+    if 2 * len(keep) <= len(column):
+        return pd.factorize(column.array.take(keep))
+    codes, uniques = pd.factorize(column)
+    return codes[keep], uniques
+
+
 def _codes(column: "pd.Series", keep: np.ndarray, dash: bool = False) -> tuple[np.ndarray, bool]:
     """Integer codes of a column's values at positions `keep` (missing: -1, or the code of "-"
     where `dash` and "-" occurs: `fill_keys` makes them one key), and whether any is missing."""
     import pandas as pd
 
-    codes, uniques = pd.factorize(column.array.take(keep))  # the values kept only: a copy of them hashes faster than the column
+    codes, uniques = _factorized(column, keep)
     missing = bool((codes < 0).any())
     if dash and missing:
         is_dash = np.flatnonzero(np.asarray(uniques == "-", dtype=bool))
@@ -87,7 +99,7 @@ def grouped(rows: "pd.DataFrame", keep: np.ndarray, root: Path, merge: bool, key
     (results folder x trial id, x run id), and `columns` of the rows (nan where absent)."""
     import pandas as pd
 
-    folder, folders = pd.factorize(rows["results_dir"].array.take(keep))
+    folder, folders = _factorized(rows["results_dir"], keep)
     results = pd.factorize(_source(pd.Series(folders), root, merge))[0]  # of each folder
     group, filled, span = np.zeros(len(keep), np.int64), {}, 1  # group < span
     for c in [*keys, *shape]:
