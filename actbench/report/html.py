@@ -154,6 +154,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
     try:
         exporting = exporter.submit(_exports, trials, rows, out, staged)
         kernels = kernel_throughput(rows, out)  # drawn before compare: the rows are let go once compare has read them
+        exporting.result()  # written before compare, whose peak would otherwise add to theirs
         release_arrow_memory()
         comparison = compare.build(names, all_trials, all_rows, run_dir, alpha=alpha, merge=merge, select=select, margin=margin) \
             if names else None
@@ -171,7 +172,6 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         if comparison is not None:
             images += scaling_plot(comparison.frames["scaling"], out)
         images += tuning_plot(all_trials, suites, plans, out)
-        exporting.result()
         exports = list(staged)
         for path, written in staged.items():  # the report succeeded: its exports replace any earlier ones
             os.replace(written, path)
