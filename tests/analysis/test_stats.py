@@ -162,3 +162,14 @@ def test_skewness():
     x = np.random.default_rng(5).standard_normal(9)
     assert stats.skewness(x) == pytest.approx(float(sps.skew(x, bias=False)))
     assert np.isnan(stats.skewness([1.0, 2.0])) and np.isnan(stats.skewness([0.5] * 5)) and np.isnan(stats.skew_limit(2))
+
+
+@pytest.mark.parametrize("n", [3, 7, 200, 5243, 2**20 // 3 + 1])
+def test_skew_limit_drawn_in_parts_is_the_limit_drawn_at_once(n):
+    """The simulation is drawn ~1M numbers at a time to bound its memory; the stream and the limit
+    are those of drawing all of it at once (parts of one row each, and a last part shorter)."""
+    sims = 64
+    k = 4 / stats.SKEW_TOLERATED ** 2
+    draws = np.random.default_rng((stats.SEED_SKEW, n)).standard_gamma(k, (sims, n))
+    at_once = float(np.quantile(np.abs(sps.skew(draws, axis=1, bias=False)), stats.SKEW_SURE))
+    assert stats.skew_limit(n, sims=sims) == at_once
