@@ -75,3 +75,46 @@ def test_a_title_above_the_axes_stays_clear_of_the_y_labels_which_are_plain_numb
     assert labels and all(label.startswith("2.80") for label in labels)
     assert ax.title.get_window_extent(renderer).y0 >= ax.get_window_extent(renderer).y1  # above the axes
     plt.close(fig)
+
+
+def test_a_kernel_figure_of_a_hundred_activations_is_saved_its_title_naming_twelve(tmp_path, monkeypatch):
+    """A sweep of many activations is ordinary input: the title names the first TITLE_NAMES and how many
+    more (the legend names them all), and a title or legend taller than the figure makes it taller,
+    never a layout error (before: `bottom cannot be >= top`)."""
+    from actbench.report.plots import kernel
+
+    names = [f"activation_{i:03d}" for i in range(100)]
+    rows = pd.DataFrame([{"kind": "kernel", "dtype": "float32", "mode": "forward", "activation": a, "impl": "eager", "size": s,
+                          "gbps": 1000.0, "pct_copy": 50.0} for a in names for s in (2 ** 16, 2 ** 20)])
+    seen, real = [], kernel.save
+    monkeypatch.setattr(kernel, "save", lambda fig, path, **kw: seen.append(fig._suptitle.get_text()) or real(fig, path, **kw))
+    (path,) = kernel_throughput(rows, tmp_path)
+    assert imread(path).shape[0] > 100
+    title = " ".join(seen[0].split("\n"))
+    assert "activation_011 and 88 more" in title and "activation_012" not in title
+
+
+def test_a_legend_taller_than_its_figure_makes_the_figure_taller_and_is_kept_whole(tmp_path):
+    from actbench.report.plots.base import margins, save
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([0, 1], [0, 1], label="TOP" + "\n" * 150 + "BOTTOM")  # blank lines where the canvas would end: no ink at its edge
+    fig.legend(loc="center left", bbox_to_anchor=(0.75, 0.5))
+    legend = fig.legends[0].get_window_extent(fig.canvas.get_renderer()).height / fig.dpi
+    fixed = margins(fig, bottom=0.75 + legend)
+    assert fixed["top"] > fixed["bottom"] and fig.get_figheight() > legend
+    rgb = imread(save(fig, tmp_path / "tall.png", fixed=fixed))[..., :3]
+    assert rgb.shape[0] / DPI > legend  # the whole legend: before, the crop kept the axes and cut the legend away
+
+
+def test_huge_values_are_labelled_in_powers_of_ten_plain_ones_plainly():
+    from actbench.report.plots.base import title_above
+
+    for values, offset in (([0.0, 1e308], "1e308"), ([0.5, 2.5], "")):
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.plot([0, 1], values)
+        title_above(ax, "t")
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert ax.yaxis.get_offset_text().get_text() == offset and max(map(len, labels)) <= 6  # not 309 digits a label
+        plt.close(fig)

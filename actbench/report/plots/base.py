@@ -26,13 +26,22 @@ from actbench.core.text import label as literal  # noqa: E402
 from actbench.report import output  # noqa: E402
 
 
+MIN_AXES = 1.5
+"""The least height in inches `margins` leaves a row of axes."""
+
+
 def margins(fig: plt.Figure, legend_room: float = 0.0, left: float = 0.8, top: float = 0.8, bottom: float = 0.6,
              between: float = 0.85) -> dict[str, float]:
     """Fixed margins in inches (around the axes, `between` rows and columns) as the fractions
     `subplots_adjust` takes: a fixed layout is a fraction of the cost of tight_layout, which draws
-    every tick label twice (most of the time of a report with many lines)."""
+    every tick label twice (most of the time of a report with many lines). A figure too short for
+    its margins (a title or legend of many lines from the results) is made taller, so each row of
+    axes keeps `MIN_AXES` inches."""
     w, h = fig.get_size_inches()
     rows, cols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry() if fig.axes else (1, 1)
+    if (needed := top + bottom + rows * MIN_AXES + (rows - 1) * between) > h:
+        h = needed
+        fig.set_size_inches(w, h)
     right = 1 - legend_room - 0.15 / w
     ax_w = (right - left / w) * w / (cols + (cols - 1) * 0.3)
     ax_h = (1 - (top + bottom) / h) * h / (rows + (rows - 1) * 0.3)
@@ -136,6 +145,8 @@ def _cut_to_ink(fig: plt.Figure) -> np.ndarray | None:
     ink = pixels.view(np.uint32)[..., 0] != face.view(np.uint32)[0]
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     height, width = ink.shape
+    if _beyond_canvas(fig, width, height):
+        return None
     if not len(rows):
         rows, cols = np.array([0, height - 1]), np.array([0, width - 1])
     elif rows[0] == 0 or cols[0] == 0 or rows[-1] == height - 1 or cols[-1] == width - 1:
@@ -147,6 +158,20 @@ def _cut_to_ink(fig: plt.Figure) -> np.ndarray | None:
     y0, y1, x0, x1 = max(top, 0), min(bottom, height), max(left, 0), min(right, width)
     cut[y0 - top:y1 - top, x0 - left:x1 - left] = pixels[y0:y1, x0:x1]
     return cut if face[3] < 255 else cut[..., :3]
+
+
+def _beyond_canvas(fig: plt.Figure, width: int, height: int) -> bool:
+    """Whether a legend or a text of the figure, as just drawn, reaches past its canvas (`width` x
+    `height` pixels): ink may not show it where the canvas ends in a blank line of a long legend."""
+    renderer = fig.canvas.get_renderer()
+    artists = [*fig.legends, *fig.texts, *(ax.get_legend() for ax in fig.axes), *(t for ax in fig.axes for t in ax.texts)]
+    for artist in artists:
+        if artist is None or not artist.get_visible():
+            continue
+        box = artist.get_window_extent(renderer)
+        if box.x0 < 0 or box.y0 < 0 or box.x1 > width or box.y1 > height:
+            return True
+    return False
 
 
 def _write_png(f: Any, pixels: np.ndarray) -> None:
@@ -224,10 +249,11 @@ def band(ax: plt.Axes, curves: list[Curve], label: str, color: Any = None, **lin
 
 
 def title_above(ax: plt.Axes, title: str) -> None:
-    """`title` right above `ax`, its y axis labelled in plain numbers (no offset or power of ten
-    drawn above the axis: matplotlib measures every y tick label again at each drawing to keep a
-    title clear of one, ~10% of drawing an lm figure)."""
-    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    """`title` right above `ax`, its y axis labelled in plain numbers from 1e-4 to 1e6 (no offset
+    or power of ten drawn above the axis: matplotlib measures every y tick label again at each
+    drawing to keep a title clear of one, ~10% of drawing an lm figure), in powers of ten beyond
+    (a value from the results may be up to 1e150: written out, its labels would cover the figure)."""
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-4, 6), useOffset=False)
     ax.set_title(title, y=1.0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -56,9 +57,19 @@ def kernel_throughput(rows: pd.DataFrame, out: Path) -> list[Path]:
             title_above(ax_c, f"{literal(dtype)} {literal(mode)}: % of a device copy in the same trial")
         for ax in axes[-1]:
             ax.set_xlabel("input size (elements, log scale)")
-        acts, impls = ", ".join(map(literal, colours)), ", ".join(map(literal, styles))
+        acts, impls = _listed(colours), _listed(styles)
         title = fig.suptitle(f"{literal(dtype)} kernels compared: {acts} (impls: {impls}); median over repeats against input size{pooled}")
         top = 0.75 + fit_width(title, fig.get_figwidth() - 0.5)
         fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.86, 0.5))
         paths.append(save(fig, png(out, f"kernel_{dtype}"), fixed=margins(fig, legend_room=0.14, top=top, between=0.75)))
     return paths
+
+
+TITLE_NAMES = 12
+"""The most activations or impls a kernel figure's title names (its legend names every one)."""
+
+
+def _listed(names: dict[str, Any]) -> str:
+    """The first `TITLE_NAMES` of `names`, made literal, and how many more."""
+    shown = ", ".join(map(literal, list(names)[:TITLE_NAMES]))
+    return shown if len(names) <= TITLE_NAMES else f"{shown} and {len(names) - TITLE_NAMES} more"
