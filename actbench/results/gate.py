@@ -105,13 +105,29 @@ def _why(e: OSError) -> str:
 
 
 def _regular(fd: int, path: Path) -> int:
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
+        mode = st.st_mode
         kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
             "a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file"
         raise Refused(path, f"{kind}, not a regular file")
+    if _holes(fd, st.st_size):
+        os.close(fd)
+        raise Refused(path, "a sparse file (holes of zero bytes on no disk, which no text or JSON writer leaves)")
     return fd
+
+
+def _holes(fd: int, size: int) -> bool:
+    """Whether the file has a hole before its end (a sparse file: terabytes that take no disk and
+    hold no line end would be scanned in full by every read). False where the file system cannot say."""
+    try:
+        return 0 < size and os.lseek(fd, 0, os.SEEK_HOLE) < size
+    except (OSError, AttributeError):  # no SEEK_HOLE here
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.lseek(fd, 0, os.SEEK_SET)
 
 
 def _open_user(path: Path) -> int:

@@ -92,6 +92,20 @@ def test_records_stream_with_a_cap_per_line_and_a_fifo_or_device_is_refused(tmp_
         ([], [f"{tmp_path / 'd' / 'trials.jsonl'}: not read: a symbolic link (links inside a results folder are not followed)"])
 
 
+def test_a_sparse_records_file_is_refused_at_once_not_scanned(tmp_path, deadline):
+    """Terabytes of holes take no disk and no line end: every read would scan them all (hours)."""
+    folder = tmp_path / "sparse"
+    folder.mkdir()
+    records = folder / "trials.jsonl"
+    records.write_bytes(encode(Record(trial_id="a", status="ok")) + b"\n")
+    with open(records, "r+b") as f:
+        f.truncate(2**40)  # a terabyte, nearly all of it a hole
+        if os.lseek(f.fileno(), 0, os.SEEK_HOLE) >= 2**40:
+            pytest.skip("this file system keeps no holes")
+    assert caught(iter_records, records) == ([], [f"{records}: not read: a sparse file (holes of zero bytes on no disk, which no text or JSON writer leaves)"])
+    assert caught(gate.read_bytes, folder, "trials.jsonl")[0] is None
+
+
 def test_the_walk_follows_no_link_out_of_the_root_and_never_loops(tmp_path):
     root, outside = tmp_path / "results", tmp_path / "outside"
     for d in (root / "a", root / "b" / "c", outside):
