@@ -221,13 +221,18 @@ class Series:
 
     def _fill(self, key: tuple[str, str], trial: TrialSeries) -> None:
         """The parts of a trial served from the cache that are not FIRST, from its entry for the
-        same bytes; where that is gone, from the file read again (a file changed meanwhile gives its new parts)."""
+        same bytes; where that is gone, from the file read again if it still holds those bytes. A
+        trial's parts all come from one version of its file: one changed meanwhile gives no more
+        parts (absent, as in a file without them), with a warning."""
         cache, rel, source = self._rest.pop(key)
         rest = cache.load(f"{rel}\x00rest", source)
         if rest is not None:
             more = _unflat(rest)
         else:
             raw = gate.read_bytes(key[0], key[1], gate.MAX_SERIES)
+            if raw is not None and hashlib.sha256(raw).digest() != source:
+                gate.warn(gate.Refused(Path(key[0]) / key[1], "it changed while these results were read: its curves are left out"))
+                raw = None
             more = (_parsed(raw, Path(key[0]) / key[1]) if raw is not None else None) or TrialSeries()
         for part in PARTS:
             if part not in FIRST:

@@ -138,6 +138,20 @@ def test_a_first_parse_holds_only_what_compare_reads_and_the_rest_comes_from_its
         assert _same(compared.get(folder, rel), truth)
 
 
+def test_a_trials_parts_come_from_one_version_of_its_file(folder, cache):
+    """Compare holds a trial's chunks; its rest comes later. If the rest's entry is gone and the file
+    changed meanwhile, the new bytes' curves are not joined to the old chunks: they are left out, with
+    a warning (before: the report's curves came from other bytes than its table)."""
+    rel, path = _file(folder), folder / _file(folder)
+    compared = Series()
+    part = compared.get(folder, rel, FIRST)
+    _entry(cache, folder, rel, "rest").unlink()
+    path.write_text(path.read_text().replace("2.25", "9.25"))
+    with pytest.warns(ResultsWarning, match="changed while these results were read"):
+        whole = compared.get(folder, rel)
+    assert whole is part and whole.chunks["nats"].tolist() == [1.5, 2.5, 3.5] and whole.train is None and whole.argmax is None
+
+
 def test_a_file_changed_after_caching_is_read_again_even_with_its_size_and_times_restored(folder, cache, settle):
     rel = _file(folder)
     path = folder / rel
