@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from actbench.errors import UserError
 from actbench.report import compare, output
@@ -41,31 +42,49 @@ def choose_baseline(trials: "pd.DataFrame", names: list[str], requested: str | N
     return names[0], "the first activation recorded"
 
 
-def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path, staged: dict[Path, Path]) -> None:
+class _Cancelled(Exception):
+    """The report failed or was interrupted while its exports were being written."""
+
+
+def _sink(path: Path, staged: dict[Path, Path], cancelled: threading.Event) -> BinaryIO:
+    """A fresh temporary file beside `path` (`output.fresh`), in `staged`, open to be written
+    through its descriptor (one the report removes meanwhile is then written nowhere, not made
+    again); _Cancelled, the file removed, once the report has failed."""
+    staged[path] = output.fresh(path)
+    sink = open(os.open(staged[path], os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "wb")
+    if cancelled.is_set():
+        sink.close()
+        staged.pop(path).unlink(missing_ok=True)
+        raise _Cancelled
+    return sink
+
+
+def _exports(trials: "pd.DataFrame", rows: "pd.DataFrame", out: Path, staged: dict[Path, Path], cancelled: threading.Event) -> None:
     """trials and rows as CSV and Parquet, each written to a fresh temporary file beside its final
-    path (`output.fresh`: never through a planted link); the report moves them into place once it
-    has succeeded. `staged` gets final path -> written file. With pyarrow (the `parquet` extra) both are
-    written from one Arrow table (fast); without it, or for a column of mixed types that has no
-    Arrow type, CSV is written by pandas and Parquet is left out."""
+    path (`output.fresh`: never through a planted link), on a thread beside the figures (Arrow
+    writes without the GIL); the report moves them into place once it has succeeded, and stops them
+    (`cancelled`) when it fails. `staged` gets final path -> written file. Both are written by
+    pyarrow from one Arrow table; for a column of mixed types that has no Arrow type, CSV is written
+    by pandas and Parquet is left out."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
     for name, df in (("trials", trials.drop(columns=["config", "env"], errors="ignore")), ("rows", rows)):
         if df.empty:
             continue
         df = json_lists(df)
         csv, parquet = out / f"{name}.csv", out / f"{name}.parquet"
-        staged[csv] = output.fresh(csv)
         try:
-            import pyarrow as pa
-            import pyarrow.csv as pa_csv
-            import pyarrow.parquet as pq
-
             table = pa.Table.from_pandas(df, preserve_index=False)
-            staged[parquet] = output.fresh(parquet)
-            pa_csv.write_csv(table, str(staged[csv]))
-            pq.write_table(table, str(staged[parquet]))
-        except (ImportError, ValueError, TypeError):  # pyarrow's errors derive from these
-            if parquet in staged:
-                staged.pop(parquet).unlink(missing_ok=True)
-            df.to_csv(staged[csv], index=False)
+        except (ValueError, TypeError):  # pyarrow's errors derive from these
+            with _sink(csv, staged, cancelled) as sink:
+                df.to_csv(sink, index=False, errors="backslashreplace")  # a lone surrogate: its escape
+            continue
+        with _sink(csv, staged, cancelled) as sink:
+            pa_csv.write_csv(table, sink)
+        with _sink(parquet, staged, cancelled) as sink:
+            pq.write_table(table, sink)
 
 
 ENV_FIELDS = {"git commit": "git_commit", "actbench": "actbench", "python": "python", "torch": "torch", "triton": "triton",
@@ -150,9 +169,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         base, why = choose_baseline(trials, names, baseline)
         names = [base, *(n for n in names if n != base)]
     staged: dict[Path, Path] = {}
-    exporter = ThreadPoolExecutor(1, "report-exports")  # Arrow writes them without the GIL: beside the figures, on another core
+    exporter, cancelled = ThreadPoolExecutor(1, "report-exports"), threading.Event()
     try:
-        exporting = exporter.submit(_exports, trials, rows, out, staged)
+        exporting = exporter.submit(_exports, trials, rows, out, staged, cancelled)
         kernels = kernel_throughput(rows, out)  # drawn before compare: the rows are let go once compare has read them
         exporting.result()  # written before compare, whose peak would otherwise add to theirs
         release_arrow_memory()
@@ -175,11 +194,14 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, baseline
         exports = list(staged)
         for path, written in staged.items():  # the report succeeded: its exports replace any earlier ones
             os.replace(written, path)
-    finally:  # a report that failed leaves the earlier exports as they were, once its own are written or failed
-        exporter.shutdown(wait=True)
+    finally:  # a report that failed leaves the earlier exports as they were, its own stopped and removed (a second Ctrl-C too)
+        cancelled.set()
+        try:
+            exporter.shutdown(wait=True)
+        finally:
+            for written in list(staged.values()):
+                written.unlink(missing_ok=True)
         release_arrow_memory()
-        for written in staged.values():
-            written.unlink(missing_ok=True)
     rel = {d: os.path.relpath(d, out) for d in trials["results_dir"].astype(str).unique()} if "results_dir" in trials else {}
     found, sections = page_sections(comparison, names, why, alpha, images, summary, failures, environments(trials), _suite_files(trials), rel, out)
     page = html_page(f"actbench report: {os.path.relpath(run_dir, out)}", meta(trials, names, why, os.path.relpath(run_dir, out)), found, sections)

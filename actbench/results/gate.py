@@ -232,8 +232,9 @@ def settled(fd: int) -> str | None:
     without reading them: any write, rename over, truncation or `touch` changes the change time,
     which no user can set back. Not covered: a process that keeps writing to the file through a
     shared memory mapping (Linux sets the times at its first write to a clean page, not at later
-    ones until the page is written back, ~30 s), and file systems whose change time a user can set
-    (some network and FUSE mounts): there a changed file may be served as cached before."""
+    ones until the page is written back, ~30 s), file systems whose change time a user can set
+    (some network and FUSE mounts), and a server whose clock is more than `SETTLED_S` behind this
+    machine's (its change times look settled at once): there a changed file may be served as cached before."""
     st = os.fstat(fd)
     if st.st_ctime_ns > time.time_ns() - int(SETTLED_S * 1e9):
         return None

@@ -346,7 +346,9 @@ def folder_tables(folder: str | Path, columns: Columns | None = None) -> tuple["
 
 def folder_arrow(folder: str | Path, columns: Columns | None = None) -> tuple["pa.Table | pd.DataFrame", "pa.Table | pd.DataFrame"]:
     """`folder_tables`, as the Arrow tables of its index (JSON columns named in their metadata, as
-    `columnar.to_arrow` writes them) when they are served whole from it, else as pandas tables."""
+    `columnar.to_arrow` writes them) when they come from an index (read, or just written; with
+    `columns`, only those), else as pandas tables (no index could be written, or a last line
+    without its newline was read after it). Callers take either."""
     import pandas as pd
 
     folder = Path(folder)
