@@ -65,24 +65,18 @@ def _collector_paused() -> Any:
 
 
 def from_arrow(table: "pa.Table") -> "pd.DataFrame":
-    """`to_arrow` undone (one folder's table, as its index serves it)."""
-    import numpy as np
+    """`to_arrow` undone (one folder's table, as its index serves it): each JSON column decoded as
+    `joined` decodes it, each distinct text once (rows share their trial's config lists, as when
+    read from the JSON)."""
     import pandas as pd
 
-    as_json = set(msgspec.json.decode((table.schema.metadata or {}).get(JSON_COLUMNS, b"[]")))
-    df = table.drop_columns([c for c in table.column_names if c in as_json]).to_pandas() if table.num_columns else pd.DataFrame()
     if not table.num_columns:
-        return df
+        return pd.DataFrame()
+    as_json = json_columns(table)
+    df = table.drop_columns([c for c in table.column_names if c in as_json]).to_pandas()
     for at, name in enumerate(table.column_names):  # in place, in order: no copy of the other columns to reorder them
-        if name not in as_json:
-            continue
-        # each distinct text decoded once (rows share their trial's config lists, as when read from the JSON)
-        coded = table.column(name).combine_chunks().dictionary_encode()
-        values = np.full(len(coded.dictionary) + 1, np.nan, dtype=object)  # the last stays NaN: a missing value's
-        with _collector_paused():
-            for i, v in enumerate(msgspec.json.decode("[" + ",".join(coded.dictionary.to_pylist()) + "]")):
-                values[i] = v
-        df.insert(at, name, pd.Series(values[coded.indices.fill_null(len(values) - 1).to_numpy()], dtype=object))
+        if name in as_json:
+            df.insert(at, name, _decoded(_encoded(table.column(name))))
     return df
 
 
